@@ -1,0 +1,1 @@
+"""How clients get snapshots: live agents, plain aiomonitor, saved files. No Textual here."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `inspector` CLI, one module each."""

@@ -1,0 +1,499 @@
+"""The snapshot model: what the agent reports and every client reads.
+
+Pure data. Frozen dataclasses with a JSON round trip (`to_json_dict` / `from_json_dict`) that
+validates every field on the way in, because a client decodes whatever the peer sends. Both the
+agent and the client import this module, so it imports only the standard library.
+
+Times: `*_at` fields are wall-clock seconds since the epoch (`time.time()`) in the target
+process; durations and ages are seconds. Task and request ids are opaque integers that are
+stable for the life of the object in the target process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, TypeVar, Union
+
+SCHEMA_VERSION: Final = 1
+"""Bumped when a field changes meaning or is removed; adding a defaulted field does not bump it."""
+
+TaskState = Literal["pending", "running", "done", "cancelled", "failed"]
+RequestPhase = Literal[
+    "receiving",  # reading the request body
+    "handler",  # in the endpoint (or its dependencies)
+    "sending",  # response started, not finished
+    "streaming",  # a streaming response is producing its body
+    "background",  # response sent, running its background tasks
+    "done",
+]
+BackgroundState = Literal["queued", "running", "done", "failed", "dropped", "skipped", "cancelled"]
+ExceptionKind = Literal[
+    "task-exception-unretrieved",
+    "coroutine-never-awaited",
+    "background-failed",
+    "logged-error",
+    "exception-swallowed",
+]
+WaitKind = Literal[
+    "lock",
+    "semaphore",
+    "event",
+    "condition",
+    "queue-get",
+    "queue-put",
+    "queue-join",
+    "sleep",
+    "task",
+    "gather",
+    "taskgroup",
+    "thread",  # a concurrent future run in a thread (to_thread, run_in_executor, anyio)
+    "limiter",  # an anyio CapacityLimiter token
+    "stream",  # a stream / socket read
+    "future",
+    "unknown",
+]
+
+
+class ModelError(ValueError):
+    """Raised when data does not match the model; the message names the offending path."""
+
+
+# --- building blocks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One stack frame. `code` is the stripped source line when it could be read."""
+
+    file: str
+    line: int
+    function: str
+    code: str | None = None
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class WaitInfo:
+    """What a suspended task waits for: the leaf of its await chain, in words and ids."""
+
+    kind: WaitKind
+    description: str
+    object_id: int | None = None
+    """`id()` of the awaited primitive, shared by every task that waits on the same object."""
+    holder_task_ids: tuple[int, ...] = ()
+    """Tasks that hold the primitive (a Lock's owner, a Semaphore's holders) where known."""
+    awaited_task_ids: tuple[int, ...] = ()
+    """Tasks awaited (a task, gather or TaskGroup children)."""
+    waiters: int | None = None
+    is_set: bool | None = None
+    remaining: float | None = None
+    """Seconds left for a sleep or timeout."""
+    thread_id: int | None = None
+    """The worker thread running the awaited function, for kind="thread"."""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One asyncio task of the app's loop."""
+
+    id: int
+    name: str
+    state: TaskState
+    coro: str
+    """Qualified name of the task's coroutine."""
+    stack: tuple[Frame, ...] = ()
+    """The await chain, outermost coroutine first. For the running task: the loop thread's
+    real stack (task.get_stack() is wrong for a running task)."""
+    waiting_on: WaitInfo | None = None
+    age: float | None = None
+    """Seconds since the agent first saw the task (or since creation where known)."""
+    created_at: Frame | None = None
+    request_id: int | None = None
+    """The request this task serves, or the request it was created while serving."""
+    parent_task_id: int | None = None
+    exception: str | None = None
+    """repr() of the exception of a finished task (read without retrieving it)."""
+
+
+@dataclass(frozen=True)
+class StackSample:
+    """The loop thread's stack sampled `offset` seconds after a stall began."""
+
+    offset: float
+    frames: tuple[Frame, ...]
+
+
+@dataclass(frozen=True)
+class Stall:
+    """An interval during which the app loop did not run its heartbeat."""
+
+    id: int
+    started_at: float
+    duration: float
+    ongoing: bool
+    samples: tuple[StackSample, ...] = ()
+    task_id: int | None = None
+    task_name: str | None = None
+    request_id: int | None = None
+    request_label: str | None = None
+    """"GET /export" when the stall happened while serving a request."""
+    background_label: str | None = None
+    """The background job's function when the stall happened in a background task."""
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    """Event-loop health as measured by the heartbeat."""
+
+    implementation: str
+    """"asyncio" or "uvloop" (the loop's class module and name otherwise)."""
+    lag: float
+    """The latest heartbeat lag, seconds."""
+    lag_series: tuple[tuple[float, float], ...] = ()
+    """(wall time, lag seconds) pairs, oldest first, bounded."""
+    stall_threshold: float = 0.1
+    stalled_for: float | None = None
+    """Seconds the loop has been stalled right now, or None when it is running."""
+    total_stalls: int = 0
+    total_stalled_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """One HTTP or WebSocket request, in flight or recently finished."""
+
+    id: int
+    method: str
+    path: str
+    started_at: float
+    phase: RequestPhase
+    route: str | None = None
+    """The route template ("/users/{id}") once routing matched."""
+    client: str | None = None
+    duration: float | None = None
+    """Seconds from start to the end (finished) or to the snapshot (in flight)."""
+    status: int | None = None
+    bytes_sent: int = 0
+    disconnected: bool = False
+    """The client went away while the request was still being served."""
+    task_id: int | None = None
+    thread_ids: tuple[int, ...] = ()
+    """Worker threads running this request's sync endpoint or dependencies right now."""
+    background_ids: tuple[int, ...] = ()
+    error: str | None = None
+    """repr() of the exception the endpoint raised, if any."""
+    scheme: str = "http"
+
+
+@dataclass(frozen=True)
+class RouteStats:
+    """Latency of finished requests per route, over the agent's recent window."""
+
+    route: str
+    method: str
+    count: int
+    errors: int
+    p50: float
+    p95: float
+    max: float
+
+
+@dataclass(frozen=True)
+class ExceptionInfo:
+    """An exception with its traceback, innermost frame last."""
+
+    type: str
+    message: str
+    traceback: tuple[Frame, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackgroundJob:
+    """One Starlette BackgroundTask, from enqueue to outcome."""
+
+    id: int
+    function: str
+    state: BackgroundState
+    queued_at: float
+    request_id: int | None = None
+    call_site: Frame | None = None
+    """Where `add_task` (or `BackgroundTask(...)`) was called."""
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: ExceptionInfo | None = None
+    reason: str | None = None
+    """Why a job was dropped, skipped or flagged, in words."""
+    flagged: str | None = None
+    """A problem seen at enqueue time, e.g. "add_task() got a coroutine object"."""
+    dispatch: Literal["loop", "threadpool"] | None = None
+    task_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """A Python thread of the process with its current stack."""
+
+    id: int
+    name: str
+    pool: Literal["loop", "anyio", "executor", "agent", "other"]
+    stack: tuple[Frame, ...] = ()
+    request_id: int | None = None
+    busy: bool = False
+    """True when the thread runs a submitted job (not idling in its pool's queue)."""
+
+
+@dataclass(frozen=True)
+class Borrower:
+    """A task that holds a token of anyio's default thread limiter."""
+
+    task_id: int
+    request_id: int | None = None
+    since: float | None = None
+
+
+@dataclass(frozen=True)
+class ThreadpoolState:
+    """anyio's default CapacityLimiter for the loop, and the loop's default executor."""
+
+    total: int
+    borrowed: int
+    waiting: int
+    borrowers: tuple[Borrower, ...] = ()
+    executor_max_workers: int | None = None
+    executor_threads: int = 0
+    executor_queued: int = 0
+
+
+@dataclass(frozen=True)
+class ExceptionEvent:
+    """An exception nobody looked at."""
+
+    id: int
+    kind: ExceptionKind
+    at: float
+    error: ExceptionInfo
+    location: Frame | None = None
+    """The innermost application frame (raise site, creation line, `except` line)."""
+    request_id: int | None = None
+    request_label: str | None = None
+    task_name: str | None = None
+    count: int = 1
+    """How many identical events (same kind, type and location) were folded into this one."""
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """The target process, as reported in the handshake."""
+
+    pid: int
+    argv: tuple[str, ...] = ()
+    python: str = ""
+    started_at: float | None = None
+    ppid: int | None = None
+    cwd: str | None = None
+    uvicorn: str | None = None
+    app: str | None = None
+    loop: str | None = None
+    agent_version: str | None = None
+    worker: int | None = None
+    """Index of this worker among `--workers N`, when known."""
+
+
+@dataclass(frozen=True)
+class AgentHealth:
+    """The agent's own errors: probes catch them, count them and report them here."""
+
+    errors: int = 0
+    recent_errors: tuple[str, ...] = ()
+    dropped_events: int = 0
+    collect_seconds: float = 0.0
+    probes: tuple[str, ...] = ()
+    """Probes that are installed and working."""
+    read_only: bool = False
+
+
+# --- the snapshot ----------------------------------------------------------------------------
+
+
+Capability = Literal[
+    "tasks", "stacks", "stalls", "requests", "background", "threadpool", "exceptions", "cancel"
+]
+ALL_CAPABILITIES: Final[tuple[Capability, ...]] = typing.get_args(Capability)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything known about one target process at one instant, plus its bounded histories."""
+
+    process: ProcessInfo
+    taken_at: float
+    loop: LoopStats | None = None
+    tasks: tuple[TaskInfo, ...] = ()
+    current_task_id: int | None = None
+    """The task running on the loop at the instant of the snapshot, if any."""
+    loop_thread_stack: tuple[Frame, ...] = ()
+    stalls: tuple[Stall, ...] = ()
+    requests: tuple[RequestInfo, ...] = ()
+    """In flight, oldest first."""
+    recent_requests: tuple[RequestInfo, ...] = ()
+    """Recently finished, newest last, bounded."""
+    routes: tuple[RouteStats, ...] = ()
+    background: tuple[BackgroundJob, ...] = ()
+    threadpool: ThreadpoolState | None = None
+    threads: tuple[ThreadInfo, ...] = ()
+    exceptions: tuple[ExceptionEvent, ...] = ()
+    health: AgentHealth = field(default_factory=AgentHealth)
+    capabilities: tuple[Capability, ...] = ALL_CAPABILITIES
+    """What the source could report: a plain aiomonitor has no requests, stalls, …"""
+    source: Literal["agent", "aiomonitor", "file"] = "agent"
+    schema: int = SCHEMA_VERSION
+
+    def task(self, task_id: int) -> TaskInfo | None:
+        return next((t for t in self.tasks if t.id == task_id), None)
+
+    def request(self, request_id: int) -> RequestInfo | None:
+        for request in self.requests:
+            if request.id == request_id:
+                return request
+        return next((r for r in self.recent_requests if r.id == request_id), None)
+
+    @property
+    def ongoing_stall(self) -> Stall | None:
+        return next((s for s in reversed(self.stalls) if s.ongoing), None)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+    @classmethod
+    def from_json_dict(cls, data: object) -> Snapshot:
+        return from_json_dict(cls, data)
+
+
+# --- JSON round trip -------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+MAX_DEPTH: Final = 64
+_UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType) if sys.version_info >= (3, 10) else (Union,)
+_hints_cache: dict[type, dict[str, Any]] = {}
+
+
+def to_json_dict(obj: Any) -> Any:
+    """A model object as JSON-ready data: dataclasses become dicts, tuples become lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (tuple, list)):
+        return [to_json_dict(item) for item in obj]
+    if isinstance(obj, dict):
+        return {str(key): to_json_dict(value) for key, value in obj.items()}
+    return obj
+
+
+def from_json_dict(cls: type[T], data: object) -> T:
+    """Build `cls` from JSON data, checking every field's type; raises ModelError.
+
+    Unknown keys are ignored (a newer agent may add fields); missing keys take the field's
+    default, and a missing required field is an error.
+    """
+    return typing.cast(T, _decode(cls, data, "$", 0))
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _hints_cache.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls)
+        _hints_cache[cls] = hints
+    return hints
+
+
+def _decode(tp: Any, data: object, path: str, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise ModelError(f"{path}: nested too deeply")
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return data
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _decode_dataclass(tp, data, path, depth)
+    if origin in _UNION_TYPES:
+        options = typing.get_args(tp)
+        if data is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _decode(option, data, path, depth + 1)
+            except ModelError as error:
+                errors.append(str(error))
+        raise ModelError(errors[0] if len(errors) == 1 else f"{path}: matches no allowed type")
+    if origin is Literal:
+        if data not in typing.get_args(tp) or isinstance(data, bool):
+            raise ModelError(f"{path}: {_short(data)} is not one of {typing.get_args(tp)}")
+        return data
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise ModelError(f"{path}: expected a list, got {type(data).__name__}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(
+                _decode(args[0], item, f"{path}[{i}]", depth + 1) for i, item in enumerate(data)
+            )
+        if len(args) != len(data):
+            raise ModelError(f"{path}: expected {len(args)} items, got {len(data)}")
+        return tuple(
+            _decode(arg, item, f"{path}[{i}]", depth + 1)
+            for i, (arg, item) in enumerate(zip(args, data))
+        )
+    if origin is dict:
+        key_type, value_type = typing.get_args(tp)
+        if not isinstance(data, dict):
+            raise ModelError(f"{path}: expected an object, got {type(data).__name__}")
+        return {
+            _decode(key_type, key, f"{path}.<key>", depth + 1): _decode(
+                value_type, value, f"{path}.{key}", depth + 1
+            )
+            for key, value in data.items()
+        }
+    if tp is float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise ModelError(f"{path}: expected a number, got {_short(data)}")
+        return float(data)
+    if tp is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise ModelError(f"{path}: expected an integer, got {_short(data)}")
+        return data
+    if tp in (str, bool):
+        if not isinstance(data, tp):
+            raise ModelError(f"{path}: expected {tp.__name__}, got {_short(data)}")
+        return data
+    if tp is type(None):
+        if data is not None:
+            raise ModelError(f"{path}: expected null")
+        return None
+    raise ModelError(f"{path}: unsupported type {tp!r}")  # a bug in the model, not the input
+
+
+def _decode_dataclass(cls: type, data: object, path: str, depth: int) -> Any:
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected an object, got {type(data).__name__}")
+    hints = _hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            values[f.name] = _decode(hints[f.name], data[f.name], f"{path}.{f.name}", depth + 1)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ModelError(f"{path}: missing field {f.name!r}")
+    return cls(**values)
+
+
+def _short(data: object) -> str:
+    text = repr(data)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,290 @@
+"""The wire protocol between the agent and its clients. Both sides import this module.
+
+Transport: aiomonitor's termui, a telnet server on loopback (default 127.0.0.1:20101). The agent
+registers commands on it; a client negotiates telnet (terminal type ``dumb``), types a command
+line and reads the answer out of the terminal stream. The terminal adds prompts, echo, ANSI
+redraws and turns ``\\n`` into ``\\r\\n``, so every answer travels as one *frame* that survives
+all of that::
+
+    \\x1e@@INSPECTOR-BEGIN@@ <enc> : <length> : <body> @@INSPECTOR-END@@\\x1e      (no spaces)
+
+``enc`` is ``json`` (the body is ASCII-only JSON: no raw newline can appear in it) or ``zjson``
+(base64 of zlib-compressed JSON, for slow links). ``length`` is the body's length in characters
+and is checked. The JSON is an *envelope*::
+
+    {"type": <str>, "protocol": <int>, "payload": <object>}
+
+Types and payloads:
+
+``hello``     answer to ``inspector-hello``: a `Hello` (versions, process, capabilities).
+``snapshot``  answer to ``inspector-snapshot``: a `inspector.model.Snapshot`.
+``result``    answer to an action (``inspector-cancel TASK_ID``): a `Result`.
+``error``     any command that failed: a `Result` with ``ok`` false and the reason.
+
+Commands (typed as one line, answered with one frame)::
+
+    inspector-hello
+    inspector-snapshot [--no-stacks] [--max-tasks N] [--enc json|zjson]
+    inspector-cancel TASK_ID
+
+Decoding never trusts the peer: frames over `MAX_FRAME_CHARS` are refused before they are
+buffered whole, the length must match, the JSON must be an envelope of a known type and a
+compatible protocol version, and the payload must match the model (`inspector.model`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from inspector import model
+from inspector.model import ModelError, ProcessInfo, Snapshot
+
+PROTOCOL_VERSION: Final = 1
+"""Major version: a peer with another major version is refused with a clear message."""
+
+BEGIN: Final = "\x1e@@INSPECTOR-BEGIN@@"
+END: Final = "@@INSPECTOR-END@@\x1e"
+MAX_FRAME_CHARS: Final = 256 * 1024 * 1024
+"""A 50,000-task snapshot with stacks is about 8 MB of JSON; this leaves a wide margin."""
+MAX_DECOMPRESSED_BYTES: Final = 512 * 1024 * 1024
+
+Encoding = Literal["json", "zjson"]
+MessageType = Literal["hello", "snapshot", "result", "error"]
+
+CMD_HELLO: Final = "inspector-hello"
+CMD_SNAPSHOT: Final = "inspector-snapshot"
+CMD_CANCEL: Final = "inspector-cancel"
+
+
+class ProtocolError(Exception):
+    """The peer sent something this side cannot accept. The message is one line for a person."""
+
+
+class NotAnAgentError(ProtocolError):
+    """The peer is not an inspector agent (another server, or aiomonitor without the agent)."""
+
+
+class VersionMismatchError(ProtocolError):
+    """The peer speaks another major version of the protocol."""
+
+
+class FrameTooLargeError(ProtocolError):
+    """A frame exceeds `MAX_FRAME_CHARS`."""
+
+
+class CorruptFrameError(ProtocolError):
+    """A frame was truncated, its length did not match, or its body did not decode."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The agent's introduction: who it is and what it can report."""
+
+    protocol: int
+    agent_version: str
+    process: ProcessInfo
+    capabilities: tuple[model.Capability, ...] = model.ALL_CAPABILITIES
+    read_only: bool = False
+    stall_threshold: float = 0.1
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of an action, or the reason a command failed."""
+
+    ok: bool
+    message: str
+
+
+Payload = Hello | Snapshot | Result
+_PAYLOAD_TYPES: Final[dict[str, type]] = {
+    "hello": Hello,
+    "snapshot": Snapshot,
+    "result": Result,
+    "error": Result,
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    type: MessageType
+    payload: Any
+
+
+# --- encoding (agent side) -------------------------------------------------------------------
+
+
+def encode_message(kind: MessageType, payload: Payload, enc: Encoding = "json") -> str:
+    """One framed message, ready to write to the terminal stream."""
+    envelope = {
+        "type": kind,
+        "protocol": PROTOCOL_VERSION,
+        "payload": model.to_json_dict(payload),
+    }
+    # ensure_ascii: the body never holds a raw newline or a non-ASCII byte the terminal could
+    # rewrite; separators: about 15% smaller than the default.
+    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    body = text if enc == "json" else base64.b64encode(zlib.compress(text.encode(), 1)).decode()
+    return f"{BEGIN}{enc}:{len(body)}:{body}{END}"
+
+
+# --- decoding (client side) ------------------------------------------------------------------
+
+
+class FrameReader:
+    """Finds frames in a stream of terminal text fed in arbitrary chunks.
+
+    Text outside frames (prompts, echo, ANSI codes) is discarded. A frame that grows past the
+    limit raises before it is buffered whole.
+    """
+
+    def __init__(self, max_chars: int = MAX_FRAME_CHARS) -> None:
+        self._buffer = ""
+        self._max_chars = max_chars
+        self.discarded = ""
+        """Recent text seen outside frames (bounded), for error messages and prompt detection."""
+
+    def feed(self, text: str) -> list[str]:
+        """Add text; return the bodies (``enc:length:body``) of the frames it completed."""
+        self._buffer += text
+        frames: list[str] = []
+        while True:
+            start = self._buffer.find(BEGIN)
+            if start < 0:
+                keep = len(BEGIN) - 1  # a BEGIN marker may be split across chunks
+                self._remember(self._buffer[:-keep] if len(self._buffer) > keep else "")
+                self._buffer = self._buffer[-keep:] if len(self._buffer) > keep else self._buffer
+                return frames
+            if start:
+                self._remember(self._buffer[:start])
+                self._buffer = self._buffer[start:]
+            end = self._buffer.find(END, len(BEGIN))
+            if end < 0:
+                if len(self._buffer) - len(BEGIN) > self._max_chars:
+                    self._buffer = ""
+                    raise FrameTooLargeError(
+                        f"the agent sent a frame larger than {self._max_chars:,} characters"
+                    )
+                return frames
+            frames.append(self._buffer[len(BEGIN) : end])
+            self._buffer = self._buffer[end + len(END) :]
+
+    @property
+    def in_frame(self) -> bool:
+        """True while a frame has begun and not ended (the caller must keep reading)."""
+        return self._buffer.startswith(BEGIN)
+
+    def _remember(self, text: str) -> None:
+        if text:
+            self.discarded = (self.discarded + text)[-4096:]
+
+
+def decode_frame(frame: str, max_decompressed: int = MAX_DECOMPRESSED_BYTES) -> Message:
+    """Decode one frame body (``enc:length:body``) into a checked `Message`."""
+    enc, sep1, rest = frame.partition(":")
+    length_text, sep2, body = rest.partition(":")
+    if not (sep1 and sep2) or enc not in ("json", "zjson"):
+        raise CorruptFrameError("the agent sent a malformed frame header")
+    if not length_text.isdigit() or len(length_text) > 12:
+        raise CorruptFrameError("the agent sent a frame with a malformed length")
+    if int(length_text) != len(body):
+        raise CorruptFrameError(
+            f"the agent's frame was truncated ({len(body):,} of {int(length_text):,} characters)"
+        )
+    if enc == "zjson":
+        body = _inflate(body, max_decompressed)
+    try:
+        envelope = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise CorruptFrameError(f"the agent sent invalid JSON ({error})") from None
+    return decode_envelope(envelope)
+
+
+def decode_envelope(envelope: object) -> Message:
+    """Check an envelope's type, version and payload against the model."""
+    if not isinstance(envelope, dict) or not {"type", "protocol", "payload"} <= envelope.keys():
+        raise CorruptFrameError("the agent's message is not an inspector envelope")
+    version = envelope["protocol"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CorruptFrameError("the agent's message has no valid protocol version")
+    if version != PROTOCOL_VERSION:
+        raise VersionMismatchError(
+            f"the agent speaks protocol {version}, this client speaks {PROTOCOL_VERSION}: "
+            "install the same uvicorn-inspector version on both sides"
+        )
+    kind = envelope["type"]
+    payload_type = _PAYLOAD_TYPES.get(kind) if isinstance(kind, str) else None
+    if payload_type is None:
+        raise CorruptFrameError(f"the agent sent an unknown message type {str(kind)[:40]!r}")
+    try:
+        payload = model.from_json_dict(payload_type, envelope["payload"])
+    except ModelError as error:
+        raise CorruptFrameError(f"the agent sent a malformed {kind}: {error}") from None
+    except RecursionError:
+        raise CorruptFrameError(f"the agent sent a malformed {kind}: nested too deeply") from None
+    return Message(type=kind, payload=payload)
+
+
+def _inflate(body: str, max_decompressed: int) -> str:
+    try:
+        compressed = base64.b64decode(body.encode("ascii"), validate=True)
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(compressed, max_decompressed)
+    except (binascii.Error, zlib.error, UnicodeEncodeError, ValueError):
+        raise CorruptFrameError("the agent sent a corrupt compressed frame") from None
+    if inflater.unconsumed_tail:
+        raise FrameTooLargeError(
+            f"the agent's frame inflates past {max_decompressed:,} bytes"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptFrameError("the agent sent a compressed frame that is not UTF-8") from None
+
+
+# --- snapshot files --------------------------------------------------------------------------
+
+SNAPSHOT_FILE_KIND: Final = "uvicorn-inspector-snapshot"
+
+
+def encode_snapshot_file(snapshot: Snapshot) -> str:
+    """A saved snapshot: versioned, self-describing, pretty enough to diff."""
+    document = {
+        "kind": SNAPSHOT_FILE_KIND,
+        "protocol": PROTOCOL_VERSION,
+        "snapshot": snapshot.to_json_dict(),
+    }
+    return json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def decode_snapshot_file(text: str) -> Snapshot:
+    """Read a saved snapshot (or a bare snapshot envelope); raises CorruptFrameError."""
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise CorruptFrameError(f"not a snapshot file: invalid JSON ({error})") from None
+    if isinstance(document, dict) and document.get("kind") == SNAPSHOT_FILE_KIND:
+        if document.get("protocol") != PROTOCOL_VERSION:
+            raise VersionMismatchError(
+                f"snapshot file has protocol {str(document.get('protocol'))[:20]}, "
+                f"this version reads {PROTOCOL_VERSION}"
+            )
+        try:
+            return Snapshot.from_json_dict(document.get("snapshot"))
+        except (ModelError, RecursionError) as error:
+            raise CorruptFrameError(f"corrupt snapshot file: {error}") from None
+    if isinstance(document, dict) and document.get("type") == "snapshot":
+        message = decode_envelope(document)
+        return typing_cast_snapshot(message.payload)
+    raise CorruptFrameError("not a snapshot file (no 'kind: uvicorn-inspector-snapshot')")
+
+
+def typing_cast_snapshot(payload: object) -> Snapshot:
+    if not isinstance(payload, Snapshot):
+        raise CorruptFrameError("the message is not a snapshot")
+    return payload
