@@ -183,6 +183,8 @@ class RequestInfo:
     bytes_sent: int = 0
     disconnected: bool = False
     """The client went away while the request was still being served."""
+    disconnected_at: float | None = None
+    """When the client went away, if it did."""
     task_id: int | None = None
     thread_ids: tuple[int, ...] = ()
     """Worker threads running this request's sync endpoint or dependencies right now."""

@@ -1,15 +1,122 @@
-"""`inspector attach` (not yet implemented)."""
+"""`inspector attach`: the live terminal UI on a running server, or on a saved snapshot."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any, Final
+
+from inspector.errors import ExitStatus, InspectorError
+
+if TYPE_CHECKING:
+    from inspector.client.source import Source
+
+DESCRIPTION: Final = """\
+Open the live terminal UI: what is wrong (findings with the file:line to fix), every asyncio
+task and what it waits for, the requests in flight, background jobs, the threadpool, event-loop
+stalls and the exceptions nobody saw.
+
+TARGET is the agent's address (HOST:PORT, PORT, [IPv6]:PORT) or a saved snapshot file (opened
+offline, with the same views). With no TARGET, the agent on 127.0.0.1:20101; if nothing answers
+there, a list of the servers on this machine to choose from.
+"""
+
+EPILOG: Final = """\
+keys: 1-8 views · / filter · enter open · x cancel a task · c copy file:line · s save
+      p pause · +/- interval · ? help · ctrl+p commands · q quit
+
+examples:
+  inspector attach                  the agent on 127.0.0.1:20101, else choose a server
+  inspector attach 20104            the agent on 127.0.0.1:20104
+  inspector attach --pid 4242       the agent of process 4242
+  inspector attach stuck.json       a snapshot saved with `s` or `inspector dump -o`
+"""
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("expected a number of seconds from 0.1 to 3600")
+    return value
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("attach", help="(not yet implemented)")
+    parser = subparsers.add_parser(
+        "attach",
+        help="open the live terminal UI on a running server (or a saved snapshot)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="HOST:PORT, PORT, [IPv6]:PORT or a saved snapshot file (default 127.0.0.1:20101)",
+    )
+    parser.add_argument("--pid", type=int, help="the process to inspect (found through its agent)")
+    parser.add_argument("--interval", type=positive_seconds, default=1.0, metavar="S",
+                        help="seconds between snapshots (default 1; +/- change it live)")
+    parser.add_argument("--stuck-after", type=positive_seconds, default=5.0, metavar="S",
+                        help="a task or request waiting longer than this is reported (default 5)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise InspectorError("attach needs a terminal; use `inspector dump` or `inspector doctor` in scripts")
+    from inspector.client.source import ConnectError
+    from inspector.client.target import open_source
+
+    source = open_source(args.target, args.pid)
+    try:
+        _check(source)
+    except ConnectError:
+        if args.target is not None or args.pid is not None:
+            raise
+        source = _choose_source()
+        if source is None:
+            return ExitStatus.OK
+
+    from inspector.tui.app import make_app
+
+    app = make_app(source, interval=args.interval, stuck_after=args.stuck_after)
+    return int(app.run() or 0)
+
+
+def _check(source: Source) -> None:
+    """Connect once before the screen opens, so a wrong address is one line, not a blank UI."""
+    from inspector.protocol import ProtocolError
+
+    async def probe() -> None:
+        try:
+            await source.connect()
+        finally:
+            await source.close()
+
+    try:
+        asyncio.run(probe())
+    except ProtocolError as error:
+        raise InspectorError(f"{source.address}: {error}") from None
+
+
+def _choose_source() -> Source | None:
+    from inspector.client.target import open_source
+    from inspector.tui.picker import list_candidates, pick_target
+
+    candidates = list_candidates()
+    if not candidates:
+        raise InspectorError(
+            "nothing to attach to: no agent answers on 127.0.0.1:20101 and no uvicorn server runs "
+            "here; start one with `inspector run app:app`"
+        )
+    address = pick_target(candidates)
+    if address is None:
+        return None
+    source = open_source(address, None)
+    _check(source)
+    return source

@@ -22,6 +22,8 @@ KINDS: Final = (
     "coroutine-never-awaited",
     "threadpool-saturated",
     "exception-swallowed",
+    "logged-error",
+    "diagnosis-error",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

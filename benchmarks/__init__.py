@@ -1,0 +1,1 @@
+"""Benchmarks: overhead, snapshot cost, stall detection, memory (`python -m benchmarks --help`)."""

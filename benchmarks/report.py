@@ -1,0 +1,167 @@
+"""The benchmark report: Markdown tables ready for the README, and the raw data as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.memory import MemoryResult
+from benchmarks.snapshot import SnapshotRow
+from benchmarks.stalls import StallRow
+from benchmarks.throughput import ThroughputResults
+from benchmarks.tui import TuiResult
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _num(value: float | None, fmt: str = ",.0f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def throughput_markdown(results: ThroughputResults) -> str:
+    lines = [
+        f"### Overhead (wrk -t1 -c50, {results.seconds:g} s per run, {results.rounds} round(s), "
+        "median of per-round ratios to plain uvicorn)",
+        "",
+    ]
+    unavailable: dict[str, str] = {}
+    for loop_set in results.loop_sets:
+        lines += [f"**{loop_set.name}**", ""]
+        head = "| configuration |"
+        rule = "|---|"
+        for endpoint in results.endpoints:
+            head += f" {endpoint.key} rps | ratio | p99 ms | p99 ratio |"
+            rule += "---:|---:|---:|---:|"
+        lines += [head, rule]
+        for config in results.configs:
+            row = f"| {config.label} |"
+            for endpoint in results.endpoints:
+                summary = results.summary(config, loop_set, endpoint)
+                if "unavailable" in summary:
+                    reason = str(summary["unavailable"])
+                    unavailable.setdefault(f"{config.label} ({loop_set.name})", reason)
+                    row += " n/a | | | |"
+                    continue
+                row += (
+                    f" {_num(summary['rps'])} | {_ratio(summary['rps_ratio'])} |"
+                    f" {_num(summary['p99_ms'], '.1f')} | {_ratio(summary['p99_ratio'])} |"
+                )
+            lines.append(row)
+        lines.append("")
+    lines.append("Endpoints: " + "; ".join(f"{e.key} = {e.label}" for e in results.endpoints) + ".")
+    if unavailable:
+        lines += ["", "n/a:"]
+        lines += [f"- {label}: {reason}" for label, reason in unavailable.items()]
+    lines += [f"Note: {note}" for note in results.notes]
+    return "\n".join(lines)
+
+
+def snapshot_markdown(rows: list[SnapshotRow], loop_set: str) -> str:
+    lines = [
+        f"### Snapshot round trip ({loop_set}, real client, reused connection)",
+        "",
+        "| tasks parked | tasks reported | full snapshot (median) | max | without stacks | "
+        "collect in-process | JSON size |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if row.unavailable:
+            lines.append(f"| {row.spawned:,} | n/a ({row.unavailable}) | | | | | |")
+            continue
+        lines.append(
+            f"| {row.spawned:,} | {_num(row.tasks)} | {_num(row.rtt_ms, '.1f')} ms |"
+            f" {_num(row.rtt_ms_max, '.1f')} ms | {_num(row.rtt_no_stacks_ms, '.1f')} ms |"
+            f" {_num(row.collect_ms, '.1f')} ms | {_num(row.json_kb, ',.0f')} KB |"
+        )
+    return "\n".join(lines)
+
+
+def stalls_markdown(rows: list[StallRow]) -> str:
+    lines = [
+        "### Stall detection (`time.sleep` in `async def`)",
+        "",
+        "| loop | block | detected | measured | error | blocking line located |",
+        "|---|---:|---|---:|---:|---|",
+    ]
+    for row in rows:
+        if row.unavailable:
+            lines.append(f"| {row.loop_set} | {row.block_s:g} s | n/a ({row.unavailable}) | | | |")
+            continue
+        detected = "yes" if row.detected else "**no**"
+        located = (
+            "–" if row.located is None else ("yes" if row.located else f"**no** ({row.located_at})")
+        )
+        lines.append(
+            f"| {row.loop_set} | {row.block_s:g} s | {detected} | "
+            f"{_num(row.measured_s, '.3f')} s | {_num(row.error_ms, '+.0f')} ms | {located} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_markdown(result: MemoryResult) -> str:
+    lines = [f"### Memory under load ({result.config}, {result.loop_set})", ""]
+    if result.unavailable and not result.points:
+        return "\n".join(lines + [f"n/a ({result.unavailable})"])
+    lines += ["| requests | RSS |", "|---:|---:|"]
+    step = max(1, len(result.points) // 12)
+    shown = result.points[::step]
+    if result.points and shown[-1] != result.points[-1]:
+        shown.append(result.points[-1])
+    lines += [f"| {n:,} | {mb:.1f} MB |" for n, mb in shown]
+    lines.append("")
+    if result.slope_mb_per_100k is not None:
+        verdict = "flat" if result.flat else "**growing**"
+        lines.append(
+            f"Slope over the second half: {result.slope_mb_per_100k:+.2f} MB per 100k requests; "
+            f"projected RSS at 1M requests: {result.projected_mb_at_1m:.1f} MB ({verdict}). "
+            f"wrk errors: {result.errors}."
+        )
+    if result.unavailable:
+        lines.append(f"Stopped early: {result.unavailable}")
+    return "\n".join(lines)
+
+
+def tui_markdown(result: TuiResult) -> str:
+    lines = ["### Live UI: applying a 10,000-task update", ""]
+    if result.unavailable:
+        lines.append(f"n/a ({result.unavailable})")
+    if result.output:
+        lines += ["```", result.output, "```"]
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, Any]:
+    import os
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def write_json(data: dict[str, Any], path: Path | None = None) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = path or RESULTS_DIR / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(_plain(data), indent=1, default=str) + "\n")
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,156 @@
+"""What `inspector run` hands to uvicorn: ``inspector.agent.bootstrap:app``.
+
+uvicorn imports its app by name in every process that serves, including the spawned children
+of ``--workers N``, which inherit nothing but the environment. So `inspector run` puts the target
+app and the agent's configuration in environment variables, and this module (imported by uvicorn
+in each serving process) reads them back and returns the target wrapped by `instrument`.
+
+An app that cannot be imported becomes uvicorn's `ImportFromStringError` with a one-line reason,
+which uvicorn reports and turns into its start-up failure exit (in a worker, that stops the
+parent instead of restarting the worker forever). Agent start-up failures are strict here: a
+busy inspector port stops the server with a message that names the port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, Final
+
+from inspector.agent.probe import AgentConfig
+
+ENV_APP: Final = "INSPECTOR_RUN_APP"
+ENV_APP_DIR: Final = "INSPECTOR_RUN_APP_DIR"
+ENV_FACTORY: Final = "INSPECTOR_RUN_FACTORY"
+ENV_CONFIG: Final = "INSPECTOR_RUN_CONFIG"
+ENV_STATUS_FILE: Final = "INSPECTOR_RUN_STATUS_FILE"
+"""A file where a serving process writes why it could not start, for the parent to print."""
+
+IMPORT_STRING: Final = "inspector.agent.bootstrap:app"
+
+
+class AppImportError(Exception):
+    """The target app could not be imported; the message is one line for a person."""
+
+
+def config_to_json(config: AgentConfig) -> str:
+    return json.dumps(dataclasses.asdict(config), separators=(",", ":"))
+
+
+def config_from_json(text: str) -> AgentConfig:
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("agent configuration is not an object")
+    known = {f.name for f in dataclasses.fields(AgentConfig)}
+    return AgentConfig(**{key: value for key, value in data.items() if key in known})
+
+
+def environment(
+    app: str,
+    config: AgentConfig,
+    *,
+    app_dir: str | None,
+    factory: bool,
+    status_file: str | None,
+) -> dict[str, str]:
+    """The variables that carry a `run` to every serving process."""
+    variables = {
+        ENV_APP: app,
+        ENV_CONFIG: config_to_json(config),
+        ENV_FACTORY: "1" if factory else "",
+    }
+    if app_dir is not None:
+        variables[ENV_APP_DIR] = app_dir
+    if status_file is not None:
+        variables[ENV_STATUS_FILE] = status_file
+    return variables
+
+
+def import_target(import_string: str, app_dir: str | None = None, factory: bool = False) -> Any:
+    """Import "module:attribute" the way uvicorn does, with a one-line error for a person."""
+    if app_dir is not None:
+        path = os.path.abspath(app_dir)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    module_name, _, attribute = import_string.partition(":")
+    if not module_name or not attribute:
+        raise AppImportError(
+            f"app {import_string!r} must look like module:attribute (for example main:app)"
+        )
+    import importlib
+
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name == module_name or (error.name and module_name.startswith(error.name + ".")):
+            where = os.path.abspath(app_dir or ".")
+            raise AppImportError(f"cannot import module {module_name!r} (from {where})") from None
+        raise AppImportError(
+            f"importing {module_name!r} failed: {type(error).__name__}: {error}"
+        ) from None
+    except Exception as error:
+        raise AppImportError(
+            f"importing {module_name!r} failed: {type(error).__name__}: {error}"
+        ) from None
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise AppImportError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if factory:
+        try:
+            target = target()
+        except Exception as error:
+            raise AppImportError(
+                f"the app factory {import_string!r} failed: {type(error).__name__}: {error}"
+            ) from None
+    return target
+
+
+def report_failure(message: str) -> None:
+    """Tell the `inspector run` parent why this process could not serve (best effort)."""
+    path = os.environ.get(ENV_STATUS_FILE)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(message.replace("\n", " ") + "\n")
+    except OSError:
+        pass
+
+
+def build_app() -> Any:
+    """The target app from the environment, wrapped with the agent (strict start-up)."""
+    from uvicorn.importer import ImportFromStringError
+
+    from inspector.agent.agent import InstrumentedApp
+
+    target_name = os.environ.get(ENV_APP)
+    if not target_name:
+        raise ImportFromStringError(
+            f"{IMPORT_STRING} is started by `inspector run APP`; {ENV_APP} is not set"
+        )
+    try:
+        config = config_from_json(os.environ.get(ENV_CONFIG) or "{}")
+        target = import_target(
+            target_name,
+            app_dir=os.environ.get(ENV_APP_DIR) or None,
+            factory=bool(os.environ.get(ENV_FACTORY)),
+        )
+    except AppImportError as error:
+        report_failure(f"cannot load the app: {error}")
+        raise ImportFromStringError(str(error)) from None
+    except (ValueError, TypeError) as error:
+        report_failure(f"bad agent configuration: {error}")
+        raise ImportFromStringError(f"bad agent configuration: {error}") from None
+    return InstrumentedApp(target, config, strict=True, on_start_error=report_failure)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        built = build_app()
+        globals()["app"] = built
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

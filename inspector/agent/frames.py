@@ -1,0 +1,194 @@
+"""Turn live frames and code objects into `model.Frame`, cheaply and from any thread.
+
+The agent reads stacks of other threads (the app loop, worker threads) and of suspended
+coroutines many times per second, so the conversion is cached per (code object, line): a frozen
+`Frame` is built once and reused. Source lines come from `linecache`, read lazily once per
+(file, line); nothing here calls `traceback` or `inspect`.
+
+`is_application_frame(file)` answers "is this the user's code?" (not the standard library, not an
+installed package, not the inspector itself, not a generated or frozen module) so that reports
+point at the line a person can fix.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import sys
+import sysconfig
+import types
+from collections.abc import Iterable
+from typing import Final
+
+from inspector.model import Frame
+
+__all__ = [
+    "MAX_DEPTH",
+    "frame_at",
+    "frame_of",
+    "frames_of",
+    "innermost_application_frame",
+    "is_application_frame",
+    "stack_of",
+    "thread_stack",
+]
+
+MAX_DEPTH: Final = 64
+"""Default cap on the frames reported for one stack (the innermost ones are kept)."""
+
+_CACHE_LIMIT: Final = 16_384
+# (id(code), line) -> Frame. `_pinned_codes` keeps every cached code object alive so that its id
+# cannot be reused while its entries live; both are dropped whole past the limit.
+_frame_cache: dict[tuple[int, int], Frame] = {}
+_pinned_codes: dict[int, types.CodeType] = {}
+_application_cache: dict[str, bool] = {}
+
+
+def _function_name(code: types.CodeType) -> str:
+    # co_qualname ("Lock.acquire") exists from Python 3.11; 3.10 has only co_name ("acquire").
+    return getattr(code, "co_qualname", None) or code.co_name
+
+
+def frame_at(code: types.CodeType, line: int | None) -> Frame:
+    """The `Frame` for `code` at `line`, with its source line; cached."""
+    lineno = line if line is not None else code.co_firstlineno
+    key = (id(code), lineno)
+    cached = _frame_cache.get(key)
+    if cached is not None:
+        return cached
+    filename = code.co_filename
+    source: str | None = None
+    if filename and not filename.startswith("<"):
+        try:
+            source = linecache.getline(filename, lineno).strip() or None
+        except Exception:  # an unreadable or odd file must not break a stack
+            source = None
+    frame = Frame(file=filename, line=lineno, function=_function_name(code), code=source)
+    if len(_frame_cache) >= _CACHE_LIMIT:
+        _frame_cache.clear()
+        _pinned_codes.clear()
+    _pinned_codes[id(code)] = code
+    _frame_cache[key] = frame
+    return frame
+
+
+def frame_of(frame: types.FrameType) -> Frame:
+    """The `Frame` for a live or suspended frame at the line it is on now."""
+    return frame_at(frame.f_code, frame.f_lineno)
+
+
+def frames_of(
+    frames: Iterable[types.FrameType], hide: frozenset[int] = frozenset()
+) -> tuple[Frame, ...]:
+    """`frame_of` for many frames at once (the hot path of a snapshot of many tasks).
+
+    Frames whose code object's `id()` is in `hide` are left out.
+    """
+    cached = _frame_cache.get
+    out: list[Frame] = []
+    for frame in frames:
+        code = frame.f_code
+        if hide and id(code) in hide:
+            continue
+        line = frame.f_lineno
+        found = cached((id(code), line))
+        out.append(found if found is not None else frame_at(code, line))
+    return tuple(out)
+
+
+def stack_of(
+    frame: types.FrameType | None,
+    limit: int = MAX_DEPTH,
+    stop_at: types.FrameType | None = None,
+) -> tuple[Frame, ...]:
+    """The stack ending at `frame` (the innermost), outermost first.
+
+    Walks `f_back` from `frame`; stops after `stop_at` (included) when given, so a caller can cut
+    the plumbing above a known frame. Keeps the innermost `limit` frames.
+    """
+    collected: list[Frame] = []
+    current = frame
+    while current is not None and len(collected) < limit:
+        collected.append(frame_of(current))
+        if current is stop_at:
+            break
+        current = current.f_back
+    collected.reverse()
+    return tuple(collected)
+
+
+def thread_stack(thread_id: int, limit: int = MAX_DEPTH) -> tuple[Frame, ...]:
+    """The current stack of a Python thread, outermost first; empty if the thread is gone."""
+    return stack_of(sys._current_frames().get(thread_id), limit)
+
+
+def _stdlib_prefixes() -> tuple[str, ...]:
+    prefixes: set[str] = set()
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib"):
+        path = paths.get(key)
+        if path:
+            prefixes.add(os.path.normcase(os.path.abspath(path)))
+            prefixes.add(os.path.normcase(os.path.realpath(path)))
+    stdlib_dir = os.path.dirname(os.__file__)
+    prefixes.add(os.path.normcase(os.path.abspath(stdlib_dir)))
+    prefixes.add(os.path.normcase(os.path.realpath(stdlib_dir)))
+    return tuple(sorted(p.rstrip(os.sep) + os.sep for p in prefixes))
+
+
+_INSPECTOR_DIR: Final = os.path.normcase(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+_INSPECTOR_PREFIXES: Final = tuple(
+    {
+        _INSPECTOR_DIR + os.sep,
+        os.path.normcase(os.path.realpath(_INSPECTOR_DIR)) + os.sep,
+    }
+)
+_STDLIB_PREFIXES: Final = _stdlib_prefixes()
+# The standard library of any CPython install on a POSIX layout (".../lib/python3.12/x.py"), for
+# files reported by another interpreter than this one.
+_STDLIB_PATTERN: Final = re.compile(r"[/\\]lib[/\\]python\d+\.\d+t?[/\\]", re.IGNORECASE)
+_PACKAGE_DIRS: Final = ("site-packages", "dist-packages")
+
+
+def _classify(file: str) -> bool:
+    if not file or file.startswith("<"):
+        # "<frozen importlib._bootstrap>", "<string>" (dataclasses, exec), "<attrs generated ...>"
+        return False
+    normalized = os.path.normcase(os.path.abspath(file))
+    parts = re.split(r"[/\\]", normalized)
+    if any(part in _PACKAGE_DIRS for part in parts):
+        return False
+    if normalized.startswith(_INSPECTOR_PREFIXES):
+        return False
+    if normalized.startswith(_STDLIB_PREFIXES):
+        return False
+    if _STDLIB_PATTERN.search(file):
+        return False
+    return True
+
+
+def is_application_frame(file: str) -> bool:
+    """True when `file` is the application's own code, the place a person would fix.
+
+    False for the standard library, anything under site-packages or dist-packages, the inspector
+    itself, and pseudo-files such as `<frozen ...>` or `<string>`. Cached per file name.
+    """
+    known = _application_cache.get(file)
+    if known is None:
+        known = _classify(file)
+        if len(_application_cache) >= _CACHE_LIMIT:
+            _application_cache.clear()
+        _application_cache[file] = known
+    return known
+
+
+def innermost_application_frame(frames: Iterable[Frame]) -> Frame | None:
+    """The last application frame of a stack given outermost first, or None."""
+    found: Frame | None = None
+    for frame in frames:
+        if is_application_frame(frame.file):
+            found = frame
+    return found

@@ -1,0 +1,548 @@
+"""Starlette background tasks, from the line that queued them to what became of them.
+
+While installed, `BackgroundTask.__init__` and `__call__` and the `__call__` of `BackgroundTasks`
+(and of subclasses that override it, such as FastAPI's) are wrapped. The wrappers call the
+originals and only observe: when and how the work runs is Starlette's business. Each job records
+its function, the first application frame that queued it, the request being served, how Starlette
+will dispatch it (on the loop or in the threadpool) and its outcome:
+
+* queued → running → done | failed (with traceback) | cancelled;
+* skipped: an earlier job of the same `BackgroundTasks` raised, and Starlette stops at the first
+  failure, so the rest never ran;
+* dropped: the request finished and the job was never run: the endpoint raised (FastAPI only runs
+  the injected tasks on success), or the endpoint returned a Response carrying its own
+  `background`, which FastAPI keeps instead of the injected `BackgroundTasks`.
+
+A coroutine object or any other non-callable is flagged the moment it is queued, with its line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import sys
+import time
+import types
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from inspector.agent.frames import frame_of, is_application_frame
+from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
+from inspector.agent.probes.current import current_job, current_request
+from inspector.agent.probes.exceptions import ExceptionLog, application_location, exception_info
+from inspector.model import BackgroundJob, BackgroundState, ExceptionInfo, Frame
+
+if TYPE_CHECKING:
+    from inspector.agent.probes.requests import RequestRecord, RequestTracker
+
+_MAX_JOBS_PER_REQUEST: Final = 100
+_MAX_RAN_NAMES: Final = 20
+_MAX_CALL_SITE_DEPTH: Final = 40
+_TERMINAL: Final = frozenset({"done", "failed", "dropped", "skipped", "cancelled"})
+_FRAMEWORK_DIRS: Final = tuple(
+    os.sep + name + os.sep for name in ("starlette", "fastapi", "inspector")
+)
+_CALL_IN_ARGUMENT: Final = re.compile(
+    r"\b(?P<method>add_task|BackgroundTask)\(\s*(?P<await>await\s+)?(?P<func>[\w.]+)\((?P<args>.*)\)\s*\)"
+)
+
+
+def callable_name(func: Any) -> str:
+    """A readable name for what was queued: "send_email", "Mailer.send", "<coroutine send>"."""
+    if asyncio.iscoroutine(func):
+        return getattr(func, "__qualname__", None) or type(func).__qualname__
+    inner = getattr(func, "func", None)  # functools.partial
+    if inner is not None and not isinstance(func, types.FunctionType):
+        func = inner
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if isinstance(name, str):
+        return name
+    return type(func).__qualname__
+
+
+class JobRecord:
+    """One queued background task. Written on the loop thread; copied by the agent thread."""
+
+    __slots__ = (
+        "id",
+        "function",
+        "state",
+        "queued_at",
+        "request_id",
+        "request_label",
+        "call_site",
+        "started_at",
+        "finished_at",
+        "error",
+        "reason",
+        "flagged",
+        "dispatch",
+        "task_id",
+        "container_started",
+        "info",
+    )
+
+    def __init__(
+        self,
+        job_id: int,
+        function: str,
+        queued_at: float,
+        request: RequestRecord | None,
+        call_site: Frame | None,
+        dispatch: str | None,
+    ) -> None:
+        self.id = job_id
+        self.function = function
+        self.state: BackgroundState = "queued"
+        self.queued_at = queued_at
+        # Only the request's id and label: a job outlives its request in the history and must
+        # not keep the request's connection objects alive.
+        self.request_id = request.id if request is not None else None
+        self.request_label = request.label if request is not None else None
+        self.call_site = call_site
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.error: ExceptionInfo | None = None
+        self.reason: str | None = None
+        self.flagged: str | None = None
+        self.dispatch = dispatch
+        self.task_id: int | None = None
+        self.container_started = False
+        self.info: BackgroundJob | None = None
+
+    def to_model(self) -> BackgroundJob:
+        if self.info is not None:
+            return self.info
+        job = BackgroundJob(
+            id=self.id,
+            function=self.function,
+            state=self.state,
+            queued_at=self.queued_at,
+            request_id=self.request_id,
+            call_site=self.call_site,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            reason=self.reason,
+            flagged=self.flagged,
+            dispatch=self.dispatch,  # type: ignore[arg-type]
+            task_id=self.task_id,
+        )
+        if self.state in _TERMINAL:
+            self.info = job
+        return job
+
+    def settle(self, state: BackgroundState, at: float, reason: str | None = None) -> None:
+        self.state = state
+        self.finished_at = at
+        if reason is not None:
+            self.reason = reason
+        self.info = None
+
+    @property
+    def where(self) -> str:
+        return f" (queued at {self.call_site.location})" if self.call_site is not None else ""
+
+
+class BackgroundJobs:
+    """Every job seen, bounded, plus the lookups the wrappers need."""
+
+    def __init__(self, max_history: int, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._ids = itertools.count(1)
+        self.history: deque[JobRecord] = deque(maxlen=max(1, max_history))
+        self.by_task: weakref.WeakKeyDictionary[Any, JobRecord] = weakref.WeakKeyDictionary()
+        self._coroutines: OrderedDict[int, tuple[Any, Any, JobRecord]] = OrderedDict()
+        self._dying: OrderedDict[int, tuple[Any, Any, JobRecord]] = OrderedDict()
+
+    def new(
+        self,
+        function: str,
+        request: RequestRecord | None,
+        call_site: Frame | None,
+        dispatch: str | None,
+    ) -> JobRecord:
+        job = JobRecord(next(self._ids), function, self.clock(), request, call_site, dispatch)
+        self.history.append(job)
+        return job
+
+    def job_of(self, task: Any) -> JobRecord | None:
+        try:
+            return self.by_task.get(task)
+        except TypeError:  # not hashable or not weak-referenceable
+            return None
+
+    def remember_coroutine(self, coro: Any, job: JobRecord) -> None:
+        """Remember a coroutine object queued as a job, to name the job when it is collected."""
+        key = id(coro)
+        code = getattr(coro, "cr_code", None)
+
+        def died(_: weakref.ref[Any]) -> None:
+            # A coroutine's weak references are cleared just before CPython warns that it was
+            # never awaited, so the entry moves to `_dying` where the warning finds it.
+            entry = self._coroutines.pop(key, None)
+            if entry is not None:
+                self._dying[key] = entry
+                while len(self._dying) > 16:
+                    self._dying.popitem(last=False)
+
+        try:
+            ref = weakref.ref(coro, died)
+        except TypeError:
+            return
+        self._coroutines[key] = (ref, code, job)
+        while len(self._coroutines) > 256:
+            self._coroutines.popitem(last=False)
+
+    def job_for_coroutine(self, coro: Any) -> JobRecord | None:
+        """The job a coroutine object being collected was (wrongly) queued as, if any."""
+        entry = self._dying.pop(id(coro), None)
+        if entry is None:
+            return None
+        _, code, job = entry
+        return job if code is getattr(coro, "cr_code", None) else None
+
+    def jobs(self) -> tuple[BackgroundJob, ...]:
+        for _ in range(5):
+            try:
+                records = tuple(self.history)
+                break
+            except RuntimeError:
+                continue
+        else:
+            return ()
+        return tuple(record.to_model() for record in records)
+
+
+def _framework_file(filename: str) -> bool:
+    return any(part in filename for part in _FRAMEWORK_DIRS)
+
+
+def call_site(frame: types.FrameType | None) -> Frame | None:
+    """The first application frame from `frame` outwards (the line that queued the job).
+
+    Falls back to the first frame outside Starlette, FastAPI and the inspector, for apps
+    installed as packages.
+    """
+    fallback: types.FrameType | None = None
+    depth = 0
+    while frame is not None and depth < _MAX_CALL_SITE_DEPTH:
+        filename = frame.f_code.co_filename
+        if is_application_frame(filename):
+            return frame_of(frame)
+        if fallback is None and not _framework_file(filename):
+            fallback = frame
+        frame = frame.f_back
+        depth += 1
+    return frame_of(fallback) if fallback is not None else None
+
+
+def flag_for(func: Any, via: str, site: Frame | None) -> str | None:
+    """Words for a queued object that is not a function, or None when it is fine."""
+    if asyncio.iscoroutine(func):
+        name = getattr(func, "__qualname__", None) or "the function"
+        suggestion = _suggest(site, via) or f"{via}({name}, ...)"
+        return (
+            f"{via}() got a coroutine object, not a function: the coroutine will never run; "
+            f"pass the function and its arguments: {suggestion}"
+        )
+    if callable(func):
+        return None
+    what = "None" if func is None else f"a {type(func).__qualname__}"
+    suggestion = _suggest(site, via)
+    hint = (
+        f"; pass the function and its arguments: {suggestion}"
+        if suggestion
+        else "; pass the function itself and its arguments"
+    )
+    return (
+        f"{via}() got {what}, not a function: the function was called when it was queued "
+        f"(so it ran inside the request) and nothing will run in the background{hint}"
+    )
+
+
+def _suggest(site: Frame | None, via: str) -> str | None:
+    if site is None or not site.code:
+        return None
+    match = _CALL_IN_ARGUMENT.search(site.code)
+    if match is None:
+        return None
+    args = match.group("args").strip()
+    return f"{via}({match.group('func')}, {args})" if args else f"{via}({match.group('func')})"
+
+
+class BackgroundProbe:
+    """Instruments Starlette's BackgroundTask(s) and reports every job's lifecycle."""
+
+    name = "background"
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        jobs: BackgroundJobs,
+        log: ExceptionLog | None = None,
+        tracker: RequestTracker | None = None,
+    ) -> None:
+        self._config = config
+        self.jobs = jobs
+        self._log = log
+        self._tracker = tracker
+        self._context: AgentContext | None = None
+        self._patches: list[tuple[type, str, Any, Any]] = []
+        self._active = False
+        self._add_task_code: types.CodeType | None = None
+
+    # --- install / close ---------------------------------------------------------------------
+
+    def install(self, context: AgentContext) -> None:
+        self._context = context
+        self.jobs.clock = context.clock
+        self._active = True
+        if self._tracker is not None:
+            self._tracker.finish_listeners.append(self._on_request_finished)
+        self._patch()
+
+    def close(self) -> None:
+        self._active = False
+        try:
+            for cls, attribute, original, wrapper in reversed(self._patches):
+                if cls.__dict__.get(attribute) is wrapper:
+                    setattr(cls, attribute, original)
+            self._patches.clear()
+            if self._tracker is not None and self._on_request_finished in (
+                self._tracker.finish_listeners
+            ):
+                self._tracker.finish_listeners.remove(self._on_request_finished)
+        except Exception as error:  # close must not raise
+            self._report(f"background: close: {error!r}")
+
+    def _patch(self) -> None:
+        """Wrap Starlette's classes once starlette.background has been imported."""
+        if self._patches or not self._active:
+            return
+        module = sys.modules.get("starlette.background")
+        if module is None:
+            return
+        try:
+            task_class = module.BackgroundTask
+            tasks_class = module.BackgroundTasks
+            add_task = tasks_class.__dict__.get("add_task")
+            self._add_task_code = getattr(add_task, "__code__", None)
+            self._wrap(task_class, "__init__", self._wrap_init)
+            self._wrap(task_class, "__call__", self._wrap_call)
+            for container in _container_classes(tasks_class):
+                self._wrap(container, "__call__", self._wrap_container_call)
+        except Exception as error:
+            self._report(f"background: patch: {error!r}")
+
+    def _wrap(self, cls: type, attribute: str, make: Callable[[Any], Any]) -> None:
+        original = cls.__dict__[attribute]
+        wrapper = make(original)
+        for name in ("__name__", "__qualname__", "__doc__", "__module__"):
+            try:
+                setattr(wrapper, name, getattr(original, name))
+            except (AttributeError, TypeError):
+                pass
+        wrapper.__wrapped__ = original
+        setattr(cls, attribute, wrapper)
+        self._patches.append((cls, attribute, original, wrapper))
+
+    def _report(self, message: str) -> None:
+        if self._context is not None:
+            self._context.record_error(message)
+
+    # --- wrappers ----------------------------------------------------------------------------
+
+    def _wrap_init(self, original: Callable[..., None]) -> Callable[..., None]:
+        probe = self
+
+        def __init__(task: Any, func: Any, *args: Any, **kwargs: Any) -> None:
+            original(task, func, *args, **kwargs)
+            if probe._active:
+                try:
+                    probe._on_queued(task, func, sys._getframe(1))
+                except Exception as error:
+                    probe._report(f"background: queue: {error!r}")
+
+        return __init__
+
+    def _wrap_call(self, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        probe = self
+
+        async def __call__(task: Any) -> None:
+            job = probe.jobs.job_of(task) if probe._active else None
+            request = current_request.get()
+            if request is not None and len(request.background_ran) < _MAX_RAN_NAMES:
+                request.background_ran.append(
+                    job.function if job is not None else callable_name(getattr(task, "func", task))
+                )
+            if job is None:
+                await original(task)
+                return
+            token = current_job.set(job)
+            previous = request.running_job if request is not None else None
+            probe._on_started(job, request)
+            try:
+                await original(task)
+            except asyncio.CancelledError:
+                probe._on_finished(job, "cancelled", None)
+                raise
+            except BaseException as exc:
+                probe._on_finished(job, "failed", exc)
+                raise
+            else:
+                probe._on_finished(job, "done", None)
+            finally:
+                current_job.reset(token)
+                if request is not None:
+                    request.running_job = previous
+
+        return __call__
+
+    def _wrap_container_call(self, original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        probe = self
+
+        async def __call__(container: Any) -> None:
+            jobs = probe._jobs_of(container) if probe._active else []
+            for job in jobs:
+                if job is not None:
+                    job.container_started = True
+            try:
+                await original(container)
+            except BaseException:
+                if jobs:
+                    probe._skip_after_failure(jobs)
+                raise
+
+        return __call__
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _on_queued(self, task: Any, func: Any, caller: types.FrameType | None) -> None:
+        via = "BackgroundTask"
+        if caller is not None and caller.f_code is self._add_task_code:
+            via = "add_task"
+        site = call_site(caller)
+        request = current_request.get()
+        dispatch = "loop" if getattr(task, "is_async", False) else "threadpool"
+        job = self.jobs.new(callable_name(func), request, site, dispatch)
+        job.flagged = flag_for(func, via, site)
+        if job.flagged is not None and asyncio.iscoroutine(func):
+            self.jobs.remember_coroutine(func, job)
+        try:
+            self.jobs.by_task[task] = job
+        except TypeError:
+            pass
+        if request is not None and len(request.jobs) < _MAX_JOBS_PER_REQUEST:
+            request.jobs.append(job)
+            request.job_ids.append(job.id)
+
+    def _on_started(self, job: JobRecord, request: RequestRecord | None) -> None:
+        job.state = "running"
+        job.started_at = self.jobs.clock()
+        task = asyncio.current_task()
+        job.task_id = id(task) if task is not None else None
+        job.reason = None
+        job.info = None
+        if request is not None:
+            request.running_job = job
+
+    def _on_finished(self, job: JobRecord, state: BackgroundState, exc: BaseException | None) -> None:
+        if exc is not None:
+            job.error = exception_info(exc)
+        job.settle(state, self.jobs.clock())
+        if exc is not None and self._log is not None:
+            self._log.record_exception(
+                "background-failed",
+                exc,
+                request_id=job.request_id,
+                request_label=job.request_label,
+                task_name=job.function,
+                location=application_location(exc) or job.call_site,
+            )
+
+    def _jobs_of(self, container: Any) -> list[JobRecord | None]:
+        tasks = getattr(container, "tasks", None)
+        if not isinstance(tasks, list):
+            return []
+        return [self.jobs.job_of(task) for task in tasks]
+
+    def _skip_after_failure(self, jobs: list[JobRecord | None]) -> None:
+        culprit = next(
+            (job for job in jobs if job is not None and job.state in ("failed", "cancelled")),
+            None,
+        )
+        if culprit is None:
+            return
+        if culprit.state == "cancelled":
+            why = f"{culprit.function}{culprit.where} was cancelled before it"
+        else:
+            error = culprit.error
+            raised = f"{error.type}: {error.message}" if error is not None else "an exception"
+            why = f"{culprit.function}{culprit.where} raised {raised} before it"
+        reason = (
+            f"skipped: {why}, and Starlette stops running a response's background tasks at the "
+            "first failure"
+        )
+        now = self.jobs.clock()
+        after = False
+        for job in jobs:
+            if job is culprit:
+                after = True
+            elif after and job is not None and job.state == "queued":
+                job.settle("skipped", now, reason)
+
+    def _on_request_finished(self, request: RequestRecord) -> None:
+        pending = [job for job in request.jobs if job.state == "queued"]
+        if not pending:
+            return
+        now = self.jobs.clock()
+        # Whatever ran for this request was not one of these jobs (they are still queued).
+        own = list(dict.fromkeys(request.background_ran))
+        for job in pending:
+            if job.container_started:
+                reason = "skipped: its BackgroundTasks stopped before reaching it"
+                job.settle("skipped", now, reason)
+                continue
+            if request.error is not None:
+                reason = (
+                    f"dropped: the endpoint raised {request.error}, so FastAPI never ran its "
+                    "background tasks"
+                )
+            elif own:
+                reason = (
+                    f"dropped: the endpoint returned a Response with its own background "
+                    f"({', '.join(own)}), which replaced the injected BackgroundTasks: FastAPI "
+                    "attaches them only when response.background is None"
+                )
+            else:
+                reason = (
+                    "dropped: the request finished without running it (the BackgroundTasks or "
+                    "BackgroundTask holding it was not attached to the response that was sent)"
+                )
+            job.settle("dropped", now, reason)
+
+    # --- collect -----------------------------------------------------------------------------
+
+    def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
+        if not self._patches:
+            self._patch()  # starlette may have been imported after install
+        return {"background": self.jobs.jobs()}
+
+
+def _container_classes(base: type) -> Iterator[type]:
+    """`base` and every subclass that defines its own `__call__` (FastAPI's BackgroundTasks)."""
+    seen: set[type] = set()
+    pending = [base]
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        if cls is base or "__call__" in cls.__dict__:
+            yield cls
+        pending.extend(cls.__subclasses__())

@@ -1,0 +1,426 @@
+"""The tasks probe: every live task of the app loop, its await chain and what it waits for.
+
+Collected from the agent's thread, so it must be right while the app loop is blocked and must
+only read. For each task it walks the coroutine chain (`cr_await` / `gi_yieldfrom` /
+`ag_await`, through async-generator `asend` wrappers) from the outer coroutine down, turns the
+frames into `Frame`s (outermost first) and asks `waits.describe_wait` what the leaf is. The task
+running right now has no meaningful await chain: its stack is the loop thread's real stack, cut
+just above the task's outer coroutine frame.
+
+Ages count from the first time the probe saw a task: a sweep on the probe's own thread (once a
+second) notes new tasks, so a task's age is right on a client's first snapshot. The table holds
+weak references only and is rebuilt from the live tasks at every sweep, so it never keeps a task
+alive and costs the app nothing when a task ends.
+
+A task that died with an exception nobody retrieved, while something still references it (a
+long-lived worker kept in a global), never reaches asyncio's "never retrieved" log: the sweep
+notices it leaving the live set and keeps reporting it as a failed task (bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import sys
+import threading
+import time
+import types
+import weakref
+from collections.abc import Mapping
+from typing import Any, Final
+
+from inspector.agent.frames import MAX_DEPTH, frame_at, frames_of
+from inspector.agent.locks import WRAPPER_CODES, LockTracker
+from inspector.agent.probe import AgentContext, CollectOptions
+from inspector.agent.waits import WaitContext, describe_wait
+from inspector.model import Frame, TaskInfo, TaskState, WaitInfo
+
+_UNKNOWN: Final = object()
+
+SWEEP_INTERVAL: Final = 1.0
+"""Seconds between sweeps that date new tasks and notice dead ones."""
+MAX_DEAD_TASKS: Final = 50
+"""Failed-but-referenced tasks reported at most (the newest are kept)."""
+
+CHAIN_LIMIT: Final = 256
+"""Objects walked down one await chain at most (a guard against cycles and runaway recursion)."""
+
+_COROUTINE = types.CoroutineType
+_GENERATOR = types.GeneratorType
+_ASYNC_GENERATOR = types.AsyncGeneratorType
+_CHAIN_TYPES: Final = (_COROUTINE, _GENERATOR, _ASYNC_GENERATOR)
+HIDDEN_CODE_IDS: Final = frozenset(id(code) for code in WRAPPER_CODES)
+"""`id()`s of the lock-tracking wrappers' code objects (kept alive by `locks`)."""
+
+
+def _wrapper_types() -> tuple[type, ...]:
+    """C objects that sit between two awaitables without exposing the inner one as an attribute
+    (`agen.__anext__()`, `agen.athrow()`, `coro.__await__()`); gc.get_referents finds it."""
+
+    async def agen() -> Any:
+        yield None
+
+    async def coro() -> None:
+        return None
+
+    generator = agen()
+    inner = coro()
+    samples = [generator.__anext__(), generator.athrow(GeneratorExit), inner.__await__()]
+    found = tuple({type(sample) for sample in samples})
+    for sample in samples:
+        sample.close()  # never started: closing them keeps "never awaited" warnings away
+    inner.close()
+    return found
+
+
+_WRAPPER_TYPES: Final = _wrapper_types()
+
+
+def await_chain(
+    coro: object, limit: int = CHAIN_LIMIT
+) -> tuple[list[types.FrameType], object | None]:
+    """The suspended frames of an await chain, outermost first, and the object it ends in.
+
+    The end object is the first awaitable that is not a coroutine, generator or async generator
+    (usually a Future's iterator), or None when the chain ends in a frame. Frames of the
+    lock-tracking wrappers are included: hide them with `HIDDEN_CODE_IDS` when reporting.
+    """
+    frames: list[types.FrameType] = []
+    obj: object | None = coro
+    for _ in range(limit):
+        kind = type(obj)
+        frame: types.FrameType | None
+        if kind is _COROUTINE:
+            frame, nxt = obj.cr_frame, obj.cr_await  # type: ignore[union-attr]
+        elif kind is _GENERATOR:
+            frame, nxt = obj.gi_frame, obj.gi_yieldfrom  # type: ignore[union-attr]
+        elif kind is _ASYNC_GENERATOR:
+            frame, nxt = obj.ag_frame, obj.ag_await  # type: ignore[union-attr]
+        elif kind in _WRAPPER_TYPES:
+            frame = None
+            nxt = next((r for r in gc.get_referents(obj) if isinstance(r, _CHAIN_TYPES)), None)
+        elif hasattr(obj, "cr_await"):  # coroutine-likes of compiled code (Cython)
+            frame, nxt = getattr(obj, "cr_frame", None), obj.cr_await
+        else:
+            return frames, obj
+        if frame is not None:
+            frames.append(frame)
+        if nxt is None:
+            return frames, None
+        obj = nxt
+    return frames, obj
+
+
+def _coro_name(coro: object) -> str:
+    name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
+    return str(name) if name else type(coro).__qualname__
+
+
+def _state(task: asyncio.Task[Any], current: object) -> TaskState:
+    if task is current:
+        return "running"
+    raw = getattr(task, "_state", None)  # read without calling exception(): it marks retrieval
+    if raw == "PENDING" or (raw is None and not task.done()):
+        return "pending"
+    if raw == "CANCELLED" or (raw is None and task.cancelled()):
+        return "cancelled"
+    return "failed" if getattr(task, "_exception", None) is not None else "done"
+
+
+def _died_unobserved(task: Any) -> bool:
+    """True for a task that failed and whose exception nobody retrieved (read without
+    retrieving it: `exception()` would silence asyncio's own report)."""
+    return (
+        task is not None
+        and getattr(task, "_state", None) == "FINISHED"
+        and getattr(task, "_exception", None) is not None
+        and bool(getattr(task, "_log_traceback", False))
+    )
+
+
+def _live_tasks(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task[Any]]:
+    """`asyncio.all_tasks(loop)` from another thread: the set may change while it is copied."""
+    for _ in range(50):
+        try:
+            return asyncio.all_tasks(loop)
+        except RuntimeError:  # "Set changed size during iteration"
+            continue
+    return asyncio.all_tasks(loop)  # a last try; its error is recorded by collect()
+
+
+def _running_frames(coro: object, top: types.FrameType | None, limit: int) -> list[types.FrameType]:
+    """The loop thread's frames from the task's outer coroutine frame down, outermost first;
+    empty when that frame is not on the stack (the task just yielded)."""
+    target = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+    if target is None:
+        return []
+    frames: list[types.FrameType] = []
+    current = top
+    while current is not None and len(frames) < 4096:
+        frames.append(current)
+        if current is target:
+            frames.reverse()
+            return frames[-limit:]
+        current = current.f_back
+    return []
+
+
+class TasksProbe:
+    """Reports `tasks`, `current_task_id` and `loop_thread_stack` of a snapshot."""
+
+    name = "tasks"
+
+    def __init__(self, *, track_locks: bool = True, max_depth: int = MAX_DEPTH) -> None:
+        self._track_locks = track_locks
+        self._max_depth = max_depth
+        self._locks = LockTracker()
+        # id(task) -> (weak ref, first seen (monotonic), order seen)
+        self._first_seen: dict[int, tuple[weakref.ref[Any], float, int]] = {}
+        self._stacks: _StackMemo = {}
+        self._order = itertools.count()
+        self._guard = threading.Lock()
+        self._dead: dict[int, tuple[weakref.ref[Any], float]] = {}
+        """id(task) -> (weak ref, first seen): failed tasks nobody retrieved, still referenced."""
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    # --- Probe -----------------------------------------------------------------------------------
+
+    def install(self, context: AgentContext) -> None:
+        self._sweeper = threading.Thread(
+            target=self._sweep_forever, args=(context,), name="inspector-task-sweep", daemon=True
+        )
+        self._sweeper.start()
+        if not self._track_locks:
+            return
+        try:
+            self._locks.install(context.loop, context.loop_thread_id)
+        except Exception as error:  # the probe still works, without lock owners
+            context.record_error(f"tasks: lock tracking not installed: {error!r}")
+
+    def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
+        try:
+            return self._collect(context, options)
+        except Exception as error:
+            context.record_error(f"tasks: collect failed: {error!r}")
+            return {}
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._locks.close()
+        except Exception:
+            pass
+        with self._guard:
+            self._first_seen = {}
+            self._stacks = {}
+            self._dead = {}
+
+    def _sweep_forever(self, context: AgentContext) -> None:
+        while not self._stop.wait(SWEEP_INTERVAL):
+            try:
+                self._remember(_live_tasks(context.loop), time.monotonic())
+            except Exception as error:
+                context.record_error(f"tasks: sweep failed: {error!r}")
+
+    # --- collecting ------------------------------------------------------------------------------
+
+    def _collect(self, context: AgentContext, options: CollectOptions) -> dict[str, Any]:
+        loop = context.loop
+        tasks = _live_tasks(loop)
+        current = asyncio.current_task(loop)
+        if current is not None:
+            tasks.add(current)
+        loop_top = sys._current_frames().get(context.loop_thread_id)
+        now = time.monotonic()
+        seen = self._remember(tasks, now)
+        ordered = sorted(tasks, key=lambda task: seen[id(task)][1:])
+        selected = self._select(ordered, current, options.max_tasks)
+        run = _Run(
+            probe=self,
+            context=context,
+            with_stacks=options.with_stacks,
+            current=current,
+            loop_top=loop_top,
+            waits=WaitContext(loop, self._locks if self._locks.installed else None),
+            previous_stacks=self._stacks,
+        )
+        infos = tuple(run.describe(task, now - seen[id(task)][1]) for task in selected)
+        infos += tuple(run.describe(task, now - since) for task, since in self._dead_tasks())
+        if options.with_stacks:
+            with self._guard:
+                self._stacks = run.stacks
+        loop_stack: tuple[Frame, ...] = ()
+        if options.with_stacks and loop_top is not None:
+            loop_stack = self._stack_from(loop_top)
+        return {
+            "tasks": infos,
+            "current_task_id": id(current) if current is not None else None,
+            "loop_thread_stack": loop_stack,
+        }
+
+    def _remember(
+        self, tasks: set[asyncio.Task[Any]], now: float
+    ) -> dict[int, tuple[weakref.ref[Any], float, int]]:
+        with self._guard:
+            previous = self._first_seen
+            fresh: dict[int, tuple[weakref.ref[Any], float, int]] = {}
+            for task in tasks:
+                key = id(task)
+                entry = previous.get(key)
+                if entry is None or entry[0]() is not task:  # new, or an id reused
+                    entry = (weakref.ref(task), now, next(self._order))
+                fresh[key] = entry
+            for key, (ref, since, _order) in previous.items():
+                if key not in fresh and _died_unobserved(ref()):
+                    self._dead[key] = (ref, since)
+            while len(self._dead) > MAX_DEAD_TASKS:
+                del self._dead[next(iter(self._dead))]
+            self._first_seen = fresh  # tasks that ended drop out here
+        return fresh
+
+    def _dead_tasks(self) -> list[tuple[asyncio.Task[Any], float]]:
+        """Failed tasks still referenced whose exception nobody retrieved yet."""
+        with self._guard:
+            alive = []
+            for key, (ref, since) in list(self._dead.items()):
+                task = ref()
+                if _died_unobserved(task):
+                    alive.append((task, since))
+                else:  # collected, or somebody looked at the exception after all
+                    del self._dead[key]
+            return alive
+
+    @staticmethod
+    def _select(
+        ordered: list[asyncio.Task[Any]], current: asyncio.Task[Any] | None, cap: int | None
+    ) -> list[asyncio.Task[Any]]:
+        """The oldest `cap` tasks, always with the running one."""
+        if cap is None or len(ordered) <= cap:
+            return ordered
+        kept = ordered[: max(cap, 0)]
+        if current is not None and not any(task is current for task in kept):
+            kept = kept[: max(cap - 1, 0)] + [current]
+        return kept
+
+    def _stack_from(self, top: types.FrameType) -> tuple[Frame, ...]:
+        frames: list[types.FrameType] = []
+        current: types.FrameType | None = top
+        while current is not None and len(frames) < self._max_depth:
+            frames.append(current)
+            current = current.f_back
+        frames.reverse()
+        return frames_of(frames)
+
+
+# id(task) -> (ref(the Future it was parked on), its stack then): a task parked on the same Future
+# since the last snapshot has not run, so its await chain, and stack, are unchanged.
+_StackMemo = dict[int, tuple["weakref.ref[Any]", tuple[Frame, ...]]]
+
+
+class _Run:
+    """One collect: the shared inputs, and the description of one task at a time."""
+
+    def __init__(
+        self,
+        *,
+        probe: TasksProbe,
+        context: AgentContext,
+        with_stacks: bool,
+        current: asyncio.Task[Any] | None,
+        loop_top: types.FrameType | None,
+        waits: WaitContext,
+        previous_stacks: _StackMemo,
+    ) -> None:
+        self.context = context
+        self.with_stacks = with_stacks
+        self.max_depth = probe._max_depth
+        self.current = current
+        self.loop_top = loop_top
+        self.waits = waits
+        self.previous_stacks = previous_stacks
+        self.stacks: _StackMemo = {}
+
+    def describe(self, task: asyncio.Task[Any], age: float) -> TaskInfo:
+        """Everything known about `task`; a failure is recorded and what is known reported."""
+        name, coro_name = "?", "?"
+        state: TaskState = "pending"
+        try:
+            name = task.get_name()
+            coro = task.get_coro()
+            coro_name = _coro_name(coro)
+            state = _state(task, self.current)
+            stack: tuple[Frame, ...] = ()
+            waiting: WaitInfo | None = None
+            exception: str | None = None
+            if state == "running":
+                if self.with_stacks:
+                    stack = self._running_stack(coro)
+            elif state == "pending":
+                fut = getattr(task, "_fut_waiter", _UNKNOWN)
+                frames, leaf = await_chain(coro)
+                if fut is _UNKNOWN:  # a Task-like without the attribute: describe from frames
+                    fut = None
+                    waiting = describe_wait(frames, None, self.waits, leaf)
+                elif fut is not None:
+                    waiting = describe_wait(frames, fut, self.waits, leaf)
+                # else: parked on nothing, the task is scheduled to run (new, or just woken)
+                if self.with_stacks:
+                    stack = self._suspended_stack(task, fut, frames)
+            elif state == "failed":
+                error = getattr(task, "_exception", None)
+                exception = repr(error)
+                if self.with_stacks and error is not None:
+                    stack = _traceback_stack(error, self.max_depth)
+            link = self.context.link_for(task)
+            return TaskInfo(
+                id=id(task),
+                name=name,
+                state=state,
+                coro=coro_name,
+                stack=stack,
+                waiting_on=waiting,
+                age=age,
+                request_id=link.request_id if link is not None else None,
+                exception=exception,
+            )
+        except Exception as error:
+            self.context.record_error(f"tasks: describing {name}: {error!r}")
+            return TaskInfo(id=id(task), name=name, state=state, coro=coro_name, age=age)
+
+    def _running_stack(self, coro: object) -> tuple[Frame, ...]:
+        frames = _running_frames(coro, self.loop_top, self.max_depth)
+        if not frames:
+            frames = await_chain(coro)[0][-self.max_depth :]
+        return frames_of(frames, HIDDEN_CODE_IDS)
+
+    def _suspended_stack(
+        self, task: asyncio.Task[Any], fut: object, frames: list[types.FrameType]
+    ) -> tuple[Frame, ...]:
+        key = id(task)
+        if fut is not None:
+            memo = self.previous_stacks.get(key)
+            if memo is not None and memo[0]() is fut:
+                self.stacks[key] = memo
+                return memo[1]
+        stack = frames_of(frames[-self.max_depth :], HIDDEN_CODE_IDS)
+        if fut is not None:
+            try:
+                self.stacks[key] = (weakref.ref(fut), stack)
+            except TypeError:  # a Future-like without weak reference support
+                pass
+        return stack
+
+
+
+def _traceback_stack(error: BaseException, limit: int) -> tuple[Frame, ...]:
+    """Where a finished task's exception was raised, outermost first (traceback order)."""
+    stack: list[Frame] = []
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if id(code) not in HIDDEN_CODE_IDS:
+            stack.append(frame_at(code, tb.tb_lineno))
+        tb = tb.tb_next
+    return tuple(stack[-limit:])

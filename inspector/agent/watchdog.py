@@ -1,0 +1,420 @@
+"""Loop-lag heartbeat and stall watchdog: what blocked the event loop, where, and for whom.
+
+A heartbeat callback on the app loop re-arms itself every `heartbeat_interval` and notes when it
+ran and how late it was. A daemon thread wakes every few milliseconds; when the heartbeat is
+overdue by more than `stall_threshold`, the loop is stalled *right now*, so the thread samples the
+loop thread's stack (`sys._current_frames()`) while the culprit is still on it, and reads which
+task is running (`asyncio.current_task(loop)` works from another thread). When the heartbeat runs
+again the stall is over and its duration is the heartbeat's lateness.
+
+Nothing here patches `Handle._run` (uvloop has no such method), so it works on every loop. The
+clock, the frame source and the task source are injected so tests drive it without sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import linecache
+import sys
+import threading
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from inspector.agent.probe import AgentContext, CollectOptions
+from inspector.model import Frame, LoopStats, StackSample, Stall
+
+TICK: Final = 0.02
+"""How often the watchdog thread looks at the heartbeat, seconds."""
+SAMPLE_OFFSETS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+"""Seconds after a stall began at which further stack samples are taken (the first is taken as
+soon as the stall is seen). Long stalls get a few samples, never an unbounded number."""
+MAX_SAMPLES: Final = 8
+MAX_STACK_DEPTH: Final = 64
+"""Innermost frames kept per sample."""
+DETAILED_STALLS: Final = 20
+"""The newest stalls keep all their samples; older ones keep their first sample, cut to its
+innermost `SUMMARY_DEPTH` frames, so a long history stays a small part of every snapshot."""
+SUMMARY_DEPTH: Final = 16
+LAG_POINT_INTERVAL: Final = 0.5
+LAG_SERIES_LENGTH: Final = 300
+"""Points in the lag series: 300 × 0.5 s = the last 2.5 minutes."""
+MAX_LATE_BEATS: Final = 256
+
+FrameSource = Callable[[], Mapping[int, types.FrameType]]
+TaskSource = Callable[[asyncio.AbstractEventLoop], "asyncio.Task[Any] | None"]
+
+
+def loop_implementation(loop: asyncio.AbstractEventLoop) -> str:
+    """ "uvloop", "asyncio", or the loop class's dotted name for anything else."""
+    cls = type(loop)
+    module = cls.__module__ or ""
+    if module.split(".")[0] == "uvloop":
+        return "uvloop"
+    if module.split(".")[0] == "asyncio":
+        return "asyncio"
+    return f"{module}.{cls.__qualname__}"
+
+
+def stack_from_frame(
+    frame: types.FrameType | None, limit: int = MAX_STACK_DEPTH
+) -> tuple[Frame, ...]:
+    """The stack ending at `frame`, outermost first and innermost last (traceback order)."""
+    collected: list[Frame] = []
+    while frame is not None and len(collected) < limit:
+        code = frame.f_code
+        line = frame.f_lineno or code.co_firstlineno
+        filename = code.co_filename
+        source: str | None = None
+        if filename and not filename.startswith("<"):
+            try:
+                source = linecache.getline(filename, line).strip() or None
+            except Exception:  # an unreadable file must not lose the sample
+                source = None
+        function = getattr(code, "co_qualname", None) or code.co_name
+        collected.append(Frame(file=filename, line=line, function=function, code=source))
+        frame = frame.f_back
+    collected.reverse()
+    return tuple(collected)
+
+
+def _uvicorn_request_label(task: asyncio.Task[Any]) -> str | None:
+    """ "GET /path" for a task running uvicorn's `RequestResponseCycle.run_asgi`, else None.
+
+    A fallback for when no probe links the task to a request. Read only while the loop thread
+    is stalled outside Python code or waiting for the GIL, so the frame is not changing.
+    """
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None or frame.f_code.co_name != "run_asgi":
+        return None
+    cycle = frame.f_locals.get("self")
+    scope = getattr(cycle, "scope", None)
+    if not isinstance(scope, dict):
+        return None
+    method = scope.get("method")
+    path = scope.get("path")
+    if not isinstance(path, str):
+        return None
+    return f"{method} {path}" if isinstance(method, str) else path
+
+
+def _summarised(stall: Stall) -> Stall:
+    if len(stall.samples) <= 1 and all(len(s.frames) <= SUMMARY_DEPTH for s in stall.samples):
+        return stall
+    first = stall.samples[0]
+    return dataclasses.replace(
+        stall, samples=(dataclasses.replace(first, frames=first.frames[-SUMMARY_DEPTH:]),)
+    )
+
+
+@dataclass
+class _OngoingStall:
+    id: int
+    due: float
+    """Monotonic time at which the late heartbeat should have run."""
+    start: float
+    """Best estimate of when the loop stopped running: between the last heartbeat and `due`,
+    so halfway (the error is then at most half a heartbeat interval)."""
+    started_at: float
+    """`start` on the wall clock."""
+    samples: list[StackSample] = field(default_factory=list)
+    next_offsets: deque[float] = field(default_factory=lambda: deque(SAMPLE_OFFSETS))
+    task_id: int | None = None
+    task_name: str | None = None
+    request_id: int | None = None
+    request_label: str | None = None
+    background_label: str | None = None
+
+    def to_stall(self, duration: float, ongoing: bool) -> Stall:
+        return Stall(
+            id=self.id,
+            started_at=self.started_at,
+            duration=duration,
+            ongoing=ongoing,
+            samples=tuple(self.samples),
+            task_id=self.task_id,
+            task_name=self.task_name,
+            request_id=self.request_id,
+            request_label=self.request_label,
+            background_label=self.background_label,
+        )
+
+
+class Watchdog:
+    """The probe named "watchdog": gives `loop` (LoopStats) and `stalls` in every snapshot."""
+
+    name = "watchdog"
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        frame_source: FrameSource = sys._current_frames,
+        task_source: TaskSource = asyncio.current_task,
+        tick: float = TICK,
+    ) -> None:
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._frame_source = frame_source
+        self._task_source = task_source
+        self._tick = tick
+        self._context: AgentContext | None = None
+        self._interval = 0.02
+        self._threshold = 0.1
+        self._implementation = "asyncio"
+
+        # Written by the heartbeat on the loop thread: single assignments and deque appends,
+        # both atomic, so the watchdog thread reads them without a lock. (The watchdog also
+        # resets `_window_max_lag`; losing one such update only blurs one lag point.)
+        self._beat: tuple[float, float] = (0.0, 0.0)
+        """(monotonic time the heartbeat last ran, how late it was)."""
+        self._due = 0.0
+        self._late_beats: deque[tuple[float, float]] = deque(maxlen=MAX_LATE_BEATS)
+        self._window_max_lag = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+        # Owned by the watchdog thread; read under the lock by `collect`.
+        self._lock = threading.Lock()
+        self._history: deque[Stall] = deque(maxlen=200)
+        self._current: _OngoingStall | None = None
+        self._consumed_until = 0.0
+        self._series: deque[tuple[float, float]] = deque(maxlen=LAG_SERIES_LENGTH)
+        self._last_point = 0.0
+        self._ids = itertools.count(1)
+        self._total_stalls = 0
+        self._total_stalled = 0.0
+
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def bind(self, context: AgentContext) -> None:
+        """Take the configuration and the loop, without starting anything (tests stop here)."""
+        self._context = context
+        self._interval = max(0.001, context.config.heartbeat_interval)
+        self._threshold = context.config.stall_threshold
+        self._implementation = loop_implementation(context.loop)
+        self._history = deque(maxlen=max(1, context.config.max_history))
+        now = self._clock()
+        self._beat = (now, 0.0)
+        self._due = now + self._interval
+        self._last_point = now
+
+    def install(self, context: AgentContext) -> None:
+        """Arm the heartbeat (we are on the loop thread) and start the watchdog thread."""
+        self.bind(context)
+        self._handle = context.loop.call_later(self._interval, self._on_heartbeat)
+        self._thread = threading.Thread(target=self._run, name="inspector-watchdog", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+        handle = self._handle
+        context = self._context
+        if handle is not None and context is not None:
+            try:
+                if context.loop.is_closed():
+                    return
+                if threading.get_ident() == context.loop_thread_id:
+                    handle.cancel()
+                else:
+                    context.loop.call_soon_threadsafe(handle.cancel)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    # --- the heartbeat (app loop thread) -----------------------------------------------------
+
+    def _on_heartbeat(self) -> None:
+        if self._closed or self._context is None:
+            return
+        try:
+            self.record_beat()
+            self._handle = self._context.loop.call_later(self._interval, self._on_heartbeat)
+        except Exception as error:  # never raise into the app's loop
+            self._context.record_error(f"watchdog heartbeat: {error!r}")
+
+    def record_beat(self) -> None:
+        """Note that the loop ran the heartbeat now, and how late it was."""
+        now = self._clock()
+        lag = max(0.0, now - self._due)
+        self._due = now + self._interval
+        if lag > self._window_max_lag:
+            self._window_max_lag = lag
+        if lag > self._threshold:
+            self._late_beats.append((now, lag))
+        self._beat = (now, lag)
+
+    # --- the watchdog (its own thread) -------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick):
+            try:
+                self.check()
+            except Exception as error:
+                if self._context is not None:
+                    self._context.record_error(f"watchdog: {error!r}")
+
+    def check(self) -> None:
+        """One look at the heartbeat: begin, sample or end a stall; add a lag point."""
+        context = self._context
+        if context is None:
+            return
+        now = self._clock()
+        beat_at, _ = self._beat
+        with self._lock:
+            self._finish_stalls(beat_at)
+            lateness = now - (beat_at + self._interval)
+            current = self._current
+            if current is None:
+                if lateness > self._threshold and self._loop_running(context):
+                    self._begin_stall(context, now, beat_at + self._interval)
+            elif current.next_offsets and now - current.start >= current.next_offsets[0]:
+                while current.next_offsets and now - current.start >= current.next_offsets[0]:
+                    current.next_offsets.popleft()
+                self._sample(context, current, now)
+            elif not self._loop_running(context):
+                # The loop stopped (the server is exiting): this is not a stall any more.
+                self._current = None
+            self._add_lag_point(now, lateness)
+
+    def _finish_stalls(self, beat_at: float) -> None:
+        while self._late_beats:
+            late_at, lag = self._late_beats.popleft()
+            if late_at <= self._consumed_until:
+                continue
+            self._consumed_until = late_at
+            current = self._current
+            if current is not None and late_at >= current.due:
+                self._end(current, late_at)
+            elif current is None:
+                # Shorter than a watchdog tick: seen only through the late heartbeat.
+                self._end(self._new_stall(late_at - lag), late_at)
+        current = self._current
+        if current is not None and beat_at > current.due and beat_at > self._consumed_until:
+            self._consumed_until = beat_at
+            self._end(current, beat_at)
+
+    def _new_stall(self, due: float) -> _OngoingStall:
+        start = due - self._interval / 2
+        return _OngoingStall(
+            id=next(self._ids), due=due, start=start, started_at=self._wall_at(start)
+        )
+
+    def _end(self, stall: _OngoingStall, resumed_at: float) -> None:
+        duration = max(0.0, resumed_at - stall.start)
+        self._history.append(stall.to_stall(duration, ongoing=False))
+        if len(self._history) > DETAILED_STALLS:
+            index = len(self._history) - DETAILED_STALLS - 1
+            self._history[index] = _summarised(self._history[index])
+        self._total_stalls += 1
+        self._total_stalled += duration
+        if self._current is stall:
+            self._current = None
+
+    def _begin_stall(self, context: AgentContext, now: float, due: float) -> None:
+        stall = self._new_stall(due)
+        try:
+            task = self._task_source(context.loop)
+        except Exception:
+            task = None
+        if task is not None:
+            stall.task_id = id(task)
+            try:
+                stall.task_name = task.get_name()
+            except Exception:
+                stall.task_name = None
+            link = context.link_for(task)
+            if link is not None:
+                stall.request_id = link.request_id
+                stall.request_label = link.request_label
+                stall.background_label = link.background_label
+            else:
+                try:
+                    stall.request_label = _uvicorn_request_label(task)
+                except Exception:
+                    stall.request_label = None
+        while stall.next_offsets and now - stall.start >= stall.next_offsets[0]:
+            stall.next_offsets.popleft()
+        self._current = stall
+        self._sample(context, stall, now)
+
+    def _sample(self, context: AgentContext, stall: _OngoingStall, now: float) -> None:
+        if len(stall.samples) >= MAX_SAMPLES:
+            return
+        frame = self._frame_source().get(context.loop_thread_id)
+        frames = stack_from_frame(frame)
+        del frame  # do not keep the loop thread's frames alive
+        if stall.samples and stall.samples[-1].frames == frames:
+            return  # still in the same place: the duration says for how long
+        stall.samples.append(StackSample(offset=max(0.0, now - stall.start), frames=frames))
+
+    def _add_lag_point(self, now: float, lateness: float) -> None:
+        if now - self._last_point < LAG_POINT_INTERVAL:
+            return
+        # The worst heartbeat lag since the last point, or how late the loop is right now
+        # (a stall in progress has no heartbeat to measure it).
+        value = max(self._window_max_lag, lateness, 0.0)
+        self._window_max_lag = 0.0
+        self._series.append((self._wall_at(now), round(value, 6)))
+        self._last_point = now
+
+    def _wall_at(self, monotonic: float) -> float:
+        return self._wall_clock() - (self._clock() - monotonic)
+
+    @staticmethod
+    def _loop_running(context: AgentContext) -> bool:
+        try:
+            return context.loop.is_running() and not context.loop.is_closed()
+        except Exception:
+            return False
+
+    # --- reporting (agent thread) ------------------------------------------------------------
+
+    @property
+    def implementation(self) -> str:
+        return self._implementation
+
+    def loop_stats(self) -> LoopStats:
+        now = self._clock()
+        with self._lock:
+            _, lag = self._beat
+            current = self._current
+            stalled_for = now - current.start if current is not None else None
+            if current is not None:
+                lag = now - current.due  # no heartbeat can measure it: the loop is stuck
+            return LoopStats(
+                implementation=self._implementation,
+                lag=lag,
+                lag_series=tuple(self._series),
+                stall_threshold=self._threshold,
+                stalled_for=stalled_for,
+                total_stalls=self._total_stalls,
+                total_stalled_seconds=self._total_stalled,
+            )
+
+    def stalls(self) -> tuple[Stall, ...]:
+        """Finished stalls, oldest first, then the one in progress (if any)."""
+        now = self._clock()
+        with self._lock:
+            stalls = list(self._history)
+            if self._current is not None:
+                stalls.append(self._current.to_stall(now - self._current.start, ongoing=True))
+        return tuple(stalls)
+
+    def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
+        return {"loop": self.loop_stats(), "stalls": self.stalls()}

@@ -1,0 +1,235 @@
+"""Exceptions nobody looked at: unretrieved task exceptions, never-awaited coroutines,
+swallowed exceptions and errors that were only logged."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from inspector.diagnose.findings import Finding, Severity
+from inspector.diagnose.locate import innermost_application_frame
+from inspector.diagnose.rules.base import Settings, examples, plural, quoted_code, seconds, where
+from inspector.model import ExceptionEvent, Frame, Snapshot
+
+UNRETRIEVED_HINT = (
+    "Keep a reference to every task you create and await it, or add a done-callback that logs "
+    "`task.exception()`; a TaskGroup does both. Inside a long-lived loop, catch exceptions per "
+    "item so one bad item does not kill the worker."
+)
+NEVER_AWAITED_HINT = (
+    "Add `await` before the call, or schedule it with `asyncio.create_task(...)` and keep a "
+    "reference. For BackgroundTasks pass the function, not its call: "
+    "`add_task(send_email, user)`."
+)
+SWALLOWED_HINT = (
+    "Log it (`logger.exception(...)`) or re-raise it; catch only the exceptions you expect, "
+    "and handle them."
+)
+LOGGED_HINT = "It was logged, so it is in the server's log; this is the line it came from."
+BROAD_EXCEPT = re.compile(r"^\s*except\s*(\(?\s*(Exception|BaseException)\b[^:]*)?:")
+
+
+def _grouped(snapshot: Snapshot, kind: str) -> list[list[ExceptionEvent]]:
+    groups: dict[tuple[object, ...], list[ExceptionEvent]] = {}
+    for event in snapshot.exceptions:
+        if event.kind != kind:
+            continue
+        location = _location(event)
+        key = (
+            event.error.type,
+            (location.file, location.line) if location else event.error.message,
+        )
+        groups.setdefault(key, []).append(event)
+    return list(groups.values())
+
+
+def _location(event: ExceptionEvent) -> Frame | None:
+    return event.location or innermost_application_frame(event.error.traceback)
+
+
+def _raise_site(event: ExceptionEvent, besides: Frame | None) -> tuple[Frame, ...]:
+    raised = innermost_application_frame(event.error.traceback)
+    return (raised,) if raised is not None and raised != besides else ()
+
+
+def _count(events: list[ExceptionEvent]) -> int:
+    return sum(max(event.count, 1) for event in events)
+
+
+def _requests(events: list[ExceptionEvent]) -> list[str]:
+    return [event.request_label for event in events if event.request_label]
+
+
+def unretrieved_task_exceptions(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """Tasks that failed with nobody awaiting them; a long-lived worker dying is said so."""
+    yield from _dead_tasks_without_events(snapshot)
+    for events in _grouped(snapshot, "task-exception-unretrieved"):
+        first = events[0]
+        location = _location(first)
+        err = f"{first.error.type}: {first.error.message}"
+        count = _count(events)
+        requests = _requests(events)
+        name = first.task_name or "a task"
+        if requests:
+            title = f"Task {name} created in {requests[0]} failed unseen: {err}"
+            story = (
+                f"A fire-and-forget task created while serving {examples(requests)} raised {err}; "
+                'nobody awaited it, so the error surfaces at best as "Task exception was never '
+                'retrieved" when the task is garbage-collected.'
+            )
+        else:
+            alive = _alive_for(snapshot, first.task_name)
+            title = f"Task {name} died: {err}"
+            story = (
+                f"Task {name}, not started by any request (a long-lived worker such as a queue "
+                f"consumer or a poller?){alive}, raised {err} and ended. Whatever it did has "
+                "stopped, and the server keeps running without it; nobody awaited it, so nothing "
+                "was reported."
+            )
+        if count > 1:
+            title += f" ({count} times)"
+        place = (
+            f" It was raised at {where(location, snapshot)}{quoted_code(location)}."
+            if location
+            else ""
+        )
+        yield Finding(
+            kind="task-exception-unretrieved",
+            severity="warning",
+            title=title,
+            detail=story + place,
+            hint=UNRETRIEVED_HINT,
+            location=location,
+            request=requests[0] if requests else None,
+            count=count,
+        )
+
+
+def _dead_tasks_without_events(snapshot: Snapshot) -> Iterable[Finding]:
+    """Failed tasks the agent still lists, not created by a request and told by no event:
+    typically a long-lived worker that something keeps a reference to, so Python never logs."""
+    told = {e.task_name for e in snapshot.exceptions if e.kind == "task-exception-unretrieved"}
+    for task in snapshot.tasks:
+        if task.state != "failed" or task.request_id is not None or task.name in told:
+            continue
+        location = innermost_application_frame(task.stack) or task.created_at
+        err = task.exception or "an exception"
+        place = f" It was created at {where(task.created_at, snapshot)}." if task.created_at else ""
+        yield Finding(
+            kind="task-exception-unretrieved",
+            severity="warning",
+            title=f"Task {task.name} died: {err}",
+            detail=(
+                f"Task {task.name} ({task.coro}), not started by any request, ended with {err}"
+                f"{_alive_for(snapshot, task.name)}. Whatever it did has stopped, and the server "
+                f"keeps running without it; nothing awaited it, so nothing was reported.{place}"
+            ),
+            hint=UNRETRIEVED_HINT,
+            location=location,
+            task_ids=(task.id,),
+        )
+
+
+def _alive_for(snapshot: Snapshot, task_name: str | None) -> str:
+    task = next((t for t in snapshot.tasks if task_name and t.name == task_name), None)
+    if task is None or task.age is None:
+        return ""
+    return f" after running for at least {seconds(task.age)}"
+
+
+def never_awaited(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """Coroutines created and dropped without being awaited: their work never happened."""
+    flagged_lines = {
+        (job.call_site.file, job.call_site.line)
+        for job in snapshot.background
+        if job.flagged and job.call_site is not None
+    }
+    for events in _grouped(snapshot, "coroutine-never-awaited"):
+        first = events[0]
+        location = _location(first)
+        if location is not None and (location.file, location.line) in flagged_lines:
+            continue  # the add_task(coroutine) finding already explains this warning
+        count = _count(events)
+        requests = _requests(events)
+        context = f" in {examples(requests)}" if requests else ""
+        message = first.error.message or "a coroutine was never awaited"
+        place = (
+            f" It was created at {where(location, snapshot)}{quoted_code(location)}."
+            if location
+            else ""
+        )
+        yield Finding(
+            kind="coroutine-never-awaited",
+            severity="warning",
+            title=f"{message[:1].upper()}{message[1:]}{context}"
+            + (f" ({count} times)" if count > 1 else ""),
+            detail=(
+                f"{plural(count, 'coroutine')} was created{context} and dropped without being "
+                f"awaited, so its body never ran.{place}"
+            ).replace("coroutines was", "coroutines were"),
+            hint=NEVER_AWAITED_HINT,
+            location=location,
+            request=requests[0] if requests else None,
+            count=count,
+        )
+
+
+def swallowed_exceptions(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """Exceptions caught and dropped by application code (opt-in tracing, Python >= 3.12)."""
+    for events in _grouped(snapshot, "exception-swallowed"):
+        first = events[0]
+        location = first.location
+        err = f"{first.error.type}: {first.error.message}"
+        count = _count(events)
+        broad = location is not None and bool(BROAD_EXCEPT.search(location.code or ""))
+        severity: Severity = "warning" if broad else "info"
+        at = f" at {where(location, snapshot)}{quoted_code(location)}" if location else ""
+        yield Finding(
+            kind="exception-swallowed",
+            severity=severity,
+            title=f"{first.error.type} caught and dropped{at.split(' (`')[0]}"
+            + (f" ({count} times)" if count > 1 else ""),
+            detail=(
+                f"{err} was raised and swallowed{at} {plural(count, 'time')}"
+                + (", by a catch-all `except` that hides every error." if broad else ".")
+            ),
+            hint=SWALLOWED_HINT,
+            location=location,
+            related=_raise_site(first, location),
+            request=next(iter(_requests(events)), None),
+            count=count,
+        )
+
+
+def logged_errors(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """Errors logged with a traceback: visible in the log, but worth the line they came from."""
+    for events in _grouped(snapshot, "logged-error"):
+        first = events[0]
+        location = _location(first)
+        err = f"{first.error.type}: {first.error.message}"
+        count = _count(events)
+        requests = _requests(events)
+        failed = any(_request_failed(snapshot, event) for event in events)
+        context = f" in {examples(requests)}" if requests else ""
+        at = f" at {where(location, snapshot)}" if location else ""
+        yield Finding(
+            kind="logged-error",
+            severity="warning" if failed else "info",
+            title=f"Error logged{context}: {err}" + (f" ({count} times)" if count > 1 else ""),
+            detail=(
+                f"{err} was logged with its traceback {plural(count, 'time')}{context}; it was "
+                f"raised{at or ' outside application code'}."
+                + (" The request failed with it." if failed else "")
+            ),
+            hint=LOGGED_HINT,
+            location=location,
+            request=requests[0] if requests else None,
+            count=count,
+        )
+
+
+def _request_failed(snapshot: Snapshot, event: ExceptionEvent) -> bool:
+    if event.request_id is None:
+        return False
+    request = snapshot.request(event.request_id)
+    return request is not None and (request.error is not None or (request.status or 0) >= 500)

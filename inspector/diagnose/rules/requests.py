@@ -1,0 +1,230 @@
+"""`hanging-request`: requests in flight for longer than anyone should wait."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from inspector.diagnose.findings import Finding, Severity
+from inspector.diagnose.locate import classify_stack, innermost_application_frame
+from inspector.diagnose.rules.base import (
+    Settings,
+    doing,
+    examples,
+    plural,
+    quoted_code,
+    request_label,
+    seconds,
+    where,
+)
+from inspector.diagnose.rules.tasks import never_ending
+from inspector.diagnose.wait_graph import build_wait_graph, find_cycles
+from inspector.model import Frame, RequestInfo, Snapshot, TaskInfo
+
+LONG_LIVED_SCHEMES = ("ws", "wss", "websocket")
+
+DISCONNECTED_HINT = (
+    "The client has gone, so nobody will read this response: in long handlers check "
+    "`await request.is_disconnected()` now and then, or run the work as a task you cancel when "
+    "the client leaves. A "
+    'BaseHTTPMiddleware (`@app.middleware("http")`) hides disconnects from the endpoint: '
+    "prefer pure ASGI middleware."
+)
+THREAD_HINT = (
+    "The sync endpoint holds a threadpool thread while it is blocked in {what}. Put a timeout "
+    "on that call (requests/httpx `timeout=`, a database statement timeout), or make the "
+    "endpoint `async def` with an async client."
+)
+LIMITER_HINT = (
+    "The request waits for a free threadpool thread: every thread is busy with other sync "
+    "endpoints (see the threadpool finding)."
+)
+RECEIVING_HINT = (
+    "The request body has not arrived: a slow or stalled client, or a middleware already read "
+    "the body (`await request.body()` in a BaseHTTPMiddleware) so the endpoint waits forever."
+)
+WAIT_HINTS = {
+    "lock": (
+        "Another task holds the lock (see the wait above). Keep locked sections short, do not "
+        "await slow I/O while holding a lock, and put a timeout around the acquisition "
+        "(`async with asyncio.timeout(...)`)."
+    ),
+    "event": (
+        "Nothing has set the Event it awaits. Make sure the code that should set it runs, on "
+        "error paths too, and wait with a timeout (`async with asyncio.timeout(...)`)."
+    ),
+    "queue-get": (
+        "It waits for an item that nobody puts into the queue. Check the producer, and wait "
+        "with a timeout (`async with asyncio.timeout(...)`)."
+    ),
+}
+WAIT_HINTS["semaphore"] = WAIT_HINTS["lock"]
+WAIT_HINTS["condition"] = WAIT_HINTS["event"]
+WAIT_HINT = (
+    "Find out why what it awaits does not complete (an upstream service, a task it waits for); "
+    "wrap the await in `async with asyncio.timeout(...)` so a stuck dependency turns into an "
+    "error instead of a hang."
+)
+BACKGROUND_HINT = (
+    "The response was sent; its background tasks are still running. That is fine for slow "
+    "jobs, but the connection stays busy meanwhile (with BaseHTTPMiddleware, later requests on "
+    "it wait): move long jobs to a task queue or an `asyncio.create_task` you keep track of."
+)
+GENERIC_HINT = (
+    "Look at the line above: it is where the handler is now. Add a timeout around whatever it "
+    "waits for so a hang becomes an error."
+)
+
+
+@dataclass(frozen=True)
+class _Hanging:
+    request: RequestInfo
+    age: float
+    location: Frame | None
+    waiting: str
+    """What it waits for, in words."""
+    hint: str
+    in_deadlock: bool
+    because: str | None = None
+    """Why what it waits for will never come, when that is known."""
+
+
+def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """Requests in flight longer than `stuck_after`, grouped by route, place and state."""
+    deadlocked = {task for cycle in find_cycles(build_wait_graph(snapshot)) for task in cycle}
+    groups: dict[tuple[object, ...], list[_Hanging]] = {}
+    for request in snapshot.requests:
+        age = (
+            request.duration
+            if request.duration is not None
+            else snapshot.taken_at - request.started_at
+        )
+        if request.phase == "done" or age <= settings.stuck_after:
+            continue
+        if request.scheme in LONG_LIVED_SCHEMES and not request.disconnected:
+            continue  # a WebSocket is meant to stay open
+        if request.phase == "streaming" and not request.disconnected:
+            continue  # a stream (SSE, a download) is meant to take long
+        item = _examine(snapshot, request, age, deadlocked)
+        if item.in_deadlock:
+            continue  # the deadlock finding names this request and says why it hangs
+        location = item.location
+        key = (
+            request.phase == "background",
+            request_label(request),
+            (location.file, location.line) if location else None,
+            request.disconnected,
+        )
+        groups.setdefault(key, []).append(item)
+    for items in groups.values():
+        yield _finding(items, snapshot)
+
+
+def _examine(
+    snapshot: Snapshot, request: RequestInfo, age: float, deadlocked: set[int]
+) -> _Hanging:
+    task = snapshot.task(request.task_id) if request.task_id is not None else None
+    threads = [
+        thread
+        for thread in snapshot.threads
+        if thread.request_id == request.id or thread.id in request.thread_ids
+    ]
+    in_deadlock = task is not None and task.id in deadlocked
+    for thread in threads:
+        frame = innermost_application_frame(thread.stack)
+        if frame is not None:
+            blocking = classify_stack(thread.stack)
+            waiting = f"{doing(blocking.kind, blocking.what)} in worker thread {thread.name!r}"
+            return _Hanging(
+                request, age, frame, waiting, THREAD_HINT.format(what=blocking.what), in_deadlock
+            )
+    location = innermost_application_frame(task.stack) if task is not None else None
+    waiting, hint = _task_wait(task, request)
+    forever = never_ending(snapshot, task) if task is not None else None
+    if forever is not None:
+        because, hint = forever
+        return _Hanging(request, age, location, waiting, hint, in_deadlock, because)
+    return _Hanging(request, age, location, waiting, hint, in_deadlock)
+
+
+def _task_wait(task: TaskInfo | None, request: RequestInfo) -> tuple[str, str]:
+    if request.phase == "receiving":
+        return "the request body from the client", RECEIVING_HINT
+    if request.phase == "background":
+        return "its background tasks to finish", BACKGROUND_HINT
+    if task is None:
+        return "something the agent could not see (no task is known for it)", GENERIC_HINT
+    wait = task.waiting_on
+    if wait is None:
+        return (
+            "nothing: it is running" if task.state == "running" else "an unknown event"
+        ), GENERIC_HINT
+    if wait.kind == "limiter":
+        return wait.description or "a threadpool thread", LIMITER_HINT
+    return wait.description or wait.kind, WAIT_HINTS.get(wait.kind, WAIT_HINT)
+
+
+def _finding(items: Sequence[_Hanging], snapshot: Snapshot) -> Finding:
+    first = items[0]
+    request = first.request
+    label = request_label(request)
+    count = len(items)
+    longest = max(item.age for item in items)
+    background = request.phase == "background"
+
+    if background:
+        title = f"{label}: background work still running {seconds(longest)} after it began"
+        if count > 1:
+            title = (
+                f"{count} requests to {label} still running background work "
+                f"(longest {seconds(longest)})"
+            )
+    elif count == 1:
+        title = f"{label} has been running for {seconds(longest)}"
+    else:
+        title = f"{count} requests to {label} hanging (longest {seconds(longest)})"
+    if request.disconnected and not background:
+        title += "; its client has gone" if count == 1 else "; their clients have gone"
+
+    sentences = []
+    if count == 1:
+        known = snapshot.task(request.task_id) if request.task_id is not None else None
+        task = f" (task {known.name})" if known is not None else ""
+        sentences.append(
+            f"{request.method} {request.path}{task} has been in flight for {seconds(longest)}, "
+            f"phase {request.phase}."
+        )
+    else:
+        paths = examples(f"{item.request.method} {item.request.path}" for item in items)
+        sentences.append(
+            f"{plural(count, 'request')} in flight for up to {seconds(longest)}: {paths}."
+        )
+    if first.location is not None:
+        sentences.append(
+            f"It is at {where(first.location, snapshot)}{quoted_code(first.location)}."
+        )
+    sentences.append(f"It waits for: {first.waiting}.")
+    if first.because:
+        sentences.append(first.because)
+    if request.disconnected:
+        sentences.append(
+            f"The client left, yet the handler keeps working ({seconds(longest)} since the "
+            "request began)."
+        )
+
+    hint = first.hint
+    if request.disconnected and not background:
+        hint += " " + DISCONNECTED_HINT
+    severity: Severity = "info" if background else "warning"
+    task_ids = tuple(sorted({i.request.task_id for i in items if i.request.task_id is not None}))
+    return Finding(
+        kind="hanging-request",
+        severity=severity,
+        title=title,
+        detail=" ".join(sentences),
+        hint=hint,
+        location=first.location,
+        task_ids=task_ids,
+        request=label,
+        count=count,
+    )

@@ -1,0 +1,154 @@
+"""`threadpool-saturated`: every worker thread is busy and requests queue for one.
+
+FastAPI runs `def` endpoints and dependencies in anyio's threadpool, 40 threads by default.
+When they are all busy, sync endpoints wait in line while CPU sits idle; async endpoints are
+unaffected, which makes the slowdown look random.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from inspector.diagnose.findings import Finding, Severity
+from inspector.diagnose.locate import (
+    classify_stack,
+    innermost_application_frame,
+    module_of,
+    most_common_frame,
+)
+from inspector.diagnose.rules.base import (
+    Settings,
+    distinct_frames,
+    doing,
+    examples,
+    plural,
+    quoted_code,
+    request_label_for,
+    where,
+)
+from inspector.model import Snapshot, ThreadInfo
+
+ANYIO_HINT = (
+    "Each sync (`def`) endpoint or dependency holds one thread for as long as it runs. Make the "
+    "slow endpoint `async def` with async I/O, make what it waits for faster or give it a "
+    "timeout, or raise the limit at startup (in the lifespan): "
+    "`anyio.to_thread.current_default_thread_limiter().total_tokens = 100`."
+)
+DB_POOL_HINT = (
+    " The threads wait for a database connection: the connection pool is smaller than the "
+    "threadpool, so requests holding threads wait for connections that requests waiting for "
+    "threads would give back. Make the pool at least as large as the threadpool, or use async "
+    "endpoints with an async driver."
+)
+EXECUTOR_HINT = (
+    "`asyncio.to_thread` and `run_in_executor(None, ...)` share the loop's default executor, "
+    "separate from FastAPI's threadpool. Give long jobs their own executor, or set a larger "
+    "default with `loop.set_default_executor(ThreadPoolExecutor(max_workers=...))`."
+)
+
+
+def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """The anyio limiter at its limit with waiters; the loop's default executor likewise."""
+    pool = snapshot.threadpool
+    if pool is None:
+        return
+    if pool.total > 0 and pool.borrowed >= pool.total and pool.waiting > 0:
+        busy = _busy(snapshot, "anyio")
+        labels = [
+            label
+            for label in (request_label_for(snapshot, b.request_id) for b in pool.borrowers)
+            if label
+        ] or [label for t in busy if (label := request_label_for(snapshot, t.request_id))]
+        severity: Severity = "critical" if pool.waiting >= pool.total else "warning"
+        yield _finding(
+            snapshot,
+            busy,
+            title=f"Threadpool full: {pool.borrowed}/{pool.total} threads busy, "
+            f"{plural(pool.waiting, 'request')} waiting",
+            opening=(
+                f"{pool.borrowed}/{pool.total} threads busy, {plural(pool.waiting, 'request')} "
+                "waiting" + (f", e.g. {examples(labels)}" if labels else "") + "."
+            ),
+            hint=ANYIO_HINT,
+            severity=severity,
+            labels=labels,
+        )
+    workers = pool.executor_max_workers
+    if workers and pool.executor_threads >= workers and pool.executor_queued > 0:
+        busy = _busy(snapshot, "executor")
+        yield _finding(
+            snapshot,
+            busy,
+            title=f"Default executor full: {workers}/{workers} threads busy, "
+            f"{plural(pool.executor_queued, 'job')} queued",
+            opening=(
+                f"The loop's default executor (asyncio.to_thread, run_in_executor) has all "
+                f"{workers} threads busy and {plural(pool.executor_queued, 'job')} queued."
+            ),
+            hint=EXECUTOR_HINT,
+            severity="warning",
+            labels=[],
+        )
+
+
+def _busy(snapshot: Snapshot, pool: str) -> list[ThreadInfo]:
+    threads = [t for t in snapshot.threads if t.pool == pool]
+    busy = [t for t in threads if t.busy]
+    return busy or threads
+
+
+def _finding(
+    snapshot: Snapshot,
+    busy: Sequence[ThreadInfo],
+    *,
+    title: str,
+    opening: str,
+    hint: str,
+    severity: Severity,
+    labels: list[str],
+) -> Finding:
+    frames = [innermost_application_frame(t.stack) for t in busy]
+    location = most_common_frame(frames)
+    related = distinct_frames(frames, location)
+    sentences = [opening]
+    if location is not None:
+        at_location = [t for t, f in zip(busy, frames, strict=True) if f == location]
+        blocking = classify_stack(at_location[0].stack)
+        if len(busy) == 1:
+            share = "The busy thread is"
+        elif len(at_location) == len(busy):
+            share = f"All {len(busy)} busy threads are"
+        else:
+            share = f"{len(at_location)} of the {len(busy)} busy threads are"
+        sentences.append(
+            f"{share} at {where(location, snapshot)}{quoted_code(location)}, "
+            f"{doing(blocking.kind, blocking.what)}."
+        )
+    if any(_in_db_pool(t) for t in busy):
+        hint += DB_POOL_HINT
+    task_ids = tuple(
+        sorted({b.task_id for b in (snapshot.threadpool.borrowers if snapshot.threadpool else ())})
+    )
+    return Finding(
+        kind="threadpool-saturated",
+        severity=severity,
+        title=title,
+        detail=" ".join(sentences),
+        hint=hint,
+        location=location,
+        related=related,
+        task_ids=task_ids if "Threadpool" in title else (),
+        request=max(set(labels), key=labels.count) if labels else None,
+        count=1,
+    )
+
+
+def _in_db_pool(thread: ThreadInfo) -> bool:
+    """A thread waiting to check a connection out of SQLAlchemy's (or a driver's) pool."""
+    for frame in thread.stack:
+        module = module_of(frame) or ""
+        if module.startswith("sqlalchemy.pool") or (
+            module.startswith("sqlalchemy") and "checkout" in frame.function
+        ):
+            return True
+    return False

@@ -1,0 +1,154 @@
+"""Provides the short, fixed-width wordings the views use for times, sizes and places."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+
+from inspector.model import Frame, RequestInfo, TaskInfo, WaitInfo
+
+_LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/", "/lib/python3", "\\lib\\")
+_OWN_MARKERS: Final = ("/inspector/agent/", "/inspector/client/", "/aiomonitor/")
+_CALL: Final = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
+
+_project_root: str | None = None
+
+
+def set_project_root(cwd: str | None) -> None:
+    """Show paths under the target's working directory relative to it ("app.py:57").
+
+    The views format thousands of locations per update; a module-level root (set by the app
+    from each snapshot's `process.cwd`) spares passing it through every call.
+    """
+    global _project_root
+    _project_root = cwd.rstrip("/") + "/" if cwd and cwd != "/" else None
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a person reads them: 850 ms, 2.3 s, 4m05s, 2h13m, 3d04h."""
+    if seconds is None:
+        return "—"
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def age(seconds: float | None) -> str:
+    """A coarse age for table cells: changes at most once a second, so live rows repaint less."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return "<1s"
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    return duration(seconds)
+
+
+def size(num_bytes: float | None) -> str:
+    if num_bytes is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(num_bytes) < 1024 or unit == "GB":
+            return f"{num_bytes:.0f} {unit}" if unit in ("B", "KB") else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.1f} TB"  # pragma: no cover - loop always returns
+
+
+def count(value: int) -> str:
+    """10000 → "10k": tab labels stay narrow."""
+    if value < 10_000:
+        return str(value)
+    if value < 1_000_000:
+        return f"{value / 1000:.0f}k"
+    return f"{value / 1_000_000:.1f}M"
+
+
+def is_application_frame(frame: Frame) -> bool:
+    """Not the standard library, not an installed package, not the inspector itself."""
+    path = frame.file.replace("\\", "/")
+    if path.startswith("<"):
+        return False
+    if any(marker in path for marker in _LIBRARY_MARKERS):
+        return False
+    return not any(marker in path for marker in _OWN_MARKERS)
+
+
+def innermost_application_frame(frames: tuple[Frame, ...]) -> Frame | None:
+    """The line to fix: the deepest frame that belongs to the application."""
+    for frame in reversed(frames):
+        if is_application_frame(frame):
+            return frame
+    return None
+
+
+def short_path(path: str, keep: int = 2) -> str:
+    """The path under the project root, else its last `keep` parts ("app/main.py")."""
+    if _project_root is not None and path.startswith(_project_root):
+        relative = path[len(_project_root) :]
+        if not any(marker in "/" + relative for marker in _LIBRARY_MARKERS):
+            return relative
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(part for part in parts[-keep:] if part) or path
+
+
+def location(frame: Frame | None, keep: int = 2) -> str:
+    if frame is None:
+        return "—"
+    return f"{short_path(frame.file, keep)}:{frame.line}"
+
+
+def full_location(frame: Frame) -> str:
+    """What `c` copies: an absolute file:line an editor opens."""
+    return f"{frame.file}:{frame.line}"
+
+
+def blocking_call(frames: tuple[Frame, ...]) -> str | None:
+    """What the application frame was calling: the library function below it, or the call
+    written on its line ("time.sleep" from `time.sleep(3)`, which has no Python frame)."""
+    app_frame = innermost_application_frame(frames)
+    if app_frame is None:
+        return frames[-1].function if frames else None
+    below = frames[frames.index(app_frame) + 1 :]
+    if below:
+        callee = below[-1]
+        module = os.path.splitext(os.path.basename(callee.file))[0]
+        return f"{module}.{callee.function}" if module != "__init__" else callee.function
+    if app_frame.code:
+        calls = _CALL.findall(app_frame.code)
+        if calls:
+            return str(calls[0])
+    return app_frame.function
+
+
+def task_where(task: TaskInfo) -> str:
+    """The task's innermost application line, else its innermost frame."""
+    frame = innermost_application_frame(task.stack) or (task.stack[-1] if task.stack else None)
+    if frame is None:
+        return "—"
+    return f"{location(frame, 1)} {frame.function}"
+
+
+def wait_text(wait: WaitInfo | None) -> str:
+    if wait is None:
+        return ""
+    return wait.description or wait.kind
+
+
+def request_label(request: RequestInfo | None) -> str:
+    if request is None:
+        return ""
+    return f"{request.method} {request.route or request.path}"

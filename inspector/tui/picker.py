@@ -1,0 +1,143 @@
+"""Provides the target picker: the servers on this machine, for `inspector attach` without a target.
+
+Registration files come first (processes running the agent), then what psutil finds
+(uvicorn, gunicorn, hypercorn and fastapi processes without an agent, with the way to add one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Static
+
+from inspector.tui import formatting
+from inspector.tui.widgets.live_table import Column, LiveTable, Row
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One process the picker offers."""
+
+    pid: int
+    command: str
+    role: str = ""
+    workers: int = 0
+    cpu_percent: float | None = None
+    rss: int | None = None
+    address: str | None = None
+    """The agent's termui address; None when the process has no agent."""
+    hint: str | None = None
+    """How to add an agent, for a process that has none."""
+
+
+def list_candidates() -> list[Candidate]:
+    """Discovered targets, agent-equipped first; registration files alone if discovery is absent."""
+    try:
+        from inspector.client.discovery import discover
+    except ImportError:
+        return _from_registrations()
+    candidates = [_from_target(target) for target in discover()]
+    return sorted(candidates, key=lambda c: (c.address is None, c.pid))
+
+
+def _from_target(target: Any) -> Candidate:
+    cmdline = getattr(target, "cmdline", ()) or ()
+    return Candidate(
+        pid=target.pid,
+        command=" ".join(cmdline) or (target.app or ""),
+        role=str(getattr(target, "role", "")),
+        workers=len(getattr(target, "children", ()) or ()),
+        cpu_percent=getattr(target, "cpu_percent", None),
+        rss=getattr(target, "rss", None),
+        address=target.agent_address,
+        hint=getattr(target, "hint", None),
+    )
+
+
+def _from_registrations() -> list[Candidate]:
+    try:
+        from inspector.registration import read_registrations
+    except ImportError:
+        return []
+    return [
+        Candidate(pid=r.pid, command=" ".join(r.argv) or (r.app or ""), address=f"{r.host}:{r.port}")
+        for r in read_registrations()
+    ]
+
+
+COLUMNS = (
+    Column("pid", "PID", 7, align="right"),
+    Column("command", "Command", 30, flex=True),
+    Column("role", "Role", 10, min_width=90),
+    Column("workers", "Workers", 7, align="right", min_width=100),
+    Column("cpu", "CPU", 5, align="right"),
+    Column("rss", "RSS", 9, align="right"),
+    Column("agent", "Agent", 16),
+)
+
+
+def candidate_row(candidate: Candidate) -> Row:
+    return (
+        str(candidate.pid),
+        candidate.command,
+        candidate.role,
+        str(candidate.workers) if candidate.workers else "",
+        f"{candidate.cpu_percent:.0f}%" if candidate.cpu_percent is not None else "—",
+        formatting.size(candidate.rss),
+        (candidate.address, "success") if candidate.address else ("no agent", "muted"),
+    )
+
+
+class PickerApp(App[str]):
+    """Returns the chosen agent's address (or None when the user quits)."""
+
+    CSS = """
+    #picker-title { padding: 0 1; text-style: bold; }
+    #picker-hint { padding: 0 1; color: $text-muted; height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape", "quit", "Quit")]
+
+    def __init__(self, candidates: list[Candidate]) -> None:
+        super().__init__()
+        self.candidates = {str(c.pid): c for c in candidates}
+
+    def compose(self) -> ComposeResult:
+        yield Static("Choose a server to inspect (Enter). Nothing answers on 127.0.0.1:20101.",
+                     id="picker-title")
+        yield LiveTable(COLUMNS, id="picker-table", empty_text="No server found.")
+        yield Static("", id="picker-hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(LiveTable)
+        table.sync((key, candidate_row(c)) for key, c in self.candidates.items())
+        table.focus()
+
+    @on(LiveTable.Highlighted)
+    def explain(self, event: LiveTable.Highlighted) -> None:
+        candidate = self.candidates.get(event.key or "")
+        hint = self.query_one("#picker-hint", Static)
+        if candidate is None:
+            hint.update("")
+        elif candidate.address:
+            hint.update(f"pid {candidate.pid}: agent on {candidate.address}")
+        else:
+            hint.update(f"pid {candidate.pid} has no agent: {candidate.hint or 'start it with inspector run'}")
+
+    @on(LiveTable.Selected)
+    def choose(self, event: LiveTable.Selected) -> None:
+        candidate = self.candidates[event.key]
+        if candidate.address:
+            self.exit(candidate.address)
+        else:
+            self.notify(candidate.hint or "This process has no inspector agent.", severity="warning",
+                        timeout=8)
+
+
+def pick_target(candidates: list[Candidate]) -> str | None:
+    """Run the picker; the chosen address, or None."""
+    return PickerApp(candidates).run()

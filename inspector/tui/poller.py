@@ -1,0 +1,307 @@
+"""Provides the Poller: fetches snapshots from a Source on a thread of its own.
+
+Why a thread with its own event loop: decoding and validating a 10,000-task snapshot takes
+hundreds of milliseconds of Python; on the UI's loop that would freeze the keyboard. Here the
+source's connection, the decoding, the diagnosis and the event history all live off the UI
+thread, and only finished `Observation`s cross over (through `emit`, which must be
+thread-safe: the app passes `post_message`).
+
+The poller reconnects by itself: when the target goes away it reports `Disconnected` and tries
+`connect()` again with a growing delay, so a restarted worker is picked up without a keypress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Union
+
+from inspector.client.source import Source, SourceError
+from inspector.diagnose.findings import Finding
+from inspector.model import Snapshot, TaskInfo
+from inspector.protocol import Hello, ProtocolError, Result
+from inspector.tui import formatting
+from inspector.tui.history import Events, History
+from inspector.tui.task_rows import TaskRows, build_task_rows
+
+log = logging.getLogger(__name__)
+
+BACKOFF: Final = (0.5, 1.0, 2.0, 4.0, 5.0)
+"""Seconds between reconnect attempts: quick for a restarting worker, then every 5 s."""
+CONNECT_TIMEOUT: Final = 10.0
+SNAPSHOT_TIMEOUT: Final = 15.0
+CANCEL_TIMEOUT: Final = 10.0
+CLOSE_TIMEOUT: Final = 2.0
+
+Clock = Callable[[], float]
+Diagnose = Callable[[Snapshot, float], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One snapshot as the screen shows it: with findings, history and an index by task id."""
+
+    snapshot: Snapshot
+    findings: tuple[Finding, ...]
+    events: Events
+    received_at: float
+    """Client clock when it arrived (the age shown in the header)."""
+    fetch_seconds: float = 0.0
+    task_rows: TaskRows = field(default_factory=TaskRows)
+    """The Tasks view's rows, built here so the UI thread only sorts and diffs them."""
+
+    def task(self, task_id: int) -> TaskInfo | None:
+        return self.task_rows.tasks.get(task_id)
+
+
+@dataclass(frozen=True)
+class Connected:
+    hello: Hello
+
+
+@dataclass(frozen=True)
+class Fetched:
+    observation: Observation
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    reason: str
+    retry_in: float | None
+    """Seconds until the next attempt; None when the source cannot be retried (a file)."""
+    ever_connected: bool
+
+
+PollEvent = Union[Connected, Fetched, Disconnected]
+_RETRYABLE: Final = (SourceError, ProtocolError, OSError, asyncio.TimeoutError, EOFError)
+
+
+def load_diagnose() -> Diagnose:
+    """`inspector.diagnose.diagnose` when it is available, else a rule set that finds nothing."""
+    try:
+        from inspector.diagnose import diagnose  # type: ignore[attr-defined]
+    except ImportError:
+        return lambda snapshot, stuck_after: []
+
+    def run(snapshot: Snapshot, stuck_after: float) -> list[Finding]:
+        return list(diagnose(snapshot, stuck_after=stuck_after))
+
+    return run
+
+
+def observe(
+    snapshot: Snapshot,
+    *,
+    history: History,
+    diagnose: Diagnose,
+    stuck_after: float,
+    received_at: float,
+    fetch_seconds: float = 0.0,
+    previous: Observation | None = None,
+) -> Observation:
+    """Everything the screen needs from one snapshot, computed off the UI thread."""
+    formatting.set_project_root(snapshot.process.cwd)
+    try:
+        findings = tuple(diagnose(snapshot, stuck_after))
+    except Exception:  # a broken rule must not stop the live view
+        log.exception("diagnosis failed")
+        findings = ()
+    return Observation(
+        snapshot=snapshot,
+        findings=findings,
+        events=history.add(snapshot),
+        received_at=received_at,
+        fetch_seconds=fetch_seconds,
+        task_rows=build_task_rows(snapshot, stuck_after, previous.task_rows if previous else None),
+    )
+
+
+class Poller:
+    """Polls one source until stopped; every method but `run` is safe from any thread."""
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        emit: Callable[[PollEvent], object],
+        interval: float = 1.0,
+        stuck_after: float = 5.0,
+        clock: Clock = time.time,
+        diagnose: Diagnose | None = None,
+        backoff: tuple[float, ...] = BACKOFF,
+    ) -> None:
+        self.source = source
+        self._emit = emit
+        self.interval = interval
+        self.stuck_after = stuck_after
+        self._clock = clock
+        self._diagnose = diagnose or load_diagnose()
+        self._backoff = backoff
+        self._history = History()
+        self._last: Observation | None = None
+        self._paused = False
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._io_lock: asyncio.Lock | None = None
+        self._main_task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+
+    # --- control (any thread) ----------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self.wake()
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        self.wake()
+
+    def wake(self) -> None:
+        """Cut the current wait short: poll (or retry the connection) now."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop closed in between
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        loop, task = self._loop, self._main_task
+        if loop is not None and task is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:
+                pass
+
+    def cancel_task(self, task_id: int) -> concurrent.futures.Future[Result]:
+        """Ask the target to cancel a task, on the poller's connection."""
+        if not self._started.is_set() or self._loop is None or self._loop.is_closed():
+            failed: concurrent.futures.Future[Result] = concurrent.futures.Future()
+            failed.set_result(Result(ok=False, message="not connected"))
+            return failed
+        return asyncio.run_coroutine_threadsafe(self._cancel(task_id), self._loop)
+
+    # --- the poll loop (its own thread) ------------------------------------------------------
+
+    def run(self) -> None:
+        """Poll until `stop()`; blocks, so call it on a worker thread."""
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._io_lock = asyncio.Lock()
+        self._main_task = asyncio.current_task()
+        self._started.set()
+        try:
+            if not self._stopping:
+                await self._connect_and_poll()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            try:
+                await asyncio.wait_for(self.source.close(), CLOSE_TIMEOUT)
+            except BaseException:  # closing is best effort; the process is leaving anyway
+                pass
+
+    async def _connect_and_poll(self) -> None:
+        ever_connected = False
+        attempt = 0
+        while not self._stopping:
+            try:
+                hello = await asyncio.wait_for(self.source.connect(), CONNECT_TIMEOUT)
+            except _RETRYABLE as error:
+                retry_in = self._backoff[min(attempt, len(self._backoff) - 1)]
+                if not self.source.live:
+                    self._emit(Disconnected(_reason(error), None, ever_connected))
+                    return
+                self._emit(Disconnected(_reason(error), retry_in, ever_connected))
+                attempt += 1
+                await self._sleep(retry_in)
+                continue
+            attempt = 0
+            ever_connected = True
+            self._emit(Connected(hello))
+            error = await self._poll()
+            if error is None:
+                return
+            await self._close_quietly()
+            if not self.source.live:
+                return
+            self._emit(Disconnected(error, self._backoff[0], True))
+            await self._sleep(self._backoff[0])
+
+    async def _poll(self) -> str | None:
+        """Fetch until the source fails (returns why) or the poller stops (returns None)."""
+        assert self._io_lock is not None
+        while not self._stopping:
+            if self._paused:
+                await self._sleep(None)
+                continue
+            started = time.perf_counter()
+            try:
+                async with self._io_lock:
+                    snapshot = await asyncio.wait_for(self.source.snapshot(), SNAPSHOT_TIMEOUT)
+            except _RETRYABLE as error:
+                return _reason(error)
+            fetch_seconds = time.perf_counter() - started
+            observation = observe(
+                snapshot,
+                history=self._history,
+                diagnose=self._diagnose,
+                stuck_after=self.stuck_after,
+                received_at=self._clock(),
+                fetch_seconds=fetch_seconds,
+                previous=self._last,
+            )
+            self._last = observation
+            self._emit(Fetched(observation))
+            if not self.source.live:
+                await self._sleep(None)  # a file has nothing more to say
+                continue
+            await self._sleep(max(0.0, self.interval - (time.perf_counter() - started)))
+        return None
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Wait `seconds` (None: until woken), cut short by `wake()`."""
+        assert self._wake is not None
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _cancel(self, task_id: int) -> Result:
+        assert self._io_lock is not None
+        try:
+            async with self._io_lock:
+                return await asyncio.wait_for(self.source.cancel(task_id), CANCEL_TIMEOUT)
+        except _RETRYABLE as error:
+            return Result(ok=False, message=_reason(error))
+
+    async def _close_quietly(self) -> None:
+        try:
+            await asyncio.wait_for(self.source.close(), CLOSE_TIMEOUT)
+        except BaseException:
+            pass
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, asyncio.TimeoutError):
+        return "the target did not answer in time"
+    text = str(error).strip()
+    return text or type(error).__name__

@@ -1,0 +1,57 @@
+"""Provides HelpScreen: the keys, and what each view shows."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: Final = (
+    ("1–8", "switch view: Findings, Tasks, Task, Requests, Background, Threads, Stalls, Exceptions"),
+    ("tab / shift+tab", "move focus; click a tab or a row with the mouse"),
+    ("↑ ↓ PgUp PgDn Home End", "move in a list"),
+    ("enter", "open: a finding's evidence, a task's detail, a request's task"),
+    ("/", "Tasks: filter as you type (every word must match); esc clears"),
+    ("o / O", "Tasks: sort by age, state, name / reverse"),
+    ("g", "Tasks: group by coroutine (enter on a group filters to it)"),
+    ("t / r / h", "go to the task / the request / the worker thread"),
+    ("x", "cancel the selected task (asks first; refused when read-only)"),
+    ("c", "copy the highlighted file:line"),
+    ("s", "save the snapshot on screen as JSON in the current directory"),
+    ("p", "pause / resume polling"),
+    ("+ / -", "poll less / more often"),
+    ("ctrl+p", "command palette"),
+    ("?", "this help"),
+    ("q", "quit"),
+)
+
+
+def help_markup() -> str:
+    width = max(len(key) for key, _ in KEYS)
+    lines = ["[b]uvicorn-inspector[/b] — keys\n"]
+    lines += [f"[b $text-accent]{key:<{width}}[/]  {text}" for key, text in KEYS]
+    lines.append(
+        "\nThe header shows the target, whether the data is live and how old it is, and the "
+        "process's CPU, memory, threads, files, connections and event-loop lag. A red banner "
+        "appears while the event loop is blocked. When the target goes away the last data "
+        "stays on screen and the inspector reconnects when it is back."
+    )
+    return "\n".join(lines)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-dialog"):
+            yield Static(Content.from_markup(help_markup()))
+
+    async def action_dismiss(self, result: object = None) -> None:
+        self.dismiss(None)

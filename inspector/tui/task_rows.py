@@ -1,0 +1,133 @@
+"""Provides the Tasks view's rows, computed on the poller's thread (no Textual here).
+
+Formatting 10,000 rows (the innermost application frame of each stack, the wait, the request)
+costs ~150 ms of Python; done on the UI thread it would freeze the keyboard once a second.
+The poller builds them with each observation, reusing a task's row when the task did not
+change, so the UI thread only filters, sorts and diffs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from inspector.model import RequestInfo, Snapshot, TaskInfo
+from inspector.tui import formatting
+from inspector.tui.widgets.cells import Row
+
+SortKey = Literal["age", "state", "name"]
+SORTS: tuple[SortKey, ...] = ("age", "state", "name")
+STATE_ORDER: dict[str, int] = {"running": 0, "failed": 1, "pending": 2, "cancelled": 3, "done": 4}
+STATE_TONES: dict[str, str] = {"running": "accent", "failed": "error", "cancelled": "muted", "done": "muted"}
+GROUP_PREFIX = "coro:"
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """What the table shows: a filter, a sort, and whether to group by coroutine."""
+
+    text: str = ""
+    sort: SortKey = "age"
+    reverse: bool = False
+    grouped: bool = False
+
+
+@dataclass(frozen=True)
+class TaskRows:
+    """Each task's row and the lower-case text the filter searches, by task id."""
+
+    rows: Mapping[int, Row] = field(default_factory=dict)
+    search: Mapping[int, str] = field(default_factory=dict)
+    tasks: Mapping[int, TaskInfo] = field(default_factory=dict)
+
+
+def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) -> Row:
+    stuck = task.state == "pending" and task.request_id is not None and (task.age or 0) >= stuck_after
+    state_tone = STATE_TONES.get(task.state)
+    return (
+        str(task.id),
+        task.name,
+        (task.state, state_tone) if state_tone else task.state,  # type: ignore[misc]
+        (formatting.age(task.age), "warning") if stuck else formatting.age(task.age),
+        formatting.wait_text(task.waiting_on) or (task.exception or ""),
+        formatting.task_where(task),
+        formatting.request_label(request),
+    )
+
+
+def search_text(row: Row, task: TaskInfo) -> str:
+    cells = [cell if isinstance(cell, str) else cell[0] for cell in row]
+    return " ".join((*cells, task.coro)).lower()
+
+
+def build_task_rows(snapshot: Snapshot, stuck_after: float, previous: TaskRows | None = None) -> TaskRows:
+    """Rows for every task; a task equal to the one seen last time keeps its row object."""
+    requests = {r.id: r for r in (*snapshot.recent_requests, *snapshot.requests)}
+    old_tasks = previous.tasks if previous is not None else {}
+    old_rows = previous.rows if previous is not None else {}
+    old_search = previous.search if previous is not None else {}
+    rows: dict[int, Row] = {}
+    search: dict[int, str] = {}
+    tasks: dict[int, TaskInfo] = {}
+    for task in snapshot.tasks:
+        request = requests.get(task.request_id) if task.request_id is not None else None
+        before = old_tasks.get(task.id)
+        if (
+            before is not None
+            and before == task
+            and old_rows[task.id][6] == formatting.request_label(request)
+        ):
+            rows[task.id] = old_rows[task.id]
+            search[task.id] = old_search[task.id]
+        else:
+            row = task_row(task, request, stuck_after)
+            rows[task.id] = row
+            search[task.id] = search_text(row, task)
+        tasks[task.id] = task
+    return TaskRows(rows=rows, search=search, tasks=tasks)
+
+
+def matches(haystack: str, words: list[str]) -> bool:
+    return all(word in haystack for word in words)
+
+
+def sort_tasks(tasks: Iterable[TaskInfo], sort: SortKey, reverse: bool) -> list[TaskInfo]:
+    if sort == "name":
+        ordered = sorted(tasks, key=lambda t: (t.name.lower(), t.id))
+    elif sort == "state":
+        ordered = sorted(tasks, key=lambda t: (STATE_ORDER.get(t.state, 9), -(t.age or 0.0), t.id))
+    else:
+        ordered = sorted(tasks, key=lambda t: (-(t.age or 0.0), t.id))
+    return ordered[::-1] if reverse else ordered
+
+
+def group_rows(tasks: Iterable[TaskInfo], sort: SortKey, reverse: bool) -> list[tuple[str, Row]]:
+    """One row per coroutine: how many tasks run it, in which states, the oldest one."""
+    groups: dict[str, list[TaskInfo]] = {}
+    for task in tasks:
+        groups.setdefault(task.coro, []).append(task)
+    rows: list[tuple[float, int, str, Row]] = []
+    for coro, members in groups.items():
+        states = Counter(task.state for task in members)
+        waits = Counter(formatting.wait_text(t.waiting_on) for t in members if t.waiting_on)
+        oldest = max((task.age or 0.0) for task in members)
+        state_text = ", ".join(f"{n} {state}" for state, n in states.most_common())
+        row: Row = (
+            str(len(members)),
+            coro,
+            (state_text, "error") if states.get("failed") else state_text,
+            formatting.age(oldest),
+            waits.most_common(1)[0][0] if waits else "",
+        )
+        rows.append((oldest, len(members), coro, row))
+    if sort == "name":
+        rows.sort(key=lambda r: r[2].lower())
+    elif sort == "state":
+        rows.sort(key=lambda r: (-r[1], r[2]))
+    else:
+        rows.sort(key=lambda r: (-r[0], r[2]))
+    if reverse:
+        rows.reverse()
+    return [(GROUP_PREFIX + coro, row) for _oldest, _n, coro, row in rows]

@@ -1,0 +1,1 @@
+"""The eight views, one per tab."""

@@ -1,0 +1,80 @@
+"""Provides View, the base of the eight tabs: capability checks and lazy refresh."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from inspector.model import Capability, Frame
+from inspector.tui.poller import Observation
+
+if TYPE_CHECKING:
+    from inspector.tui.app import InspectorApp
+
+WITHOUT_AGENT = (
+    "Start the server with [b]inspector run app:app[/b], or wrap the app with "
+    "[b]inspector.instrument(app)[/b], to see them."
+)
+
+
+class View(Vertical):
+    """One tab. The app pushes each new observation down with `show()`; hidden views are only
+    marked stale and catch up when they become visible, so an update costs the visible view."""
+
+    requires: ClassVar[tuple[Capability, ...]] = ()
+    """Capabilities without which the view has nothing to show."""
+    missing_text: ClassVar[str] = ""
+    """What the view would show, for the "needs the agent" notice."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.observation: Observation | None = None
+        self.stale = True
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="capability-notice")
+        yield from self.compose_body()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def inspector(self) -> InspectorApp:
+        from inspector.tui.app import InspectorApp
+
+        assert isinstance(self.app, InspectorApp)
+        return self.app
+
+    def show(self, observation: Observation) -> None:
+        """Render `observation` (the newest the app has)."""
+        self.observation = observation
+        self.stale = False
+        missing = [c for c in self.requires if c not in observation.snapshot.capabilities]
+        notice = self.query_one(".capability-notice", Static)
+        if missing:
+            source = observation.snapshot.source
+            who = "a plain aiomonitor" if source == "aiomonitor" else "this source"
+            notice.update(
+                f"[b]{self.missing_text or 'This view'}[/b] need the inspector agent: {who} does "
+                f"not report {', '.join(missing)}.\n{WITHOUT_AGENT}"
+            )
+        self.set_class(bool(missing), "-missing")
+        if not missing:
+            self.update_view(observation)
+
+    def update_view(self, observation: Observation) -> None:
+        """Subclasses render here."""
+
+    def current_location(self) -> Frame | None:
+        """The source line under the cursor, for `c` (copy location)."""
+        return None
+
+    def selected_task_id(self) -> int | None:
+        """The task under the cursor, for `x` (cancel)."""
+        return None
+
+    def focus_main(self) -> None:
+        """Give focus to the view's main widget when the tab is shown."""

@@ -1,0 +1,107 @@
+"""Provides the Exceptions view: every exception nobody saw, with its traceback."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.markup import escape
+from textual.widgets import Static
+
+from inspector.model import ExceptionEvent, Frame
+from inspector.tui import formatting
+from inspector.tui.poller import Observation
+from inspector.tui.views.base import View
+from inspector.tui.widgets.live_table import Column, LiveTable, Row
+from inspector.tui.widgets.stack_text import exception_markup
+
+KIND_TEXT = {
+    "task-exception-unretrieved": "task failed, never awaited",
+    "coroutine-never-awaited": "coroutine never awaited",
+    "background-failed": "background job failed",
+    "logged-error": "logged error",
+    "exception-swallowed": "swallowed",
+}
+COLUMNS = (
+    Column("when", "When", 7, align="right"),
+    Column("kind", "Kind", 22, min_width=100),
+    Column("error", "Exception", 28, flex=True),
+    Column("where", "Where", 18),
+    Column("context", "In", 18, min_width=90),
+    Column("count", "×", 3, align="right"),
+)
+
+
+def event_key(event: ExceptionEvent) -> str:
+    return f"{event.id}@{event.at}"
+
+
+def event_row(event: ExceptionEvent, now: float) -> Row:
+    context = event.request_label or event.task_name or ""
+    return (
+        formatting.age(now - event.at),
+        KIND_TEXT.get(event.kind, event.kind),
+        (f"{event.error.type}: {event.error.message}", "error"),
+        formatting.location(event.location),
+        context,
+        str(event.count),
+    )
+
+
+def event_markup(event: ExceptionEvent) -> str:
+    lines = [f"[b]{KIND_TEXT.get(event.kind, event.kind)}[/b]"
+             + (f" · {escape(event.request_label)}" if event.request_label else "")
+             + (f" · {escape(event.task_name)}" if event.task_name else "")
+             + (f" · seen {event.count} times" if event.count > 1 else "")]
+    if event.location is not None:
+        code = f"  [dim]{escape(event.location.code)}[/dim]" if event.location.code else ""
+        lines.append(f"[b]At[/b] {escape(formatting.location(event.location))} in "
+                     f"{escape(event.location.function)}{code}")
+    lines.append(exception_markup(event.error))
+    return "\n".join(lines)
+
+
+class ExceptionsView(View):
+    """Newest first; kept after the target's own bounded history forgets them."""
+
+    requires = ("exceptions",)
+    missing_text = "Unseen exceptions"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="exceptions-title", classes="section-title")
+        yield LiveTable(COLUMNS, id="exceptions-table", empty_text="No unseen exception so far.")
+        with VerticalScroll(classes="detail"):
+            yield Static("", id="exception-detail")
+
+    @property
+    def table(self) -> LiveTable:
+        return self.query_one("#exceptions-table", LiveTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def _events(self) -> dict[str, ExceptionEvent]:
+        if self.observation is None:
+            return {}
+        return {event_key(event): event for event in self.observation.events.exceptions}
+
+    def update_view(self, observation: Observation) -> None:
+        now = observation.snapshot.taken_at
+        events = sorted(observation.events.exceptions, key=lambda e: -e.at)
+        self.table.sync((event_key(e), event_row(e, now)) for e in events)
+        total = sum(e.count for e in events)
+        self.query_one("#exceptions-title", Static).update(
+            f"{total} exceptions nobody saw ({len(events)} distinct), newest first"
+        )
+        self._show_detail()
+
+    @on(LiveTable.Highlighted, "#exceptions-table")
+    def _show_detail(self) -> None:
+        event = self._events().get(self.table.cursor_key or "")
+        detail = self.query_one("#exception-detail", Static)
+        detail.update(Content.from_markup(event_markup(event)) if event is not None else "")
+
+    def current_location(self) -> Frame | None:
+        event = self._events().get(self.table.cursor_key or "")
+        return event.location if event is not None else None

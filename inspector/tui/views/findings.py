@@ -1,0 +1,250 @@
+"""Provides the Findings view: what is wrong, worst first; each expands to its evidence."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.markup import escape
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from inspector.diagnose.findings import Finding
+from inspector.model import Frame, Snapshot
+from inspector.tui import formatting
+from inspector.tui.messages import OpenRequest, OpenTask
+from inspector.tui.poller import Observation
+from inspector.tui.views.base import View
+from inspector.tui.views.task_detail import task_link
+
+SEVERITY_STYLE = {"critical": "$text-error", "warning": "$text-warning", "info": "$text-primary"}
+SEVERITY_MARK = {"critical": "●", "warning": "▲", "info": "ℹ"}
+
+
+def finding_key(finding: Finding) -> str:
+    """Stable across updates while the title's numbers change ("blocked 2.3 s" → "2.5 s")."""
+    where = formatting.full_location(finding.location) if finding.location else ""
+    return f"{finding.kind}|{where}|{finding.request or ''}|{','.join(map(str, finding.task_ids[:4]))}"
+
+
+def request_id_for(finding: Finding, snapshot: Snapshot) -> int | None:
+    """The request a finding concerns: through its tasks, else by its "METHOD /route" label."""
+    for task_id in finding.task_ids:
+        task = snapshot.task(task_id)
+        if task is not None and task.request_id is not None:
+            return task.request_id
+    if finding.request:
+        for request in (*snapshot.requests, *reversed(snapshot.recent_requests)):
+            if finding.request in (formatting.request_label(request), f"{request.method} {request.path}"):
+                return request.id
+    return None
+
+
+def mark_markup(finding: Finding, expanded: bool) -> str:
+    style = SEVERITY_STYLE.get(finding.severity, "$foreground")
+    mark = SEVERITY_MARK.get(finding.severity, "•")
+    return f"{'▾' if expanded else '▸'} [{style}]{mark}[/]"
+
+
+def title_markup(finding: Finding) -> str:
+    count = f" [dim]×{finding.count}[/dim]" if finding.count > 1 else ""
+    where = f"  [dim]{escape(formatting.location(finding.location))}[/dim]" if finding.location else ""
+    return f"[b]{escape(finding.title)}[/b]{count}{where}"
+
+
+def evidence_markup(finding: Finding, snapshot: Snapshot | None) -> str:
+    """The expanded part: what was seen, how to fix it, where, and links to tasks and requests."""
+    style = SEVERITY_STYLE.get(finding.severity, "$foreground")
+    lines = [f"[{style}]{finding.severity}[/] · [dim]{escape(finding.kind)}[/dim]"]
+    if finding.detail:
+        lines.append(escape(finding.detail))
+    if finding.hint:
+        lines.append(f"[b $text-success]Fix:[/] {escape(finding.hint)}")
+    if finding.location is not None:
+        frame = finding.location
+        code = f"  [dim]{escape(frame.code)}[/dim]" if frame.code else ""
+        lines.append(f"[b]At:[/b] {escape(formatting.location(frame))} in {escape(frame.function)}{code}")
+    for frame in finding.related[:6]:
+        lines.append(f"[dim]Also:[/dim] {escape(formatting.location(frame))} in {escape(frame.function)}")
+    links = []
+    if finding.task_ids:
+        shown = ", ".join(task_link(task_id, snapshot) for task_id in finding.task_ids[:6])
+        more = len(finding.task_ids) - 6
+        links.append(f"[b]Tasks:[/b] {shown}" + (f" and {more} more" if more > 0 else ""))
+    request_id = request_id_for(finding, snapshot) if snapshot is not None else None
+    if finding.request:
+        label = escape(finding.request)
+        links.append(
+            f"[b]Request:[/b] [@click=app.open_request({request_id})]{label}[/]" if request_id is not None
+            else f"[b]Request:[/b] {label}"
+        )
+    if finding.worker is not None:
+        links.append(f"[b]Worker:[/b] {finding.worker}")
+    if links:
+        lines.append("   ".join(links))
+    lines.append("[dim]t task · r request · c copy location · enter collapse[/dim]")
+    return "\n".join(lines)
+
+
+class FindingItem(Vertical, can_focus=True):
+    """One finding; Enter (or a click) expands it to its evidence."""
+
+    DEFAULT_CSS = """
+    FindingItem { height: auto; padding: 0 1; }
+    FindingItem > .finding-head { height: auto; }
+    FindingItem .finding-mark { width: 4; }
+    FindingItem .finding-title { width: 1fr; height: auto; }
+    FindingItem > .finding-evidence { height: auto; padding-left: 4; display: none; }
+    FindingItem.-expanded > .finding-evidence { display: block; }
+    """
+
+    expanded: reactive[bool] = reactive(False)
+    """Whether the evidence shows."""
+
+    def __init__(self, finding: Finding, key: str, snapshot: Snapshot | None) -> None:
+        super().__init__()
+        self.finding = finding
+        self.key = key
+        self.snapshot = snapshot
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="finding-head"):
+            yield Static(classes="finding-mark")
+            yield Static(classes="finding-title")
+        yield Static(classes="finding-evidence")
+
+    def on_mount(self) -> None:
+        self._render_parts()
+
+    def _render_parts(self) -> None:
+        self.query_one(".finding-mark", Static).update(
+            Content.from_markup(mark_markup(self.finding, self.expanded))
+        )
+        self.query_one(".finding-title", Static).update(Content.from_markup(title_markup(self.finding)))
+        if self.expanded:
+            self.query_one(".finding-evidence", Static).update(
+                Content.from_markup(evidence_markup(self.finding, self.snapshot))
+            )
+
+    def set_finding(self, finding: Finding, snapshot: Snapshot | None) -> None:
+        if finding != self.finding or snapshot is not self.snapshot:
+            self.finding = finding
+            self.snapshot = snapshot
+            if self.is_mounted:
+                self._render_parts()
+
+    def watch_expanded(self) -> None:
+        self.set_class(self.expanded, "-expanded")
+        if self.is_mounted:
+            self._render_parts()
+
+    async def _on_click(self, event: events.Click) -> None:
+        if event.style.meta.get("@click"):
+            return  # a link inside the evidence
+        self.focus()
+        self.expanded = not self.expanded
+
+
+class FindingsView(View):
+    """Worst first. Updated in place by finding key, so expansion and focus survive updates."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down,j", "move(1)", "Next", show=False),
+        Binding("up,k", "move(-1)", "Previous", show=False),
+        Binding("enter,space", "toggle", "Expand"),
+        Binding("t", "open_task", "Task"),
+        Binding("r", "open_request", "Request"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Waiting for the first snapshot…", id="findings-empty", classes="empty")
+        yield VerticalScroll(id="findings-list")
+
+    @property
+    def items(self) -> list[FindingItem]:
+        return list(self.query_one("#findings-list").query_children(FindingItem))
+
+    def focus_main(self) -> None:
+        items = self.items
+        if items and not any(item.has_focus for item in items):
+            items[0].focus()
+
+    def update_view(self, observation: Observation) -> None:
+        findings = observation.findings
+        snapshot = observation.snapshot
+        empty = self.query_one("#findings-empty", Static)
+        if not findings:
+            empty.update(Content.from_markup(
+                "[$text-success]✓ Nothing wrong found in the latest snapshot.[/]\n\n"
+                "[dim]Stalls, requests, tasks and exceptions are in the other views (2–8).[/dim]"
+            ))
+        empty.display = not findings
+        keyed = [(finding_key(finding), finding) for finding in findings]
+        items = self.items
+        if [item.key for item in items] == [key for key, _ in keyed]:
+            for item, (_key, finding) in zip(items, keyed):
+                item.set_finding(finding, snapshot)
+            return
+        self._rebuild(keyed, snapshot, items)
+
+    def _rebuild(self, keyed: list[tuple[str, Finding]], snapshot: Snapshot, items: list[FindingItem]) -> None:
+        """Findings came or went: rebuild the list, keeping expansion and focus by key."""
+        expanded = {item.key for item in items if item.expanded}
+        focused = next((item.key for item in items if item.has_focus), None)
+        container = self.query_one("#findings-list")
+        with self.app.batch_update():
+            container.remove_children()
+            fresh = []
+            for index, (key, finding) in enumerate(keyed):
+                item = FindingItem(finding, key, snapshot)
+                item.expanded = key in expanded or (not items and index == 0 and not expanded)
+                fresh.append(item)
+            container.mount_all(fresh)
+        target = next((item for item in fresh if item.key == focused), None)
+        if target is not None:
+            self.call_after_refresh(target.focus)
+
+    def _focused(self) -> FindingItem | None:
+        return next((item for item in self.items if item.has_focus), None)
+
+    def action_move(self, delta: int) -> None:
+        items = self.items
+        if not items:
+            return
+        current = self._focused()
+        index = items.index(current) + delta if current is not None else 0
+        target = items[max(0, min(len(items) - 1, index))]
+        target.focus()
+        target.scroll_visible()
+
+    def action_toggle(self) -> None:
+        item = self._focused()
+        if item is not None:
+            item.expanded = not item.expanded
+            item.scroll_visible()
+
+    def action_open_task(self) -> None:
+        item = self._focused()
+        if item is not None and item.finding.task_ids:
+            self.post_message(OpenTask(item.finding.task_ids[0]))
+
+    def action_open_request(self) -> None:
+        item = self._focused()
+        if item is None or self.observation is None:
+            return
+        request_id = request_id_for(item.finding, self.observation.snapshot)
+        if request_id is not None:
+            self.post_message(OpenRequest(request_id))
+        else:
+            self.app.notify("This finding names no request that is still known.", severity="warning")
+
+    def current_location(self) -> Frame | None:
+        item = self._focused()
+        return item.finding.location if item is not None else None
+
+    def selected_task_id(self) -> int | None:
+        return None

@@ -1,0 +1,164 @@
+"""Provides the Stalls view: when the event loop stopped, for how long, and where."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.markup import escape
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Static
+
+from inspector.model import Frame, Stall, StackSample
+from inspector.tui import formatting
+from inspector.tui.poller import Observation
+from inspector.tui.views.base import View
+from inspector.tui.widgets.live_table import Column, LiveTable, Row
+from inspector.tui.widgets.stack_text import stack_markup
+
+BAR_WIDTH = 20
+COLUMNS = (
+    Column("when", "When", 8, align="right"),
+    Column("duration", "Blocked", 8, align="right"),
+    Column("bar", "", BAR_WIDTH, min_width=90),
+    Column("at", "At", 22, flex=True),
+    Column("call", "Calling", 16, min_width=110),
+    Column("serving", "Serving", 20),
+)
+
+
+def stall_location(stall: Stall) -> tuple[Frame | None, str | None]:
+    """The innermost application frame of the latest sample, and what it was calling."""
+    if not stall.samples:
+        return None, None
+    frames = stall.samples[-1].frames
+    return formatting.innermost_application_frame(frames), formatting.blocking_call(frames)
+
+
+def stall_row(stall: Stall, now: float, longest: float) -> Row:
+    frame, call = stall_location(stall)
+    severe = stall.ongoing or stall.duration >= 1.0
+    filled = max(1, round(BAR_WIDTH * stall.duration / longest)) if longest > 0 else 1
+    when = "now" if stall.ongoing else formatting.age(now - stall.started_at)
+    return (
+        (when, "error") if stall.ongoing else when,
+        (formatting.duration(stall.duration), "error" if severe else "warning"),
+        ("█" * filled, "error" if severe else "warning"),
+        f"{formatting.location(frame)} {frame.function}" if frame else "—",
+        call or "",
+        stall.request_label or stall.background_label or stall.task_name or "",
+    )
+
+
+def group_samples(samples: tuple[StackSample, ...]) -> list[tuple[float, float, int, tuple[Frame, ...]]]:
+    """Consecutive samples with the same stack, as (first offset, last offset, count, frames)."""
+    groups: list[tuple[float, float, int, tuple[Frame, ...]]] = []
+    for sample in samples:
+        if groups and groups[-1][3] == sample.frames:
+            first, _last, count, frames = groups[-1]
+            groups[-1] = (first, sample.offset, count + 1, frames)
+        else:
+            groups.append((sample.offset, sample.offset, 1, sample.frames))
+    return groups
+
+
+def stall_markup(stall: Stall) -> str:
+    state = "[b $text-error]blocked now[/]" if stall.ongoing else "ended"
+    lines = [f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
+             + (f" · serving {escape(stall.request_label)}" if stall.request_label else "")
+             + (f" · background {escape(stall.background_label)}" if stall.background_label else "")
+             + (f" · task {escape(stall.task_name)}" if stall.task_name else "")]
+    if not stall.samples:
+        lines.append("[dim]No stack was sampled (the stall was shorter than the sampling interval).[/dim]")
+    for first, last, count, frames in group_samples(stall.samples):
+        span = f"{first:.2f} s" if count == 1 else f"{first:.2f}–{last:.2f} s"
+        lines.append(f"[b]Sampled at {span}[/b] [dim]({count} sample{'s' if count > 1 else ''})[/dim]")
+        lines.append(stack_markup(frames))
+    return "\n".join(lines)
+
+
+class StallTimeline(Widget):
+    """One mark per stall along the time since the first one; red for a second or more."""
+
+    DEFAULT_CSS = """
+    StallTimeline { height: 2; padding: 0 1; }
+    """
+
+    stalls: reactive[tuple[Stall, ...]] = reactive(())
+    now: reactive[float] = reactive(0.0)
+
+    def render(self) -> Content:
+        width = max(10, self.size.width)
+        if not self.stalls:
+            return Content.from_markup("[dim]No stall since attaching.[/dim]")
+        start = min(stall.started_at for stall in self.stalls)
+        span = max(self.now - start, 1.0)
+        cells = ["·"] * width
+        tones = [""] * width
+        for stall in self.stalls:
+            column = min(width - 1, int((stall.started_at - start) / span * (width - 1)))
+            severe = stall.ongoing or stall.duration >= 1.0
+            cells[column] = "█" if severe else "▄"
+            if tones[column] != "$text-error":
+                tones[column] = "$text-error" if severe else "$text-warning"
+        line = "".join(
+            f"[{tone}]{cell}[/]" if tone else f"[dim]{cell}[/dim]" for cell, tone in zip(cells, tones)
+        )
+        left = f"{formatting.duration(span)} ago"
+        axis = left + " " * max(1, width - len(left) - 3) + "now"
+        return Content.from_markup(line + "\n[dim]" + escape(axis) + "[/dim]")
+
+
+class StallsView(View):
+    """Every stall seen since attaching, newest first, with the stacks sampled during it."""
+
+    requires = ("stalls",)
+    missing_text = "Loop stalls"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="stalls-title", classes="section-title")
+        yield StallTimeline(id="stall-timeline")
+        yield LiveTable(COLUMNS, id="stalls-table", empty_text="The loop has not stalled since attaching.")
+        with VerticalScroll(classes="detail"):
+            yield Static("", id="stall-detail")
+
+    @property
+    def table(self) -> LiveTable:
+        return self.query_one("#stalls-table", LiveTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def _stalls(self) -> dict[str, Stall]:
+        if self.observation is None:
+            return {}
+        return {f"{stall.id}@{stall.started_at}": stall for stall in self.observation.events.stalls}
+
+    def update_view(self, observation: Observation) -> None:
+        snapshot = observation.snapshot
+        stalls = sorted(observation.events.stalls, key=lambda s: -s.started_at)
+        longest = max((stall.duration for stall in stalls), default=0.0)
+        now = snapshot.taken_at
+        self.table.sync((f"{s.id}@{s.started_at}", stall_row(s, now, longest)) for s in stalls)
+        timeline = self.query_one(StallTimeline)
+        timeline.stalls = tuple(stalls)
+        timeline.now = now
+        loop = snapshot.loop
+        threshold = f" · threshold {formatting.duration(loop.stall_threshold)}" if loop else ""
+        total = sum(stall.duration for stall in stalls)
+        self.query_one("#stalls-title", Static).update(
+            f"{len(stalls)} stalls, {formatting.duration(total)} blocked in all{threshold}"
+        )
+        self._show_detail()
+
+    @on(LiveTable.Highlighted, "#stalls-table")
+    def _show_detail(self) -> None:
+        stall = self._stalls().get(self.table.cursor_key or "")
+        detail = self.query_one("#stall-detail", Static)
+        detail.update(Content.from_markup(stall_markup(stall)) if stall is not None else "")
+
+    def current_location(self) -> Frame | None:
+        stall = self._stalls().get(self.table.cursor_key or "")
+        return stall_location(stall)[0] if stall is not None else None

@@ -1,0 +1,175 @@
+"""Provides the Tasks view: every asyncio task, filtered as you type, sorted, grouped."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Input, Static
+
+from inspector.model import Frame, TaskInfo
+from inspector.tui import formatting
+from inspector.tui.messages import OpenTask
+from inspector.tui.poller import Observation
+from inspector.tui.task_rows import GROUP_PREFIX, SORTS, SortKey, TaskQuery, group_rows, matches, sort_tasks
+from inspector.tui.views.base import View
+from inspector.tui.widgets.live_table import Cell, Column, LiveTable
+
+TASK_COLUMNS = (
+    Column("id", "ID", 7, align="right", min_width=100),
+    Column("name", "Name", 16),
+    Column("state", "State", 9),
+    Column("age", "Age", 7, align="right"),
+    Column("wait", "Waits for", 22, flex=True),
+    Column("where", "Where", 24),
+    Column("request", "Request", 20, min_width=110),
+)
+GROUP_COLUMNS = (
+    Column("count", "Tasks", 7, align="right"),
+    Column("coro", "Coroutine", 26, flex=True),
+    Column("states", "States", 22),
+    Column("age", "Oldest", 8, align="right"),
+    Column("wait", "Usually waits for", 26, min_width=100),
+)
+
+
+class TasksView(View):
+    """Every task of the loop. Rows are diffed by task id on each update."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse", show=False),
+        Binding("g", "toggle_group", "Group"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+    requires = ("tasks",)
+    missing_text = "Tasks"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.query_state = TaskQuery()
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(classes="toolbar"):
+            yield Input(placeholder="filter: name, coroutine, file, wait, request  (/)", id="task-filter")
+            yield Static("", id="task-summary", classes="summary")
+        yield LiveTable(TASK_COLUMNS, id="task-table", empty_text="No tasks match.")
+
+    @property
+    def table(self) -> LiveTable:
+        return self.query_one("#task-table", LiveTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def update_view(self, observation: Observation) -> None:
+        """Filter, sort and diff the rows the poller built: ~10 ms for 10,000 tasks."""
+        snapshot = observation.snapshot
+        prepared = observation.task_rows
+        query = self.query_state
+        tasks: tuple[TaskInfo, ...] | list[TaskInfo] = snapshot.tasks
+        if query.text:
+            words = query.text.lower().split()
+            search = prepared.search
+            tasks = [t for t in tasks if matches(search.get(t.id, ""), words)]
+        if query.grouped:
+            rows = group_rows(tasks, query.sort, query.reverse)
+        else:
+            by_id = prepared.rows
+            ordered = (by_id[t.id] for t in sort_tasks(tasks, query.sort, query.reverse))
+            rows = [(row[0], row) for row in ordered]  # type: ignore[misc]  # cell 0 is the id
+        self.table.sync(rows)
+        self._update_summary(len(snapshot.tasks), len(tasks), len(rows))
+
+    def _update_summary(self, total: int, matched: int, shown: int) -> None:
+        query = self.query_state
+        arrow = "↑" if query.reverse else "↓"
+        parts = [f"{matched:,} of {total:,} tasks" if query.text else f"{total:,} tasks"]
+        if query.grouped:
+            parts.append(f"{shown:,} coroutines")
+        parts.append(f"sort {query.sort} {arrow}")
+        self.query_one("#task-summary", Static).update(" · ".join(parts))
+
+    def _requery(self, **changes: object) -> None:
+        previous = self.query_state
+        self.query_state = replace(previous, **changes)  # type: ignore[arg-type]
+        if self.query_state.grouped != previous.grouped:
+            self.table.set_columns(GROUP_COLUMNS if self.query_state.grouped else TASK_COLUMNS)
+        if self.observation is not None:
+            self.update_view(self.observation)
+
+    # --- actions -------------------------------------------------------------------------
+
+    @on(Input.Changed, "#task-filter")
+    def filter_tasks(self, event: Input.Changed) -> None:
+        self._requery(text=event.value.strip())
+
+    @on(Input.Submitted, "#task-filter")
+    def leave_filter(self) -> None:
+        self.table.focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#task-filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        filter_input = self.query_one("#task-filter", Input)
+        if filter_input.value:
+            filter_input.value = ""
+        self.table.focus()
+
+    def action_cycle_sort(self) -> None:
+        index = SORTS.index(self.query_state.sort)
+        self._requery(sort=SORTS[(index + 1) % len(SORTS)], reverse=False)
+
+    def action_reverse_sort(self) -> None:
+        self._requery(reverse=not self.query_state.reverse)
+
+    def action_toggle_group(self) -> None:
+        self._requery(grouped=not self.query_state.grouped)
+
+    def set_filter(self, text: str) -> None:
+        self.query_one("#task-filter", Input).value = text
+        self._requery(text=text)
+
+    @on(LiveTable.HeaderClicked, "#task-table")
+    def sort_by_column(self, event: LiveTable.HeaderClicked) -> None:
+        sort: SortKey | None = {"name": "name", "coro": "name", "state": "state", "states": "state",
+                                "age": "age", "count": "state"}.get(event.column)  # type: ignore[assignment]
+        if sort is not None:
+            reverse = not self.query_state.reverse if sort == self.query_state.sort else False
+            self._requery(sort=sort, reverse=reverse)
+
+    @on(LiveTable.Selected, "#task-table")
+    def open_row(self, event: LiveTable.Selected) -> None:
+        event.stop()
+        if event.key.startswith(GROUP_PREFIX):
+            coro = event.key[len(GROUP_PREFIX) :]
+            self.query_one("#task-filter", Input).value = coro
+            self._requery(grouped=False, text=coro)
+            return
+        self.post_message(OpenTask(int(event.key)))
+
+    def selected_task_id(self) -> int | None:
+        key = self.table.cursor_key
+        if key is None or key.startswith(GROUP_PREFIX):
+            return None
+        return int(key)
+
+    def current_location(self) -> Frame | None:
+        task_id = self.selected_task_id()
+        if task_id is None or self.observation is None:
+            return None
+        task = self.observation.task(task_id)
+        if task is None:
+            return None
+        return formatting.innermost_application_frame(task.stack) or (task.stack[-1] if task.stack else None)
+
+    def cells(self, key: str) -> tuple[Cell, ...] | None:
+        return self.table.get_row(key)

@@ -1,0 +1,122 @@
+"""Provides the header: the target, the connection and the age of the data, and the vitals."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.markup import escape
+from textual.widgets import Sparkline, Static
+
+from inspector.model import ProcessInfo, Snapshot
+from inspector.tui import formatting
+from inspector.tui.vitals import Vitals
+
+ConnectionState = Literal["connecting", "live", "paused", "disconnected", "offline"]
+STATE_MARKUP: dict[str, str] = {
+    "connecting": "[$text-warning]◌ connecting[/]",
+    "live": "[$text-success]● live[/]",
+    "paused": "[$text-warning]❚❚ paused[/]",
+    "disconnected": "[b $text-error]✖ disconnected[/]",
+    "offline": "[$text-accent]▣ saved snapshot[/]",
+}
+
+
+def command_line(process: ProcessInfo) -> str:
+    argv = list(process.argv)
+    if argv and argv[0].rsplit("/", 1)[-1].startswith("python"):
+        argv[0] = "python"
+    return shlex.join(argv) if argv else (process.app or "")
+
+
+class TargetHeader(Vertical):
+    """Three lines: who, what runs, how it is doing."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="target-line")
+        yield Static("", id="target-info")
+        with Horizontal(id="vitals"):
+            yield Static("CPU —", id="cpu-label", classes="vital")
+            yield Sparkline([], id="cpu-spark", classes="spark")
+            yield Static("RSS —", id="rss-label", classes="vital")
+            yield Sparkline([], id="rss-spark", classes="spark")
+            yield Static("", id="process-counts", classes="vital")
+            yield Static("lag —", id="lag-label", classes="vital")
+            yield Sparkline([], id="lag-spark", classes="spark")
+
+    def show_target(
+        self,
+        *,
+        state: ConnectionState,
+        address: str,
+        snapshot: Snapshot | None,
+        data_age: float | None,
+        interval: float,
+        now: float,
+    ) -> None:
+        badge = STATE_MARKUP[state]
+        if snapshot is None:
+            self.query_one("#target-line", Static).update(
+                Content.from_markup(f"{badge}  [b]{escape(address)}[/b]  [dim]waiting for the first snapshot[/dim]")
+            )
+            self.query_one("#target-info", Static).update("")
+            return
+        process = snapshot.process
+        if state == "offline":
+            age = "taken " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.taken_at))
+        else:
+            age = f"data {formatting.duration(data_age)} old" if data_age is not None else ""
+        every = f" · every {formatting.duration(interval)}" if state == "live" else ""
+        worker = f" · worker {process.worker}" if process.worker is not None else ""
+        self.query_one("#target-line", Static).update(Content.from_markup(
+            f"{badge} [b]pid {process.pid}[/b]{worker} · [dim]{escape(age)}{every}[/dim] · "
+            f"{escape(command_line(process))}"
+        ))
+        loop = snapshot.loop.implementation if snapshot.loop else (process.loop or "?")
+        uptime = formatting.duration(snapshot.taken_at - process.started_at) if process.started_at else "—"
+        parts = [
+            f"Python {process.python or '?'}",
+            f"uvicorn {process.uvicorn or '?'}",
+            f"loop {loop}",
+            f"up {uptime}",
+            f"{len(snapshot.tasks):,} tasks",
+            address,
+        ]
+        self.query_one("#target-info", Static).update(" · ".join(escape(p) for p in parts))
+
+    def show_lag(self, snapshot: Snapshot | None) -> None:
+        loop = snapshot.loop if snapshot is not None else None
+        label = self.query_one("#lag-label", Static)
+        if loop is None:
+            label.update("lag —")
+            self.query_one("#lag-spark", Sparkline).data = []
+            return
+        tone = "$text-error" if loop.lag >= loop.stall_threshold else "$text-success"
+        label.update(Content.from_markup(f"lag [{tone}]{formatting.duration(loop.lag)}[/]"))
+        self.query_one("#lag-spark", Sparkline).data = [lag for _at, lag in loop.lag_series[-60:]]
+
+    def show_vitals(self, vitals: Vitals | None, cpu: Sequence[float], rss: Sequence[float], reason: str) -> None:
+        if vitals is None:
+            self.query_one("#cpu-label", Static).update(f"vitals: {reason}")
+            self.query_one("#rss-label", Static).update("")
+            self.query_one("#process-counts", Static).update("")
+            self.set_class(True, "-no-vitals")
+            return
+        self.set_class(False, "-no-vitals")
+        cpu_text = f"{vitals.cpu_percent:.0f}%" if vitals.cpu_percent is not None else "—"
+        self.query_one("#cpu-label", Static).update(f"CPU {cpu_text}")
+        self.query_one("#rss-label", Static).update(f"RSS {formatting.size(vitals.rss)}")
+        counts = [
+            f"thr {vitals.threads}" if vitals.threads is not None else "",
+            f"files {vitals.open_files}" if vitals.open_files is not None else "",
+            f"conn {vitals.connections}" if vitals.connections is not None else "",
+        ]
+        self.query_one("#process-counts", Static).update(" ".join(c for c in counts if c))
+        # One point draws as a full bar, which reads as "maxed out": wait for a second one.
+        self.query_one("#cpu-spark", Sparkline).data = list(cpu) if len(cpu) > 1 else []
+        self.query_one("#rss-spark", Sparkline).data = list(rss) if len(rss) > 1 else []

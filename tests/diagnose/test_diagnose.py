@@ -1,0 +1,144 @@
+"""`diagnose()`: every rule together, worst first, and the JSON contract of a finding."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from inspector.diagnose import diagnose
+from inspector.diagnose.findings import KINDS
+from inspector.diagnose.rules import RULES
+from tests.diagnose.factories import (
+    app,
+    error,
+    exception_event,
+    findings,
+    healthy_snapshot,
+    lib,
+    loop_stack,
+    request,
+    snapshot,
+    stall,
+    std,
+    task,
+    wait,
+)
+
+
+def test_every_contract_kind_has_a_rule() -> None:
+    assert set(KINDS) <= set(RULES)
+
+
+def test_a_healthy_server_has_no_findings() -> None:
+    assert findings(healthy_snapshot()) == []
+
+
+def test_a_long_stream_with_uvicorn_waiting_for_disconnect_is_healthy() -> None:
+    listener = task(
+        20,
+        age=600,
+        stack=(
+            lib(
+                "starlette/responses.py", 240, "listen_for_disconnect", "message = await receive()"
+            ),
+            lib(
+                "uvicorn/protocols/http/httptools_impl.py",
+                560,
+                "receive",
+                "await self.message_event.wait()",
+            ),
+            std("asyncio/locks.py", 213, "wait", "await fut"),
+        ),
+        waiting_on=wait("event", "Event.wait() (unset)", object_id=0x1, is_set=False),
+        request_id=9,
+    )
+    streamer = task(
+        21, age=600, stack=(app(90, "events", "await asyncio.sleep(1)"),), waiting_on=wait("sleep")
+    )
+    sse = request(9, "GET", "/events", phase="streaming", age=600.0, task_id=21)
+    snap = dataclasses.replace(
+        healthy_snapshot(),
+        tasks=healthy_snapshot().tasks + (listener, streamer),
+        requests=healthy_snapshot().requests + (sse,),
+    )
+    assert findings(snap) == []
+
+
+def test_an_empty_snapshot_has_no_findings() -> None:
+    assert diagnose(snapshot(loop=None)) == []
+
+
+def test_findings_are_sorted_worst_first_then_by_count() -> None:
+    sleep = app(14, "block", "time.sleep(2)")
+    swallowed = exception_event(
+        1, "exception-swallowed", error("KeyError", "k"), location=app(3, "f", "except KeyError:")
+    )
+    failed_many = exception_event(
+        2, "task-exception-unretrieved", error("ValueError", "x", app(5, "g")), count=9
+    )
+    failed_once = exception_event(
+        3, "task-exception-unretrieved", error("TypeError", "y", app(6, "h"))
+    )
+    snap = snapshot(
+        stalls=(stall(1, 2.0, loop_stack(sleep), request_label="GET /block"),),
+        exceptions=(swallowed, failed_once, failed_many),
+    )
+    result = diagnose(snap)
+    assert [(f.severity, f.count) for f in result] == [
+        ("critical", 1),
+        ("warning", 9),
+        ("warning", 1),
+        ("info", 1),
+    ]
+
+
+def test_the_json_form_has_the_contract_keys() -> None:
+    snap = snapshot(
+        stalls=(
+            stall(
+                1, 2.0, loop_stack(app(14, "block", "time.sleep(2)")), request_label="GET /block"
+            ),
+        )
+    )
+    [finding] = diagnose(snap)
+    data = json.loads(json.dumps(finding.to_json_dict()))
+    assert set(data) == {
+        "kind",
+        "severity",
+        "title",
+        "detail",
+        "hint",
+        "location",
+        "related",
+        "task_ids",
+        "request",
+        "count",
+    }
+    assert data["location"] == {"file": "/srv/shop/app.py", "line": 14, "function": "block"}
+    assert data["severity"] in ("critical", "warning", "info")
+
+
+def test_a_rule_that_crashes_does_not_take_the_others_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspector.diagnose.rules as rules
+
+    def broken(snapshot, settings):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(rules.RULES, "deadlock", broken)
+    snap = snapshot(stalls=(stall(1, 2.0, loop_stack(app(14, "block", "time.sleep(2)"))),))
+    kinds = [f.kind for f in diagnose(snap)]
+    assert kinds == ["loop-blocked", "diagnosis-error"]
+
+
+def test_young_suspects_ask_for_a_confirmation_wait() -> None:
+    from inspector.diagnose import confirmation_delay
+    from tests.diagnose.test_rules_tasks import event_waiter
+
+    first_contact = snapshot(tasks=(event_waiter(1, age=0.0), event_waiter(2, age=1.5)))
+    assert findings(first_contact, "stuck-task") == []
+    assert confirmation_delay(first_contact, stuck_after=5.0) == pytest.approx(5.2)
+    assert confirmation_delay(healthy_snapshot(), stuck_after=5.0) == 0.0
+    old_enough = snapshot(tasks=(event_waiter(1, age=30.0),))
+    assert confirmation_delay(old_enough, stuck_after=5.0) == 0.0

@@ -1,0 +1,241 @@
+"""`inspector run` end to end: a real uvicorn subprocess, the real agent, the real termui socket."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inspector.model import Snapshot, Stall
+from inspector.protocol import Hello
+from tests.helpers.server import (
+    HOST,
+    RunningServer,
+    free_port,
+    free_port_run,
+    inspector_run,
+)
+from tests.helpers.telnet import TermuiClient
+
+pytestmark = pytest.mark.e2e
+
+APP = "tests.apps.core_app:app"
+APP_FILE = Path(__file__).resolve().parents[1] / "apps" / "core_app.py"
+BLOCKING_LINE = next(
+    number
+    for number, text in enumerate(APP_FILE.read_text().splitlines(), start=1)
+    if "BLOCKING-LINE" in text
+)
+
+
+@pytest.fixture(scope="module")
+def asyncio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with inspector_run(APP, tmp_path_factory.mktemp("asyncio"), loop="asyncio") as server:
+        yield server
+
+
+def _snapshot(client: TermuiClient) -> Snapshot:
+    message = client.command("inspector-snapshot")
+    assert message.type == "snapshot", message
+    assert isinstance(message.payload, Snapshot)
+    return message.payload
+
+
+def _wait_for_stall(client: TermuiClient, at_least: float, timeout: float = 5.0) -> Stall:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        finished = [s for s in _snapshot(client).stalls if not s.ongoing and s.duration >= at_least]
+        if finished:
+            return finished[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no finished stall of {at_least} s within {timeout} s")
+
+
+def _block_and_find_stall(server: RunningServer) -> Stall:
+    with TermuiClient(*server.agent_address()) as client:
+        before = {s.id for s in _snapshot(client).stalls}
+        server.get("/block?seconds=1", timeout=15)
+        stall = _wait_for_stall(client, at_least=0.5)
+        assert stall.id not in before
+        return stall
+
+
+def test_hello_and_snapshot_round_trip(asyncio_server: RunningServer) -> None:
+    host, port = asyncio_server.agent_address()
+    assert (host, port) == (HOST, asyncio_server.inspect_port)
+    with TermuiClient(host, port) as client:
+        hello = client.command("inspector-hello")
+        assert hello.type == "hello"
+        assert isinstance(hello.payload, Hello)
+        assert hello.payload.process.pid == asyncio_server.process.pid
+        assert hello.payload.process.app == APP
+        assert hello.payload.process.loop == "asyncio"
+        assert "stalls" in hello.payload.capabilities
+        timings = []
+        for _ in range(10):
+            started = time.perf_counter()
+            snapshot = _snapshot(client)
+            timings.append(time.perf_counter() - started)
+        assert snapshot.process.pid == asyncio_server.process.pid
+        assert snapshot.loop is not None and snapshot.loop.implementation == "asyncio"
+        assert "watchdog" in snapshot.health.probes
+    median_ms = statistics.median(timings) * 1000
+    print(f"snapshot round trip: median {median_ms:.1f} ms, max {max(timings) * 1000:.1f} ms")
+    # Nagle + delayed ACK alone would cost ~40 ms per answer; a loaded CI box gets slack.
+    assert median_ms < 250
+
+
+def _assert_stall_names_the_blocking_line(stall: Stall) -> None:
+    assert 0.8 <= stall.duration <= 1.5, stall.duration
+    assert stall.samples, "no stack sampled during the stall"
+    innermost = stall.samples[0].frames[-1]
+    assert Path(innermost.file).resolve() == APP_FILE
+    assert innermost.line == BLOCKING_LINE
+    assert innermost.function == "block"
+    assert innermost.code is not None and "time.sleep" in innermost.code
+    assert stall.task_id is not None, "the running (request) task was not named"
+    assert stall.task_name
+    assert stall.request_label is not None and "/block" in stall.request_label
+    print(f"stall duration {stall.duration:.4f} s for a 1 s sleep")
+
+
+def test_blocking_sleep_in_async_endpoint_is_a_stall_naming_the_line(
+    asyncio_server: RunningServer,
+) -> None:
+    stall = _block_and_find_stall(asyncio_server)
+    _assert_stall_names_the_blocking_line(stall)
+
+
+def test_blocking_sleep_is_found_on_uvloop_too(tmp_path: Path) -> None:
+    pytest.importorskip("uvloop")
+    with inspector_run(APP, tmp_path, loop="uvloop") as server:
+        with TermuiClient(*server.agent_address()) as client:
+            assert client.command("inspector-hello").payload.process.loop == "uvloop"
+        stall = _block_and_find_stall(server)
+        _assert_stall_names_the_blocking_line(stall)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_shutdown_is_prompt_with_a_client_attached(tmp_path: Path, sig: int) -> None:
+    with inspector_run(APP, tmp_path) as server:
+        with TermuiClient(*server.agent_address()) as client:
+            client.command("inspector-hello")
+            seconds = server.stop(sig, timeout=10)
+        print(f"exit {seconds:.2f} s after {signal.Signals(sig).name}")
+        assert seconds < 3.0, server.output()
+        assert server.registrations() == []
+
+
+def _stuck(host: str, port: int) -> bool:
+    """True when the termui does not even start a telnet negotiation within a second."""
+    with socket.create_connection((host, port), timeout=2) as probe:
+        probe.settimeout(1.0)
+        try:
+            return not probe.recv(64)
+        except TimeoutError:
+            return True
+
+
+def test_client_that_stopped_reading_does_not_block_shutdown(tmp_path: Path) -> None:
+    with inspector_run(APP, tmp_path) as server:
+        server.get("/spawn?count=2000")
+        host, port = server.agent_address()
+        # A tiny receive window, many large answers requested, and then nothing read.
+        client = TermuiClient(host, port, rcvbuf=4096)
+        try:
+            client.wait_for_prompt()
+            client.raw_socket().sendall(b"inspector-snapshot\r" * 400)
+            deadline = time.monotonic() + 15
+            while not _stuck(host, port):
+                assert time.monotonic() < deadline, "the agent never blocked on the client"
+            assert server.get("/"), "the app must keep serving"
+            seconds = server.stop(signal.SIGTERM, timeout=10)
+        finally:
+            client.close()
+        print(f"exit {seconds:.2f} s after SIGTERM with a client not reading")
+        assert seconds < 3.0, server.output()
+
+
+def test_busy_inspect_port_is_a_clear_startup_error(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind((HOST, 0))
+        holder.listen(1)
+        busy = holder.getsockname()[1]
+        with inspector_run(APP, tmp_path, inspect_port=busy, wait_ready=False) as server:
+            code = server.wait_exit(20)
+            output = server.output()
+    assert code is not None, "inspector run hung on a busy port"
+    assert code != 0
+    assert str(busy) in output and "already in use" in output
+    assert "Traceback" not in output
+
+
+def test_workers_get_one_agent_each(tmp_path: Path) -> None:
+    base = free_port_run(2)
+    with inspector_run(APP, tmp_path, workers=2, inspect_port=base) as server:
+        registrations = server.registrations()
+        assert len(registrations) == 2
+        assert {r.port for r in registrations} == {base, base + 1}
+        assert {r.worker for r in registrations} == {0, 1}
+        assert all(r.ppid == server.process.pid for r in registrations)
+        for registration in registrations:
+            with TermuiClient(registration.host, registration.port) as client:
+                hello = client.command("inspector-hello").payload
+                assert hello.process.pid == registration.pid
+        seconds = server.stop(signal.SIGTERM, timeout=10)
+        assert seconds < 5.0
+        assert server.registrations() == []
+
+
+def _run_cli(*args: str, timeout: float = 30) -> tuple[int, str]:
+    import subprocess
+
+    from tests.helpers.server import REPO_ROOT
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "inspector", "run", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+def test_remote_inspect_host_needs_allow_remote() -> None:
+    code, output = _run_cli(APP, "--inspect-host", "0.0.0.0", "--port", str(free_port()))
+    assert code == 2
+    assert "0.0.0.0" in output and "--allow-remote" in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_app_that_cannot_be_imported_is_one_line_and_exit_2() -> None:
+    code, output = _run_cli("tests.apps.core_no_such_module:app", "--port", str(free_port()))
+    assert code == 2
+    assert "cannot load the app" in output and "core_no_such_module" in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_help_teaches_with_examples() -> None:
+    code, output = _run_cli("--help")
+    assert code == 0
+    assert "--inspect-port" in output and "--allow-remote" in output
+    assert "inspector run main:app --workers 4" in output
+
+
+def test_allow_remote_serves_on_another_address_with_a_warning(tmp_path: Path) -> None:
+    args = ("--inspect-host", "0.0.0.0", "--allow-remote")
+    with inspector_run(APP, tmp_path, args=args) as server:
+        [registration] = server.registrations()
+        assert registration.host == "0.0.0.0"
+        with TermuiClient(HOST, registration.port) as client:
+            assert client.command("inspector-hello").type == "hello"
+        assert "WARNING" in server.output() and "without authentication" in server.output()
