@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from benchmarks import report
-    from benchmarks.servers import LOOP_SETS, configurations, find_python312
+    from benchmarks.servers import LOOP_SETS, LoopSet, configurations, find_python312
 
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             keys = [key.strip() for key in args.configs.split(",")]
             chosen = [c for c in configs if c.key in keys or c.key == "plain"]
             chosen += [by_key[c.baseline] for c in chosen if by_key[c.baseline] not in chosen]
-        loop_sets = LOOP_SETS
+        loop_sets: tuple[LoopSet, ...] = LOOP_SETS
         if args.loops:
             loop_sets = tuple(s for s in LOOP_SETS if s.loop in args.loops.split(","))
         results = run_throughput(

@@ -94,9 +94,11 @@ def probe_python(path: str) -> Python | str:
 
 def find_python312(explicit: str | None) -> Python | str:
     """A Python >= 3.12 with the project installed, or how to get one."""
-    candidates = [explicit] if explicit else []
-    candidates.append(os.environ.get("INSPECTOR_PYTHON312"))
-    candidates.append(str(ROOT / ".venv312" / "bin" / "python"))
+    candidates: list[str | None] = [
+        explicit,
+        os.environ.get("INSPECTOR_PYTHON312"),
+        str(ROOT / ".venv312" / "bin" / "python"),
+    ]
     reasons = []
     for candidate in filter(None, candidates):
         if not Path(candidate).exists():
@@ -334,7 +336,7 @@ def _last_error(log: str) -> str:
 
 
 def rss_bytes(pid: int) -> int:
-    import psutil
+    import psutil  # type: ignore[import-untyped,unused-ignore]
 
     return int(psutil.Process(pid).memory_info().rss)
 

@@ -15,6 +15,7 @@ import dataclasses
 import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar, Union
 
@@ -387,24 +388,61 @@ _UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType) if sys.version_info >= 
 _hints_cache: dict[type, dict[str, Any]] = {}
 
 
-def to_json_dict(obj: Any) -> Any:
-    """A model object as JSON-ready data: dataclasses become dicts, tuples become lists."""
+def to_json_dict(obj: Any, *, compact: bool = False) -> Any:
+    """A model object as JSON-ready data: dataclasses become dicts, tuples become lists.
+
+    `compact` leaves out fields that hold their default (None, (), 0, False, ...); the decoder
+    fills them back in. The wire uses it (a parked task shrinks by about a fifth); saved files
+    and `--format json` keep every field, for people and jq.
+    """
+    kind = type(obj)
+    if kind in _SCALARS or obj is None:
+        return obj
+    if kind is tuple or kind is list:
+        return [to_json_dict(item, compact=compact) for item in obj]
+    if kind is dict:
+        return {str(key): to_json_dict(value, compact=compact) for key, value in obj.items()}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (tuple, list)):
-        return [to_json_dict(item) for item in obj]
-    if isinstance(obj, dict):
-        return {str(key): to_json_dict(value) for key, value in obj.items()}
+        values = obj.__dict__
+        out: dict[str, Any] = {}
+        for name, default in _defaults_of(kind):
+            value = values[name]
+            if compact and type(value) is type(default) and value == default:
+                continue
+            out[name] = to_json_dict(value, compact=compact)
+        return out
     return obj
+
+
+_SCALARS: Final = frozenset((str, int, float, bool))
+_NO_DEFAULT: Final = object()
+# class -> ((field name, default or _NO_DEFAULT), ...), read once per class: this is the hot path
+# of a 10,000-task snapshot.
+_field_defaults: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _defaults_of(cls: type) -> tuple[tuple[str, Any], ...]:
+    found = _field_defaults.get(cls)
+    if found is None:
+        found = tuple(
+            (f.name, f.default if f.default is not dataclasses.MISSING else _NO_DEFAULT)
+            for f in dataclasses.fields(cls)
+        )
+        _field_defaults[cls] = found
+    return found
 
 
 def from_json_dict(cls: type[T], data: object) -> T:
     """Build `cls` from JSON data, checking every field's type; raises ModelError.
 
     Unknown keys are ignored (a newer agent may add fields); missing keys take the field's
-    default, and a missing required field is an error.
+    default, and a missing required field is an error. A decoder is compiled once per type;
+    paths for messages are built only when something fails.
     """
-    return typing.cast(T, _decode(cls, data, "$", 0))
+    try:
+        return typing.cast(T, _decoder(cls)(data))
+    except _Invalid as error:
+        raise error.model_error() from None
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -415,85 +453,247 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
-def _decode(tp: Any, data: object, path: str, depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise ModelError(f"{path}: nested too deeply")
+Decoder = Callable[[object], Any]
+
+
+class _Invalid(Exception):
+    """A value failed to decode; `where` collects path parts innermost first on the way out."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.where: list[str] = []
+
+    def at(self, part: str) -> _Invalid:
+        self.where.append(part)
+        return self
+
+    def model_error(self) -> ModelError:
+        return ModelError(self.message.replace("{path}", "$" + "".join(reversed(self.where)), 1))
+
+
+_decoders: dict[Any, Decoder] = {}
+
+
+def _decoder(tp: Any) -> Decoder:
+    decoder = _decoders.get(tp)
+    if decoder is None:
+        decoder = _decoders[tp] = _compile(tp)
+    return decoder
+
+
+def _compile(tp: Any) -> Decoder:
     origin = typing.get_origin(tp)
     if tp is Any:
-        return data
+        return lambda data: data
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _decode_dataclass(tp, data, path, depth)
+        return _dataclass_decoder(tp)
     if origin in _UNION_TYPES:
-        options = typing.get_args(tp)
-        if data is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _decode(option, data, path, depth + 1)
-            except ModelError as error:
-                errors.append(str(error))
-        raise ModelError(errors[0] if len(errors) == 1 else f"{path}: matches no allowed type")
+        return _union_decoder(tp)
     if origin is Literal:
-        if data not in typing.get_args(tp) or isinstance(data, bool):
-            raise ModelError(f"{path}: {_short(data)} is not one of {typing.get_args(tp)}")
-        return data
+        allowed = typing.get_args(tp)
+
+        def literal(data: object) -> object:
+            if data not in allowed or isinstance(data, bool):
+                raise _Invalid(f"{{path}}: {_short(data)} is not one of {allowed}")
+            return data
+
+        return literal
     if origin is tuple:
-        if not isinstance(data, list):
-            raise ModelError(f"{path}: expected a list, got {type(data).__name__}")
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(
-                _decode(args[0], item, f"{path}[{i}]", depth + 1) for i, item in enumerate(data)
-            )
-        if len(args) != len(data):
-            raise ModelError(f"{path}: expected {len(args)} items, got {len(data)}")
-        return tuple(
-            _decode(arg, item, f"{path}[{i}]", depth + 1)
-            for i, (arg, item) in enumerate(zip(args, data))
-        )
+            return _sequence_decoder(args[0])
+        return _fixed_tuple_decoder(args)
     if origin is dict:
         key_type, value_type = typing.get_args(tp)
-        if not isinstance(data, dict):
-            raise ModelError(f"{path}: expected an object, got {type(data).__name__}")
-        return {
-            _decode(key_type, key, f"{path}.<key>", depth + 1): _decode(
-                value_type, value, f"{path}.{key}", depth + 1
-            )
-            for key, value in data.items()
-        }
+        return _dict_decoder(key_type, value_type)
     if tp is float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise ModelError(f"{path}: expected a number, got {_short(data)}")
-        return float(data)
+
+        def number(data: object) -> float:
+            if type(data) is float:
+                return data
+            if isinstance(data, bool) or not isinstance(data, (int, float)):
+                raise _Invalid(f"{{path}}: expected a number, got {_short(data)}")
+            return float(data)
+
+        return number
     if tp is int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            raise ModelError(f"{path}: expected an integer, got {_short(data)}")
-        return data
+
+        def integer(data: object) -> int:
+            if type(data) is int:
+                return data
+            if isinstance(data, bool) or not isinstance(data, int):
+                raise _Invalid(f"{{path}}: expected an integer, got {_short(data)}")
+            return data
+
+        return integer
     if tp in (str, bool):
-        if not isinstance(data, tp):
-            raise ModelError(f"{path}: expected {tp.__name__}, got {_short(data)}")
-        return data
+        name = tp.__name__
+
+        def exact(data: object) -> object:
+            if not isinstance(data, tp):
+                raise _Invalid(f"{{path}}: expected {name}, got {_short(data)}")
+            return data
+
+        return exact
     if tp is type(None):
-        if data is not None:
-            raise ModelError(f"{path}: expected null")
-        return None
-    raise ModelError(f"{path}: unsupported type {tp!r}")  # a bug in the model, not the input
+
+        def null(data: object) -> None:
+            if data is not None:
+                raise _Invalid("{path}: expected null")
+            return None
+
+        return null
+    raise ModelError(f"$: unsupported type {tp!r}")  # a bug in the model, not the input
 
 
-def _decode_dataclass(cls: type, data: object, path: str, depth: int) -> Any:
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected an object, got {type(data).__name__}")
-    hints = _hints(cls)
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            values[f.name] = _decode(hints[f.name], data[f.name], f"{path}.{f.name}", depth + 1)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ModelError(f"{path}: missing field {f.name!r}")
-    return cls(**values)
+def _dataclass_decoder(cls: type) -> Decoder:
+    # Frozen dataclasses set each field through object.__setattr__ in __init__ (about 1 µs a
+    # field: most of the decoding time). The model's classes have no __slots__ and no
+    # __post_init__, so the instance dict is filled directly; the result is identical.
+    direct = not hasattr(cls, "__slots__") and not hasattr(cls, "__post_init__")
+    plan: list[tuple[str, Decoder, bool, Any, Any, type | None, bool]] | None = None
+
+    def compile_plan() -> list[tuple[str, Decoder, bool, Any, Any, type | None, bool]]:
+        # Compiled on first use, when this decoder is already cached: a model type that
+        # refers to itself would find it instead of recursing.
+        hints = _hints(cls)
+        steps = []
+        for f in dataclasses.fields(cls):
+            missing = dataclasses.MISSING
+            required = f.default is missing and f.default_factory is missing
+            factory = None if f.default_factory is dataclasses.MISSING else f.default_factory
+            field_type = hints[f.name]
+            steps.append(
+                (f.name, _decoder(field_type), required, f.default, factory, *_shortcut(field_type))
+            )
+        return steps
+
+    new = object.__new__
+
+    def decode(data: object) -> object:
+        nonlocal plan
+        if not isinstance(data, dict):
+            raise _Invalid(f"{{path}}: expected an object, got {type(data).__name__}")
+        if plan is None:
+            plan = compile_plan()
+        state: dict[str, Any] = {}
+        for name, field_decoder, required, default, factory, plain, nullable in plan:
+            if name in data:
+                value = data[name]
+                if value.__class__ is plain or (value is None and nullable):
+                    state[name] = value  # already the right type: nothing to convert
+                    continue
+                try:
+                    state[name] = field_decoder(value)
+                except _Invalid as error:
+                    raise error.at(f".{name}") from None
+            elif required:
+                raise _Invalid(f"{{path}}: missing field {name!r}")
+            elif direct:
+                state[name] = default if factory is None else factory()
+        if not direct:
+            return cls(**state)
+        instance: Any = new(cls)
+        instance.__dict__.update(state)
+        return instance
+
+    return decode
+
+
+def _shortcut(tp: Any) -> tuple[type | None, bool]:
+    """(the class a value of `tp` is taken as-is for, whether None is allowed as-is)."""
+    options = typing.get_args(tp) if typing.get_origin(tp) in _UNION_TYPES else (tp,)
+    nullable = type(None) in options
+    others = [option for option in options if option is not type(None)]
+    plain = others[0] if len(others) == 1 and others[0] in (str, int, float, bool) else None
+    return plain, nullable
+
+
+def _union_decoder(tp: Any) -> Decoder:
+    options = typing.get_args(tp)
+    nullable = type(None) in options
+    others = [option for option in options if option is not type(None)]
+
+    def union(data: object) -> object:
+        if data is None and nullable:
+            return None
+        errors: list[_Invalid] = []
+        for option in others:
+            try:
+                return _decoder(option)(data)
+            except _Invalid as error:
+                errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _Invalid("{path}: matches no allowed type")
+
+    if nullable and len(others) == 1:
+        only: list[Decoder] = []
+
+        def optional(data: object) -> object:
+            if data is None:
+                return None
+            if not only:
+                only.append(_decoder(others[0]))
+            return only[0](data)
+
+        return optional
+    return union
+
+
+def _sequence_decoder(item_type: Any) -> Decoder:
+    def sequence(data: object) -> tuple[Any, ...]:
+        if not isinstance(data, list):
+            raise _Invalid(f"{{path}}: expected a list, got {type(data).__name__}")
+        item = _decoder(item_type)
+        try:
+            return tuple([item(value) for value in data])
+        except _Invalid as error:
+            # Find which item failed (only on the error path).
+            for index, value in enumerate(data):
+                try:
+                    item(value)
+                except _Invalid as located:
+                    raise located.at(f"[{index}]") from None
+            raise error
+
+    return sequence
+
+
+def _fixed_tuple_decoder(args: tuple[Any, ...]) -> Decoder:
+    def fixed(data: object) -> tuple[Any, ...]:
+        if not isinstance(data, list):
+            raise _Invalid(f"{{path}}: expected a list, got {type(data).__name__}")
+        if len(args) != len(data):
+            raise _Invalid(f"{{path}}: expected {len(args)} items, got {len(data)}")
+        values = []
+        for index, (arg, value) in enumerate(zip(args, data, strict=True)):
+            try:
+                values.append(_decoder(arg)(value))
+            except _Invalid as error:
+                raise error.at(f"[{index}]") from None
+        return tuple(values)
+
+    return fixed
+
+
+def _dict_decoder(key_type: Any, value_type: Any) -> Decoder:
+    def mapping(data: object) -> dict[Any, Any]:
+        if not isinstance(data, dict):
+            raise _Invalid(f"{{path}}: expected an object, got {type(data).__name__}")
+        result = {}
+        for key, value in data.items():
+            try:
+                decoded_key = _decoder(key_type)(key)
+            except _Invalid as error:
+                raise error.at(".<key>") from None
+            try:
+                result[decoded_key] = _decoder(value_type)(value)
+            except _Invalid as error:
+                raise error.at(f".{key}") from None
+        return result
+
+    return mapping
 
 
 def _short(data: object) -> str:

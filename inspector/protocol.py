@@ -39,7 +39,7 @@ import binascii
 import json
 import zlib
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NoReturn
 
 from inspector import model
 from inspector.model import ModelError, ProcessInfo, Snapshot
@@ -124,7 +124,7 @@ def encode_message(kind: MessageType, payload: Payload, enc: Encoding = "json") 
     envelope = {
         "type": kind,
         "protocol": PROTOCOL_VERSION,
-        "payload": model.to_json_dict(payload),
+        "payload": model.to_json_dict(payload, compact=True),
     }
     # ensure_ascii: the body never holds a raw newline or a non-ASCII byte the terminal could
     # rewrite; separators: about 15% smaller than the default.
@@ -145,14 +145,35 @@ class FrameReader:
 
     def __init__(self, max_chars: int = MAX_FRAME_CHARS) -> None:
         self._buffer = ""
+        self._chunks: list[str] = []
+        """The parts of a frame begun and not yet ended; joined once, when it ends (a 10 MB
+        frame arrives in hundreds of chunks: re-scanning a growing buffer would be quadratic)."""
+        self._chunked = 0
+        self._tail = ""
+        """The last characters of the frame so far: an END marker may be split across chunks."""
         self._max_chars = max_chars
         self.discarded = ""
         """Recent text seen outside frames (bounded), for error messages and prompt detection."""
 
     def feed(self, text: str) -> list[str]:
         """Add text; return the bodies (``enc:length:body``) of the frames it completed."""
-        self._buffer += text
         frames: list[str] = []
+        if self._chunks:
+            tail = self._tail
+            found = (tail + text).find(END)
+            if found < 0:
+                self._chunks.append(text)
+                self._chunked += len(text)
+                self._tail = (tail + text)[-(len(END) - 1) :]
+                self._check_size(self._chunked)
+                return frames
+            cut = found - len(tail) + len(END)  # just after END, in `text`
+            self._chunks.append(text[:cut])
+            whole = "".join(self._chunks)
+            self._chunks, self._chunked = [], 0
+            frames.append(whole[len(BEGIN) : -len(END)])
+            text = text[cut:]
+        self._buffer += text
         while True:
             start = self._buffer.find(BEGIN)
             if start < 0:
@@ -165,19 +186,25 @@ class FrameReader:
                 self._buffer = self._buffer[start:]
             end = self._buffer.find(END, len(BEGIN))
             if end < 0:
-                if len(self._buffer) - len(BEGIN) > self._max_chars:
-                    self._buffer = ""
-                    raise FrameTooLargeError(
-                        f"the agent sent a frame larger than {self._max_chars:,} characters"
-                    )
+                self._check_size(len(self._buffer))
+                self._chunks, self._chunked = [self._buffer], len(self._buffer)
+                self._tail = self._buffer[-(len(END) - 1) :]
+                self._buffer = ""
                 return frames
             frames.append(self._buffer[len(BEGIN) : end])
             self._buffer = self._buffer[end + len(END) :]
 
+    def _check_size(self, size: int) -> None:
+        if size - len(BEGIN) > self._max_chars:
+            self._buffer, self._chunks, self._chunked = "", [], 0
+            raise FrameTooLargeError(
+                f"the agent sent a frame larger than {self._max_chars:,} characters"
+            )
+
     @property
     def in_frame(self) -> bool:
         """True while a frame has begun and not ended (the caller must keep reading)."""
-        return self._buffer.startswith(BEGIN)
+        return bool(self._chunks) or self._buffer.startswith(BEGIN)
 
     def _remember(self, text: str) -> None:
         if text:
@@ -190,7 +217,7 @@ def decode_frame(frame: str, max_decompressed: int = MAX_DECOMPRESSED_BYTES) -> 
     length_text, sep2, body = rest.partition(":")
     if not (sep1 and sep2) or enc not in ("json", "zjson"):
         raise CorruptFrameError("the agent sent a malformed frame header")
-    if not length_text.isdigit() or len(length_text) > 12:
+    if not (length_text.isascii() and length_text.isdigit()) or len(length_text) > 12:
         raise CorruptFrameError("the agent sent a frame with a malformed length")
     if int(length_text) != len(body):
         raise CorruptFrameError(
@@ -199,7 +226,7 @@ def decode_frame(frame: str, max_decompressed: int = MAX_DECOMPRESSED_BYTES) -> 
     if enc == "zjson":
         body = _inflate(body, max_decompressed)
     try:
-        envelope = json.loads(body)
+        envelope = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:
         raise CorruptFrameError(f"the agent sent invalid JSON ({error})") from None
     return decode_envelope(envelope)
@@ -228,6 +255,12 @@ def decode_envelope(envelope: object) -> Message:
     except RecursionError:
         raise CorruptFrameError(f"the agent sent a malformed {kind}: nested too deeply") from None
     return Message(type=kind, payload=payload)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    # json.loads accepts NaN and Infinity, which JSON does not have: a snapshot holding one
+    # could not be saved again (allow_nan=False) and breaks arithmetic on durations.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _inflate(body: str, max_decompressed: int) -> str:
@@ -265,7 +298,7 @@ def encode_snapshot_file(snapshot: Snapshot) -> str:
 def decode_snapshot_file(text: str) -> Snapshot:
     """Read a saved snapshot (or a bare snapshot envelope); raises CorruptFrameError."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:
         raise CorruptFrameError(f"not a snapshot file: invalid JSON ({error})") from None
     if isinstance(document, dict) and document.get("kind") == SNAPSHOT_FILE_KIND:

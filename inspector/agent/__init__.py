@@ -15,13 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from inspector.agent.agent import (
-        Agent,
-        AgentStartError,
-        InstrumentedApp,
-        instrument,
-        start_agent,
-    )
+    from inspector.agent.agent import Agent, start_agent
+    from inspector.agent.errors import AgentStartError
+    from inspector.agent.instrumented import InstrumentedApp, instrument
     from inspector.agent.probe import AgentConfig
 
 __all__ = [
@@ -35,9 +31,9 @@ __all__ = [
 
 _LAZY = {
     "Agent": "inspector.agent.agent",
-    "AgentStartError": "inspector.agent.agent",
-    "InstrumentedApp": "inspector.agent.agent",
-    "instrument": "inspector.agent.agent",
+    "AgentStartError": "inspector.agent.errors",
+    "InstrumentedApp": "inspector.agent.instrumented",
+    "instrument": "inspector.agent.instrumented",
     "start_agent": "inspector.agent.agent",
     "AgentConfig": "inspector.agent.probe",
 }

@@ -1,329 +1,45 @@
-"""The agent's lifecycle: choose ports, start aiomonitor safely, install the probes, close on time.
+"""The agent's lifecycle: take a port, start aiomonitor, install the probes, close on time.
 
-aiomonitor 0.7.1 has three traps this module exists to avoid (each one measured):
-
-* `start_monitor()` waits forever when its web UI port is taken, so every port is bound by us
-  first (without SO_REUSEPORT), the web UI gets a free port we picked, and the monitor's UI
-  thread is guarded so that a failure is reported instead of waited on.
-* `Monitor.close()` joins its thread without a timeout and hangs while a client is not reading;
-  it runs here in a daemon thread that is given 2 seconds.
-* Several workers asking for the same port: each agent takes a numbered slot (an `flock`ed file
-  in the runtime directory) and listens on base port + slot.
-
-`instrument(app)` is the one call for people who start uvicorn themselves. The app always works:
-if the agent cannot start, one warning is logged and requests are served as before.
+One `Agent` per server process in the usual case; every started agent is kept in a registry
+until it closes, so that metrics can find it and an exit without lifespan still removes its
+registration file. Ports live in `ports`, aiomonitor's guards in `monitor`, and
+`instrument(app)` in `instrumented`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import fcntl
-import ipaddress
 import logging
 import os
 import platform
-import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any, Final
 
 from inspector import __version__
+from inspector.agent.errors import AgentStartError
+from inspector.agent.monitor import close_monitor, guarded_monitor_class
+from inspector.agent.ports import PortSlot, check_host, free_port, is_listening, port_is_free
 from inspector.agent.probe import AgentConfig, AgentContext, Probe
+from inspector.agent.process import current_dir, package_version, process_started_at, worker_index
 from inspector.agent.watchdog import Watchdog
 from inspector.model import ALL_CAPABILITIES, Capability, ProcessInfo
 from inspector.protocol import PROTOCOL_VERSION, Hello
 
+__all__ = ["Agent", "AgentStartError", "live_agents", "start_agent"]
+
 logger = logging.getLogger("inspector.agent")
 
-MONITOR_CLOSE_TIMEOUT: Final = 2.0
-"""Seconds given to aiomonitor's close; after that its daemon thread is abandoned."""
 START_ATTEMPTS: Final = 3
 """Tries with a fresh web UI port when another process grabs the one we picked."""
-MAX_SLOTS: Final = 64
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 _PROBE_CAPABILITIES: Final[dict[str, tuple[Capability, ...]]] = {
     "tasks": ("tasks", "stacks"),
     "watchdog": ("stalls",),
 }
-
-
-class AgentStartError(Exception):
-    """The agent could not start; the message names the cause (a port, a host) for a person."""
-
-
-# --- addresses and ports ---------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_host(config: AgentConfig, remote_hint: str = "set allow_remote=True") -> None:
-    """Refuse addresses the agent must not or cannot listen on."""
-    if ":" in config.host:
-        raise AgentStartError(
-            f"cannot listen on {config.host}: aiomonitor's terminal server supports IPv4 only"
-        )
-    if not is_loopback(config.host) and not config.allow_remote:
-        raise AgentStartError(
-            f"refusing to listen on {config.host}: not a loopback address, and the agent has no "
-            f"authentication ({remote_hint} to do it anyway)"
-        )
-    if not 0 <= config.port <= 65535:
-        raise AgentStartError(f"port {config.port} is out of range")
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether aiomonitor could bind `port` now (tested the way it binds: SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def is_listening(host: str, port: int) -> bool:
-    """Whether something listens on `port` (a listener makes our bind fail)."""
-    return not port_is_free(host, port)
-
-
-def free_port(host: str) -> int:
-    """A port nobody uses right now (the OS picks it; we close it again at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class PortSlot:
-    """Base port + the first free slot: how workers of one server get one port each.
-
-    A slot is owned by holding an exclusive `flock` on its file for the life of the agent; the
-    OS releases it when the process dies, so a restarted worker takes its predecessor's slot.
-    """
-
-    def __init__(
-        self, index: int, port: int, handle: int | None = None, path: Path | None = None
-    ) -> None:
-        self.index = index
-        self.port = port
-        self._handle = handle
-        self._path = path
-
-    @classmethod
-    def acquire(cls, base_port: int, directory: Path | None) -> PortSlot:
-        if directory is None:
-            return cls(0, base_port)
-        for index in range(MAX_SLOTS):
-            port = base_port + index
-            if port > 65535:
-                break
-            path = directory / f"slot-{base_port}-{index}.lock"
-            handle = cls._lock(path)
-            if handle is not None:
-                return cls(index, port, handle, path)
-        raise AgentStartError(f"no free agent slot from port {base_port} ({MAX_SLOTS} in use)")
-
-    @staticmethod
-    def _lock(path: Path) -> int | None:
-        """An fd holding the lock on `path`, or None when another agent holds it."""
-        for _ in range(3):
-            handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(handle)
-                return None
-            try:
-                # The owner unlinks the file when it lets go; a lock on an unlinked file
-                # protects nothing, so check that the path still names what we locked.
-                if os.stat(path).st_ino == os.fstat(handle).st_ino:
-                    return handle
-            except FileNotFoundError:
-                pass
-            os.close(handle)
-        return None
-
-    def release(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is None:
-            return
-        if self._path is not None:
-            try:
-                self._path.unlink()  # while still locked, so nobody can lock it and lose it
-            except OSError:
-                pass
-        try:
-            os.close(handle)  # closing drops the lock
-        except OSError:
-            pass
-
-
-# --- aiomonitor, guarded ---------------------------------------------------------------------
-
-_monitor_class: type[Any] | None = None
-
-
-def guarded_monitor_class() -> type[Any]:
-    """aiomonitor's Monitor, with a UI thread that reports a failed start instead of hanging."""
-    global _monitor_class
-    if _monitor_class is not None:
-        return _monitor_class
-    from aiomonitor import Monitor
-
-    _install_resilient_telnet_server()
-
-    class GuardedMonitor(Monitor):  # type: ignore[misc]
-        inspector_agent: Agent | None = None
-        startup_error: BaseException | None = None
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._ui_thread.name = "inspector-agent"
-
-        def _ui_main(self) -> None:
-            # Stock aiomonitor never sets `_ui_started` when its UI fails to start (a taken
-            # port), and `start()` then waits forever on the app loop's thread.
-            try:
-                super()._ui_main()
-            except BaseException as error:
-                if not self._ui_started.is_set():
-                    self.startup_error = error
-            finally:
-                self._ui_started.set()
-
-    _monitor_class = GuardedMonitor
-    return GuardedMonitor
-
-
-class _ClientSocket(socket.socket):
-    """A termui connection on which a vanished client reads as end of file.
-
-    prompt_toolkit lets a connection reset escape from its reader callback; its application's
-    exception handler then prints a traceback and a "Press ENTER" prompt on the server's
-    terminal, over and over. A reset is just a client that went away.
-    """
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        try:
-            return super().recv(bufsize, flags)
-        except (ConnectionError, TimeoutError):
-            return b""
-
-    def send(self, data: Any, flags: int = 0) -> int:
-        try:
-            return super().send(data, flags)
-        except ConnectionError:  # the reader then sees end of file and closes the connection
-            return len(data)
-
-
-class _ListeningSocket(socket.socket):
-    def accept(self) -> tuple[socket.socket, Any]:
-        fd, address = self._accept()  # type: ignore[attr-defined]
-        connection = _ClientSocket(self.family, self.type, self.proto, fileno=fd)
-        connection.setblocking(True)
-        try:
-            # Answers are single writes followed by a wait for the next command: without
-            # this, each waits ~40 ms for the client's delayed ACK.
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        return connection, address
-
-
-def _install_resilient_telnet_server() -> None:
-    """Make aiomonitor's termui server use `_ListeningSocket` (same bind, same backlog)."""
-    import aiomonitor.monitor as monitor_module
-    from prompt_toolkit.contrib.telnet.server import TelnetServer
-
-    if getattr(monitor_module.TelnetServer, "inspector_resilient", False):
-        return
-
-    class ResilientTelnetServer(TelnetServer):
-        inspector_resilient = True
-
-        @classmethod
-        def _create_socket(cls, host: str, port: int) -> socket.socket:
-            listener = _ListeningSocket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((host, port))
-            listener.listen(4)
-            return listener
-
-    monitor_module.TelnetServer = ResilientTelnetServer
-
-
-def close_monitor(monitor: Any, timeout: float = MONITOR_CLOSE_TIMEOUT) -> bool:
-    """Close aiomonitor, giving up after `timeout`; True when it closed in time."""
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            monitor.close()
-        except Exception:
-            pass
-        finally:
-            finished.set()
-
-    closer = threading.Thread(target=run, name="inspector-agent-close", daemon=True)
-    closer.start()
-    closer.join(timeout)
-    return finished.is_set()
-
-
-# --- process facts ---------------------------------------------------------------------------
-
-
-def process_started_at() -> float | None:
-    """When this process started (wall clock), from /proc; None where that is unavailable."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as handle:
-            after_name = handle.read().rsplit(")", 1)[1].split()
-        start_ticks = int(after_name[19])  # field 22 of stat(5)
-        with open("/proc/stat", encoding="ascii") as handle:
-            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
-        return boot + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
-def _package_version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return None
-
-
-def _worker_index(slot: int) -> int | None:
-    """The slot doubles as the worker index in a multiprocessing child (uvicorn --workers)."""
-    multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is None:
-        return None
-    try:
-        return slot if multiprocessing.parent_process() is not None else None
-    except Exception:
-        return None
-
-
-# --- the agent -------------------------------------------------------------------------------
 
 
 class Agent:
@@ -461,12 +177,12 @@ class Agent:
             python=f"{platform.python_implementation()} {platform.python_version()}",
             started_at=process_started_at() or self.started_at,
             ppid=os.getppid(),
-            cwd=_cwd(),
-            uvicorn=_package_version("uvicorn"),
+            cwd=current_dir(),
+            uvicorn=package_version("uvicorn"),
             app=self.config.app,
             loop=self.watchdog.implementation if self.watchdog else None,
             agent_version=__version__,
-            worker=_worker_index(self.slot.index if self.slot else 0),
+            worker=worker_index(self.slot.index if self.slot else 0),
         )
 
     def _register(self) -> None:
@@ -585,14 +301,12 @@ def _runtime_dir_or_none(context: AgentContext) -> Path | None:
         return None
 
 
-def _cwd() -> str | None:
-    try:
-        return os.getcwd()
-    except OSError:
-        return None
-
-
 _live_agents: set[Agent] = set()
+
+
+def live_agents() -> list[Agent]:
+    """The agents started in this process and not closed yet (usually one)."""
+    return [agent for agent in list(_live_agents) if not agent.closed]
 
 
 @atexit.register
@@ -613,151 +327,3 @@ def start_agent(
     agent = Agent(loop or asyncio.get_running_loop(), config)
     agent.start()
     return agent
-
-
-# --- instrument(app) -------------------------------------------------------------------------
-
-
-def _wrap_requests(app: Any, errors: list[str]) -> Any:
-    try:
-        from inspector.agent.probes import wrap_asgi
-    except Exception as error:
-        errors.append(f"request middleware unavailable: {error!r}")
-        return app
-    try:
-        return wrap_asgi(app)
-    except Exception as error:
-        errors.append(f"request middleware failed: {error!r}")
-        return app
-
-
-def _preload(errors: list[str]) -> None:
-    """Import aiomonitor now (~0.3 s) rather than on the running loop at startup."""
-    try:
-        import inspector.agent.commands  # noqa: F401
-    except Exception as error:
-        errors.append(f"aiomonitor is not usable: {error!r}")
-
-
-class InstrumentedApp:
-    """An ASGI app with the agent: started at lifespan startup, stopped at shutdown.
-
-    Attribute access falls through to the wrapped app, so `app.state`, `app.include_router` and
-    FastAPI decorators keep working on the returned object.
-    """
-
-    def __init__(
-        self,
-        app: Any,
-        config: AgentConfig | None = None,
-        *,
-        strict: bool = False,
-        on_start_error: Callable[[str], None] | None = None,
-    ) -> None:
-        if isinstance(app, InstrumentedApp):  # never two agents for one app
-            app = app.__dict__["_inspector_original"]
-        self.__dict__["_inspector_original"] = app
-        self._config = config or AgentConfig()
-        self._strict = strict
-        self._on_start_error = on_start_error
-        self._errors: list[str] = []
-        self._app = _wrap_requests(app, self._errors)
-        self._agent: Agent | None = None
-        self._attempted = False
-        _preload(self._errors)
-
-    @property
-    def agent(self) -> Agent | None:
-        """The running agent, or None before startup or when it could not start."""
-        return self._agent
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            original = self.__dict__["_inspector_original"]
-        except KeyError:
-            raise AttributeError(name) from None
-        return getattr(original, name)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(scope, receive, send)
-            return
-        if not self._attempted:  # no lifespan (uvicorn --lifespan off): start on first request
-            self._start()
-        await self._app(scope, receive, send)
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        first = await receive()
-        if first.get("type") == "lifespan.startup" and not self._attempted:
-            error = self._start()
-            if error is not None and self._strict:
-                await send({"type": "lifespan.startup.failed", "message": error})
-                return
-        pending = [first]
-        shutdown_seen = False
-
-        async def replay_receive() -> Message:
-            nonlocal shutdown_seen
-            message = pending.pop() if pending else await receive()
-            if message.get("type") == "lifespan.shutdown":
-                shutdown_seen = True
-            return message
-
-        async def watch_send(message: Message) -> None:
-            if message.get("type") in (
-                "lifespan.startup.failed",
-                "lifespan.shutdown.complete",
-                "lifespan.shutdown.failed",
-            ):
-                self._stop()
-            await send(message)
-
-        try:
-            await self._app(scope, replay_receive, watch_send)
-        finally:
-            # An app without lifespan support raises at once; the agent then lives until exit.
-            if shutdown_seen:
-                self._stop()
-
-    def _start(self) -> str | None:
-        """Start the agent; return None, or the one-line reason it did not start."""
-        self._attempted = True
-        try:
-            agent = Agent(
-                asyncio.get_running_loop(), self._config, extra_errors=tuple(self._errors)
-            )
-            agent.start()
-        except Exception as error:
-            message = f"inspector agent not started: {error}"
-            if self._strict:
-                logger.error(message)
-            else:
-                logger.warning("%s (the app runs without it)", message)
-            if self._on_start_error is not None:
-                self._on_start_error(message)
-            return message
-        self._agent = agent
-        return None
-
-    def _stop(self) -> None:
-        agent, self._agent = self._agent, None
-        if agent is not None:
-            agent.close()
-
-
-def instrument(app: Any, config: AgentConfig | None = None) -> InstrumentedApp:
-    """Wrap an ASGI app (FastAPI, Starlette, any) so the inspector agent runs inside it.
-
-    The one call for people who start uvicorn themselves::
-
-        app = FastAPI()
-        ...
-        app = inspector.agent.instrument(app)
-
-    The agent starts at lifespan startup (or at the first request without lifespan) and stops
-    at shutdown. If it cannot start (a busy port), one warning is logged and the app serves as
-    if it were not there.
-    """
-    if isinstance(app, InstrumentedApp):
-        return app
-    return InstrumentedApp(app, config)

@@ -125,7 +125,7 @@ def build_app() -> Any:
     """The target app from the environment, wrapped with the agent (strict start-up)."""
     from uvicorn.importer import ImportFromStringError
 
-    from inspector.agent.agent import InstrumentedApp
+    from inspector.agent.instrumented import InstrumentedApp
 
     target_name = os.environ.get(ENV_APP)
     if not target_name:

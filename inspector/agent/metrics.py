@@ -335,11 +335,10 @@ def registry_for(agent: Agent | None = None) -> Any:
 def running_agent() -> Agent | None:
     """The agent running in this process, if any (for an app mounted before it started)."""
     try:
-        from inspector.agent import agent as agent_module
+        from inspector.agent.agent import live_agents
     except Exception:
         return None
-    live = getattr(agent_module, "_live_agents", None)
-    agents = [a for a in list(live or ()) if not a.closed]
+    agents = live_agents()
     return agents[0] if len(agents) == 1 else None
 
 

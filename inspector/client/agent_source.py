@@ -41,6 +41,7 @@ DEFAULT_COMMAND_TIMEOUT: Final = 10.0
 PROBE_AFTER: Final = 1.0
 """Seconds of silence after which a peer is sent a line: a telnet server speaks first, an HTTP
 server answers a malformed request line with a 400 that says what it is."""
+PROMPT_GRACE: Final = 2.0
 THREAD_DECODE_CHARS: Final = 512 * 1024
 """Frames larger than this are decoded in a worker thread, so a UI on this loop stays live."""
 
@@ -252,6 +253,8 @@ class AgentSource:
                 telnet.send_raw(f"{protocol.CMD_HELLO}\r\n".encode())
             probe_at = deadline
         if session.prompts == 0:
+            if session.error is not None:
+                raise session.error
             if telnet.foreign:
                 # Let the rest of a short answer ("HTTP/1.1 400 …") arrive for the message.
                 await self._wait(session, lambda: False, min(deadline, loop.time() + 0.2))
@@ -324,7 +327,9 @@ class AgentSource:
             except ProtocolError as error:
                 self._drop()
                 raise DisconnectedError(f"{self.address}: {error}") from None
-            except DisconnectedError:
+            except (DisconnectedError, asyncio.CancelledError):
+                # Cancelled mid-command, the answer may still arrive: a fresh connection makes
+                # sure it is never taken for the answer to the next command.
                 self._drop()
                 raise
 
@@ -353,8 +358,11 @@ class AgentSource:
         if message is None:
             self._raise_unanswered(session, line, answered, handshake)
         assert message is not None
-        # The next prompt says the monitor is ready for another line.
-        if not await self._wait(session, lambda: session.prompts > before, deadline):
+        # The next prompt says the monitor is ready for another line. It follows the answer
+        # at once; the grace covers an answer that used up most of the deadline.
+        loop = asyncio.get_running_loop()
+        prompt_deadline = max(deadline, loop.time() + PROMPT_GRACE)
+        if not await self._wait(session, lambda: session.prompts > before, prompt_deadline):
             if handshake:
                 raise NotAnAgentError("answered the handshake but showed no prompt after it")
             self._drop()  # unknown state: the next command opens a fresh connection
@@ -365,6 +373,8 @@ class AgentSource:
     ) -> None:
         if session.error is not None:
             raise session.error
+        if session.closed and self._closed and not handshake:
+            raise DisconnectedError(f"the connection to {self.address} was closed")
         if session.closed:
             middle = " in the middle of an answer" if session.reader.in_frame else ""
             if handshake:

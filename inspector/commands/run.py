@@ -154,8 +154,9 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from inspector.agent.agent import AgentStartError, check_host, free_port, port_is_free
     from inspector.agent.bootstrap import IMPORT_STRING, environment
+    from inspector.agent.errors import AgentStartError
+    from inspector.agent.ports import check_host, free_port, port_is_free
     from inspector.agent.probe import AgentConfig
 
     workers = args.workers or 1
@@ -233,7 +234,7 @@ def _replace_port(config: Any, port: int) -> Any:
 
 
 def _is_loopback(host: str) -> bool:
-    from inspector.agent.agent import is_loopback
+    from inspector.agent.ports import is_loopback
 
     return is_loopback(host)
 

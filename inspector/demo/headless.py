@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -135,7 +135,7 @@ def _check(findings: Sequence[Finding], server: DemoServer, progress: Callable[[
     return ExitStatus.FINDINGS if missing or violations else ExitStatus.OK
 
 
-def check_summary(matches: Sequence[Match], violations: Sequence[dict[str, Any]]) -> str:
+def check_summary(matches: Sequence[Match], violations: Sequence[Mapping[str, Any]]) -> str:
     """One line per expected failure: found where, or missing."""
     lines = ["check against the demo's expected findings:"]
     for match in matches:

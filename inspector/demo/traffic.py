@@ -13,7 +13,7 @@ import json
 import math
 import random
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -36,8 +36,13 @@ class TrafficStats:
 
     def summary(self) -> str:
         total = sum(self.sent.values())
+        answered = sum(self.statuses.values())
         ok = sum(n for status, n in self.statuses.items() if status < 400)
-        return f"{total} requests, {ok} ok, {self.abandoned} abandoned, {self.failed} failed"
+        in_flight = total - answered - self.abandoned - self.failed
+        return (
+            f"{total} requests: {ok} ok, {answered - ok} errors, {self.abandoned} abandoned "
+            f"by the client, {in_flight} still in flight, {self.failed} failed to connect"
+        )
 
 
 class DemoClient:
@@ -117,7 +122,7 @@ class DemoClient:
 
 # --- the failures ----------------------------------------------------------------------------
 
-Action = Callable[[DemoClient, int], Awaitable[None]]
+Action = Callable[[DemoClient, int], Coroutine[Any, Any, None]]
 """Sets one failure off; gets the client and how many times it fired before. It returns once
 its requests are sent (it may wait for some of them, to order them)."""
 

@@ -41,7 +41,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/")
 _STDLIB_MARKER = re.compile(r"/lib/python\d+\.\d+/")
 
-_SOURCES: Final = {"agent": "inspector agent", "aiomonitor": "plain aiomonitor", "file": "saved file"}
+_SOURCES: Final = {
+    "agent": "inspector agent",
+    "aiomonitor": "plain aiomonitor",
+    "file": "saved file",
+}
 _CAPABILITY_TITLES: Final = {
     "stalls": "event loop lag and stalls",
     "requests": "requests",

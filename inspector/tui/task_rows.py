@@ -36,11 +36,13 @@ class TaskQuery:
 
 @dataclass(frozen=True)
 class TaskRows:
-    """Each task's row and the lower-case text the filter searches, by task id."""
+    """Each task's row, the lower-case text the filter searches, and the row keys in each sort
+    order, all keyed by the task id as text (the table's row key)."""
 
-    rows: Mapping[int, Row] = field(default_factory=dict)
-    search: Mapping[int, str] = field(default_factory=dict)
+    rows: Mapping[str, Row] = field(default_factory=dict)
+    search: Mapping[str, str] = field(default_factory=dict)
     tasks: Mapping[int, TaskInfo] = field(default_factory=dict)
+    orders: Mapping[SortKey, list[str]] = field(default_factory=dict)
 
 
 def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) -> Row:
@@ -68,25 +70,27 @@ def build_task_rows(snapshot: Snapshot, stuck_after: float, previous: TaskRows |
     old_tasks = previous.tasks if previous is not None else {}
     old_rows = previous.rows if previous is not None else {}
     old_search = previous.search if previous is not None else {}
-    rows: dict[int, Row] = {}
-    search: dict[int, str] = {}
+    rows: dict[str, Row] = {}
+    search: dict[str, str] = {}
     tasks: dict[int, TaskInfo] = {}
     for task in snapshot.tasks:
+        key = str(task.id)
         request = requests.get(task.request_id) if task.request_id is not None else None
         before = old_tasks.get(task.id)
         if (
             before is not None
             and before == task
-            and old_rows[task.id][6] == formatting.request_label(request)
+            and old_rows[key][6] == formatting.request_label(request)
         ):
-            rows[task.id] = old_rows[task.id]
-            search[task.id] = old_search[task.id]
+            rows[key] = old_rows[key]
+            search[key] = old_search[key]
         else:
             row = task_row(task, request, stuck_after)
-            rows[task.id] = row
-            search[task.id] = search_text(row, task)
+            rows[key] = row
+            search[key] = search_text(row, task)
         tasks[task.id] = task
-    return TaskRows(rows=rows, search=search, tasks=tasks)
+    orders = {sort: [str(t.id) for t in sort_tasks(snapshot.tasks, sort, False)] for sort in SORTS}
+    return TaskRows(rows=rows, search=search, tasks=tasks, orders=orders)
 
 
 def matches(haystack: str, words: list[str]) -> bool:

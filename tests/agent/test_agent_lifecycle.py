@@ -16,15 +16,11 @@ import pytest
 
 from inspector.agent import agent as agent_module
 from inspector.agent import commands
-from inspector.agent.agent import (
-    AgentStartError,
-    InstrumentedApp,
-    guarded_monitor_class,
-    instrument,
-    is_listening,
-    port_is_free,
-    start_agent,
-)
+from inspector.agent.agent import start_agent
+from inspector.agent.errors import AgentStartError
+from inspector.agent.instrumented import InstrumentedApp, instrument
+from inspector.agent.monitor import guarded_monitor_class
+from inspector.agent.ports import is_listening, port_is_free
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.model import RequestInfo, Snapshot, ThreadInfo
 from inspector.protocol import Hello, Message, Result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -161,6 +162,61 @@ async def test_snapshot_reconnects_after_the_connection_dropped() -> None:
         assert await source.snapshot() == SNAPSHOT
         await source.close()
     assert monitor.lines.count("inspector-hello") == 2
+
+
+async def test_cancelled_command_never_answers_the_next_one() -> None:
+    """A snapshot cancelled mid-flight still gets answered later; that late answer must not be
+    taken as the answer to the next command, so the connection is replaced."""
+    release = asyncio.Event()
+    served = 0
+
+    async def late_snapshot(line: str) -> str:
+        nonlocal served
+        served += 1
+        if served == 1:
+            await release.wait()
+            stale = dataclasses.replace(SNAPSHOT, taken_at=1.0)
+            return protocol.encode_message("snapshot", stale) + "\n"
+        return snapshot_frame(line) + "\n"
+
+    base = agent_answer(snapshot_frame)
+
+    def answer(line: str) -> object:
+        return late_snapshot(line) if line.startswith("inspector-snapshot") else base(line)
+
+    async with running(FakeMonitor(answer)) as monitor:  # type: ignore[arg-type]
+        source = AgentSource("127.0.0.1", monitor.port)
+        await source.connect()
+        pending = asyncio.ensure_future(source.snapshot())
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pending
+        release.set()
+        assert await source.snapshot() == SNAPSHOT
+        await source.close()
+    assert monitor.lines.count("inspector-hello") == 2
+
+
+async def test_closing_during_a_command_says_so() -> None:
+    async def never(line: str) -> str:
+        await asyncio.sleep(30)
+        return ""
+
+    base = agent_answer(snapshot_frame)
+
+    def answer(line: str) -> object:
+        return never(line) if line.startswith("inspector-snapshot") else base(line)
+
+    async with running(FakeMonitor(answer)) as monitor:  # type: ignore[arg-type]
+        source = AgentSource("127.0.0.1", monitor.port)
+        await source.connect()
+        pending = asyncio.ensure_future(source.snapshot())
+        await asyncio.sleep(0.05)
+        await source.close()
+        with pytest.raises(DisconnectedError) as caught:
+            await pending
+    assert str(caught.value) == f"the connection to 127.0.0.1:{monitor.port} was closed"
 
 
 async def test_a_closed_source_stays_closed() -> None:

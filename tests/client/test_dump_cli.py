@@ -163,3 +163,21 @@ def test_a_reader_that_stops_early_is_not_an_error(snapshot_file: Path) -> None:
     )
     assert done.returncode == 0
     assert done.stderr == ""
+
+
+def test_dump_loads_no_ui_and_no_agent(snapshot_file: Path) -> None:
+    """`dump` runs in CI and over SSH: it must not pay for (or need) Textual or the agent."""
+    script = (
+        "import contextlib, io, sys\n"
+        "from inspector.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['dump', {str(snapshot_file)!r}])\n"
+        "with contextlib.redirect_stderr(io.StringIO()):\n"
+        "    main(['dump', '127.0.0.1:1'])\n"
+        "heavy = ('textual', 'rich', 'inspector.tui', 'inspector.agent', 'aiomonitor')\n"
+        "print(','.join(name for name in heavy if name in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=20, cwd=REPO
+    )
+    assert (done.returncode, done.stdout) == (0, "\n"), done.stderr

@@ -235,20 +235,12 @@ def test_unknown_fields_from_a_newer_agent_are_ignored() -> None:
     assert protocol.decode_snapshot_file(json.dumps(document)) == snapshot
 
 
-@pytest.mark.xfail(
-    reason="protocol.decode_frame checks the length with str.isdigit(); needs isascii() too",
-    strict=True,
-)
 def test_length_made_of_non_ascii_digits_is_a_protocol_error() -> None:
     """'²' passes str.isdigit() but int() refuses it: the decoder must not leak ValueError."""
     with pytest.raises(CorruptFrameError):
         protocol.decode_frame("json:²:{}")
 
 
-@pytest.mark.xfail(
-    reason="protocol's json.loads calls accept NaN/Infinity; need parse_constant to refuse them",
-    strict=True,
-)
 def test_non_finite_numbers_are_refused() -> None:
     """JSON has no NaN; a peer that sends one must not get past the decoder: encoding the
     snapshot again (``dump FILE --format json``) refuses it."""

@@ -11,8 +11,8 @@ import pytest
 
 from inspector import protocol
 from inspector.client.agent_source import AgentSource
-from inspector.client.source import Source
 from inspector.client.file_source import FileSource
+from inspector.client.source import Source
 from inspector.client.target import DEFAULT_PORT, open_source, parse_address
 from inspector.errors import InspectorError
 from inspector.model import ProcessInfo, Snapshot

@@ -82,7 +82,7 @@ def test_a_failing_task_is_failed_with_its_traceback_and_the_next_is_skipped(
     assert boom.error.message == "the first background job failed"
     assert boom.error.traceback[-1].function == "boom"
     assert second.state == "skipped"
-    assert second.reason is not None and second.reason.startswith("skipped: boom (queued at ")
+    assert second.reason is not None and second.reason.startswith("boom (queued at ")
     assert f"probes_app.py:{line_of(probes_app.failing_chain, 'add_task(boom)')}" in second.reason
     events = [e for e in server.collect()["exceptions"] if e.kind == "background-failed"]
     (event,) = [e for e in events if e.error.type == "RuntimeError"]

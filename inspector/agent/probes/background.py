@@ -376,10 +376,16 @@ class BackgroundProbe:
         async def __call__(task: Any) -> None:
             job = probe.jobs.job_of(task) if probe._active else None
             request = current_request.get()
-            if request is not None and len(request.background_ran) < _MAX_RAN_NAMES:
-                request.background_ran.append(
-                    job.function if job is not None else callable_name(getattr(task, "func", task))
-                )
+            if request is not None:
+                ran = request.background_ran
+                if ran is None:
+                    ran = request.background_ran = []
+                if len(ran) < _MAX_RAN_NAMES:
+                    ran.append(
+                        job.function
+                        if job is not None
+                        else callable_name(getattr(task, "func", task))
+                    )
             if job is None:
                 await original(task)
                 return
@@ -437,9 +443,12 @@ class BackgroundProbe:
             self.jobs.by_task[task] = job
         except TypeError:
             pass
-        if request is not None and len(request.jobs) < _MAX_JOBS_PER_REQUEST:
-            request.jobs.append(job)
-            request.job_ids.append(job.id)
+        if request is not None:
+            jobs = request.jobs
+            if jobs is None:
+                jobs = request.jobs = []
+            if len(jobs) < _MAX_JOBS_PER_REQUEST:
+                jobs.append(job)
 
     def _on_started(self, job: JobRecord, request: RequestRecord | None) -> None:
         job.state = "running"
@@ -485,8 +494,8 @@ class BackgroundProbe:
             raised = f"{error.type}: {error.message}" if error is not None else "an exception"
             why = f"{culprit.function}{culprit.where} raised {raised} before it"
         reason = (
-            f"skipped: {why}, and Starlette stops running a response's background tasks at the "
-            "first failure"
+            f"{why}, and Starlette stops running a response's background tasks at the first "
+            "failure"
         )
         now = self.jobs.clock()
         after = False
@@ -497,31 +506,31 @@ class BackgroundProbe:
                 job.settle("skipped", now, reason)
 
     def _on_request_finished(self, request: RequestRecord) -> None:
-        pending = [job for job in request.jobs if job.state == "queued"]
+        pending = [job for job in request.jobs or () if job.state == "queued"]
         if not pending:
             return
         now = self.jobs.clock()
         # Whatever ran for this request was not one of these jobs (they are still queued).
-        own = list(dict.fromkeys(request.background_ran))
+        own = list(dict.fromkeys(request.background_ran or ()))
         for job in pending:
             if job.container_started:
-                reason = "skipped: its BackgroundTasks stopped before reaching it"
+                reason = "its BackgroundTasks stopped before reaching it"
                 job.settle("skipped", now, reason)
                 continue
             if request.error is not None:
                 reason = (
-                    f"dropped: the endpoint raised {request.error}, so FastAPI never ran its "
+                    f"the endpoint raised {request.error}, so FastAPI never ran its "
                     "background tasks"
                 )
             elif own:
                 reason = (
-                    f"dropped: the endpoint returned a Response with its own background "
+                    f"the endpoint returned a Response with its own background "
                     f"({', '.join(own)}), which replaced the injected BackgroundTasks: FastAPI "
                     "attaches them only when response.background is None"
                 )
             else:
                 reason = (
-                    "dropped: the request finished without running it (the BackgroundTasks or "
+                    "the request finished without running it (the BackgroundTasks or "
                     "BackgroundTask holding it was not attached to the response that was sent)"
                 )
             job.settle("dropped", now, reason)

@@ -10,8 +10,10 @@ back to the request that caused it, without any lookup table on the hot path.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from inspector.agent.probes.background import JobRecord
@@ -21,3 +23,30 @@ current_request: ContextVar[RequestRecord | None] = ContextVar(
     "inspector_current_request", default=None
 )
 current_job: ContextVar[JobRecord | None] = ContextVar("inspector_current_job", default=None)
+
+
+def _current_task_factory() -> Callable[[], asyncio.Task[Any] | None]:
+    """`asyncio.current_task()` without its Python wrapper where possible (it runs per request).
+
+    Python >= 3.12 has it in C; 3.10 and 3.11 wrap a dict lookup in a Python function.
+    """
+    try:
+        import _asyncio
+    except ImportError:  # pragma: no cover - every CPython has it
+        return asyncio.current_task
+    function = getattr(_asyncio, "current_task", None)
+    if function is not None:
+        return function  # type: ignore[no-any-return]
+    tasks = getattr(_asyncio, "_current_tasks", None)
+    get_running_loop = getattr(_asyncio, "_get_running_loop", None)
+    if not isinstance(tasks, dict) or get_running_loop is None:
+        return asyncio.current_task
+    lookup = tasks.get
+
+    def current_task() -> asyncio.Task[Any] | None:
+        return lookup(get_running_loop())  # type: ignore[no-any-return]
+
+    return current_task
+
+
+current_task = _current_task_factory()

@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from types import MethodType
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions, TaskLink
-from inspector.agent.probes.current import current_request
+from inspector.agent.probes.current import current_request, current_task
 from inspector.model import RequestInfo, RequestPhase, RouteStats
 
 if TYPE_CHECKING:
@@ -46,7 +47,6 @@ _MAX_BACKGROUND_RAN: Final = 20
 _NO_ROUTE: Final = "(no route)"
 
 _perf = time.perf_counter
-_current_task = asyncio.current_task
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -59,15 +59,18 @@ def describe_exception(exc: BaseException) -> str:
 
 
 class RequestRecord:
-    """One request as the middleware sees it. Written on the loop thread only."""
+    """One request as the middleware sees it. Written on the loop thread only.
+
+    Built once per request, so it does the least it can: containers that most requests never
+    need (worker threads, background jobs) are created on first use.
+    """
 
     __slots__ = (
         "id",
         "method",
         "path",
         "scheme",
-        "client",
-        "label",
+        "raw_client",
         "started_at",
         "start",
         "end",
@@ -75,6 +78,7 @@ class RequestRecord:
         "status",
         "bytes_sent",
         "disconnected",
+        "disconnected_at",
         "response_complete",
         "task",
         "task_id",
@@ -82,7 +86,6 @@ class RequestRecord:
         "cycle",
         "route",
         "threads",
-        "job_ids",
         "jobs",
         "running_job",
         "background_ran",
@@ -95,42 +98,58 @@ class RequestRecord:
     def __init__(
         self, request_id: int, scope: Scope, receive: Receive, send: Send, wall: float
     ) -> None:
-        websocket = scope["type"] == "websocket"
         self.id = request_id
-        self.method: str = "WS" if websocket else str(scope.get("method", "GET"))
-        self.path: str = str(scope.get("path", ""))
-        self.scheme = "ws" if websocket else "http"
-        client = scope.get("client")
-        self.client: str | None = f"{client[0]}:{client[1]}" if client else None
-        self.label = f"{self.method} {self.path}"
-        self.started_at = wall
         self.start = _perf()
+        self.started_at = wall
+        if scope["type"] == "http":
+            self.method: str = scope.get("method") or "GET"
+            self.scheme = "http"
+            self._http = True
+        else:
+            self.method = "WS"
+            self.scheme = "ws"
+            self._http = False
+        self.path: str = scope.get("path") or ""
+        self.raw_client: Any = scope.get("client")
         self.end: float | None = None
         self.phase: RequestPhase = "handler"
         self.status: int | None = None
         self.bytes_sent = 0
         self.disconnected = False
+        self.disconnected_at: float | None = None
         self.response_complete = False
-        task = _current_task()
+        task = current_task()
         self.task: asyncio.Task[Any] | None = task
         self.task_id: int | None = id(task) if task is not None else None
         self.scope: Scope | None = scope
         # uvicorn passes its RequestResponseCycle's bound `receive`: the cycle's `disconnected`
         # flag shows a client that left even when the app never calls `receive` again.
-        self.cycle: Any = getattr(receive, "__self__", None)
+        self.cycle: Any = receive.__self__ if type(receive) is MethodType else None
         self.route: str | None = None
-        self.threads: set[int] = set()
+        self.threads: set[int] | None = None
         """Worker threads running this request's sync code right now (thread idents)."""
-        self.job_ids: list[int] = []
-        self.jobs: list[JobRecord] = []
+        self.jobs: list[JobRecord] | None = None
         """Background jobs queued while serving this request (the background probe adds them)."""
         self.running_job: JobRecord | None = None
-        self.background_ran: list[str] = []
+        self.background_ran: list[str] | None = None
         """Function names of the background tasks that ran for this request, in order."""
         self.error: str | None = None
-        self._http = not websocket
         self._receive = receive
         self._send = send
+
+    @property
+    def label(self) -> str:
+        """"GET /export"."""
+        return f"{self.method} {self.path}"
+
+    @property
+    def client(self) -> str | None:
+        return _client_text(self.raw_client)
+
+    @property
+    def job_ids(self) -> tuple[int, ...]:
+        jobs = self.jobs
+        return tuple(job.id for job in jobs) if jobs else ()
 
     async def receive(self) -> Message:
         if self.phase == "handler" and self.status is None and self._http:
@@ -148,7 +167,7 @@ class RequestRecord:
         ):
             # uvicorn also answers "http.disconnect" to a receive after the response completed;
             # that one is not the client leaving.
-            self.disconnected = True
+            self.mark_disconnected()
         return message
 
     async def send(self, message: Message) -> None:
@@ -163,6 +182,11 @@ class RequestRecord:
                 await self._send(message)
                 return
             await self._send(message)
+            if self.cycle is not None and not self.disconnected:
+                # The server drops what is sent to a client that left: the response "completed"
+                # for nobody.
+                if getattr(self.cycle, "disconnected", False) is True:
+                    self.mark_disconnected()
             self.response_complete = True
             self.phase = "background"
             return
@@ -180,14 +204,25 @@ class RequestRecord:
             self.phase = "background"
         await self._send(message)
 
+    def mark_disconnected(self) -> None:
+        if not self.disconnected:
+            self.disconnected = True
+            self.disconnected_at = time.time()
+
     def client_gone(self) -> bool:
-        """True when the client left before the response completed."""
+        """True when the client left before the response completed.
+
+        Also called from the agent thread: it then only records the moment it first noticed.
+        """
         if self.disconnected:
             return True
         if self.response_complete:
             return False
         cycle = self.cycle
-        return cycle is not None and getattr(cycle, "disconnected", False) is True
+        if cycle is not None and getattr(cycle, "disconnected", False) is True:
+            self.mark_disconnected()
+            return True
+        return False
 
     def note_error(self, exc: BaseException) -> None:
         """Remember the first exception the endpoint raised (not a background task's)."""
@@ -208,9 +243,10 @@ class RequestRecord:
             status=self.status,
             bytes_sent=self.bytes_sent,
             disconnected=self.client_gone(),
+            disconnected_at=self.disconnected_at,
             task_id=self.task_id,
-            thread_ids=tuple(sorted(self.threads)),
-            background_ids=tuple(self.job_ids),
+            thread_ids=tuple(sorted(self.threads)) if self.threads else (),
+            background_ids=self.job_ids,
             error=self.error,
             scheme=self.scheme,
         )
@@ -233,13 +269,14 @@ class FinishedRequest:
             record.path,
             record.started_at,
             record.route,
-            record.client,
+            record.raw_client,
             duration,
             record.status,
             record.bytes_sent,
             record.disconnected,
+            record.disconnected_at,
             record.task_id,
-            tuple(record.job_ids),
+            record.job_ids,
             record.error,
             record.scheme,
         )
@@ -259,6 +296,7 @@ class FinishedRequest:
                 status,
                 bytes_sent,
                 disconnected,
+                disconnected_at,
                 task_id,
                 background_ids,
                 error,
@@ -271,11 +309,12 @@ class FinishedRequest:
                 started_at=started_at,
                 phase="done",
                 route=route,
-                client=client,
+                client=_client_text(client),
                 duration=duration,
                 status=status,
                 bytes_sent=bytes_sent,
                 disconnected=disconnected,
+                disconnected_at=disconnected_at,
                 task_id=task_id,
                 thread_ids=(),
                 background_ids=background_ids,
@@ -283,6 +322,13 @@ class FinishedRequest:
                 scheme=scheme,
             )
         return info
+
+
+def _client_text(client: Any) -> str | None:
+    try:
+        return f"{client[0]}:{client[1]}" if client else None
+    except (TypeError, IndexError):
+        return None
 
 
 def route_template(scope: Mapping[str, Any] | None) -> str | None:
@@ -410,16 +456,17 @@ class RequestTracker:
         record.task = None
         record.scope = None
         record.cycle = None
-        record.threads = set()
+        record.threads = None
         duration = end - record.start
         self.finished.append(FinishedRequest(record, duration))
         failed = record.error is not None or (record.status is not None and record.status >= 500)
         self.routes.add(record.method, record.route, duration, failed)
-        for listener in self.finish_listeners:
-            try:
-                listener(record)
-            except Exception as error:  # a listener bug must not break the request
-                self.report(f"request finish listener: {error!r}")
+        if record.jobs:
+            for listener in self.finish_listeners:
+                try:
+                    listener(record)
+                except Exception as error:  # a listener bug must not break the request
+                    self.report(f"request finish listener: {error!r}")
 
     def report(self, message: str) -> None:
         context = self.context

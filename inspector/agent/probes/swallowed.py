@@ -216,7 +216,6 @@ class SwallowedExceptionsProbe:
         self._application_code: dict[types.CodeType, bool] = {}
         self._sites: dict[tuple[types.CodeType, int], HandlerSite | None] = {}
         self._sources = _SourceIndex()
-        self._last_exception: int | None = None
         self._active = False
 
     def install(self, context: AgentContext) -> None:
@@ -286,9 +285,6 @@ class SwallowedExceptionsProbe:
         clause = site.matching_clause(exc, frame)  # type: ignore[union-attr]
         if clause is None or not clause.swallows:
             return
-        if self._last_exception == id(exc):
-            return  # the same exception reaching a cleanup handler of the same try
-        self._last_exception = id(exc)
         if clause.location is None:
             clause.location = frame_at(code, clause.line)
         info = clause.last_info

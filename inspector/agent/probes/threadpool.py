@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from inspector.agent.frames import MAX_DEPTH, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
-from inspector.agent.probes.current import current_request
+from inspector.agent.probes.current import current_request, current_task
 from inspector.model import Borrower, ThreadInfo, ThreadpoolState
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ _AGENT_THREAD_PREFIXES: Final = ("inspector", "aiomonitor")
 
 Pool = Literal["loop", "anyio", "executor", "agent", "other"]
 _get_ident = threading.get_ident
-_current_task = asyncio.current_task
 
 
 class _LimiterReading:
@@ -78,7 +77,7 @@ class ThreadpoolProbe:
         self._busy: dict[int, RequestRecord] = {}
         """Worker thread ident -> the request whose sync code it runs right now."""
         self._since: dict[int, float] = {}
-        """id(task) -> wall time the task asked for a worker thread."""
+        """id(task) -> wall time a request's task asked for a worker thread."""
         self._module: Any = None
         self._original_run_sync: Any = None
         self._run_sync: Any = None
@@ -119,19 +118,22 @@ class ThreadpoolProbe:
 
         @functools.wraps(original)
         async def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            if not probe._active:
+            record = current_request.get()
+            if record is None or not probe._active:
                 return await original(func, *args, **kwargs)
-            task = _current_task()
-            key = id(task) if task is not None else None
-            if key is not None and clock is not None:
-                probe._since[key] = clock()
+            if record.threads is None:
+                record.threads = set()  # here, on the loop thread, not racing in the workers
+            task = current_task()
+            key = id(task)
+            since = probe._since
+            if clock is not None:
+                since[key] = clock()
             try:
-                if current_request.get() is not None:
-                    func = functools.partial(probe._run_in_worker, func)
-                return await original(func, *args, **kwargs)
+                return await original(
+                    functools.partial(probe._run_in_worker, func), *args, **kwargs
+                )
             finally:
-                if key is not None:
-                    probe._since.pop(key, None)
+                since.pop(key, None)
 
         module.run_sync = run_sync
         self._module, self._original_run_sync, self._run_sync = module, original, run_sync
@@ -139,15 +141,16 @@ class ThreadpoolProbe:
     def _run_in_worker(self, func: Callable[..., Any], *args: Any) -> Any:
         """Runs in the worker thread, in the context copied from the request's task."""
         record = current_request.get()
-        if record is None:
+        threads = record.threads if record is not None else None
+        if threads is None:
             return func(*args)
         ident = _get_ident()
-        record.threads.add(ident)
+        threads.add(ident)
         self._busy[ident] = record
         try:
             return func(*args)
         finally:
-            record.threads.discard(ident)
+            threads.discard(ident)
             if self._busy.get(ident) is record:
                 del self._busy[ident]
 

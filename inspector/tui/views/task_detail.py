@@ -54,9 +54,9 @@ def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> str:
     wait = task.waiting_on
     if wait is not None:
         parts = [esc(wait.description or wait.kind)]
-        if wait.holder_task_ids and "held by" not in (wait.description or ""):
+        if wait.holder_task_ids:
             holders = ", ".join(task_link(t, snapshot) for t in wait.holder_task_ids)
-            parts.append(f"held by {holders}")
+            parts.append(f"holder: {holders}")
         if wait.awaited_task_ids:
             awaited = ", ".join(task_link(t, snapshot) for t in wait.awaited_task_ids[:8])
             more = len(wait.awaited_task_ids) - 8

@@ -11,11 +11,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
-from inspector.model import Frame, TaskInfo
+from inspector.model import Frame
 from inspector.tui import formatting
 from inspector.tui.messages import OpenTask
 from inspector.tui.poller import Observation
-from inspector.tui.task_rows import GROUP_PREFIX, SORTS, SortKey, TaskQuery, group_rows, matches, sort_tasks
+from inspector.tui.task_rows import GROUP_PREFIX, SORTS, SortKey, TaskQuery, group_rows, matches
 from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Cell, Column, LiveTable
 
@@ -70,23 +70,25 @@ class TasksView(View):
     # --- rendering -----------------------------------------------------------------------
 
     def update_view(self, observation: Observation) -> None:
-        """Filter, sort and diff the rows the poller built: ~10 ms for 10,000 tasks."""
+        """Filter and diff rows the poller built and sorted: ~20 ms for 10,000 tasks."""
         snapshot = observation.snapshot
         prepared = observation.task_rows
         query = self.query_state
-        tasks: tuple[TaskInfo, ...] | list[TaskInfo] = snapshot.tasks
+        keys = prepared.orders.get(query.sort, [])
+        if query.reverse:
+            keys = keys[::-1]
         if query.text:
             words = query.text.lower().split()
             search = prepared.search
-            tasks = [t for t in tasks if matches(search.get(t.id, ""), words)]
+            keys = [key for key in keys if matches(search[key], words)]
         if query.grouped:
-            rows = group_rows(tasks, query.sort, query.reverse)
+            tasks = [prepared.tasks[int(key)] for key in keys]
+            self.table.sync(group_rows(tasks, query.sort, query.reverse))
+            shown = self.table.row_count
         else:
-            by_id = prepared.rows
-            ordered = (by_id[t.id] for t in sort_tasks(tasks, query.sort, query.reverse))
-            rows = [(row[0], row) for row in ordered]  # type: ignore[misc]  # cell 0 is the id
-        self.table.sync(rows)
-        self._update_summary(len(snapshot.tasks), len(tasks), len(rows))
+            self.table.sync_keyed(keys, prepared.rows)
+            shown = len(keys)
+        self._update_summary(len(snapshot.tasks), len(keys), shown)
 
     def _update_summary(self, total: int, matched: int, shown: int) -> None:
         query = self.query_state

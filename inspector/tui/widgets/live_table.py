@@ -11,7 +11,7 @@ at the same place on screen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -185,22 +185,34 @@ class LiveTable(ScrollView, can_focus=True):
 
     def sync(self, rows: Iterable[tuple[str, Row]]) -> SyncStats:
         """Show exactly `rows`, in this order, touching only what changed."""
+        order: list[str] = []
+        by_key: dict[str, Row] = {}
+        for key, cells in rows:
+            order.append(key)
+            by_key[key] = cells
+        return self.sync_keyed(order, by_key)
+
+    def sync_keyed(self, order: list[str], rows: Mapping[str, Row]) -> SyncStats:
+        """Show the rows of `order` (keys into `rows`), in that order, touching only what changed.
+
+        The form for big tables: no (key, row) pair is built per row.
+        """
         old_rows = self._rows
         cursor_key = self.cursor_key
         cursor_screen_y = self.cursor_row - round(self.scroll_y)
         new_rows: dict[str, Row] = {}
-        order: list[str] = []
         added = updated = 0
-        for key, cells in rows:
+        for key in order:
+            cells = rows[key]
             previous = old_rows.get(key)
             if previous is None:
                 added += 1
-            elif previous != cells:
+            elif previous is not cells and previous != cells:
                 updated += 1
             else:
                 cells = previous  # keep the cached strip valid
             new_rows[key] = cells
-            order.append(key)
+        order = list(order)
         removed = len(old_rows) - (len(order) - added)
         reordered = order != self._order
         self._rows = new_rows

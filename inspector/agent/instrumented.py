@@ -1,0 +1,169 @@
+"""`instrument(app)`: the one call for people who start uvicorn themselves.
+
+The app always works: if the agent cannot start, one warning is logged and requests are served
+as before. The agent follows the app's lifespan, or starts on the first request without one.
+(The module is not named `instrument`: importing it would then hide the
+`inspector.agent.instrument` function behind a submodule of the same name.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from inspector.agent.agent import Agent
+from inspector.agent.probe import AgentConfig
+
+logger = logging.getLogger("inspector.agent")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def _wrap_requests(app: Any, errors: list[str]) -> Any:
+    try:
+        from inspector.agent.probes import wrap_asgi
+    except Exception as error:
+        errors.append(f"request middleware unavailable: {error!r}")
+        return app
+    try:
+        return wrap_asgi(app)
+    except Exception as error:
+        errors.append(f"request middleware failed: {error!r}")
+        return app
+
+
+def _preload(errors: list[str]) -> None:
+    """Import aiomonitor now (~0.3 s) rather than on the running loop at startup."""
+    try:
+        import inspector.agent.commands  # noqa: F401
+    except Exception as error:
+        errors.append(f"aiomonitor is not usable: {error!r}")
+
+
+class InstrumentedApp:
+    """An ASGI app with the agent: started at lifespan startup, stopped at shutdown.
+
+    Attribute access falls through to the wrapped app, so `app.state`, `app.include_router` and
+    FastAPI decorators keep working on the returned object.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        config: AgentConfig | None = None,
+        *,
+        strict: bool = False,
+        on_start_error: Callable[[str], None] | None = None,
+    ) -> None:
+        if isinstance(app, InstrumentedApp):  # never two agents for one app
+            app = app.__dict__["_inspector_original"]
+        self.__dict__["_inspector_original"] = app
+        self._config = config or AgentConfig()
+        self._strict = strict
+        self._on_start_error = on_start_error
+        self._errors: list[str] = []
+        self._app = _wrap_requests(app, self._errors)
+        self._agent: Agent | None = None
+        self._attempted = False
+        _preload(self._errors)
+
+    @property
+    def agent(self) -> Agent | None:
+        """The running agent, or None before startup or when it could not start."""
+        return self._agent
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            original = self.__dict__["_inspector_original"]
+        except KeyError:
+            raise AttributeError(name) from None
+        return getattr(original, name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if not self._attempted:  # no lifespan (uvicorn --lifespan off): start on first request
+            self._start()
+        await self._app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        first = await receive()
+        if first.get("type") == "lifespan.startup" and not self._attempted:
+            error = self._start()
+            if error is not None and self._strict:
+                await send({"type": "lifespan.startup.failed", "message": error})
+                return
+        pending = [first]
+        shutdown_seen = False
+
+        async def replay_receive() -> Message:
+            nonlocal shutdown_seen
+            message = pending.pop() if pending else await receive()
+            if message.get("type") == "lifespan.shutdown":
+                shutdown_seen = True
+            return message
+
+        async def watch_send(message: Message) -> None:
+            if message.get("type") in (
+                "lifespan.startup.failed",
+                "lifespan.shutdown.complete",
+                "lifespan.shutdown.failed",
+            ):
+                self._stop()
+            await send(message)
+
+        try:
+            await self._app(scope, replay_receive, watch_send)
+        finally:
+            # An app without lifespan support raises at once; the agent then lives until exit.
+            if shutdown_seen:
+                self._stop()
+
+    def _start(self) -> str | None:
+        """Start the agent; return None, or the one-line reason it did not start."""
+        self._attempted = True
+        try:
+            agent = Agent(
+                asyncio.get_running_loop(), self._config, extra_errors=tuple(self._errors)
+            )
+            agent.start()
+        except Exception as error:
+            message = f"inspector agent not started: {error}"
+            if self._strict:
+                logger.error(message)
+            else:
+                logger.warning("%s (the app runs without it)", message)
+            if self._on_start_error is not None:
+                self._on_start_error(message)
+            return message
+        self._agent = agent
+        return None
+
+    def _stop(self) -> None:
+        agent, self._agent = self._agent, None
+        if agent is not None:
+            agent.close()
+
+
+def instrument(app: Any, config: AgentConfig | None = None) -> InstrumentedApp:
+    """Wrap an ASGI app (FastAPI, Starlette, any) so the inspector agent runs inside it.
+
+    The one call for people who start uvicorn themselves::
+
+        app = FastAPI()
+        ...
+        app = inspector.agent.instrument(app)
+
+    The agent starts at lifespan startup (or at the first request without lifespan) and stops
+    at shutdown. If it cannot start (a busy port), one warning is logged and the app serves as
+    if it were not there.
+    """
+    if isinstance(app, InstrumentedApp):
+        return app
+    return InstrumentedApp(app, config)

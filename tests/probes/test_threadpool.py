@@ -1,0 +1,98 @@
+"""anyio's thread limiter, worker threads and the loop's executor, read from a live server."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from inspector.model import ThreadpoolState
+from tests.apps import probes_app
+from tests.probes.conftest import LiveServer, wait_for
+
+Start = Callable[..., LiveServer]
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=20) as response:
+        return int(response.status)
+
+
+def test_fifty_sync_requests_hold_all_forty_tokens_and_ten_wait(live_server: Start) -> None:
+    server = live_server(probes_app.app)
+    probes_app.release.clear()
+    with ThreadPoolExecutor(max_workers=50) as clients:
+        answers = [clients.submit(_get, server.url("/sync-wait?seconds=15")) for _ in range(50)]
+        try:
+            state: ThreadpoolState = wait_for(
+                lambda: (tp := server.collect()["threadpool"]) is not None
+                and tp.borrowed == 40
+                and tp.waiting == 10
+                and tp,
+                timeout=20,
+            )
+            snapshot = server.collect()
+            waiting_requests = {r.id: r for r in snapshot["requests"] if r.path == "/sync-wait"}
+            assert len(waiting_requests) == 50
+            assert state.total == 40 and len(state.borrowers) == 40
+            borrower_requests = {b.request_id for b in state.borrowers}
+            assert borrower_requests <= set(waiting_requests) and len(borrower_requests) == 40
+            assert all(b.since is not None for b in state.borrowers)
+            workers = [
+                t for t in snapshot["threads"] if t.pool == "anyio" and t.request_id is not None
+            ]
+            assert len(workers) == 40 and all(t.busy for t in workers)
+            assert {t.request_id for t in workers} == borrower_requests
+            served = [r for r in waiting_requests.values() if r.thread_ids]
+            assert len(served) == 40
+            loop_threads = [t for t in snapshot["threads"] if t.pool == "loop"]
+            assert len(loop_threads) == 1 and loop_threads[0].name == "test-uvicorn"
+        finally:
+            probes_app.release.set()
+        assert [answer.result(timeout=20) for answer in answers] == [200] * 50
+    idle = wait_for(
+        lambda: (tp := server.collect()["threadpool"]) is not None and tp.borrowed == 0 and tp
+    )
+    assert idle.waiting == 0 and idle.borrowers == ()
+
+
+def test_the_default_executor_is_reported_beside_the_limiter(live_server: Start) -> None:
+    import asyncio
+
+    server = live_server(probes_app.app)
+
+    async def use_executor() -> None:
+        await asyncio.to_thread(time.sleep, 0.3)
+
+    assert server.loop is not None
+    future = asyncio.run_coroutine_threadsafe(use_executor(), server.loop)
+    snapshot = wait_for(
+        lambda: (s := server.collect())["threadpool"] is not None
+        and s["threadpool"].executor_threads >= 1
+        and s
+    )
+    state = snapshot["threadpool"]
+    assert state.executor_max_workers is not None and state.executor_max_workers >= 1
+    executor_threads = [t for t in snapshot["threads"] if t.pool == "executor"]
+    busy = [t for t in executor_threads if t.busy]
+    assert len(busy) == 1 and busy[0].stack[-1].function.endswith("run")
+    future.result(5)
+
+
+def test_a_blocked_loop_still_gets_the_last_reading_quickly(live_server: Start) -> None:
+    server = live_server(probes_app.app)
+    httpx.get(server.url("/sync-sleep?seconds=0.01"))
+    wait_for(lambda: server.collect()["threadpool"] is not None)
+    assert server.loop is not None
+    server.loop.call_soon_threadsafe(time.sleep, 1.0)
+    time.sleep(0.1)  # let the loop thread enter the sleep
+    started = time.monotonic()
+    snapshot = server.collect()
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.5
+    assert snapshot["threadpool"] is not None and snapshot["threadpool"].total == 40
+    loop_thread = next(t for t in snapshot["threads"] if t.pool == "loop")
+    assert loop_thread.busy  # running a callback (the sleep), not waiting in the selector
