@@ -251,7 +251,7 @@ accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])
 async def transfer(source: str, target: str, shop: ShopDep, amount: int = 100) -> dict[str, object]:
     # BUG: locks are taken in argument order, so a->b and b->a at the same time deadlock.
     async with shop.account_locks[source]:
-        await asyncio.sleep(0.05)  # fetch both balances
+        await asyncio.sleep(0.3)  # fetch both balances from the ledger service
         async with shop.account_locks[target]:  # demo: lock-order-deadlock
             shop.balances[source] -= amount
             shop.balances[target] += amount

@@ -69,8 +69,8 @@ def run_memory_bench(
 
 def _fit(result: MemoryResult) -> None:
     half = result.points[len(result.points) // 2 :]
-    if len(half) < 2:
-        return
+    if len(half) < 4:
+        return  # too few points for a slope worth printing
     xs = [float(n) for n, _ in half]
     ys = [mb for _, mb in half]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)

@@ -124,6 +124,8 @@ def memory_markdown(result: MemoryResult) -> str:
             f"projected RSS at 1M requests: {result.projected_mb_at_1m:.1f} MB ({verdict}). "
             f"wrk errors: {result.errors}."
         )
+    else:
+        lines.append("Too few samples for a slope: run longer (the default or --long mode).")
     if result.unavailable:
         lines.append(f"Stopped early: {result.unavailable}")
     return "\n".join(lines)

@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     def memory() -> str:
         from benchmarks.memory import run_memory_bench
 
-        target = 1_000_000 if args.long else (30_000 if quick else 100_000)
-        result = run_memory_bench(agent, uvloop_set, target, chunk_seconds=3.0, log=log)
+        target = 1_000_000 if args.long else (40_000 if quick else 100_000)
+        chunk = 5.0 if args.long else (1.0 if quick else 2.0)
+        result = run_memory_bench(agent, uvloop_set, target, chunk_seconds=chunk, log=log)
         data["memory"] = result
         return report.memory_markdown(result)
 

@@ -23,7 +23,6 @@ KINDS: Final = (
     "threadpool-saturated",
     "exception-swallowed",
     "logged-error",
-    "diagnosis-error",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from inspector.model import BackgroundJob
 from tests.apps import probes_app
@@ -90,6 +91,7 @@ def test_a_failing_task_is_failed_with_its_traceback_and_the_next_is_skipped(
     assert event.location is not None and event.location.function == "boom"
 
 
+@pytest.mark.filterwarnings("ignore:coroutine 'send_email' was never awaited")
 def test_a_coroutine_object_is_flagged_when_it_is_queued(live_server: Start) -> None:
     server = live_server(probes_app.app)
     assert httpx.post(server.url("/coroutine-queued"), headers={"Connection": "close"}).status_code == 200
