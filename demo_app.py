@@ -434,7 +434,7 @@ async def refresh(shop: ShopDep) -> dict[str, object]:
     return {"refresh": "started"}
 
 
-# --- an exception nobody sees ------------------------------------------------------------------
+# --- exceptions nobody sees ---------------------------------------------------------------------
 
 coupons_router = APIRouter(prefix="/coupons", tags=["coupons"])
 
@@ -447,6 +447,26 @@ async def apply_coupon(code: str, total_cents: int = 10_000) -> dict[str, object
     except Exception:  # demo: swallowed-exception
         pass  # BUG: the error is dropped without a trace
     return {"code": code, "total_cents": total_cents * (100 - discount_pct) // 100}
+
+
+webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+WEBHOOK_SECRET = "whsec-demo"
+
+
+def verify_signature(signature: str) -> None:
+    if signature != WEBHOOK_SECRET:
+        raise ValueError("payment webhook signature mismatch")  # demo: webhook-error-logged
+
+
+@webhooks_router.post("/payment")
+async def payment_webhook(signature: str = "") -> dict[str, object]:
+    try:
+        verify_signature(signature)
+    except ValueError:
+        # BUG: logged, then answered 200 anyway: the provider never retries, the payment
+        # event is lost, and the only trace is one traceback in a busy log.
+        logger.exception("payment webhook rejected")  # demo: webhook-error-logged/logged
+    return {"received": True}
 
 
 # --- the app -----------------------------------------------------------------------------------
@@ -469,6 +489,7 @@ ROUTERS = (
     uploads_router,
     cache_router,
     coupons_router,
+    webhooks_router,
 )
 
 

@@ -26,10 +26,19 @@ def _ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}×"
 
 
+def _ratio_range(summary: dict[str, Any]) -> str:
+    """ "0.93× (0.88–1.02)": the median per-round ratio and the spread of the rounds."""
+    text = _ratio(summary["rps_ratio"])
+    spread = summary.get("rps_ratio_range")
+    if spread and summary.get("rounds", 0) > 1:
+        text += f" ({spread[0]:.2f}–{spread[1]:.2f})"
+    return text
+
+
 def throughput_markdown(results: ThroughputResults) -> str:
     lines = [
         f"### Overhead (wrk -t1 -c50, {results.seconds:g} s per run, {results.rounds} round(s), "
-        "median of per-round ratios to plain uvicorn)",
+        "median of per-round ratios to plain uvicorn, min–max over rounds in brackets)",
         "",
     ]
     unavailable: dict[str, str] = {}
@@ -51,7 +60,7 @@ def throughput_markdown(results: ThroughputResults) -> str:
                     row += " n/a | | | |"
                     continue
                 row += (
-                    f" {_num(summary['rps'])} | {_ratio(summary['rps_ratio'])} |"
+                    f" {_num(summary['rps'])} | {_ratio_range(summary)} |"
                     f" {_num(summary['p99_ms'], '.1f')} | {_ratio(summary['p99_ratio'])} |"
                 )
             lines.append(row)
@@ -106,7 +115,14 @@ def stalls_markdown(rows: list[StallRow]) -> str:
     return "\n".join(lines)
 
 
-def memory_markdown(result: MemoryResult) -> str:
+def memory_markdown(result: MemoryResult, reference: MemoryResult | None = None) -> str:
+    text = _memory_block(result)
+    if reference is not None:
+        text += "\n\nReference, same traffic without the agent:\n\n" + _memory_block(reference)
+    return text
+
+
+def _memory_block(result: MemoryResult) -> str:
     lines = [f"### Memory under load ({result.config}, {result.loop_set})", ""]
     if result.unavailable and not result.points:
         return "\n".join(lines + [f"n/a ({result.unavailable})"])

@@ -142,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         target = 1_000_000 if args.long else (40_000 if quick else 100_000)
         chunk = 5.0 if args.long else (1.0 if quick else 2.0)
         result = run_memory_bench(agent, uvloop_set, target, chunk_seconds=chunk, log=log)
-        data["memory"] = result
-        return report.memory_markdown(result)
+        log("  reference: plain uvicorn")
+        reference = run_memory_bench(
+            by_key["plain"], uvloop_set, target, chunk_seconds=chunk, log=log
+        )
+        data["memory"] = {"agent": result, "plain": reference}
+        return report.memory_markdown(result, reference)
 
     def tui() -> str:
         from benchmarks.tui import run_tui_bench

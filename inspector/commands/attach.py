@@ -59,16 +59,24 @@ def register(subparsers: Any) -> None:
         help="HOST:PORT, PORT, [IPv6]:PORT or a saved snapshot file (default 127.0.0.1:20101)",
     )
     parser.add_argument("--pid", type=int, help="the process to inspect (found through its agent)")
-    parser.add_argument("--interval", type=positive_seconds, default=1.0, metavar="S",
-                        help="seconds between snapshots (default 1; +/- change it live)")
-    parser.add_argument("--stuck-after", type=positive_seconds, default=5.0, metavar="S",
-                        help="a task or request waiting longer than this is reported (default 5)")
+    parser.add_argument(
+        "--interval",
+        type=positive_seconds,
+        default=1.0,
+        metavar="S",
+        help="seconds between snapshots (default 1; +/- change it live)",
+    )
+    parser.add_argument(
+        "--stuck-after",
+        type=positive_seconds,
+        default=5.0,
+        metavar="S",
+        help="a task or request waiting longer than this is reported (default 5)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise InspectorError("attach needs a terminal; use `inspector dump` or `inspector doctor` in scripts")
     from inspector.client.source import ConnectError
     from inspector.client.target import open_source
 
@@ -78,14 +86,24 @@ def handle(args: argparse.Namespace) -> int:
     except ConnectError:
         if args.target is not None or args.pid is not None:
             raise
-        source = _choose_source()
-        if source is None:
+        _need_terminal()
+        chosen = _choose_source()
+        if chosen is None:
             return ExitStatus.OK
+        source = chosen
+    _need_terminal()
 
     from inspector.tui.app import make_app
 
     app = make_app(source, interval=args.interval, stuck_after=args.stuck_after)
     return int(app.run() or 0)
+
+
+def _need_terminal() -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise InspectorError(
+            "attach needs a terminal; use `inspector dump` or `inspector doctor` in scripts"
+        )
 
 
 def _check(source: Source) -> None:

@@ -176,6 +176,13 @@ EXPECTED: Final[tuple[ExpectedFinding, ...]] = (
         "Catch the specific error (ValueError) and answer 422, or at least log it.",
         min_python=(3, 12),
     ),
+    ExpectedFinding(
+        "webhook-error-logged",
+        ("logged-error",),
+        "POST /webhooks/payment",
+        "Payments go missing; the provider got a 200 and never retried.",
+        "Answer 4xx/5xx when the event was not processed, so the provider retries.",
+    ),
 )
 
 HEALTHY_ENDPOINTS: Final[tuple[str, ...]] = (

@@ -197,6 +197,10 @@ async def swallow_exception(client: DemoClient, n: int) -> None:
     client.fire("POST", f"/coupons/apply?code=SAVE{'x' if n % 2 == 0 else 10}")
 
 
+async def log_an_error(client: DemoClient, n: int) -> None:
+    client.fire("POST", "/webhooks/payment?signature=forged")
+
+
 async def exhaust_threadpool(client: DemoClient, n: int) -> None:
     for _ in range(THREADPOOL_BURST):
         client.fire("GET", "/legacy/inventory-sync?seconds=5", timeout=15)
@@ -219,6 +223,7 @@ SCHEDULE: Final[tuple[Trigger, ...]] = (
     Trigger("dropped background job", 1.4, 11.0, drop_background_jobs),
     Trigger("add_task(coroutine)", 1.6, 13.0, enqueue_coroutine),
     Trigger("swallowed exception", 1.8, 7.0, swallow_exception),
+    Trigger("error logged, 200 sent", 1.9, 16.0, log_an_error),
     Trigger("blocking sleep", 2.0, 12.0, block_with_sleep),
     Trigger("deadlock", 2.5, 60.0, deadlock_transfers),
     Trigger("event never set", 2.8, 30.0, wait_for_prices),

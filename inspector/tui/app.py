@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -34,7 +34,16 @@ from inspector.tui.messages import (
     SourceDisconnected,
     VitalsSampled,
 )
-from inspector.tui.poller import Clock, Connected, Diagnose, Disconnected, Fetched, Observation, PollEvent, Poller
+from inspector.tui.poller import (
+    Clock,
+    Connected,
+    Diagnose,
+    Disconnected,
+    Fetched,
+    Observation,
+    Poller,
+    PollEvent,
+)
 from inspector.tui.screens.confirm import ConfirmScreen
 from inspector.tui.screens.help import HelpScreen
 from inspector.tui.views.background import BackgroundView
@@ -50,7 +59,13 @@ from inspector.tui.vitals import Vitals, VitalsFactory, VitalsReader, local_vita
 from inspector.tui.widgets.banners import ConnectionBanner, StallBanner
 from inspector.tui.widgets.header import ConnectionState, TargetHeader
 
-SHORT_TITLES: Final = {"findings": "Find", "requests": "Req", "background": "Bg", "threads": "Thr", "exceptions": "Exc"}
+SHORT_TITLES: Final = {
+    "findings": "Find",
+    "requests": "Req",
+    "background": "Bg",
+    "threads": "Thr",
+    "exceptions": "Exc",
+}
 """Tab titles below 100 columns, so all eight tabs fit in 80."""
 VIEWS: Final = (
     ("findings", "Findings", FindingsView),
@@ -72,7 +87,7 @@ class InspectorApp(App[int]):
 
     CSS_PATH = "inspector.tcss"
     TITLE = "uvicorn-inspector"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+    HORIZONTAL_BREAKPOINTS = [
         (0, "-narrow"),
         (100, "-normal"),
         (160, "-wide"),
@@ -89,7 +104,7 @@ class InspectorApp(App[int]):
         Binding("s", "save", "Save"),
         Binding("c", "copy_location", "Copy file:line"),
         Binding("x", "cancel_task", "Cancel task", show=False),
-        Binding("escape", "back", "Back", show=False),
+        Binding("escape", "previous_view", "Back", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -131,7 +146,6 @@ class InspectorApp(App[int]):
         self._rss: deque[float] = deque(maxlen=HISTORY_POINTS)
         self._tab_labels: dict[str, str] = {}
         self._previous_view: str | None = None
-        self._exit_requested = False
 
     # --- layout --------------------------------------------------------------------------
 
@@ -152,7 +166,9 @@ class InspectorApp(App[int]):
         self._stall_banner = self.query_one(StallBanner)
         self._connection_banner = self.query_one(ConnectionBanner)
         self._tabs = self.query_one("#views", TabbedContent)
-        self._views = {view_id: self.query_one(f"#{view_id}-view", View) for view_id, _t, _v in VIEWS}
+        self._views = {
+            view_id: self.query_one(f"#{view_id}-view", View) for view_id, _t, _v in VIEWS
+        }
         self._stall_banner.display = False
         self._connection_banner.display = False
         self._refresh_header()
@@ -193,7 +209,9 @@ class InspectorApp(App[int]):
         elif isinstance(event, Connected):
             self.post_message(SourceConnected(event.hello))
         elif isinstance(event, Disconnected):
-            self.post_message(SourceDisconnected(event.reason, event.retry_in, event.ever_connected))
+            self.post_message(
+                SourceDisconnected(event.reason, event.retry_in, event.ever_connected)
+            )
 
     @on(SnapshotReceived)
     def apply_snapshot(self, message: SnapshotReceived) -> None:
@@ -202,6 +220,13 @@ class InspectorApp(App[int]):
         if self.poller.paused and self.observation is not None:
             return  # a fetch that was in flight when the user paused
         started = time.perf_counter()
+        previous = self.observation
+        if (
+            previous is not None
+            and previous.snapshot.process.pid != message.observation.snapshot.process.pid
+        ):
+            self._cpu.clear()  # a restarted worker: its curves start over
+            self._rss.clear()
         with self.batch_update():
             self.observation = message.observation
             formatting.set_project_root(message.observation.snapshot.process.cwd)
@@ -292,7 +317,11 @@ class InspectorApp(App[int]):
         )
         header.show_lag(snapshot)
         live_now = self.connection == "live"
-        extra = max(0.0, self.clock() - self.observation.received_at) if live_now and self.observation else 0.0
+        extra = (
+            max(0.0, self.clock() - self.observation.received_at)
+            if live_now and self.observation
+            else 0.0
+        )
         self._stall_banner.show_stall(snapshot, extra)
         self._connection_banner.show_state(
             self.disconnect_reason if self.connection == "disconnected" else None,
@@ -306,11 +335,7 @@ class InspectorApp(App[int]):
 
     def _ui_ready(self) -> bool:
         """False before mount and once shutting down: late messages from threads are dropped."""
-        return hasattr(self, "_header") and self.is_running and not self._exit_requested
-
-    def exit(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
-        self._exit_requested = True
-        super().exit(*args, **kwargs)  # type: ignore[arg-type]
+        return hasattr(self, "_header") and self.is_running
 
     def on_resize(self) -> None:
         if self._ui_ready():
@@ -337,7 +362,11 @@ class InspectorApp(App[int]):
             "findings": len(observation.findings),
             "tasks": len(snapshot.tasks),
             "requests": len(snapshot.requests),
-            "background": sum(1 for j in observation.events.background if j.state in ("failed", "dropped", "skipped")),
+            "background": sum(
+                1
+                for j in observation.events.background
+                if j.state in ("failed", "dropped", "skipped")
+            ),
             "stalls": len(observation.events.stalls),
             "exceptions": len(observation.events.exceptions),
         }
@@ -356,7 +385,7 @@ class InspectorApp(App[int]):
             self._previous_view = self.views.active
             self.views.active = view_id
 
-    def action_back(self) -> None:
+    def action_previous_view(self) -> None:
         if self._previous_view is not None:
             self.action_show_view(self._previous_view)
 
@@ -477,7 +506,9 @@ class InspectorApp(App[int]):
             return "no data yet"
         if "cancel" not in observation.snapshot.capabilities:
             return "the target does not offer it"
-        if observation.snapshot.health.read_only or (self.hello is not None and self.hello.read_only):
+        if observation.snapshot.health.read_only or (
+            self.hello is not None and self.hello.read_only
+        ):
             return "the agent is read-only"
         return None
 
@@ -496,16 +527,18 @@ class InspectorApp(App[int]):
             self.notify("That task is gone.", severity="warning")
             return
         where = formatting.task_where(task)
-        detail = (
-            f"{task.coro} at {where}. It receives CancelledError at its current await"
-            + (" and its request fails." if task.request_id is not None else ".")
+        detail = f"{task.coro} at {where}. It receives CancelledError at its current await" + (
+            " and its request fails." if task.request_id is not None else "."
         )
 
         def answer(confirmed: bool | None) -> None:
             if confirmed:
                 self._cancel(task_id)
 
-        self.push_screen(ConfirmScreen(f"Cancel {task.name} (#{task.id})?", detail, yes_label="Cancel task"), answer)
+        self.push_screen(
+            ConfirmScreen(f"Cancel {task.name} (#{task.id})?", detail, yes_label="Cancel task"),
+            answer,
+        )
 
     @work(group="actions", exit_on_error=False)
     async def _cancel(self, task_id: int) -> None:
@@ -514,22 +547,37 @@ class InspectorApp(App[int]):
         if result.ok:
             self.notify(result.message or f"Task #{task_id} cancelled.", title="Cancelled")
         else:
-            self.notify(result.message or "The target refused.", title="Not cancelled", severity="error")
+            self.notify(
+                result.message or "The target refused.", title="Not cancelled", severity="error"
+            )
         self.poller.wake()
 
     # --- command palette -------------------------------------------------------------------
 
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for number, (view_id, title, _view) in enumerate(VIEWS, start=1):
-            yield SystemCommand(f"Show {title}", f"Switch to the {title} view ({number})",
-                                lambda view_id=view_id: self.action_show_view(view_id))
-        yield SystemCommand("Pause / resume", "Stop or restart polling the target (p)", self.action_toggle_pause)
-        yield SystemCommand("Save snapshot", "Write the data on screen as JSON in the current directory (s)",
-                            self.action_save)
-        yield SystemCommand("Copy location", "Copy the highlighted file:line (c)", self.action_copy_location)
-        yield SystemCommand("Cancel task", "Cancel the selected task, after a confirmation (x)",
-                            self.action_cancel_task)
+            yield SystemCommand(
+                f"Show {title}",
+                f"Switch to the {title} view ({number})",
+                lambda view_id=view_id: self.action_show_view(view_id),
+            )
+        yield SystemCommand(
+            "Pause / resume", "Stop or restart polling the target (p)", self.action_toggle_pause
+        )
+        yield SystemCommand(
+            "Save snapshot",
+            "Write the data on screen as JSON in the current directory (s)",
+            self.action_save,
+        )
+        yield SystemCommand(
+            "Copy location", "Copy the highlighted file:line (c)", self.action_copy_location
+        )
+        yield SystemCommand(
+            "Cancel task",
+            "Cancel the selected task, after a confirmation (x)",
+            self.action_cancel_task,
+        )
         yield SystemCommand("Poll faster", "Shorten the refresh interval (-)", self.action_faster)
         yield SystemCommand("Poll slower", "Lengthen the refresh interval (+)", self.action_slower)
 
@@ -543,7 +591,12 @@ def make_app(
     diagnose: Diagnose | None = None,
     vitals: VitalsFactory | None = local_vitals,
 ) -> InspectorApp:
-    """The app, wired to `source`. Tests inject a frozen `clock`, a fixed `diagnose` and `vitals`."""
+    """The app, wired to `source`. Tests inject a frozen `clock`, fixed `diagnose` and `vitals`."""
     return InspectorApp(
-        source, clock=clock, interval=interval, stuck_after=stuck_after, diagnose=diagnose, vitals=vitals
+        source,
+        clock=clock,
+        interval=interval,
+        stuck_after=stuck_after,
+        diagnose=diagnose,
+        vitals=vitals,
     )

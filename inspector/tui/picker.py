@@ -64,7 +64,9 @@ def _from_registrations() -> list[Candidate]:
     except ImportError:
         return []
     return [
-        Candidate(pid=r.pid, command=" ".join(r.argv) or (r.app or ""), address=f"{r.host}:{r.port}")
+        Candidate(
+            pid=r.pid, command=" ".join(r.argv) or (r.app or ""), address=f"{r.host}:{r.port}"
+        )
         for r in read_registrations()
     ]
 
@@ -106,8 +108,10 @@ class PickerApp(App[str]):
         self.candidates = {str(c.pid): c for c in candidates}
 
     def compose(self) -> ComposeResult:
-        yield Static("Choose a server to inspect (Enter). Nothing answers on 127.0.0.1:20101.",
-                     id="picker-title")
+        yield Static(
+            "Choose a server to inspect (Enter). Nothing answers on 127.0.0.1:20101.",
+            id="picker-title",
+        )
         yield LiveTable(COLUMNS, id="picker-table", empty_text="No server found.")
         yield Static("", id="picker-hint")
         yield Footer()
@@ -126,7 +130,10 @@ class PickerApp(App[str]):
         elif candidate.address:
             hint.update(f"pid {candidate.pid}: agent on {candidate.address}")
         else:
-            hint.update(f"pid {candidate.pid} has no agent: {candidate.hint or 'start it with inspector run'}")
+            hint.update(
+                f"pid {candidate.pid} has no agent: "
+                f"{candidate.hint or 'start it with inspector run'}"
+            )
 
     @on(LiveTable.Selected)
     def choose(self, event: LiveTable.Selected) -> None:
@@ -134,8 +141,11 @@ class PickerApp(App[str]):
         if candidate.address:
             self.exit(candidate.address)
         else:
-            self.notify(candidate.hint or "This process has no inspector agent.", severity="warning",
-                        timeout=8)
+            self.notify(
+                candidate.hint or "This process has no inspector agent.",
+                severity="warning",
+                timeout=8,
+            )
 
 
 def pick_target(candidates: list[Candidate]) -> str | None:

@@ -77,14 +77,14 @@ class Disconnected:
     ever_connected: bool
 
 
-PollEvent = Union[Connected, Fetched, Disconnected]
+PollEvent = Union[Connected, Fetched, Disconnected]  # noqa: UP007 - a runtime alias on 3.10
 _RETRYABLE: Final = (SourceError, ProtocolError, OSError, asyncio.TimeoutError, EOFError)
 
 
 def load_diagnose() -> Diagnose:
     """`inspector.diagnose.diagnose` when it is available, else a rule set that finds nothing."""
     try:
-        from inspector.diagnose import diagnose  # type: ignore[attr-defined]
+        from inspector.diagnose import diagnose
     except ImportError:
         return lambda snapshot, stuck_after: []
 
@@ -236,13 +236,13 @@ class Poller:
             attempt = 0
             ever_connected = True
             self._emit(Connected(hello))
-            error = await self._poll()
-            if error is None:
+            failure = await self._poll()
+            if failure is None:
                 return
             await self._close_quietly()
             if not self.source.live:
                 return
-            self._emit(Disconnected(error, self._backoff[0], True))
+            self._emit(Disconnected(failure, self._backoff[0], True))
             await self._sleep(self._backoff[0])
 
     async def _poll(self) -> str | None:

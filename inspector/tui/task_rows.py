@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 from inspector.model import RequestInfo, Snapshot, TaskInfo
 from inspector.tui import formatting
@@ -20,7 +20,12 @@ from inspector.tui.widgets.cells import Row
 SortKey = Literal["age", "state", "name"]
 SORTS: tuple[SortKey, ...] = ("age", "state", "name")
 STATE_ORDER: dict[str, int] = {"running": 0, "failed": 1, "pending": 2, "cancelled": 3, "done": 4}
-STATE_TONES: dict[str, str] = {"running": "accent", "failed": "error", "cancelled": "muted", "done": "muted"}
+STATE_TONES: dict[str, str] = {
+    "running": "accent",
+    "failed": "error",
+    "cancelled": "muted",
+    "done": "muted",
+}
 GROUP_PREFIX = "coro:"
 
 
@@ -46,16 +51,21 @@ class TaskRows:
 
 
 def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) -> Row:
-    stuck = task.state == "pending" and task.request_id is not None and (task.age or 0) >= stuck_after
+    stuck = (
+        task.state == "pending" and task.request_id is not None and (task.age or 0) >= stuck_after
+    )
     state_tone = STATE_TONES.get(task.state)
-    return (
-        str(task.id),
-        task.name,
-        (task.state, state_tone) if state_tone else task.state,  # type: ignore[misc]
-        (formatting.age(task.age), "warning") if stuck else formatting.age(task.age),
-        formatting.wait_text(task.waiting_on) or (task.exception or ""),
-        formatting.task_where(task),
-        formatting.request_label(request),
+    return cast(
+        Row,
+        (
+            str(task.id),
+            task.name,
+            (task.state, state_tone) if state_tone else task.state,
+            (formatting.age(task.age), "warning") if stuck else formatting.age(task.age),
+            formatting.wait_text(task.waiting_on) or (task.exception or ""),
+            formatting.task_where(task),
+            formatting.request_label(request),
+        ),
     )
 
 
@@ -64,7 +74,9 @@ def search_text(row: Row, task: TaskInfo) -> str:
     return " ".join((*cells, task.coro)).lower()
 
 
-def build_task_rows(snapshot: Snapshot, stuck_after: float, previous: TaskRows | None = None) -> TaskRows:
+def build_task_rows(
+    snapshot: Snapshot, stuck_after: float, previous: TaskRows | None = None
+) -> TaskRows:
     """Rows for every task; a task equal to the one seen last time keeps its row object."""
     requests = {r.id: r for r in (*snapshot.recent_requests, *snapshot.requests)}
     old_tasks = previous.tasks if previous is not None else {}

@@ -276,3 +276,12 @@ async def test_bad_coupon_is_swallowed(client: httpx.AsyncClient) -> None:
     assert (await client.post("/coupons/apply?code=SAVE10")).json()["total_cents"] == 9000
     bad = await client.post("/coupons/apply?code=SAVEx")
     assert bad.status_code == 200 and bad.json()["total_cents"] == 10_000
+
+
+async def test_rejected_webhook_is_logged_but_answered_200(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert (await client.post("/webhooks/payment?signature=whsec-demo")).status_code == 200
+    assert not caplog.records
+    assert (await client.post("/webhooks/payment?signature=forged")).status_code == 200
+    assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [ValueError]

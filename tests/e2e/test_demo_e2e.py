@@ -22,7 +22,6 @@ import psutil
 import pytest
 
 from inspector.demo.expected import (
-    EXPECTED,
     expected_for,
     healthy_violations,
     match_findings,
@@ -125,25 +124,8 @@ def demo_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return run
 
 
-KNOWN_GAPS: dict[str, tuple[tuple[int, int], str]] = {
-    "consumer-task-died": (
-        (3, 12),
-        "below Python 3.12 (no --trace-exceptions), a task started in the lifespan, kept "
-        "referenced, that died is not reported (unretrieved exceptions are recorded for tasks "
-        "created while serving a request)",
-    ),
-}
-"""Failures of the demo the inspector does not report yet below a Python version."""
-
-
-def gaps_for(version: tuple[int, int]) -> dict[str, str]:
-    return {name: why for name, (fixed, why) in KNOWN_GAPS.items() if version < fixed}
-
-
 def test_report_names_every_failure_of_the_demo_at_its_line(demo_run: DemoRun) -> None:
-    gaps = gaps_for(demo_run.version)
-    expected = [e for e in expected_for(demo_run.version) if e.name not in gaps]
-    matches = match_findings(demo_run.findings, expected)
+    matches = match_findings(demo_run.findings, expected_for(demo_run.version))
     missing = [
         f"{m.expected.name} ({'/'.join(m.expected.kinds)} via {m.expected.endpoint})"
         for m in matches
@@ -155,14 +137,6 @@ def test_report_names_every_failure_of_the_demo_at_its_line(demo_run: DemoRun) -
     )
     report = "\n".join(reported)
     assert not missing, "not reported: " + "; ".join(missing) + "\nreported:\n" + report
-
-
-def test_known_gaps_are_still_gaps(demo_run: DemoRun) -> None:
-    """Fails when a known gap gets fixed, so the list above shrinks with the product."""
-    for name in gaps_for(demo_run.version):
-        entry = next(e for e in EXPECTED if e.name == name)
-        found = match_findings(demo_run.findings, [entry])[0].finding
-        assert found is None, f"{name} is reported now: remove it from KNOWN_GAPS"
 
 
 def test_report_says_nothing_about_the_healthy_endpoints(demo_run: DemoRun) -> None:

@@ -30,10 +30,12 @@ def jobs_of(server: LiveServer, path: str) -> list[BackgroundJob]:
 
 def settled(server: LiveServer, path: str, count: int) -> list[BackgroundJob]:
     return wait_for(
-        lambda: (jobs := jobs_of(server, path))
-        and len(jobs) == count
-        and all(job.state not in ("queued", "running") for job in jobs)
-        and jobs
+        lambda: (
+            (jobs := jobs_of(server, path))
+            and len(jobs) == count
+            and all(job.state not in ("queued", "running") for job in jobs)
+            and jobs
+        )
     )
 
 
@@ -74,7 +76,9 @@ def test_a_failing_task_is_failed_with_its_traceback_and_the_next_is_skipped(
 ) -> None:
     server = live_server(probes_app.app)
     probes_app.ran.clear()
-    assert httpx.post(server.url("/failing-chain"), headers={"Connection": "close"}).status_code == 200
+    assert (
+        httpx.post(server.url("/failing-chain"), headers={"Connection": "close"}).status_code == 200
+    )
 
     boom, second = settled(server, "/failing-chain", 2)
     assert "second" not in probes_app.ran
@@ -94,7 +98,10 @@ def test_a_failing_task_is_failed_with_its_traceback_and_the_next_is_skipped(
 @pytest.mark.filterwarnings("ignore:coroutine 'send_email' was never awaited")
 def test_a_coroutine_object_is_flagged_when_it_is_queued(live_server: Start) -> None:
     server = live_server(probes_app.app)
-    assert httpx.post(server.url("/coroutine-queued"), headers={"Connection": "close"}).status_code == 200
+    assert (
+        httpx.post(server.url("/coroutine-queued"), headers={"Connection": "close"}).status_code
+        == 200
+    )
 
     (job,) = settled(server, "/coroutine-queued", 1)
     assert job.flagged == (
@@ -109,7 +116,13 @@ def test_a_coroutine_object_is_flagged_when_it_is_queued(live_server: Start) -> 
 def test_dispatch_says_loop_for_async_functions(live_server: Start) -> None:
     server = live_server(probes_app.app)
     httpx.post(server.url("/slow-background"))
-    job = wait_for(lambda: (jobs := jobs_of_in_flight(server, "/slow-background")) and jobs[0])
+    job = wait_for(
+        lambda: (
+            (jobs := jobs_of_in_flight(server, "/slow-background"))
+            and jobs[0].state == "running"
+            and jobs[0]
+        )
+    )
     assert job.dispatch == "loop" and job.function == "slow_job" and job.state == "running"
     assert job.task_id is not None
     httpx.post(server.url("/finish-slow-background"))
@@ -130,7 +143,13 @@ def test_the_task_running_a_job_is_linked_to_its_request_and_job(live_server: St
 
     server = live_server(probes_app.app)
     httpx.post(server.url("/slow-background"))
-    job = wait_for(lambda: (jobs := jobs_of_in_flight(server, "/slow-background")) and jobs[0])
+    job = wait_for(
+        lambda: (
+            (jobs := jobs_of_in_flight(server, "/slow-background"))
+            and jobs[0].state == "running"
+            and jobs[0]
+        )
+    )
 
     def link() -> tuple[int | None, str | None, str | None] | None:
         assert server.context is not None
@@ -148,7 +167,11 @@ def test_a_task_created_while_serving_a_request_is_linked_to_it(live_server: Sta
 
     server = live_server(probes_app.app)
     httpx.post(server.url("/spawn-sleeper"))
-    request = wait_for(lambda: next((r for r in server.collect()["recent_requests"] if r.path == "/spawn-sleeper"), None))
+    request = wait_for(
+        lambda: next(
+            (r for r in server.collect()["recent_requests"] if r.path == "/spawn-sleeper"), None
+        )
+    )
 
     def link() -> tuple[int | None, str | None] | None:
         assert server.context is not None

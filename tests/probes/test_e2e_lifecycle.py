@@ -90,10 +90,9 @@ def test_a_task_dropped_by_the_responses_own_background_is_reported_at_its_line(
     assert post(server, "/dropped") == 200
     injected, own = poll(
         client,
-        lambda s: (jobs := jobs_of(s, "/dropped"))
-        and len(jobs) == 2
-        and jobs[1].state == "done"
-        and jobs,
+        lambda s: (
+            (jobs := jobs_of(s, "/dropped")) and len(jobs) == 2 and jobs[1].state == "done" and jobs
+        ),
     )
     assert injected.state == "dropped"
     assert injected.call_site.file == probes_app.__file__
@@ -107,10 +106,12 @@ def test_a_failing_task_has_its_traceback_and_the_next_one_is_skipped(
     assert post(server, "/failing-chain") == 200
     boom, second = poll(
         client,
-        lambda s: (jobs := jobs_of(s, "/failing-chain"))
-        and len(jobs) == 2
-        and jobs[1].state == "skipped"
-        and jobs,
+        lambda s: (
+            (jobs := jobs_of(s, "/failing-chain"))
+            and len(jobs) == 2
+            and jobs[1].state == "skipped"
+            and jobs
+        ),
     )
     assert boom.state == "failed" and boom.error.type == "RuntimeError"
     assert boom.error.traceback[-1].function == "boom"
@@ -126,10 +127,12 @@ def test_fifty_sync_requests_exhaust_the_forty_thread_tokens(
         try:
             current: Snapshot = poll(
                 client,
-                lambda s: s.threadpool is not None
-                and s.threadpool.borrowed == 40
-                and s.threadpool.waiting == 10
-                and s,
+                lambda s: (
+                    s.threadpool is not None
+                    and s.threadpool.borrowed == 40
+                    and s.threadpool.waiting == 10
+                    and s
+                ),
                 timeout=20,
             )
             assert current.threadpool is not None and current.threadpool.total == 40
@@ -212,8 +215,7 @@ def test_a_swallowed_exception_is_reported_with_its_except_line(
                     (
                         e
                         for e in s.exceptions
-                        if e.kind == "exception-swallowed"
-                        and e.request_label == "POST /swallowed"
+                        if e.kind == "exception-swallowed" and e.request_label == "POST /swallowed"
                     ),
                     None,
                 ),

@@ -27,11 +27,7 @@ def line_of(function: Callable[..., object], text: str) -> int:
 
 def event(server: LiveServer, kind: str, label: str) -> ExceptionEvent | None:
     return next(
-        (
-            e
-            for e in server.collect()["exceptions"]
-            if e.kind == kind and e.request_label == label
-        ),
+        (e for e in server.collect()["exceptions"] if e.kind == kind and e.request_label == label),
         None,
     )
 
@@ -40,9 +36,7 @@ def test_a_failed_fire_and_forget_task_is_reported_with_its_request(live_server:
     server = live_server(probes_app.app)
     assert httpx.post(server.url("/fire-and-forget")).status_code == 200
     server.call_on_loop(gc.collect)
-    found = wait_for(
-        lambda: event(server, "task-exception-unretrieved", "POST /fire-and-forget")
-    )
+    found = wait_for(lambda: event(server, "task-exception-unretrieved", "POST /fire-and-forget"))
     assert found.error.type == "ValueError"
     assert found.error.message == "fire-and-forget task failed"
     assert found.location is not None and found.location.function == "fails_later"
@@ -96,9 +90,9 @@ def test_identical_events_are_folded_with_a_count(live_server: Start) -> None:
         for _ in range(3):
             client.post(server.url("/logged"))
     found = wait_for(
-        lambda: (e := event(server, "logged-error", "POST /logged")) is not None
-        and e.count == 3
-        and e
+        lambda: (
+            (e := event(server, "logged-error", "POST /logged")) is not None and e.count == 3 and e
+        )
     )
     assert len([e for e in server.collect()["exceptions"] if e.kind == "logged-error"]) == 1
     last = [r for r in server.collect()["recent_requests"] if r.path == "/logged"][-1]

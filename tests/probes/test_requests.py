@@ -42,7 +42,12 @@ def test_a_finished_request_has_route_status_duration_and_client(
         assert httpx.get(server.url(f"/users/{user}")).status_code == 200
 
     info = wait_for(lambda: finished(server, "/users/3"))
-    assert (info.method, info.route, info.status, info.phase) == ("GET", "/users/{user_id}", 200, "done")
+    assert (info.method, info.route, info.status, info.phase) == (
+        "GET",
+        "/users/{user_id}",
+        200,
+        "done",
+    )
     assert info.client is not None and info.client.startswith("127.0.0.1:")
     assert info.duration is not None and 0 < info.duration < 5
     assert info.bytes_sent == len(b'{"id":3}')
@@ -83,9 +88,7 @@ def test_a_client_that_left_is_reported_while_the_handler_still_runs(live_server
     connection = raw_request(server.port, "GET /hang?seconds=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
     wait_for(lambda: in_flight(server, "/hang"))
     connection.close()
-    info = wait_for(
-        lambda: (r := in_flight(server, "/hang")) is not None and r.disconnected and r
-    )
+    info = wait_for(lambda: (r := in_flight(server, "/hang")) is not None and r.disconnected and r)
     assert info.phase == "handler"
     done = wait_for(lambda: finished(server, "/hang"))
     assert done.disconnected is True
@@ -111,9 +114,10 @@ def test_a_request_waiting_for_its_body_is_receiving(live_server: Start) -> None
 
 def test_a_streaming_response_is_streaming_and_counts_bytes(live_server: Start) -> None:
     server = live_server(probes_app.app)
-    with httpx.Client() as client, client.stream(
-        "GET", server.url("/stream?chunks=4&delay=0.3")
-    ) as response:
+    with (
+        httpx.Client() as client,
+        client.stream("GET", server.url("/stream?chunks=4&delay=0.3")) as response,
+    ):
         chunks = response.iter_raw()
         next(chunks)
         info = wait_for(lambda: (r := in_flight(server, "/stream")) and r.bytes_sent and r)
@@ -177,7 +181,12 @@ def test_websocket_sessions_are_requests_with_the_ws_scheme(live_server: Start) 
             websocket.send_text("ping")
             assert websocket.receive_text() == "ping"
             info = wait_for(lambda: in_flight(server, "/ws"))
-            assert (info.scheme, info.method, info.phase, info.status) == ("ws", "WS", "handler", 101)
+            assert (info.scheme, info.method, info.phase, info.status) == (
+                "ws",
+                "WS",
+                "handler",
+                101,
+            )
             assert info.bytes_sent == 4
             websocket.send_text("bye")
     assert wait_for(lambda: finished(server, "/ws")).phase == "done"
@@ -190,10 +199,12 @@ def test_the_recent_history_is_bounded(live_server: Start) -> None:
     with httpx.Client() as client:
         for user in range(12):
             client.get(server.url(f"/users/{user}"))
-    recent = wait_for(lambda: (r := server.collect()["recent_requests"]) and r[-1].path == "/users/11" and r)
+    recent = wait_for(
+        lambda: (r := server.collect()["recent_requests"]) and r[-1].path == "/users/11" and r
+    )
     assert [r.path for r in recent] == [f"/users/{u}" for u in range(7, 12)]
     (route,) = [s for s in server.collect()["routes"] if s.route == "/users/{user_id}"]
-    assert route.count == 5
+    assert route.count == 12  # latency statistics look further back than the recent list
 
 
 async def test_without_an_agent_the_middleware_passes_everything_through() -> None:
@@ -243,3 +254,20 @@ def test_closing_the_probes_restores_every_patch(live_server: Start) -> None:
     assert server.loop is not None
     assert server.loop.get_exception_handler() is None
     assert server.loop.get_task_factory() is None
+
+
+def test_a_failing_probe_never_breaks_the_request(
+    live_server: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = live_server(probes_app.app)
+    tracker = server.probes[0].tracker  # type: ignore[attr-defined]
+
+    def broken(record: object) -> None:
+        raise RuntimeError("probe bug")
+
+    monkeypatch.setattr(tracker, "finish", broken)
+    assert httpx.get(server.url("/users/5")).json() == {"id": 5}
+    assert server.context is not None
+    health = server.context.health((), 0.0)
+    assert health.errors >= 1
+    assert any("probe bug" in error for error in health.recent_errors)

@@ -28,10 +28,12 @@ def test_fifty_sync_requests_hold_all_forty_tokens_and_ten_wait(live_server: Sta
         answers = [clients.submit(_get, server.url("/sync-wait?seconds=15")) for _ in range(50)]
         try:
             state: ThreadpoolState = wait_for(
-                lambda: (tp := server.collect()["threadpool"]) is not None
-                and tp.borrowed == 40
-                and tp.waiting == 10
-                and tp,
+                lambda: (
+                    (tp := server.collect()["threadpool"]) is not None
+                    and tp.borrowed == 40
+                    and tp.waiting == 10
+                    and tp
+                ),
                 timeout=20,
             )
             snapshot = server.collect()
@@ -70,9 +72,11 @@ def test_the_default_executor_is_reported_beside_the_limiter(live_server: Start)
     assert server.loop is not None
     future = asyncio.run_coroutine_threadsafe(use_executor(), server.loop)
     snapshot = wait_for(
-        lambda: (s := server.collect())["threadpool"] is not None
-        and s["threadpool"].executor_threads >= 1
-        and s
+        lambda: (
+            (s := server.collect())["threadpool"] is not None
+            and s["threadpool"].executor_threads >= 1
+            and s
+        )
     )
     state = snapshot["threadpool"]
     assert state.executor_max_workers is not None and state.executor_max_workers >= 1

@@ -20,7 +20,9 @@ def load(name: str) -> Snapshot:
     plain = DATA / f"{name}.json"
     if plain.exists():
         return protocol.decode_snapshot_file(plain.read_text(encoding="utf-8"))
-    return protocol.decode_snapshot_file(gzip.decompress((DATA / f"{name}.json.gz").read_bytes()).decode("utf-8"))
+    return protocol.decode_snapshot_file(
+        gzip.decompress((DATA / f"{name}.json.gz").read_bytes()).decode("utf-8")
+    )
 
 
 class FakeSource:
@@ -67,8 +69,12 @@ class FakeSource:
         self.connects += 1
         self._connected = True
         process = self.snapshots[0].process
-        return Hello(protocol=protocol.PROTOCOL_VERSION, agent_version="0.1.0", process=process,
-                     read_only=self.read_only)
+        return Hello(
+            protocol=protocol.PROTOCOL_VERSION,
+            agent_version="0.1.0",
+            process=process,
+            read_only=self.read_only,
+        )
 
     async def snapshot(self, *, with_stacks: bool = True) -> Snapshot:
         if self.down or not self._connected:

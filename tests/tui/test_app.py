@@ -38,7 +38,9 @@ async def test_banner_says_where_and_for_which_request_the_loop_is_blocked(block
         await until_applied(pilot)
         banner = app.query_one(StallBanner)
         assert banner.display
-        assert "Loop blocked 2.3 s at app.py:57 in time.sleep, serving GET /export" in str(banner.render())
+        assert "Loop blocked 2.3 s at app.py:57 in time.sleep, serving GET /export" in str(
+            banner.render()
+        )
         header = text_of(app, "#target-line")
         assert "pid 48213" in header and "live" in header
 
@@ -62,7 +64,9 @@ async def test_findings_open_on_the_worst_expanded_and_jump_to_the_task(blocked)
         items[1].focus()
         await pilot.press("enter")
         assert items[1].expanded
-        assert "Take the two locks in the same order" in str(items[1].query_one(".finding-evidence").render())
+        assert "Take the two locks in the same order" in str(
+            items[1].query_one(".finding-evidence").render()
+        )
         await pilot.press("t")
         await wait_for(pilot, lambda: app.views.active == "task")
         assert app.query_one(TaskDetailView).task_id == 1057
@@ -79,7 +83,10 @@ async def test_expansion_and_focus_survive_an_update(blocked) -> None:
         await pilot.press("enter")
         served = source.served
         source.push(dataclasses.replace(blocked, taken_at=blocked.taken_at + 1))
-        await wait_for(pilot, lambda: source.served > served and app.observation.snapshot.taken_at > blocked.taken_at)
+        await wait_for(
+            pilot,
+            lambda: source.served > served and app.observation.snapshot.taken_at > blocked.taken_at,
+        )
         items = app.query_one(FindingsView).items
         assert items[2] is third and third.expanded and third.has_focus
 
@@ -118,7 +125,9 @@ async def test_tasks_sort_by_age_state_and_name(blocked) -> None:
         names = [blocked.task(int(key)).name.lower() for key in tasks.keys]
         assert names == sorted(names)
         await pilot.press("O")
-        assert [blocked.task(int(key)).name.lower() for key in tasks.keys] == sorted(names, reverse=True)
+        assert [blocked.task(int(key)).name.lower() for key in tasks.keys] == sorted(
+            names, reverse=True
+        )
 
 
 async def test_group_by_coroutine_then_open_a_group(blocked) -> None:
@@ -152,7 +161,9 @@ async def test_rows_update_in_place_and_the_cursor_stays_on_its_task(blocked) ->
         changed = dataclasses.replace(blocked.task(2030), state="cancelled")
         new_task = TaskInfo(id=99999, name="Task-new", state="pending", coro="new_job", age=0.1)
         kept = [changed if t.id == 2030 else t for t in blocked.tasks if t.id not in gone]
-        source.push(dataclasses.replace(blocked, taken_at=blocked.taken_at + 1, tasks=(*kept, new_task)))
+        source.push(
+            dataclasses.replace(blocked, taken_at=blocked.taken_at + 1, tasks=(*kept, new_task))
+        )
         await wait_for(pilot, lambda: tasks.row_count == len(blocked.tasks) - 2)
         assert tasks.cursor_key == "2030"
         assert tasks.cursor_row - round(tasks.scroll_y) == screen_row
@@ -291,13 +302,19 @@ async def test_background_jobs_show_state_and_traceback(blocked) -> None:
         await wait_for(pilot, lambda: jobs.row_count == 5)
         states = {key: jobs.get_row(key)[2] for key in jobs.keys}
         assert sorted(s[0] if isinstance(s, tuple) else s for s in states.values()) == [
-            "done", "done", "dropped", "failed", "skipped"
+            "done",
+            "done",
+            "dropped",
+            "failed",
+            "skipped",
         ]
         failed = next(key for key, state in states.items() if state == ("failed", "error"))
         jobs.move_to_key(failed)
         await pilot.pause()
         detail = text_of(app, "#background-detail")
-        assert "SMTPConnectError" in detail and "notify.py:14" in detail and "POST /checkout" in detail
+        assert (
+            "SMTPConnectError" in detail and "notify.py:14" in detail and "POST /checkout" in detail
+        )
 
 
 async def test_stalls_timeline_with_sampled_stacks(blocked) -> None:
@@ -308,7 +325,9 @@ async def test_stalls_timeline_with_sampled_stacks(blocked) -> None:
         stalls = table(app, "#stalls-table")
         await wait_for(pilot, lambda: stalls.row_count == 4)
         first = stalls.get_row(stalls.keys[0])
-        assert first[0] == ("now", "error") and first[4] == "time.sleep" and first[5] == "GET /export"
+        assert (
+            first[0] == ("now", "error") and first[4] == "time.sleep" and first[5] == "GET /export"
+        )
         detail = text_of(app, "#stall-detail")
         assert "blocked now" in detail and "9 samples" in detail and "app.py:57" in detail
 
@@ -320,7 +339,9 @@ async def test_exceptions_nobody_saw_with_tracebacks(blocked) -> None:
         await pilot.press("8")
         errors = table(app, "#exceptions-table")
         await wait_for(pilot, lambda: errors.row_count == 4)
-        errors.move_to_key(next(k for k in errors.keys if errors.get_row(k)[1] == "task failed, never awaited"))
+        errors.move_to_key(
+            next(k for k in errors.keys if errors.get_row(k)[1] == "task failed, never awaited")
+        )
         await pilot.pause()
         detail = text_of(app, "#exception-detail")
         assert "ValueError" in detail and "stock.py:30" in detail and "seen 3 times" in detail
@@ -331,7 +352,9 @@ async def test_events_are_kept_after_the_target_forgets_them(blocked) -> None:
     app = build_app([], source=source)
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        source.push(dataclasses.replace(blocked, taken_at=blocked.taken_at + 5, stalls=(), exceptions=()))
+        source.push(
+            dataclasses.replace(blocked, taken_at=blocked.taken_at + 5, stalls=(), exceptions=())
+        )
         await wait_for(pilot, lambda: app.observation.snapshot.taken_at > blocked.taken_at)
         await pilot.press("7")
         stalls = table(app, "#stalls-table")
@@ -341,15 +364,23 @@ async def test_events_are_kept_after_the_target_forgets_them(blocked) -> None:
 
 
 async def test_without_the_agent_views_say_what_is_missing(healthy) -> None:
-    plain = dataclasses.replace(healthy, capabilities=("tasks", "stacks", "cancel"), source="aiomonitor",
-                                requests=(), routes=(), threadpool=None)
+    plain = dataclasses.replace(
+        healthy,
+        capabilities=("tasks", "stacks", "cancel"),
+        source="aiomonitor",
+        requests=(),
+        routes=(),
+        threadpool=None,
+    )
     app = build_app([plain])
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
         await pilot.press("4")
         notice = app.query_one("#requests-view .capability-notice")
         await wait_for(pilot, lambda: "need the inspector agent" in str(notice.render()))
-        assert "plain aiomonitor" in str(notice.render()) and "inspector run" in str(notice.render())
+        assert "plain aiomonitor" in str(notice.render()) and "inspector run" in str(
+            notice.render()
+        )
         await pilot.press("2")
         await wait_for(pilot, lambda: table(app, "#task-table").row_count == len(plain.tasks))
 
@@ -402,7 +433,9 @@ async def test_plus_and_minus_change_the_interval(healthy) -> None:
         assert app.poller.interval == 0.5
 
 
-async def test_save_writes_the_snapshot_in_the_current_directory(blocked, tmp_path: Path, monkeypatch) -> None:
+async def test_save_writes_the_snapshot_in_the_current_directory(
+    blocked, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     app = build_app([blocked])
     async with app.run_test(size=SIZE) as pilot:
@@ -418,8 +451,20 @@ async def test_number_keys_help_and_palette(healthy) -> None:
     app = build_app([healthy])
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        for key, view in zip("12345678", ("findings", "tasks", "task", "requests", "background",
-                                         "threads", "stalls", "exceptions")):
+        for key, view in zip(
+            "12345678",
+            (
+                "findings",
+                "tasks",
+                "task",
+                "requests",
+                "background",
+                "threads",
+                "stalls",
+                "exceptions",
+            ),
+            strict=False,
+        ):
             await pilot.press(key)
             assert app.views.active == view
         await pilot.press("question_mark")

@@ -19,8 +19,10 @@ RSS_SERIES = (301e6, 302e6, 305e6, 309e6, 310e6, 312e6, 312e6, 313e6, 312e6, 312
 
 def with_vitals(app: InspectorApp) -> None:
     app._vitals_reason = "fixed"
-    for cpu, rss in zip(CPU_SERIES, RSS_SERIES):
-        app.record_vitals(Vitals(cpu_percent=cpu, rss=int(rss), threads=47, open_files=23, connections=61))
+    for cpu, rss in zip(CPU_SERIES, RSS_SERIES, strict=False):
+        app.record_vitals(
+            Vitals(cpu_percent=cpu, rss=int(rss), threads=47, open_files=23, connections=61)
+        )
 
 
 def blocked_app() -> InspectorApp:

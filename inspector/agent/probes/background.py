@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from inspector.agent.frames import frame_of, is_application_frame
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
-from inspector.agent.probes.current import current_job, current_request
+from inspector.agent.probes.current import current_job, current_task
 from inspector.agent.probes.exceptions import ExceptionLog, application_location, exception_info
+from inspector.agent.probes.requests import request_now
 from inspector.model import BackgroundJob, BackgroundState, ExceptionInfo, Frame
 
 if TYPE_CHECKING:
@@ -42,22 +43,24 @@ if TYPE_CHECKING:
 _MAX_JOBS_PER_REQUEST: Final = 100
 _MAX_RAN_NAMES: Final = 20
 _MAX_CALL_SITE_DEPTH: Final = 40
+_TASK_TABLE_PRUNE: Final = 4096
 _TERMINAL: Final = frozenset({"done", "failed", "dropped", "skipped", "cancelled"})
 _FRAMEWORK_DIRS: Final = tuple(
     os.sep + name + os.sep for name in ("starlette", "fastapi", "inspector")
 )
-_CALL_IN_ARGUMENT: Final = re.compile(
-    r"\b(?P<method>add_task|BackgroundTask)\(\s*(?P<await>await\s+)?(?P<func>[\w.]+)\((?P<args>.*)\)\s*\)"
+_CALL_IN_ARGUMENT: Final = (
+    r"\b(?P<method>add_task|BackgroundTask)\(\s*(?P<await>await\s+)?(?P<func>[\w.]+)"
+    r"\((?P<args>.*)\)\s*\)"
 )
+"""`add_task(send_email(user))`: a call passed where a function was expected (compiled on use)."""
 
 
 def callable_name(func: Any) -> str:
-    """A readable name for what was queued: "send_email", "Mailer.send", "<coroutine send>"."""
-    if asyncio.iscoroutine(func):
-        return getattr(func, "__qualname__", None) or type(func).__qualname__
-    inner = getattr(func, "func", None)  # functools.partial
-    if inner is not None and not isinstance(func, types.FunctionType):
-        func = inner
+    """A readable name for what was queued: "send_email", "Mailer.send", a coroutine's name."""
+    if type(func) is not types.FunctionType:
+        inner = getattr(func, "func", None)  # functools.partial
+        if inner is not None and not asyncio.iscoroutine(func):
+            func = inner
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
     if isinstance(name, str):
         return name
@@ -155,7 +158,10 @@ class BackgroundJobs:
         self.clock = clock
         self._ids = itertools.count(1)
         self.history: deque[JobRecord] = deque(maxlen=max(1, max_history))
-        self.by_task: weakref.WeakKeyDictionary[Any, JobRecord] = weakref.WeakKeyDictionary()
+        # id(BackgroundTask) -> (weak reference, job). Not a WeakKeyDictionary: that costs a
+        # Python-level call and a new weak reference per lookup; dead entries are pruned when
+        # the table grows.
+        self._by_task: dict[int, tuple[weakref.ref[Any], JobRecord]] = {}
         self._coroutines: OrderedDict[int, tuple[Any, Any, JobRecord]] = OrderedDict()
         self._dying: OrderedDict[int, tuple[Any, Any, JobRecord]] = OrderedDict()
 
@@ -171,10 +177,24 @@ class BackgroundJobs:
         return job
 
     def job_of(self, task: Any) -> JobRecord | None:
+        entry = self._by_task.get(id(task))
+        if entry is not None and entry[0]() is task:
+            return entry[1]
+        return None
+
+    def remember_task(self, task: Any, job: JobRecord) -> None:
         try:
-            return self.by_task.get(task)
-        except TypeError:  # not hashable or not weak-referenceable
-            return None
+            ref = weakref.ref(task)
+        except TypeError:  # a subclass with __slots__ and no __weakref__
+            return
+        table = self._by_task
+        if len(table) >= _TASK_TABLE_PRUNE:
+            for key in [key for key, (old, _) in table.items() if old() is None]:
+                del table[key]
+            if len(table) >= _TASK_TABLE_PRUNE:  # all alive: keep the newest half
+                for key in list(table)[: len(table) // 2]:
+                    del table[key]
+        table[id(task)] = (ref, job)
 
     def remember_coroutine(self, coro: Any, job: JobRecord) -> None:
         """Remember a coroutine object queued as a job, to name the job when it is collected."""
@@ -218,8 +238,29 @@ class BackgroundJobs:
         return tuple(record.to_model() for record in records)
 
 
-def _framework_file(filename: str) -> bool:
-    return any(part in filename for part in _FRAMEWORK_DIRS)
+_APPLICATION: Final = 0
+_FRAMEWORK: Final = 1
+_OTHER: Final = 2
+_code_kinds: dict[int, tuple[types.CodeType, int]] = {}
+"""Per code object (by id; equal code objects of different files compare equal): application
+code, Starlette/FastAPI/inspector, or another library."""
+
+
+def _code_kind(code: types.CodeType) -> int:
+    known = _code_kinds.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
+    filename = code.co_filename
+    if is_application_frame(filename):
+        kind = _APPLICATION
+    elif any(part in filename for part in _FRAMEWORK_DIRS):
+        kind = _FRAMEWORK
+    else:
+        kind = _OTHER
+    if len(_code_kinds) >= 4096:
+        _code_kinds.clear()
+    _code_kinds[id(code)] = (code, kind)
+    return kind
 
 
 def call_site(frame: types.FrameType | None) -> Frame | None:
@@ -231,10 +272,10 @@ def call_site(frame: types.FrameType | None) -> Frame | None:
     fallback: types.FrameType | None = None
     depth = 0
     while frame is not None and depth < _MAX_CALL_SITE_DEPTH:
-        filename = frame.f_code.co_filename
-        if is_application_frame(filename):
+        kind = _code_kind(frame.f_code)
+        if kind == _APPLICATION:
             return frame_of(frame)
-        if fallback is None and not _framework_file(filename):
+        if kind == _OTHER and fallback is None:
             fallback = frame
         frame = frame.f_back
         depth += 1
@@ -243,6 +284,8 @@ def call_site(frame: types.FrameType | None) -> Frame | None:
 
 def flag_for(func: Any, via: str, site: Frame | None) -> str | None:
     """Words for a queued object that is not a function, or None when it is fine."""
+    if callable(func):  # the common case first: a coroutine object is not callable
+        return None
     if asyncio.iscoroutine(func):
         name = getattr(func, "__qualname__", None) or "the function"
         suggestion = _suggest(site, via) or f"{via}({name}, ...)"
@@ -250,13 +293,11 @@ def flag_for(func: Any, via: str, site: Frame | None) -> str | None:
             f"{via}() got a coroutine object, not a function: the coroutine will never run; "
             f"pass the function and its arguments: {suggestion}"
         )
-    if callable(func):
-        return None
     what = "None" if func is None else f"a {type(func).__qualname__}"
-    suggestion = _suggest(site, via)
+    suggested = _suggest(site, via)
     hint = (
-        f"; pass the function and its arguments: {suggestion}"
-        if suggestion
+        f"; pass the function and its arguments: {suggested}"
+        if suggested
         else "; pass the function itself and its arguments"
     )
     return (
@@ -268,7 +309,7 @@ def flag_for(func: Any, via: str, site: Frame | None) -> str | None:
 def _suggest(site: Frame | None, via: str) -> str | None:
     if site is None or not site.code:
         return None
-    match = _CALL_IN_ARGUMENT.search(site.code)
+    match = re.search(_CALL_IN_ARGUMENT, site.code)
     if match is None:
         return None
     args = match.group("args").strip()
@@ -375,7 +416,7 @@ class BackgroundProbe:
 
         async def __call__(task: Any) -> None:
             job = probe.jobs.job_of(task) if probe._active else None
-            request = current_request.get()
+            request = request_now()
             if request is not None:
                 ran = request.background_ran
                 if ran is None:
@@ -433,16 +474,13 @@ class BackgroundProbe:
         if caller is not None and caller.f_code is self._add_task_code:
             via = "add_task"
         site = call_site(caller)
-        request = current_request.get()
+        request = request_now()
         dispatch = "loop" if getattr(task, "is_async", False) else "threadpool"
         job = self.jobs.new(callable_name(func), request, site, dispatch)
         job.flagged = flag_for(func, via, site)
         if job.flagged is not None and asyncio.iscoroutine(func):
             self.jobs.remember_coroutine(func, job)
-        try:
-            self.jobs.by_task[task] = job
-        except TypeError:
-            pass
+        self.jobs.remember_task(task, job)
         if request is not None:
             jobs = request.jobs
             if jobs is None:
@@ -453,14 +491,16 @@ class BackgroundProbe:
     def _on_started(self, job: JobRecord, request: RequestRecord | None) -> None:
         job.state = "running"
         job.started_at = self.jobs.clock()
-        task = asyncio.current_task()
+        task = current_task()
         job.task_id = id(task) if task is not None else None
         job.reason = None
         job.info = None
         if request is not None:
             request.running_job = job
 
-    def _on_finished(self, job: JobRecord, state: BackgroundState, exc: BaseException | None) -> None:
+    def _on_finished(
+        self, job: JobRecord, state: BackgroundState, exc: BaseException | None
+    ) -> None:
         if exc is not None:
             job.error = exception_info(exc)
         job.settle(state, self.jobs.clock())
@@ -494,8 +534,7 @@ class BackgroundProbe:
             raised = f"{error.type}: {error.message}" if error is not None else "an exception"
             why = f"{culprit.function}{culprit.where} raised {raised} before it"
         reason = (
-            f"{why}, and Starlette stops running a response's background tasks at the first "
-            "failure"
+            f"{why}, and Starlette stops running a response's background tasks at the first failure"
         )
         now = self.jobs.clock()
         after = False

@@ -6,6 +6,11 @@ work wherever it goes: into tasks created while serving the request (asyncio cop
 at task creation) and into anyio worker threads (anyio runs the function in a copy of the
 caller's context). That is how a worker thread, a fire-and-forget task or a logged error is tied
 back to the request that caused it, without any lookup table on the hot path.
+
+`current_request` holds the request's id, an int, not its record: copies of the context outlive
+the request (uvicorn's keep-alive timer is scheduled from inside the response, and a timer handle
+keeps a copy of the context until it expires), and a record would keep the connection and the
+scope alive with it. `inspector.agent.probes.requests.request_now()` turns the id into the record.
 """
 
 from __future__ import annotations
@@ -17,11 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from inspector.agent.probes.background import JobRecord
-    from inspector.agent.probes.requests import RequestRecord
 
-current_request: ContextVar[RequestRecord | None] = ContextVar(
-    "inspector_current_request", default=None
-)
+current_request: ContextVar[int | None] = ContextVar("inspector_current_request", default=None)
 current_job: ContextVar[JobRecord | None] = ContextVar("inspector_current_job", default=None)
 
 
@@ -44,7 +46,7 @@ def _current_task_factory() -> Callable[[], asyncio.Task[Any] | None]:
     lookup = tasks.get
 
     def current_task() -> asyncio.Task[Any] | None:
-        return lookup(get_running_loop())  # type: ignore[no-any-return]
+        return lookup(get_running_loop())
 
     return current_task
 

@@ -34,13 +34,13 @@ import types
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from inspector.agent.frames import frame_at, is_application_frame, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
+from inspector.agent.probes.requests import request_now
 from inspector.model import ExceptionEvent, ExceptionInfo, ExceptionKind, Frame
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ MAX_TRACEBACK: Final = 40
 """Frames kept per traceback (the innermost ones)."""
 _MAX_MESSAGE: Final = 2000
 _RECENT_EXCEPTIONS: Final = 256
-"""Exception objects (by id) already recorded, so a later log line about one is not a second event."""
+"""Exception objects (by id) already recorded: a later log line about one is not a second event."""
 
 _NEVER_RETRIEVED: Final = ("exception was never retrieved",)
 
@@ -123,11 +123,58 @@ def innermost_application(frames: tuple[Frame, ...]) -> Frame | None:
 
 
 class _Entry:
-    __slots__ = ("event", "order")
+    """One folded event, mutable so that a repeat costs a few attribute updates."""
 
-    def __init__(self, event: ExceptionEvent, order: int) -> None:
-        self.event = event
-        self.order = order
+    __slots__ = (
+        "id",
+        "kind",
+        "info",
+        "location",
+        "at",
+        "count",
+        "request_id",
+        "request_label",
+        "task_name",
+        "event",
+    )
+
+    def __init__(
+        self,
+        event_id: int,
+        kind: ExceptionKind,
+        info: ExceptionInfo,
+        location: Frame | None,
+        at: float,
+        request_id: int | None,
+        request_label: str | None,
+        task_name: str | None,
+    ) -> None:
+        self.id = event_id
+        self.kind = kind
+        self.info = info
+        self.location = location
+        self.at = at
+        self.count = 1
+        self.request_id = request_id
+        self.request_label = request_label
+        self.task_name = task_name
+        self.event: ExceptionEvent | None = None
+
+    def to_event(self) -> ExceptionEvent:
+        event = self.event
+        if event is None or event.count != self.count:
+            event = self.event = ExceptionEvent(
+                id=self.id,
+                kind=self.kind,
+                at=self.at,
+                error=self.info,
+                location=self.location,
+                request_id=self.request_id,
+                request_label=self.request_label,
+                task_name=self.task_name,
+                count=self.count,
+            )
+        return event
 
 
 class ExceptionLog:
@@ -137,7 +184,7 @@ class ExceptionLog:
     def __init__(self, max_history: int, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._limit = max(1, max_history)
-        self._events: OrderedDict[tuple[Any, ...], ExceptionEvent] = OrderedDict()
+        self._events: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._recent: OrderedDict[int, str] = OrderedDict()
@@ -206,37 +253,24 @@ class ExceptionLog:
         else:
             key = (kind, info.type, info.message)
         with self._lock:
-            previous = self._events.pop(key, None)
-            if previous is not None:
-                event = replace(
-                    previous,
-                    at=when,
-                    count=previous.count + 1,
-                    request_id=request_id if request_id is not None else previous.request_id,
-                    request_label=(
-                        request_label if request_label is not None else previous.request_label
-                    ),
-                )
-            else:
-                event = ExceptionEvent(
-                    id=next(self._ids),
-                    kind=kind,
-                    at=when,
-                    error=info,
-                    location=location,
-                    request_id=request_id,
-                    request_label=request_label,
-                    task_name=task_name,
-                )
-                while len(self._events) >= self._limit:
-                    self._events.popitem(last=False)
-                    if self.context is not None:
-                        self.context.record_dropped()
-            self._events[key] = event
+            entry = self._events.get(key)
+            if entry is not None:
+                entry.at = when
+                entry.count += 1
+                if request_id is not None:
+                    entry.request_id, entry.request_label = request_id, request_label
+                return
+            while len(self._events) >= self._limit:
+                self._events.popitem(last=False)  # the oldest first seen goes first
+                if self.context is not None:
+                    self.context.record_dropped()
+            self._events[key] = _Entry(
+                next(self._ids), kind, info, location, when, request_id, request_label, task_name
+            )
 
     def events(self) -> tuple[ExceptionEvent, ...]:
         with self._lock:
-            events = list(self._events.values())
+            events = [entry.to_event() for entry in self._events.values()]
         events.sort(key=lambda event: event.id)
         return tuple(events)
 
@@ -276,7 +310,11 @@ class ExceptionsProbe:
         self.log.context = context
         self.log.clock = context.clock
         self._active = True
-        for step in (self._install_loop_handler, self._install_log_factory, self._install_unawaited):
+        for step in (
+            self._install_loop_handler,
+            self._install_log_factory,
+            self._install_unawaited,
+        ):
             try:
                 step(context)
             except Exception as error:
@@ -406,12 +444,14 @@ class ExceptionsProbe:
         exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
         if not isinstance(exc, BaseException):
             return
-        request = current_request.get()
+        request = request_now()
         if request is not None:
             self.log.record_exception("logged-error", exc, request=request)
             return
         escaped = self._requests.request_for_exception(exc) if self._requests else None
         request_id, request_label = escaped if escaped is not None else (None, None)
+        if request_id is None:
+            request_id = current_request.get()
         self.log.record_exception(
             "logged-error", exc, request_id=request_id, request_label=request_label
         )
@@ -420,8 +460,8 @@ class ExceptionsProbe:
         name = getattr(coro, "__qualname__", None) or type(coro).__qualname__
         stack = stack_of(gc_frame, MAX_TRACEBACK) if gc_frame is not None else ()
         location = None
-        request = current_request.get()
-        request_id = request.id if request is not None else None
+        request = request_now()
+        request_id = request.id if request is not None else current_request.get()
         request_label = request.label if request is not None else None
         origin = getattr(coro, "cr_origin", None)
         if origin:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
-from types import MethodType
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from types import MethodType
 from typing import TYPE_CHECKING, Any, Final
 
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions, TaskLink
@@ -41,9 +42,9 @@ Send = Callable[[Message], Any]
 
 _TRACKED_SCOPES: Final = frozenset({"http", "websocket"})
 _MAX_ROUTES: Final = 256
-"""Distinct (method, route) keys kept for latency statistics; the least recently used go first."""
-_MAX_JOBS_PER_REQUEST: Final = 100
-_MAX_BACKGROUND_RAN: Final = 20
+"""Distinct (method, route) keys reported in latency statistics."""
+STATS_WINDOW: Final = 1000
+"""Finished requests the per-route latency statistics are computed over (at least)."""
 _NO_ROUTE: Final = "(no route)"
 
 _perf = time.perf_counter
@@ -61,90 +62,65 @@ def describe_exception(exc: BaseException) -> str:
 class RequestRecord:
     """One request as the middleware sees it. Written on the loop thread only.
 
-    Built once per request, so it does the least it can: containers that most requests never
-    need (worker threads, background jobs) are created on first use.
+    Built for every request, so it does the least it can: what most requests never change has a
+    default on the class, the client address and the uvicorn cycle are read when asked for, and
+    containers (worker threads, background jobs) are created on first use.
     """
 
-    __slots__ = (
-        "id",
-        "method",
-        "path",
-        "scheme",
-        "raw_client",
-        "started_at",
-        "start",
-        "end",
-        "phase",
-        "status",
-        "bytes_sent",
-        "disconnected",
-        "disconnected_at",
-        "response_complete",
-        "task",
-        "task_id",
-        "scope",
-        "cycle",
-        "route",
-        "threads",
-        "jobs",
-        "running_job",
-        "background_ran",
-        "error",
-        "_http",
-        "_receive",
-        "_send",
-    )
+    end: float | None = None
+    phase: RequestPhase = "handler"
+    status: int | None = None
+    bytes_sent: int = 0
+    disconnected: bool = False
+    disconnected_at: float | None = None
+    response_complete: bool = False
+    route: str | None = None
+    raw_client: Any = None
+    threads: set[int] | None = None
+    """Worker threads running this request's sync code right now (thread idents)."""
+    jobs: list[JobRecord] | None = None
+    """Background jobs queued while serving this request (the background probe adds them)."""
+    running_job: JobRecord | None = None
+    background_ran: list[str] | None = None
+    """Function names of the background tasks that ran for this request, in order."""
+    error: str | None = None
+    scheme: str = "http"
 
     def __init__(
-        self, request_id: int, scope: Scope, receive: Receive, send: Send, wall: float
+        self,
+        request_id: int,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        wall: float,
+        task: asyncio.Task[Any] | None,
     ) -> None:
         self.id = request_id
         self.start = _perf()
         self.started_at = wall
+        self.scope: Scope | None = scope
+        self.task = task
+        self.task_id = id(task) if task is not None else None
+        self._receive = receive
+        self._send = send
         if scope["type"] == "http":
             self.method: str = scope.get("method") or "GET"
-            self.scheme = "http"
-            self._http = True
         else:
             self.method = "WS"
             self.scheme = "ws"
-            self._http = False
         self.path: str = scope.get("path") or ""
-        self.raw_client: Any = scope.get("client")
-        self.end: float | None = None
-        self.phase: RequestPhase = "handler"
-        self.status: int | None = None
-        self.bytes_sent = 0
-        self.disconnected = False
-        self.disconnected_at: float | None = None
-        self.response_complete = False
-        task = current_task()
-        self.task: asyncio.Task[Any] | None = task
-        self.task_id: int | None = id(task) if task is not None else None
-        self.scope: Scope | None = scope
-        # uvicorn passes its RequestResponseCycle's bound `receive`: the cycle's `disconnected`
-        # flag shows a client that left even when the app never calls `receive` again.
-        self.cycle: Any = receive.__self__ if type(receive) is MethodType else None
-        self.route: str | None = None
-        self.threads: set[int] | None = None
-        """Worker threads running this request's sync code right now (thread idents)."""
-        self.jobs: list[JobRecord] | None = None
-        """Background jobs queued while serving this request (the background probe adds them)."""
-        self.running_job: JobRecord | None = None
-        self.background_ran: list[str] | None = None
-        """Function names of the background tasks that ran for this request, in order."""
-        self.error: str | None = None
-        self._receive = receive
-        self._send = send
 
     @property
     def label(self) -> str:
-        """"GET /export"."""
+        """ "GET /export"."""
         return f"{self.method} {self.path}"
 
     @property
-    def client(self) -> str | None:
-        return _client_text(self.raw_client)
+    def cycle(self) -> Any:
+        """uvicorn's RequestResponseCycle (its `disconnected` flag shows a client that left even
+        when the app never calls `receive` again), when the server is uvicorn."""
+        receive = self._receive
+        return receive.__self__ if type(receive) is MethodType else None
 
     @property
     def job_ids(self) -> tuple[int, ...]:
@@ -152,7 +128,7 @@ class RequestRecord:
         return tuple(job.id for job in jobs) if jobs else ()
 
     async def receive(self) -> Message:
-        if self.phase == "handler" and self.status is None and self._http:
+        if self.phase == "handler" and self.status is None and self.scheme == "http":
             self.phase = "receiving"
             try:
                 message: Message = await self._receive()
@@ -170,27 +146,18 @@ class RequestRecord:
             self.mark_disconnected()
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # A plain function returning the server's awaitable: no extra coroutine frame per
+        # message. Only the last body chunk needs work after it is sent (`_send_last`).
         kind = message.get("type")
         if kind == "http.response.body":
             body = message.get("body")
             if body:
                 self.bytes_sent += len(body)
-            if message.get("more_body", False):
-                if self.phase != "streaming":
-                    self.phase = "streaming"
-                await self._send(message)
-                return
-            await self._send(message)
-            if self.cycle is not None and not self.disconnected:
-                # The server drops what is sent to a client that left: the response "completed"
-                # for nobody.
-                if getattr(self.cycle, "disconnected", False) is True:
-                    self.mark_disconnected()
-            self.response_complete = True
-            self.phase = "background"
-            return
-        if kind == "http.response.start":
+            if not message.get("more_body", False):
+                return self._send_last(message)
+            self.phase = "streaming"
+        elif kind == "http.response.start":
             self.status = message.get("status")
             self.phase = "sending"
         elif kind == "websocket.send":
@@ -200,9 +167,19 @@ class RequestRecord:
         elif kind == "websocket.accept":
             self.status = 101
         elif kind == "http.response.pathsend":
-            self.response_complete = True
-            self.phase = "background"
+            return self._send_last(message)
+        return self._send(message)  # type: ignore[no-any-return]
+
+    async def _send_last(self, message: Message) -> None:
         await self._send(message)
+        if not self.disconnected:
+            # The server drops what is sent to a client that left: the response "completed"
+            # for nobody.
+            cycle = self.cycle
+            if cycle is not None and getattr(cycle, "disconnected", False) is True:
+                self.mark_disconnected()
+        self.response_complete = True
+        self.phase = "background"
 
     def mark_disconnected(self) -> None:
         if not self.disconnected:
@@ -231,97 +208,90 @@ class RequestRecord:
 
     def to_info(self, now: float) -> RequestInfo:
         """This request as it is now, while in flight."""
+        scope = self.scope
+        threads = self.threads
         return RequestInfo(
             id=self.id,
             method=self.method,
             path=self.path,
             started_at=self.started_at,
             phase=self.phase,
-            route=route_template(self.scope),
-            client=self.client,
+            route=route_template(scope),
+            client=_client_text(scope.get("client") if scope is not None else None),
             duration=max(0.0, now - self.start),
             status=self.status,
             bytes_sent=self.bytes_sent,
             disconnected=self.client_gone(),
             disconnected_at=self.disconnected_at,
             task_id=self.task_id,
-            thread_ids=tuple(sorted(self.threads)) if self.threads else (),
+            thread_ids=tuple(sorted(threads)) if threads else (),
             background_ids=self.job_ids,
             error=self.error,
             scheme=self.scheme,
         )
 
+    def finished(self, duration: float) -> tuple[Any, ...]:
+        """What the history keeps of this request: plain values, no connection objects.
 
-class FinishedRequest:
-    """What is kept of a finished request: plain values only.
-
-    The live record keeps the server's `receive`/`send` (and through them the connection, the
-    scope and the app's per-request objects) for whoever may still call them, so the history
-    holds this copy instead. Converted to a `RequestInfo` on first collect.
-    """
-
-    __slots__ = ("values", "info")
-
-    def __init__(self, record: RequestRecord, duration: float) -> None:
-        self.values = (
-            record.id,
-            record.method,
-            record.path,
-            record.started_at,
-            record.route,
-            record.raw_client,
+        The record itself keeps the server's `receive`/`send` for whoever may still call them,
+        and with them the connection and the scope, so the history holds this copy instead.
+        """
+        return (
+            self.id,
+            self.method,
+            self.path,
+            self.started_at,
+            self.route,
+            self.raw_client,
             duration,
-            record.status,
-            record.bytes_sent,
-            record.disconnected,
-            record.disconnected_at,
-            record.task_id,
-            record.job_ids,
-            record.error,
-            record.scheme,
+            self.status,
+            self.bytes_sent,
+            self.disconnected,
+            self.disconnected_at,
+            self.task_id,
+            self.job_ids,
+            self.error,
+            self.scheme,
         )
-        self.info: RequestInfo | None = None
 
-    def to_info(self) -> RequestInfo:
-        info = self.info
-        if info is None:
-            (
-                request_id,
-                method,
-                path,
-                started_at,
-                route,
-                client,
-                duration,
-                status,
-                bytes_sent,
-                disconnected,
-                disconnected_at,
-                task_id,
-                background_ids,
-                error,
-                scheme,
-            ) = self.values
-            info = self.info = RequestInfo(
-                id=request_id,
-                method=method,
-                path=path,
-                started_at=started_at,
-                phase="done",
-                route=route,
-                client=_client_text(client),
-                duration=duration,
-                status=status,
-                bytes_sent=bytes_sent,
-                disconnected=disconnected,
-                disconnected_at=disconnected_at,
-                task_id=task_id,
-                thread_ids=(),
-                background_ids=background_ids,
-                error=error,
-                scheme=scheme,
-            )
-        return info
+
+def finished_info(values: tuple[Any, ...]) -> RequestInfo:
+    (
+        request_id,
+        method,
+        path,
+        started_at,
+        route,
+        client,
+        duration,
+        status,
+        bytes_sent,
+        disconnected,
+        disconnected_at,
+        task_id,
+        background_ids,
+        error,
+        scheme,
+    ) = values
+    return RequestInfo(
+        id=request_id,
+        method=method,
+        path=path,
+        started_at=started_at,
+        phase="done",
+        route=route,
+        client=_client_text(client),
+        duration=duration,
+        status=status,
+        bytes_sent=bytes_sent,
+        disconnected=disconnected,
+        disconnected_at=disconnected_at,
+        task_id=task_id,
+        thread_ids=(),
+        background_ids=background_ids,
+        error=error,
+        scheme=scheme,
+    )
 
 
 def _client_text(client: Any) -> str | None:
@@ -347,44 +317,29 @@ def route_template(scope: Mapping[str, Any] | None) -> str | None:
     return path
 
 
-class RouteWindows:
-    """Durations of the last `window` finished requests per (method, route), bounded in keys."""
-
-    def __init__(self, window: int) -> None:
-        self._window = max(1, window)
-        self._windows: OrderedDict[tuple[str, str], deque[tuple[float, bool]]] = OrderedDict()
-
-    def add(self, method: str, route: str | None, duration: float, failed: bool) -> None:
-        key = (method, route or _NO_ROUTE)
-        window = self._windows.get(key)
-        if window is None:
-            if len(self._windows) >= _MAX_ROUTES:
-                self._windows.popitem(last=False)
-            window = self._windows[key] = deque(maxlen=self._window)
-        else:
-            self._windows.move_to_end(key)
-        window.append((duration, failed))
-
-    def stats(self) -> tuple[RouteStats, ...]:
-        result = []
-        for (method, route), window in _retrying_items(self._windows):
-            samples = _retrying_tuple(window)
-            if not samples:
-                continue
-            durations = sorted(duration for duration, _ in samples)
-            result.append(
-                RouteStats(
-                    route=route,
-                    method=method,
-                    count=len(durations),
-                    errors=sum(1 for _, failed in samples if failed),
-                    p50=_percentile(durations, 0.50),
-                    p95=_percentile(durations, 0.95),
-                    max=durations[-1],
-                )
+def route_stats(entries: tuple[tuple[Any, ...], ...]) -> tuple[RouteStats, ...]:
+    """Latency per (method, route) over finished-request entries (see `RequestRecord.finished`)."""
+    groups: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+    for entry in entries:
+        method, route, duration, status, error = entry[1], entry[4], entry[6], entry[7], entry[13]
+        failed = error is not None or (status or 0) >= 500
+        groups.setdefault((method, route or _NO_ROUTE), []).append((duration, failed))
+    result = []
+    for (method, route), samples in groups.items():
+        durations = sorted(duration for duration, _ in samples)
+        result.append(
+            RouteStats(
+                route=route,
+                method=method,
+                count=len(durations),
+                errors=sum(1 for _, failed in samples if failed),
+                p50=_percentile(durations, 0.50),
+                p95=_percentile(durations, 0.95),
+                max=durations[-1],
             )
-        result.sort(key=lambda stats: (stats.route, stats.method))
-        return tuple(result)
+        )
+    result.sort(key=lambda stats: (stats.route, stats.method))
+    return tuple(result[:_MAX_ROUTES])
 
 
 def _percentile(ordered: list[float], fraction: float) -> float:
@@ -416,10 +371,15 @@ class RequestTracker:
         self._ids = itertools.count(1)
         self.in_flight: dict[int, RequestRecord] = {}
         self.by_task: dict[int, RequestRecord] = {}
-        self.finished: deque[FinishedRequest] = deque(maxlen=max(1, max_history))
-        self.routes = RouteWindows(max_history)
+        self._recent = max(1, max_history)
+        # One entry per finished request, kept longer than the recent list: the route latency
+        # statistics are computed from it at snapshot time, so finishing a request is one append.
+        self.finished: deque[tuple[Any, ...]] = deque(maxlen=max(STATS_WINDOW, 5 * self._recent))
+        self._infos: dict[int, RequestInfo] = {}
+        """Finished requests already converted, by id (touched by the agent thread only)."""
         self.finish_listeners: list[Callable[[RequestRecord], None]] = []
         self.context: AgentContext | None = None
+        self.tasks: RequestTaskTable | None = None
         # id(exception) -> (type name, request id, label) for exceptions that left the app:
         # uvicorn logs them after the middleware returned, outside the request's context.
         self._escaped: OrderedDict[int, tuple[str, int, str]] = OrderedDict()
@@ -437,30 +397,31 @@ class RequestTracker:
         return None
 
     def begin(self, scope: Scope, receive: Receive, send: Send) -> RequestRecord:
-        record = RequestRecord(next(self._ids), scope, receive, send, self.clock())
+        task = current_task()
+        record = RequestRecord(next(self._ids), scope, receive, send, self.clock(), task)
         self.in_flight[record.id] = record
-        if record.task_id is not None:
-            self.by_task[record.task_id] = record
+        if task is not None:
+            self.by_task[id(task)] = record
         return record
 
     def finish(self, record: RequestRecord) -> None:
         end = record.end = _perf()
-        record.route = route_template(record.scope)
-        record.disconnected = record.client_gone()
+        scope = record.scope
+        record.route = route_template(scope)
+        if scope is not None:
+            record.raw_client = scope.get("client")
+        if not record.response_complete:
+            record.client_gone()  # notes a client that left mid-response
         record.phase = "done"
-        self.in_flight.pop(record.id, None)
-        if record.task_id is not None and self.by_task.get(record.task_id) is record:
-            del self.by_task[record.task_id]
-        # A task created during the request keeps the record (through its context) for as long
-        # as it lives: let go of what is not needed any more.
+        del self.in_flight[record.id]
+        task_id = record.task_id
+        if task_id is not None and self.by_task.get(task_id) is record:
+            del self.by_task[task_id]
+        # A task created during the request keeps the record (in its context) while it lives.
         record.task = None
         record.scope = None
-        record.cycle = None
-        record.threads = None
         duration = end - record.start
-        self.finished.append(FinishedRequest(record, duration))
-        failed = record.error is not None or (record.status is not None and record.status >= 500)
-        self.routes.add(record.method, record.route, duration, failed)
+        self.finished.append(record.finished(duration))
         if record.jobs:
             for listener in self.finish_listeners:
                 try:
@@ -479,16 +440,48 @@ class RequestTracker:
             (record.to_info(now) for record in _retrying_tuple(self.in_flight.values())),
             key=lambda info: info.started_at,
         )
-        recent = [finished.to_info() for finished in _retrying_tuple(self.finished)]
+        entries = _retrying_tuple(self.finished)
+        infos = self._infos
+        recent = []
+        for values in entries[-self._recent :]:
+            info = infos.get(values[0])
+            if info is None:
+                info = finished_info(values)
+            recent.append(info)
+        self._infos = {info.id: info for info in recent}
         return {
             "requests": tuple(in_flight),
             "recent_requests": tuple(recent),
-            "routes": self.routes.stats(),
+            "routes": route_stats(entries),
         }
 
 
 _active_tracker: RequestTracker | None = None
 """Filled by `RequestsProbe.install`; the middleware passes requests through while it is None."""
+
+
+def request_now() -> RequestRecord | None:
+    """The record of the request the running code works for, from any thread, or None.
+
+    In flight, from the tracker; once finished, from the task table when the running task was
+    created while serving it (a fire-and-forget task).
+    """
+    request_id = current_request.get()
+    if request_id is None:
+        return None
+    tracker = _active_tracker
+    if tracker is None:
+        return None
+    record = tracker.in_flight.get(request_id)
+    if record is not None:
+        return record
+    tasks = tracker.tasks
+    task = current_task()
+    if tasks is not None and task is not None:
+        found = tasks.lookup(task)
+        if found is not None and found[0].id == request_id:
+            return found[0]
+    return None
 
 
 class InspectorMiddleware:
@@ -510,7 +503,7 @@ class InspectorMiddleware:
         if (
             tracker is None
             or scope["type"] not in _TRACKED_SCOPES
-            or current_request.get() is not None
+            or current_request.get() is not None  # wrapped twice: the outer one records
         ):
             await self.app(scope, receive, send)
             return
@@ -520,7 +513,7 @@ class InspectorMiddleware:
             tracker.report(f"request middleware: {error!r}")
             await self.app(scope, receive, send)
             return
-        token = current_request.set(record)
+        token = current_request.set(record.id)
         try:
             await self.app(scope, record.receive, record.send)
         except BaseException as exc:
@@ -573,6 +566,7 @@ class RequestsProbe:
         self._config = config
         self.tracker = tracker
         self._tasks = tasks
+        tracker.tasks = tasks
         self._linker = RequestLinker(tracker, tasks)
         self._context: AgentContext | None = None
         self._lookup_patch: _EndpointErrorHook | None = None
@@ -626,7 +620,7 @@ class _EndpointErrorHook:
         self._original = original
 
         def lookup(handlers: Any, exc: Exception) -> Any:
-            record = current_request.get()
+            record = request_now()
             if record is not None:
                 record.note_error(exc)
             return original(handlers, exc)
@@ -635,8 +629,6 @@ class _EndpointErrorHook:
 
     @classmethod
     def install(cls) -> _EndpointErrorHook | None:
-        import sys
-
         module = sys.modules.get("starlette._exception_handler")
         original = getattr(module, "_lookup_exception_handler", None)
         if module is None or not callable(original):

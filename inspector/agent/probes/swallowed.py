@@ -31,6 +31,7 @@ from inspector.agent.frames import frame_at, is_application_frame
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
 from inspector.agent.probes.exceptions import ExceptionLog, exception_info
+from inspector.agent.probes.requests import request_now
 from inspector.model import ExceptionInfo, Frame
 
 TOOL_NAME: Final = "uvicorn-inspector"
@@ -90,7 +91,7 @@ class HandlerSite:
             if resolved is _UNKNOWN:
                 return None
             try:
-                if isinstance(exc, resolved):  # type: ignore[arg-type]
+                if isinstance(exc, resolved):
                     return clause
             except TypeError:
                 return None
@@ -197,8 +198,9 @@ def _handler_line(code: types.CodeType, offset: int) -> int | None:
                     return None
                 found = True
             continue
-        line = instruction.positions.lineno if instruction.positions else None
-        if line is not None:
+        positions = getattr(instruction, "positions", None)  # Python >= 3.11
+        line = getattr(positions, "lineno", None)
+        if isinstance(line, int):
             return line
     return None
 
@@ -213,8 +215,10 @@ class SwallowedExceptionsProbe:
         self._log = log
         self._context: AgentContext | None = None
         self._tool: int | None = None
-        self._application_code: dict[types.CodeType, bool] = {}
-        self._sites: dict[tuple[types.CodeType, int], HandlerSite | None] = {}
+        # Keyed by id(code) with the code object kept beside the answer: equal code objects
+        # from different files compare (and hash) equal, so the objects cannot be the keys.
+        self._application_code: dict[int, tuple[types.CodeType, bool]] = {}
+        self._sites: dict[tuple[int, int], tuple[types.CodeType, HandlerSite | None]] = {}
         self._sources = _SourceIndex()
         self._active = False
 
@@ -256,12 +260,14 @@ class SwallowedExceptionsProbe:
     # --- the callback (any thread) -------------------------------------------------------------
 
     def _on_handled(self, code: types.CodeType, offset: int, exc: BaseException) -> Any:
-        application = self._application_code.get(code)
-        if application is None:
+        known = self._application_code.get(id(code))
+        if known is not None and known[0] is code:
+            application = known[1]
+        else:
             application = is_application_frame(code.co_filename)
             if len(self._application_code) >= _CACHE_LIMIT:
                 self._application_code.clear()
-            self._application_code[code] = application
+            self._application_code[id(code)] = (code, application)
         if not application or not self._active:
             return None
         try:
@@ -272,17 +278,19 @@ class SwallowedExceptionsProbe:
         return None
 
     def _judge(self, code: types.CodeType, offset: int, exc: BaseException) -> None:
-        key = (code, offset)
-        site = self._sites.get(key, _UNKNOWN)
-        if site is _UNKNOWN:
+        key = (id(code), offset)
+        known = self._sites.get(key)
+        if known is not None and known[0] is code:
+            site = known[1]
+        else:
             site = self._site(code, offset)
             if len(self._sites) >= _CACHE_LIMIT:
                 self._sites.clear()
-            self._sites[key] = site  # type: ignore[assignment]
+            self._sites[key] = (code, site)
         if site is None:
             return
         frame = sys._getframe(2)  # the frame handling the exception (callback <- _on_handled)
-        clause = site.matching_clause(exc, frame)  # type: ignore[union-attr]
+        clause = site.matching_clause(exc, frame)
         if clause is None or not clause.swallows:
             return
         if clause.location is None:
@@ -290,8 +298,13 @@ class SwallowedExceptionsProbe:
         info = clause.last_info
         if info is None or info.type != type(exc).__qualname__:
             info = clause.last_info = exception_info(exc)
+        request = request_now()
         self._log.record(
-            "exception-swallowed", info, location=clause.location, request=current_request.get()
+            "exception-swallowed",
+            info,
+            location=clause.location,
+            request=request,
+            request_id=request.id if request is not None else current_request.get(),
         )
 
     def _site(self, code: types.CodeType, offset: int) -> HandlerSite | None:

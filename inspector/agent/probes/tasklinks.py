@@ -19,7 +19,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from inspector.agent.probes import requests as requests_module
 from inspector.agent.probes.current import current_job, current_request
+from inspector.agent.probes.requests import request_now
 
 if TYPE_CHECKING:
     from inspector.agent.probes.background import JobRecord
@@ -78,8 +80,8 @@ class RequestTaskTable:
             task = previous(loop, coro, **kwargs)
         else:
             task = asyncio.Task(coro, loop=loop, **kwargs)
-        if self._active:
-            record = current_request.get()
+        if self._active and current_request.get() is not None:
+            record = request_now()
             if record is not None:
                 self._remember(task, record)
         return task
@@ -111,9 +113,12 @@ class RequestTaskTable:
                 context = get_context()
             except Exception:
                 return None
-            record = context.get(current_request)
-            if record is not None and record.task is not task:
-                return record, context.get(current_job)
+            request_id = context.get(current_request)
+            tracker = requests_module._active_tracker
+            if request_id is not None and tracker is not None:
+                record = tracker.in_flight.get(request_id)
+                if record is not None and record.task is not task:
+                    return record, context.get(current_job)
         return None
 
     def tracked(self) -> Iterator[_TaskRef]:

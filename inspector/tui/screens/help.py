@@ -6,13 +6,16 @@ from typing import ClassVar, Final
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS: Final = (
-    ("1–8", "switch view: Findings, Tasks, Task, Requests, Background, Threads, Stalls, Exceptions"),
+    (
+        "1–8",
+        "switch view: Findings, Tasks, Task, Requests, Background, Threads, Stalls, Exceptions",
+    ),
     ("tab / shift+tab", "move focus; click a tab or a row with the mouse"),
     ("↑ ↓ PgUp PgDn Home End", "move in a list"),
     ("enter", "open: a finding's evidence, a task's detail, a request's task"),
@@ -31,17 +34,12 @@ KEYS: Final = (
 )
 
 
-def help_markup() -> str:
-    width = max(len(key) for key, _ in KEYS)
-    lines = ["[b]uvicorn-inspector[/b] — keys\n"]
-    lines += [f"[b $text-accent]{key:<{width}}[/]  {text}" for key, text in KEYS]
-    lines.append(
-        "\nThe header shows the target, whether the data is live and how old it is, and the "
-        "process's CPU, memory, threads, files, connections and event-loop lag. A red banner "
-        "appears while the event loop is blocked. When the target goes away the last data "
-        "stays on screen and the inspector reconnects when it is back."
-    )
-    return "\n".join(lines)
+ABOUT: Final = (
+    "The header shows the target, whether the data is live and how old it is, and the "
+    "process's CPU, memory, threads, files, connections and event-loop lag. A red banner "
+    "appears while the event loop is blocked. When the target goes away the last data "
+    "stays on screen and the inspector reconnects when it is back."
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -51,7 +49,14 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-dialog"):
-            yield Static(Content.from_markup(help_markup()))
+            yield Static(
+                Content.from_markup("[b]uvicorn-inspector[/b] — keys"), classes="help-title"
+            )
+            for key, text in KEYS:
+                with Horizontal(classes="help-row"):
+                    yield Static(key, classes="help-key")
+                    yield Static(text, classes="help-text")
+            yield Static(ABOUT, classes="help-about")
 
     async def action_dismiss(self, result: object = None) -> None:
         self.dismiss(None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -16,8 +18,15 @@ from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 from inspector.tui.widgets.stack_text import exception_markup
 
-STATE_TONES = {"failed": "error", "dropped": "error", "skipped": "warning", "cancelled": "warning",
-               "running": "accent", "queued": "muted", "done": "success"}
+STATE_TONES = {
+    "failed": "error",
+    "dropped": "error",
+    "skipped": "warning",
+    "cancelled": "warning",
+    "running": "accent",
+    "queued": "muted",
+    "done": "success",
+}
 COLUMNS = (
     Column("request", "Request", 20),
     Column("function", "Function", 18, flex=True),
@@ -42,21 +51,28 @@ def request_text(job: BackgroundJob, snapshot: Snapshot) -> str:
 def job_row(job: BackgroundJob, snapshot: Snapshot) -> Row:
     took = job.finished_at - job.started_at if job.finished_at and job.started_at else None
     tone = STATE_TONES.get(job.state)
-    return (
-        request_text(job, snapshot),
-        job.function,
-        (job.state, tone) if tone else job.state,  # type: ignore[dict-item]
-        formatting.age(snapshot.taken_at - job.queued_at),
-        formatting.duration(took) if took is not None else "—",
-        formatting.location(job.call_site),
+    return cast(
+        Row,
+        (
+            request_text(job, snapshot),
+            job.function,
+            (job.state, tone) if tone else job.state,
+            formatting.age(snapshot.taken_at - job.queued_at),
+            formatting.duration(took) if took is not None else "—",
+            formatting.location(job.call_site),
+        ),
     )
 
 
 def job_markup(job: BackgroundJob, snapshot: Snapshot) -> str:
     tone = {"error": "$text-error", "warning": "$text-warning", "success": "$text-success"}.get(
-        STATE_TONES.get(job.state, ""), "$foreground")
-    lines = [f"[b]{escape(job.function)}[/b] [{tone}]{job.state}[/] · {escape(request_text(job, snapshot))}"
-             + (f" · ran in {job.dispatch}" if job.dispatch else "")]
+        STATE_TONES.get(job.state, ""), "$foreground"
+    )
+    lines = [
+        f"[b]{escape(job.function)}[/b] [{tone}]{job.state}[/] · "
+        f"{escape(request_text(job, snapshot))}"
+        + (f" · ran in {job.dispatch}" if job.dispatch else "")
+    ]
     if job.call_site is not None:
         code = f"  [dim]{escape(job.call_site.code)}[/dim]" if job.call_site.code else ""
         lines.append(f"[b]Added at[/b] {escape(formatting.location(job.call_site))}{code}")
@@ -95,7 +111,11 @@ class BackgroundView(View):
 
     def update_view(self, observation: Observation) -> None:
         snapshot = observation.snapshot
-        troubled = {j.request_id for j in observation.events.background if j.state in ("failed", "dropped", "skipped")}
+        troubled = {
+            j.request_id
+            for j in observation.events.background
+            if j.state in ("failed", "dropped", "skipped")
+        }
         jobs = sorted(
             observation.events.background,
             key=lambda j: (j.request_id not in troubled, -(j.request_id or 0), j.queued_at),

@@ -29,7 +29,7 @@ class View(Vertical):
     missing_text: ClassVar[str] = ""
     """What the view would show, for the "needs the agent" notice."""
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.observation: Observation | None = None
         self.stale = True

@@ -50,14 +50,18 @@ def event_row(event: ExceptionEvent, now: float) -> Row:
 
 
 def event_markup(event: ExceptionEvent) -> str:
-    lines = [f"[b]{KIND_TEXT.get(event.kind, event.kind)}[/b]"
-             + (f" · {escape(event.request_label)}" if event.request_label else "")
-             + (f" · {escape(event.task_name)}" if event.task_name else "")
-             + (f" · seen {event.count} times" if event.count > 1 else "")]
+    lines = [
+        f"[b]{KIND_TEXT.get(event.kind, event.kind)}[/b]"
+        + (f" · {escape(event.request_label)}" if event.request_label else "")
+        + (f" · {escape(event.task_name)}" if event.task_name else "")
+        + (f" · seen {event.count} times" if event.count > 1 else "")
+    ]
     if event.location is not None:
         code = f"  [dim]{escape(event.location.code)}[/dim]" if event.location.code else ""
-        lines.append(f"[b]At[/b] {escape(formatting.location(event.location))} in "
-                     f"{escape(event.location.function)}{code}")
+        lines.append(
+            f"[b]At[/b] {escape(formatting.location(event.location))} in "
+            f"{escape(event.location.function)}{code}"
+        )
     lines.append(exception_markup(event.error))
     return "\n".join(lines)
 

@@ -28,7 +28,9 @@ SEVERITY_MARK = {"critical": "●", "warning": "▲", "info": "ℹ"}
 def finding_key(finding: Finding) -> str:
     """Stable across updates while the title's numbers change ("blocked 2.3 s" → "2.5 s")."""
     where = formatting.full_location(finding.location) if finding.location else ""
-    return f"{finding.kind}|{where}|{finding.request or ''}|{','.join(map(str, finding.task_ids[:4]))}"
+    return (
+        f"{finding.kind}|{where}|{finding.request or ''}|{','.join(map(str, finding.task_ids[:4]))}"
+    )
 
 
 def request_id_for(finding: Finding, snapshot: Snapshot) -> int | None:
@@ -39,7 +41,10 @@ def request_id_for(finding: Finding, snapshot: Snapshot) -> int | None:
             return task.request_id
     if finding.request:
         for request in (*snapshot.requests, *reversed(snapshot.recent_requests)):
-            if finding.request in (formatting.request_label(request), f"{request.method} {request.path}"):
+            if finding.request in (
+                formatting.request_label(request),
+                f"{request.method} {request.path}",
+            ):
                 return request.id
     return None
 
@@ -52,7 +57,9 @@ def mark_markup(finding: Finding, expanded: bool) -> str:
 
 def title_markup(finding: Finding) -> str:
     count = f" [dim]×{finding.count}[/dim]" if finding.count > 1 else ""
-    where = f"  [dim]{escape(formatting.location(finding.location))}[/dim]" if finding.location else ""
+    where = (
+        f"  [dim]{escape(formatting.location(finding.location))}[/dim]" if finding.location else ""
+    )
     return f"[b]{escape(finding.title)}[/b]{count}{where}"
 
 
@@ -67,9 +74,13 @@ def evidence_markup(finding: Finding, snapshot: Snapshot | None) -> str:
     if finding.location is not None:
         frame = finding.location
         code = f"  [dim]{escape(frame.code)}[/dim]" if frame.code else ""
-        lines.append(f"[b]At:[/b] {escape(formatting.location(frame))} in {escape(frame.function)}{code}")
+        lines.append(
+            f"[b]At:[/b] {escape(formatting.location(frame))} in {escape(frame.function)}{code}"
+        )
     for frame in finding.related[:6]:
-        lines.append(f"[dim]Also:[/dim] {escape(formatting.location(frame))} in {escape(frame.function)}")
+        lines.append(
+            f"[dim]Also:[/dim] {escape(formatting.location(frame))} in {escape(frame.function)}"
+        )
     links = []
     if finding.task_ids:
         shown = ", ".join(task_link(task_id, snapshot) for task_id in finding.task_ids[:6])
@@ -79,7 +90,8 @@ def evidence_markup(finding: Finding, snapshot: Snapshot | None) -> str:
     if finding.request:
         label = escape(finding.request)
         links.append(
-            f"[b]Request:[/b] [@click=app.open_request({request_id})]{label}[/]" if request_id is not None
+            f"[b]Request:[/b] [@click=app.open_request({request_id})]{label}[/]"
+            if request_id is not None
             else f"[b]Request:[/b] {label}"
         )
     if finding.worker is not None:
@@ -124,7 +136,9 @@ class FindingItem(Vertical, can_focus=True):
         self.query_one(".finding-mark", Static).update(
             Content.from_markup(mark_markup(self.finding, self.expanded))
         )
-        self.query_one(".finding-title", Static).update(Content.from_markup(title_markup(self.finding)))
+        self.query_one(".finding-title", Static).update(
+            Content.from_markup(title_markup(self.finding))
+        )
         if self.expanded:
             self.query_one(".finding-evidence", Static).update(
                 Content.from_markup(evidence_markup(self.finding, self.snapshot))
@@ -155,7 +169,7 @@ class FindingsView(View):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("down,j", "move(1)", "Next", show=False),
         Binding("up,k", "move(-1)", "Previous", show=False),
-        Binding("enter,space", "toggle", "Expand"),
+        Binding("enter,space", "toggle_finding", "Expand"),
         Binding("t", "open_task", "Task"),
         Binding("r", "open_request", "Request"),
     ]
@@ -178,20 +192,25 @@ class FindingsView(View):
         snapshot = observation.snapshot
         empty = self.query_one("#findings-empty", Static)
         if not findings:
-            empty.update(Content.from_markup(
-                "[$text-success]✓ Nothing wrong found in the latest snapshot.[/]\n\n"
-                "[dim]Stalls, requests, tasks and exceptions are in the other views (2–8).[/dim]"
-            ))
+            empty.update(
+                Content.from_markup(
+                    "[$text-success]✓ Nothing wrong found in the latest snapshot.[/]\n\n"
+                    "[dim]Stalls, requests, tasks and exceptions are in the other views "
+                    "(2–8).[/dim]"
+                )
+            )
         empty.display = not findings
         keyed = [(finding_key(finding), finding) for finding in findings]
         items = self.items
         if [item.key for item in items] == [key for key, _ in keyed]:
-            for item, (_key, finding) in zip(items, keyed):
+            for item, (_key, finding) in zip(items, keyed, strict=False):
                 item.set_finding(finding, snapshot)
             return
         self._rebuild(keyed, snapshot, items)
 
-    def _rebuild(self, keyed: list[tuple[str, Finding]], snapshot: Snapshot, items: list[FindingItem]) -> None:
+    def _rebuild(
+        self, keyed: list[tuple[str, Finding]], snapshot: Snapshot, items: list[FindingItem]
+    ) -> None:
         """Findings came or went: rebuild the list, keeping expansion and focus by key."""
         expanded = {item.key for item in items if item.expanded}
         focused = next((item.key for item in items if item.has_focus), None)
@@ -205,6 +224,8 @@ class FindingsView(View):
                 fresh.append(item)
             container.mount_all(fresh)
         target = next((item for item in fresh if item.key == focused), None)
+        if target is None and not items and self.inspector.views.active == "findings":
+            target = fresh[0] if fresh else None  # the first findings: put the cursor on the worst
         if target is not None:
             self.call_after_refresh(target.focus)
 
@@ -221,7 +242,7 @@ class FindingsView(View):
         target.focus()
         target.scroll_visible()
 
-    def action_toggle(self) -> None:
+    def action_toggle_finding(self) -> None:
         item = self._focused()
         if item is not None:
             item.expanded = not item.expanded
@@ -240,7 +261,9 @@ class FindingsView(View):
         if request_id is not None:
             self.post_message(OpenRequest(request_id))
         else:
-            self.app.notify("This finding names no request that is still known.", severity="warning")
+            self.app.notify(
+                "This finding names no request that is still known.", severity="warning"
+            )
 
     def current_location(self) -> Frame | None:
         item = self._focused()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -43,37 +43,60 @@ ROUTE_COLUMNS = (
 
 def in_flight_row(request: RequestInfo, stuck_after: float, task_names: dict[int, str]) -> Row:
     age = request.duration or 0.0
-    age_cell = (formatting.age(age), "error" if age >= stuck_after * 4 else "warning") if age >= stuck_after else formatting.age(age)
+    age_cell = (
+        (formatting.age(age), "error" if age >= stuck_after * 4 else "warning")
+        if age >= stuck_after
+        else formatting.age(age)
+    )
     phase = ("disconnected", "warning") if request.disconnected else request.phase
-    return (
-        f"{request.method} {request.path}",
-        phase,  # type: ignore[dict-item]
-        age_cell,
-        task_names.get(request.task_id, f"#{request.task_id}") if request.task_id is not None else "—",
-        ", ".join(str(t) for t in request.thread_ids) or "—",
-        request.client or "",
+    return cast(
+        Row,
+        (
+            f"{request.method} {request.path}",
+            phase,
+            age_cell,
+            task_names.get(request.task_id, f"#{request.task_id}")
+            if request.task_id is not None
+            else "—",
+            ", ".join(str(t) for t in request.thread_ids) or "—",
+            request.client or "",
+        ),
     )
 
 
 def recent_row(request: RequestInfo) -> Row:
     status = str(request.status) if request.status is not None else "—"
-    tone = "error" if (request.status or 0) >= 500 or request.error else "warning" if (request.status or 0) >= 400 else None
-    return (
-        f"{request.method} {request.path}",
-        (status, tone) if tone else status,  # type: ignore[dict-item]
-        formatting.duration(request.duration),
-        (request.error or "", "error") if request.error else "",
+    tone = (
+        "error"
+        if (request.status or 0) >= 500 or request.error
+        else "warning"
+        if (request.status or 0) >= 400
+        else None
+    )
+    return cast(
+        Row,
+        (
+            f"{request.method} {request.path}",
+            (status, tone) if tone else status,
+            formatting.duration(request.duration),
+            (request.error or "", "error") if request.error else "",
+        ),
     )
 
 
 def route_row(route: RouteStats) -> Row:
-    return (
-        f"{route.method} {route.route}",
-        str(route.count),
-        (str(route.errors), "error") if route.errors else "0",
-        formatting.duration(route.p50),
-        (formatting.duration(route.p95), "warning") if route.p95 >= 1.0 else formatting.duration(route.p95),
-        formatting.duration(route.max),
+    return cast(
+        Row,
+        (
+            f"{route.method} {route.route}",
+            str(route.count),
+            (str(route.errors), "error") if route.errors else "0",
+            formatting.duration(route.p50),
+            (formatting.duration(route.p95), "warning")
+            if route.p95 >= 1.0
+            else formatting.duration(route.p95),
+            formatting.duration(route.max),
+        ),
     )
 
 
@@ -117,7 +140,8 @@ class RequestsView(View):
             (str(r.id), recent_row(r)) for r in reversed(snapshot.recent_requests)
         )
         self.query_one("#routes", LiveTable).sync(
-            (f"{r.method} {r.route}", route_row(r)) for r in sorted(snapshot.routes, key=lambda r: -r.p95)
+            (f"{r.method} {r.route}", route_row(r))
+            for r in sorted(snapshot.routes, key=lambda r: -r.p95)
         )
         self.query_one("#requests-title", Static).update(
             f"In flight ({len(snapshot.requests)}), oldest first · Enter: its task · h: its thread"
@@ -131,7 +155,11 @@ class RequestsView(View):
     def _selected(self) -> RequestInfo | None:
         if self.observation is None:
             return None
-        table = self.in_flight if self.in_flight.has_focus or not self.query_one("#recent", LiveTable).has_focus else self.query_one("#recent", LiveTable)
+        table = (
+            self.in_flight
+            if self.in_flight.has_focus or not self.query_one("#recent", LiveTable).has_focus
+            else self.query_one("#recent", LiveTable)
+        )
         key = table.cursor_key
         return self.observation.snapshot.request(int(key)) if key is not None else None
 
@@ -144,7 +172,11 @@ class RequestsView(View):
         request = self._selected()
         if request is None:
             return
-        if request.task_id is not None and self.observation and self.observation.task(request.task_id):
+        if (
+            request.task_id is not None
+            and self.observation
+            and self.observation.task(request.task_id)
+        ):
             self.post_message(OpenTask(request.task_id))
         elif request.thread_ids:
             self.post_message(OpenThread(request.thread_ids[0]))

@@ -11,7 +11,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from inspector.model import Frame, Stall, StackSample
+from inspector.model import Frame, StackSample, Stall
 from inspector.tui import formatting
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
@@ -52,7 +52,9 @@ def stall_row(stall: Stall, now: float, longest: float) -> Row:
     )
 
 
-def group_samples(samples: tuple[StackSample, ...]) -> list[tuple[float, float, int, tuple[Frame, ...]]]:
+def group_samples(
+    samples: tuple[StackSample, ...],
+) -> list[tuple[float, float, int, tuple[Frame, ...]]]:
     """Consecutive samples with the same stack, as (first offset, last offset, count, frames)."""
     groups: list[tuple[float, float, int, tuple[Frame, ...]]] = []
     for sample in samples:
@@ -66,15 +68,21 @@ def group_samples(samples: tuple[StackSample, ...]) -> list[tuple[float, float, 
 
 def stall_markup(stall: Stall) -> str:
     state = "[b $text-error]blocked now[/]" if stall.ongoing else "ended"
-    lines = [f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
-             + (f" · serving {escape(stall.request_label)}" if stall.request_label else "")
-             + (f" · background {escape(stall.background_label)}" if stall.background_label else "")
-             + (f" · task {escape(stall.task_name)}" if stall.task_name else "")]
+    lines = [
+        f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
+        + (f" · serving {escape(stall.request_label)}" if stall.request_label else "")
+        + (f" · background {escape(stall.background_label)}" if stall.background_label else "")
+        + (f" · task {escape(stall.task_name)}" if stall.task_name else "")
+    ]
     if not stall.samples:
-        lines.append("[dim]No stack was sampled (the stall was shorter than the sampling interval).[/dim]")
+        lines.append(
+            "[dim]No stack was sampled (the stall was shorter than the sampling interval).[/dim]"
+        )
     for first, last, count, frames in group_samples(stall.samples):
         span = f"{first:.2f} s" if count == 1 else f"{first:.2f}–{last:.2f} s"
-        lines.append(f"[b]Sampled at {span}[/b] [dim]({count} sample{'s' if count > 1 else ''})[/dim]")
+        lines.append(
+            f"[b]Sampled at {span}[/b] [dim]({count} sample{'s' if count > 1 else ''})[/dim]"
+        )
         lines.append(stack_markup(frames))
     return "\n".join(lines)
 
@@ -104,7 +112,8 @@ class StallTimeline(Widget):
             if tones[column] != "$text-error":
                 tones[column] = "$text-error" if severe else "$text-warning"
         line = "".join(
-            f"[{tone}]{cell}[/]" if tone else f"[dim]{cell}[/dim]" for cell, tone in zip(cells, tones)
+            f"[{tone}]{cell}[/]" if tone else f"[dim]{cell}[/dim]"
+            for cell, tone in zip(cells, tones, strict=False)
         )
         left = f"{formatting.duration(span)} ago"
         axis = left + " " * max(1, width - len(left) - 3) + "now"
@@ -120,7 +129,9 @@ class StallsView(View):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="stalls-title", classes="section-title")
         yield StallTimeline(id="stall-timeline")
-        yield LiveTable(COLUMNS, id="stalls-table", empty_text="The loop has not stalled since attaching.")
+        yield LiveTable(
+            COLUMNS, id="stalls-table", empty_text="The loop has not stalled since attaching."
+        )
         with VerticalScroll(classes="detail"):
             yield Static("", id="stall-detail")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual import on
-from textual.binding import Binding, BindingType
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.markup import escape
@@ -43,14 +43,18 @@ def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> str:
         f"age {formatting.duration(task.age)}  [dim]{esc(task.coro)}[/dim]"
     ]
     if gone:
-        lines.append("[$text-warning]This task is gone from the target (it finished or was "
-                     "cancelled); showing the last data seen.[/]")
+        lines.append(
+            "[$text-warning]This task is gone from the target (it finished or was "
+            "cancelled); showing the last data seen.[/]"
+        )
     if task.request_id is not None:
         request = snapshot.request(task.request_id)
         label = f"{request.method} {request.path}" if request else f"request {task.request_id}"
         if request is not None and request.route and request.route != request.path:
             label += f" ({request.route})"
-        lines.append(f"[b]Serving[/b]    [@click=app.open_request({task.request_id})]{esc(label)}[/]")
+        lines.append(
+            f"[b]Serving[/b]    [@click=app.open_request({task.request_id})]{esc(label)}[/]"
+        )
     wait = task.waiting_on
     if wait is not None:
         parts = [esc(wait.description or wait.kind)]
@@ -86,15 +90,17 @@ def frame_rows(frames: tuple[Frame, ...]) -> list[tuple[str, Row]]:
     for index, frame in enumerate(frames):
         application = formatting.is_application_frame(frame)
         where = formatting.location(frame)
-        rows.append((
-            str(index),
+        rows.append(
             (
-                str(index + 1),
-                (where, "bold") if application else (where, "muted"),
-                (frame.function, "bold") if application else (frame.function, "muted"),
-                (frame.code or "", "accent") if application else (frame.code or "", "muted"),
-            ),
-        ))
+                str(index),
+                (
+                    str(index + 1),
+                    (where, "bold") if application else (where, "muted"),
+                    (frame.function, "bold") if application else (frame.function, "muted"),
+                    (frame.code or "", "accent") if application else (frame.code or "", "muted"),
+                ),
+            )
+        )
     return rows
 
 
@@ -105,7 +111,7 @@ class TaskDetailView(View):
     requires = ("tasks",)
     missing_text = "Tasks"
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.task_id: int | None = None
         self._last_seen: TaskInfo | None = None

@@ -50,13 +50,15 @@ class TasksView(View):
     requires = ("tasks",)
     missing_text = "Tasks"
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.query_state = TaskQuery()
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
-            yield Input(placeholder="filter: name, coroutine, file, wait, request  (/)", id="task-filter")
+            yield Input(
+                placeholder="filter: name, coroutine, file, wait, request  (/)", id="task-filter"
+            )
             yield Static("", id="task-summary", classes="summary")
         yield LiveTable(TASK_COLUMNS, id="task-table", empty_text="No tasks match.")
 
@@ -142,8 +144,14 @@ class TasksView(View):
 
     @on(LiveTable.HeaderClicked, "#task-table")
     def sort_by_column(self, event: LiveTable.HeaderClicked) -> None:
-        sort: SortKey | None = {"name": "name", "coro": "name", "state": "state", "states": "state",
-                                "age": "age", "count": "state"}.get(event.column)  # type: ignore[assignment]
+        sort: SortKey | None = {
+            "name": "name",
+            "coro": "name",
+            "state": "state",
+            "states": "state",
+            "age": "age",
+            "count": "state",
+        }.get(event.column)  # type: ignore[assignment]
         if sort is not None:
             reverse = not self.query_state.reverse if sort == self.query_state.sort else False
             self._requery(sort=sort, reverse=reverse)
@@ -171,7 +179,9 @@ class TasksView(View):
         task = self.observation.task(task_id)
         if task is None:
             return None
-        return formatting.innermost_application_frame(task.stack) or (task.stack[-1] if task.stack else None)
+        return formatting.innermost_application_frame(task.stack) or (
+            task.stack[-1] if task.stack else None
+        )
 
     def cells(self, key: str) -> tuple[Cell, ...] | None:
         return self.table.get_row(key)

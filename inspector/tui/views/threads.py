@@ -18,11 +18,11 @@ from inspector.tui.widgets.live_table import Column, LiveTable, Row
 from inspector.tui.widgets.stack_text import stack_markup
 
 THREAD_COLUMNS = (
-    Column("name", "Thread", 20, flex=True),
-    Column("pool", "Pool", 8),
+    Column("name", "Thread", 20),
+    Column("pool", "Pool", 6),
     Column("busy", "Busy", 5),
-    Column("request", "Request", 18),
-    Column("where", "Where", 22, min_width=100),
+    Column("request", "Request", 22),
+    Column("where", "Where", 22, flex=True, min_width=100),
 )
 BORROWER_COLUMNS = (
     Column("task", "Task", 12),
@@ -48,7 +48,9 @@ def gauge_markup(pool: ThreadpoolState, width: int) -> str:
 
 
 def thread_row(thread: ThreadInfo, snapshot: Snapshot) -> Row:
-    frame = formatting.innermost_application_frame(thread.stack) or (thread.stack[-1] if thread.stack else None)
+    frame = formatting.innermost_application_frame(thread.stack) or (
+        thread.stack[-1] if thread.stack else None
+    )
     request = snapshot.request(thread.request_id) if thread.request_id is not None else None
     return (
         thread.name,
@@ -70,7 +72,9 @@ class ThreadsView(View):
         with Horizontal(id="threads-tables"):
             with Vertical(id="threads-left"):
                 yield Static("Threads: the loop, then busy workers", classes="section-title")
-                yield LiveTable(THREAD_COLUMNS, id="threads-table", empty_text="No thread reported.")
+                yield LiveTable(
+                    THREAD_COLUMNS, id="threads-table", empty_text="No thread reported."
+                )
             with Vertical(id="threads-right"):
                 yield Static("Holding a threadpool token", classes="section-title")
                 yield LiveTable(BORROWER_COLUMNS, id="borrowers-table", empty_text="Nobody.")
@@ -92,19 +96,28 @@ class ThreadsView(View):
         else:
             gauge.update("Threadpool: not reported.")
         pool_order = {"loop": 0, "anyio": 1, "executor": 2, "other": 3, "agent": 4}
-        threads = sorted(snapshot.threads, key=lambda t: (pool_order.get(t.pool, 5), not t.busy, t.name, t.id))
+        threads = sorted(
+            snapshot.threads, key=lambda t: (pool_order.get(t.pool, 5), not t.busy, t.name, t.id)
+        )
         self.table.sync((str(t.id), thread_row(t, snapshot)) for t in threads)
         borrowers = snapshot.threadpool.borrowers if snapshot.threadpool else ()
         rows = []
         for borrower in sorted(borrowers, key=lambda b: b.since or 0):
             task = observation.task(borrower.task_id)
-            request = snapshot.request(borrower.request_id) if borrower.request_id is not None else None
+            request = (
+                snapshot.request(borrower.request_id) if borrower.request_id is not None else None
+            )
             held = snapshot.taken_at - borrower.since if borrower.since is not None else None
-            rows.append((str(borrower.task_id), (
-                task.name if task else f"#{borrower.task_id}",
-                formatting.request_label(request),
-                formatting.age(held),
-            )))
+            rows.append(
+                (
+                    str(borrower.task_id),
+                    (
+                        task.name if task else f"#{borrower.task_id}",
+                        formatting.request_label(request),
+                        formatting.age(held),
+                    ),
+                )
+            )
         self.query_one("#borrowers-table", LiveTable).sync(rows)
         self._show_stack()
 

@@ -11,7 +11,7 @@ from inspector.tui import formatting
 
 
 def stall_sentence(snapshot: Snapshot, extra: float = 0.0) -> str | None:
-    """"Loop blocked 2.3 s at app.py:57 in time.sleep, serving GET /export", or None."""
+    """ "Loop blocked 2.3 s at app.py:57 in time.sleep, serving GET /export", or None."""
     stall = snapshot.ongoing_stall
     if stall is None:
         return None
@@ -35,7 +35,7 @@ def stall_sentence(snapshot: Snapshot, extra: float = 0.0) -> str | None:
 def relative_location(file: str, line: int, cwd: str | None) -> str:
     """app.py:57 when the file lies under the target's working directory."""
     if cwd and file.startswith(cwd.rstrip("/") + "/"):
-        return f"{file[len(cwd.rstrip('/')) + 1:]}:{line}"
+        return f"{file[len(cwd.rstrip('/')) + 1 :]}:{line}"
     return f"{formatting.short_path(file)}:{line}"
 
 
@@ -52,10 +52,22 @@ class StallBanner(Static):
 class ConnectionBanner(Static):
     """Shown while disconnected: the data on screen is the last seen."""
 
-    def show_state(self, reason: str | None, retry_in: float | None, data_age: float | None) -> None:
+    def show_state(
+        self, reason: str | None, retry_in: float | None, data_age: float | None
+    ) -> None:
         self.display = reason is not None
         if reason is None:
             return
-        retry = f" Reconnecting every {formatting.duration(retry_in)}…" if retry_in is not None else ""
-        age = f" Showing the last data, {formatting.duration(data_age)} old." if data_age is not None else ""
-        self.update(Content.from_markup(f"[b]Disconnected:[/b] {escape(reason)}.{escape(age)}{escape(retry)}"))
+        retry = (
+            f" Reconnecting every {formatting.duration(retry_in)}…" if retry_in is not None else ""
+        )
+        age = (
+            f" Showing the last data, {formatting.duration(data_age)} old."
+            if data_age is not None
+            else ""
+        )
+        self.update(
+            Content.from_markup(
+                f"[b]Disconnected:[/b] {escape(reason)}.{escape(age)}{escape(retry)}"
+            )
+        )

@@ -34,6 +34,13 @@ def command_line(process: ProcessInfo) -> str:
     return shlex.join(argv) if argv else (process.app or "")
 
 
+def python_version(python: str) -> str:
+    """ "Python 3.11.9" whether the agent sent "3.11.9" or "CPython 3.11.9"."""
+    if not python:
+        return "Python ?"
+    return python if python[0].isalpha() else f"Python {python}"
+
+
 class TargetHeader(Vertical):
     """Three lines: who, what runs, how it is doing."""
 
@@ -62,7 +69,9 @@ class TargetHeader(Vertical):
         badge = STATE_MARKUP[state]
         if snapshot is None:
             self.query_one("#target-line", Static).update(
-                Content.from_markup(f"{badge}  [b]{escape(address)}[/b]  [dim]waiting for the first snapshot[/dim]")
+                Content.from_markup(
+                    f"{badge}  [b]{escape(address)}[/b]  [dim]waiting for the first snapshot[/dim]"
+                )
             )
             self.query_one("#target-info", Static).update("")
             return
@@ -73,14 +82,20 @@ class TargetHeader(Vertical):
             age = f"data {formatting.duration(data_age)} old" if data_age is not None else ""
         every = f" · every {formatting.duration(interval)}" if state == "live" else ""
         worker = f" · worker {process.worker}" if process.worker is not None else ""
-        self.query_one("#target-line", Static).update(Content.from_markup(
-            f"{badge} [b]pid {process.pid}[/b]{worker} · [dim]{escape(age)}{every}[/dim] · "
-            f"{escape(command_line(process))}"
-        ))
+        self.query_one("#target-line", Static).update(
+            Content.from_markup(
+                f"{badge} [b]pid {process.pid}[/b]{worker} · [dim]{escape(age)}{every}[/dim] · "
+                f"{escape(command_line(process))}"
+            )
+        )
         loop = snapshot.loop.implementation if snapshot.loop else (process.loop or "?")
-        uptime = formatting.duration(snapshot.taken_at - process.started_at) if process.started_at else "—"
+        uptime = (
+            formatting.duration(snapshot.taken_at - process.started_at)
+            if process.started_at
+            else "—"
+        )
         parts = [
-            f"Python {process.python or '?'}",
+            python_version(process.python),
             f"uvicorn {process.uvicorn or '?'}",
             f"loop {loop}",
             f"up {uptime}",
@@ -100,7 +115,9 @@ class TargetHeader(Vertical):
         label.update(Content.from_markup(f"lag [{tone}]{formatting.duration(loop.lag)}[/]"))
         self.query_one("#lag-spark", Sparkline).data = [lag for _at, lag in loop.lag_series[-60:]]
 
-    def show_vitals(self, vitals: Vitals | None, cpu: Sequence[float], rss: Sequence[float], reason: str) -> None:
+    def show_vitals(
+        self, vitals: Vitals | None, cpu: Sequence[float], rss: Sequence[float], reason: str
+    ) -> None:
         if vitals is None:
             self.query_one("#cpu-label", Static).update(f"vitals: {reason}")
             self.query_one("#rss-label", Static).update("")

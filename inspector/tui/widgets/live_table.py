@@ -81,7 +81,10 @@ class LiveTable(ScrollView, can_focus=True):
         background: $surface;
     }
     LiveTable > .live-table--header { text-style: bold; color: $text-muted; background: $panel; }
-    LiveTable > .live-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+    LiveTable > .live-table--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+    }
     LiveTable > .live-table--cursor-blurred { background: $block-cursor-blurred-background; }
     LiveTable > .live-table--error { color: $text-error; }
     LiveTable > .live-table--warning { color: $text-warning; }
@@ -146,7 +149,7 @@ class LiveTable(ScrollView, can_focus=True):
         *,
         empty_text: str = "",
         name: str | None = None,
-        id: str | None = None,
+        id: str | None = None,  # noqa: A002 - Textual's own name
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -301,7 +304,7 @@ class LiveTable(ScrollView, can_focus=True):
         if key is not None:
             self.post_message(self.Selected(self, key))
 
-    def _on_click(self, event: events.Click) -> None:
+    async def _on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return
@@ -340,7 +343,7 @@ class LiveTable(ScrollView, can_focus=True):
             if column.flex:  # grows into spare room, shrinks (to 8) when there is none
                 widths[position] = max(min(8, column.width), column.width + width - used)
                 break
-        return [(index, column, w) for (index, column), w in zip(visible, widths)]
+        return [(index, column, w) for (index, column), w in zip(visible, widths, strict=False)]
 
     def _column_at(self, x: int) -> str | None:
         position = 1
@@ -368,7 +371,9 @@ class LiveTable(ScrollView, can_focus=True):
         cells = self._rows[key]
         if index == self.cursor_row:
             name = "live-table--cursor" if self.has_focus else "live-table--cursor-blurred"
-            return self._render_cells(cells, width, base, overlay=self.get_component_rich_style(name))
+            return self._render_cells(
+                cells, width, base, overlay=self.get_component_rich_style(name)
+            )
         cached = self._strips.get((key, width))
         if cached is not None and cached[0] is cells:
             return cached[1]

@@ -29,7 +29,9 @@ def stack_markup(frames: tuple[Frame, ...], *, collapse_library: bool = True) ->
             lines.append(f"  [dim]{where} in {function}[/dim]")
         if frame.code:
             code = escape(frame.code)
-            lines.append(f"      [$text-accent]{code}[/]" if application else f"      [dim]{code}[/dim]")
+            lines.append(
+                f"      [$text-accent]{code}[/]" if application else f"      [dim]{code}[/dim]"
+            )
     if hidden:
         lines.append(f"  [dim]… {hidden} library frame{'s' if hidden > 1 else ''}[/dim]")
     return "\n".join(lines) if lines else "  [dim](no frames)[/dim]"
@@ -39,4 +41,9 @@ def exception_markup(error: ExceptionInfo) -> str:
     head = f"[b $text-error]{escape(error.type)}[/]: {escape(error.message)}"
     if not error.traceback:
         return head + "\n  [dim](no traceback)[/dim]"
-    return "Traceback (most recent call last):\n" + stack_markup(error.traceback, collapse_library=False) + "\n" + head
+    return (
+        "Traceback (most recent call last):\n"
+        + stack_markup(error.traceback, collapse_library=False)
+        + "\n"
+        + head
+    )
