@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from inspector import protocol
+from inspector.client.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, SourceError
 from inspector.client.telnet import TelnetProtocol, open_telnet
 from inspector.model import Snapshot
@@ -154,7 +155,7 @@ class AgentSource:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.max_tasks = max_tasks
-        self.compress = compress if compress is not None else not _is_loopback(host)
+        self.compress = compress if compress is not None else not is_loopback(host)
         """zjson is 10× smaller but no faster on loopback; it pays off on a real network."""
         self.max_frame_chars = max_frame_chars
         self.hello: Hello | None = None
@@ -457,10 +458,6 @@ def _excerpt(telnet: TelnetProtocol) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:300]
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def format_address(host: str, port: int) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import re
 import socket
 import struct
@@ -27,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from inspector.client.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, Source
 from inspector.model import Frame, ProcessInfo, Snapshot, TaskInfo, TaskState, WaitInfo
 from inspector.protocol import PROTOCOL_VERSION, Hello, Result
@@ -770,7 +770,7 @@ def _describe_process(pid: int, host: str, port: int) -> ProcessInfo:
     process with that pid really listens on the port.
     """
     info = ProcessInfo(pid=pid)
-    if pid <= 0 or not _is_loopback(host):
+    if pid <= 0 or not is_loopback(host):
         return info
     try:
         import psutil
@@ -793,15 +793,6 @@ def _describe_process(pid: int, host: str, port: int) -> ProcessInfo:
             )
     except Exception:  # psutil missing, process gone, access denied: the pid is enough
         return info
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _reason(error: BaseException) -> str:

@@ -550,7 +550,8 @@ def depth_of(target: Target, targets: Sequence[Target]) -> int:
 # --- lookups ---------------------------------------------------------------------------------
 
 
-def _subtree(pid: int, targets: Sequence[Target]) -> list[Target]:
+def subtree(pid: int, targets: Sequence[Target]) -> list[Target]:
+    """`pid`'s target and every descendant of it among `targets` (empty if `pid` is not one)."""
     by_pid = {t.pid: t for t in targets}
     root = by_pid.get(pid)
     if root is None:
@@ -571,7 +572,7 @@ def _subtree(pid: int, targets: Sequence[Target]) -> list[Target]:
 def workers_of(pid: int, targets: Sequence[Target] | None = None) -> list[Target]:
     """The processes that serve requests for `pid`: itself if it serves, else its workers."""
     targets = discover(sample_seconds=0) if targets is None else targets
-    return sorted((t for t in _subtree(pid, targets) if t.serves_requests), key=lambda t: t.pid)
+    return sorted((t for t in subtree(pid, targets) if t.serves_requests), key=lambda t: t.pid)
 
 
 def agent_address_for_pid(pid: int) -> tuple[str, int] | None:

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any, Final
 
+from inspector.commands.target_args import add_target_arguments
 from inspector.errors import ExitStatus, InspectorError
 
 if TYPE_CHECKING:
@@ -52,13 +53,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "target",
-        nargs="?",
-        metavar="TARGET",
-        help="HOST:PORT, PORT, [IPv6]:PORT or a saved snapshot file (default 127.0.0.1:20101)",
-    )
-    parser.add_argument("--pid", type=int, help="the process to inspect (found through its agent)")
+    add_target_arguments(parser)
     parser.add_argument(
         "--interval",
         type=positive_seconds,

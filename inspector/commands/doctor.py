@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from inspector.commands.target_args import add_target_arguments
 from inspector.errors import ExitStatus, InspectorError
 
 if TYPE_CHECKING:
@@ -53,14 +54,8 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "target",
-        nargs="?",
-        metavar="TARGET",
-        help="HOST:PORT or PORT of an agent, or a saved snapshot file (default 127.0.0.1:20101)",
-    )
-    parser.add_argument(
-        "--pid", type=int, help="the server's pid; a --workers parent means all its workers"
+    add_target_arguments(
+        parser, pid_help="the server's pid; a --workers parent means all its workers"
     )
     parser.add_argument("--json", action="store_true", help='print {"findings": [...]} as JSON')
     parser.add_argument(

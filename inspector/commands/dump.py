@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from inspector.commands.target_args import add_target_arguments
 from inspector.errors import InspectorError
 
 if TYPE_CHECKING:
@@ -48,13 +49,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "target",
-        nargs="?",
-        metavar="TARGET",
-        help="HOST:PORT, PORT, [IPv6]:PORT or a saved snapshot file (default 127.0.0.1:20101)",
-    )
-    parser.add_argument("--pid", type=int, help="the process to dump (found through its agent)")
+    add_target_arguments(parser, pid_help="the process to dump (found through its agent)")
     parser.add_argument(
         "--format",
         choices=("text", "json"),
@@ -167,7 +162,11 @@ def write_atomically(path: Path, text: str) -> None:
         raise InspectorError(f"cannot write {path}: it is a directory")
     try:
         with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=directory, prefix=f".{path.name}.", suffix=".tmp",
+            "w",
+            encoding="utf-8",
+            dir=directory,
+            prefix=f".{path.name}.",
+            suffix=".tmp",
             delete=False,
         ) as handle:
             temporary = Path(handle.name)

@@ -39,7 +39,12 @@ def handle(args: argparse.Namespace) -> int:
 
 def render_table(targets: Sequence[Any]) -> str:
     """The `ps` table: workers indented under their parent, then how to add missing agents."""
-    from inspector.client.discovery import UNREGISTERED_HINT, depth_of, missing_agent_hint
+    from inspector.client.discovery import (
+        UNREGISTERED_HINT,
+        depth_of,
+        missing_agent_hint,
+        subtree,
+    )
 
     if not targets:
         return "No uvicorn, gunicorn, hypercorn or fastapi server is running on this machine."
@@ -65,7 +70,7 @@ def render_table(targets: Sequence[Any]) -> str:
     for target in targets:
         if depth_of(target, targets) != 0:
             continue
-        group = _group(target, targets)
+        group = subtree(target.pid, targets)
         if any(member.agent is not None for member in group):
             continue
         if target.server == "inspector":
@@ -76,7 +81,9 @@ def render_table(targets: Sequence[Any]) -> str:
             + missing_agent_hint(target.server, target.app)
         )
     parents = [
-        t for t in targets if not t.serves_requests and any(m.agent for m in _group(t, targets))
+        t
+        for t in targets
+        if not t.serves_requests and any(m.agent for m in subtree(t.pid, targets))
     ]
     if parents:
         notes.append(
@@ -96,19 +103,6 @@ def _no_agent(target: Any) -> str:
     return "unregistered" if target.server == "inspector" else "no agent"
 
 
-def _group(root: Any, targets: Sequence[Any]) -> list[Any]:
-    by_pid = {t.pid: t for t in targets}
-    group, stack, seen = [], [root], set()
-    while stack:
-        current = stack.pop()
-        if current.pid in seen:
-            continue
-        seen.add(current.pid)
-        group.append(current)
-        stack.extend(by_pid[child] for child in current.children if child in by_pid)
-    return group
-
-
 def _app_ports(target: Any) -> str:
     """Listening ports minus the agent's own (termui and webui)."""
     own = {target.agent[1]} if target.agent else set()
@@ -123,16 +117,10 @@ def _megabytes(value: int | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
+    from inspector.render.durations import two_units
+
     if seconds is None:
         return "-"
-    total = int(seconds)
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    return two_units(seconds)

@@ -156,7 +156,7 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from inspector.agent.bootstrap import IMPORT_STRING, environment
     from inspector.agent.errors import AgentStartError
-    from inspector.agent.ports import check_host, free_port, port_is_free
+    from inspector.agent.ports import check_host, free_port, is_loopback, port_is_free
     from inspector.agent.probe import AgentConfig
 
     workers = args.workers or 1
@@ -188,7 +188,7 @@ def handle(args: argparse.Namespace) -> int:
     app_dir = os.path.abspath(args.app_dir)
     _check_app(args.app, app_dir, single_process=workers == 1)
 
-    if not _is_loopback(config.host):
+    if not is_loopback(config.host):
         print(
             f"inspector: WARNING: the agent listens on {config.host} without authentication; "
             "anyone who can reach it can read this server's state and cancel its tasks",
@@ -231,12 +231,6 @@ def _replace_port(config: Any, port: int) -> Any:
     import dataclasses
 
     return dataclasses.replace(config, port=port)
-
-
-def _is_loopback(host: str) -> bool:
-    from inspector.agent.ports import is_loopback
-
-    return is_loopback(host)
 
 
 def _check_app(app: str, app_dir: str, *, single_process: bool) -> None:

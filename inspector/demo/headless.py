@@ -54,12 +54,8 @@ async def run_headless(
     def announce(trigger: Trigger) -> None:
         progress(f"  {time.monotonic() - started:5.1f} s  {trigger.name}")
 
-    source = await _connect(server.agent_address)
+    source = await _connect(server.agent_address)  # before the traffic: fail early
     try:
-        # A first look before the traffic, as a person attaching the UI would: the agent ages
-        # tasks from when a client first saw them, so a task stuck since start-up counts as
-        # stuck in the final snapshot.
-        await source.snapshot(with_stacks=False)
         progress(f"sending traffic for {options.duration:g} s…")
         try:
             await drive(client, asyncio.Event(), duration=options.duration, on_trigger=announce)

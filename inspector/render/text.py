@@ -32,6 +32,7 @@ from inspector.model import (
     ThreadInfo,
     WaitInfo,
 )
+from inspector.render.durations import two_units
 
 MAX_SAMPLES_SHOWN: Final = 3
 """Distinct stacks shown per stall; a stall sampled 20 times usually shows one or two."""
@@ -482,12 +483,13 @@ class _View:
             if more > 0:
                 names += f" and {more:,} more"
             self.add(
-                self.style.dim(f"      + {len(same):,} more task{_s(len(same))} "
-                               f"with the same stack: {names}")
+                self.style.dim(
+                    f"      + {len(same):,} more task{_s(len(same))} with the same stack: {names}"
+                )
             )
 
     def wait(self, wait: WaitInfo) -> str:
-        """"waiting on Lock 0x7f… held by Task-12 (transfer, POST /transfer); 1 waiting".
+        """ "waiting on Lock 0x7f… held by Task-12 (transfer, POST /transfer); 1 waiting".
 
         The agent's description is already a phrase; this adds what only the whole snapshot
         knows (the request each task serves) and what the description leaves out.
@@ -500,8 +502,10 @@ class _View:
                 text = f"{first} {_hex(wait.object_id)}{space}{rest}"
             else:
                 text += f" (object {_hex(wait.object_id)})"
-        for verb, task_ids in (("held by", wait.holder_task_ids),
-                               ("awaits", wait.awaited_task_ids)):
+        for verb, task_ids in (
+            ("held by", wait.holder_task_ids),
+            ("awaits", wait.awaited_task_ids),
+        ):
             missing = [t for t in task_ids if not self._mention(t, text)]
             text = self._with_requests(text, task_ids)
             if missing:
@@ -681,14 +685,7 @@ def _duration(seconds: float | None) -> str:
         return f"{seconds * 1000:.{1 if seconds < 0.01 else 0}f} ms"
     if seconds < 60:
         return f"{seconds:.2f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
+    return two_units(seconds, separator=" ", days_from_hours=48)
 
 
 def _ago(seconds: float) -> str:
@@ -718,9 +715,11 @@ def _datetime(timestamp: float) -> str:
 
 def _is_library(path: str) -> bool:
     normalized = path.replace("\\", "/")
-    return any(marker in normalized for marker in _LIBRARY_MARKERS) or bool(
-        _STDLIB_MARKER.search(normalized)
-    ) or normalized.startswith("<")
+    return (
+        any(marker in normalized for marker in _LIBRARY_MARKERS)
+        or bool(_STDLIB_MARKER.search(normalized))
+        or normalized.startswith("<")
+    )
 
 
 def _short_path(path: str, cwd: str | None) -> str:

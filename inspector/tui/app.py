@@ -374,9 +374,13 @@ class InspectorApp(App[int]):
     @on(TabbedContent.TabActivated, "#views")
     def catch_up_view(self, event: TabbedContent.TabActivated) -> None:
         view = self.view(event.pane.id or "findings")
+        self._catch_up(view)
+        view.focus_main()
+
+    def _catch_up(self, view: View) -> None:
+        """Show the newest observation in a view that was hidden when it came."""
         if view.stale and self.observation is not None:
             view.show(self.observation)
-        view.focus_main()
 
     # --- navigation ------------------------------------------------------------------------
 
@@ -396,8 +400,7 @@ class InspectorApp(App[int]):
     def action_open_task(self, task_id: int) -> None:
         detail = self._views["task"]
         assert isinstance(detail, TaskDetailView)
-        if self.observation is not None and detail.stale:
-            detail.show(self.observation)
+        self._catch_up(detail)
         detail.show_task(task_id)
         self.action_show_view("task")
 
@@ -409,8 +412,7 @@ class InspectorApp(App[int]):
         self.action_show_view("requests")
         view = self._views["requests"]
         assert isinstance(view, RequestsView)
-        if view.stale and self.observation is not None:
-            view.show(self.observation)
+        self._catch_up(view)
         view.show_request(request_id)
 
     @on(OpenThread)
@@ -421,8 +423,7 @@ class InspectorApp(App[int]):
         self.action_show_view("threads")
         view = self._views["threads"]
         assert isinstance(view, ThreadsView)
-        if view.stale and self.observation is not None:
-            view.show(self.observation)
+        self._catch_up(view)
         view.show_thread(thread_id)
 
     def action_help(self) -> None:

@@ -7,6 +7,7 @@ import re
 from typing import Final
 
 from inspector.model import Frame, RequestInfo, TaskInfo, WaitInfo
+from inspector.render.durations import two_units
 
 _LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/", "/lib/python3", "\\lib\\")
 _OWN_MARKERS: Final = ("/inspector/agent/", "/inspector/client/", "/aiomonitor/")
@@ -37,14 +38,7 @@ def duration(seconds: float | None) -> str:
         return f"{seconds:.1f} s"
     if seconds < 60:
         return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
+    return two_units(seconds)
 
 
 def age(seconds: float | None) -> str:

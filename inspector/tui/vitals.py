@@ -7,11 +7,12 @@ calls `read()` on a worker thread.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
+
+from inspector.client.addresses import is_loopback
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,7 @@ def is_local_address(address: str) -> bool:
     if not sep:
         return True
     host = host.strip("[]")
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host == "" or is_loopback(host)
 
 
 def _count(read: Callable[[], list[object]]) -> int | None:

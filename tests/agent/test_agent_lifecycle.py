@@ -25,7 +25,8 @@ from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.model import RequestInfo, Snapshot, ThreadInfo
 from inspector.protocol import Hello, Message, Result
 from inspector.registration import ENV_RUNTIME_DIR, read_registrations
-from tests.helpers.server import free_port_run
+from tests.apps.fleet_app import serve_lifespan
+from tests.helpers.server import free_port, free_port_run
 from tests.helpers.telnet import TermuiClient
 
 HOST = "127.0.0.1"
@@ -44,13 +45,6 @@ def busy_port() -> Iterator[int]:
         holder.bind((HOST, 0))
         holder.listen(1)
         yield holder.getsockname()[1]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _ask(port: int, line: str) -> Message:
@@ -126,7 +120,7 @@ async def test_a_taken_web_ui_port_makes_aiomonitor_fail_instead_of_hanging(
     monitor = guarded_monitor_class()(
         asyncio.get_running_loop(),
         host=HOST,
-        termui_port=_free_port(),
+        termui_port=free_port(),
         webui_port=busy_port,
         console_port=0,
         console_enabled=False,
@@ -148,7 +142,7 @@ async def test_the_agent_retries_when_its_web_ui_port_is_taken_meanwhile(
         return next(handed_out, None) or real_free_port(host)
 
     monkeypatch.setattr(agent_module, "free_port", racy_free_port)
-    agent = start_agent(config=AgentConfig(port=_free_port(), register=False))
+    agent = start_agent(config=AgentConfig(port=free_port(), register=False))
     try:
         assert agent.webui_port != busy_port
         assert (await ask(agent.port, "inspector-hello")).type == "hello"
@@ -309,13 +303,7 @@ async def test_close_is_bounded_while_a_client_does_not_read(rundir: Path) -> No
 
 async def plain_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
     else:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"served"})

@@ -9,7 +9,7 @@ import asyncio
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -44,6 +44,23 @@ def wait_of(inspected: Inspected, task: asyncio.Task[Any], kind: str) -> WaitInf
     info = inspected.waiting(task, kind).waiting_on
     assert info is not None
     return info
+
+
+def held_and_awaited(
+    inspected: Inspected, make: Callable[[], Any]
+) -> tuple[Any, asyncio.Task[Any], asyncio.Task[Any]]:
+    """A lock-like primitive made on the loop, a task "holder" that holds it until the test
+    ends, and a task "waiter" parked trying to acquire it."""
+    primitive = inspected.app.call(make)
+    release = inspected.app.call(asyncio.Event)
+
+    async def hold() -> None:
+        async with primitive:
+            await release.wait()
+
+    holder = inspected.app.spawn(hold(), name="holder")
+    waiter = inspected.app.spawn(primitive.acquire(), name="waiter")
+    return primitive, holder, waiter
 
 
 # --- locks ---------------------------------------------------------------------------------------
@@ -113,15 +130,7 @@ def test_lock_without_tracking_says_so(app: LoopThread) -> None:
 
 
 def test_semaphore_lists_its_holders(inspected: Inspected) -> None:
-    semaphore = inspected.app.call(lambda: asyncio.Semaphore(1))
-    release = inspected.app.call(asyncio.Event)
-
-    async def hold() -> None:
-        async with semaphore:
-            await release.wait()
-
-    holder = inspected.app.spawn(hold(), name="holder")
-    waiter = inspected.app.spawn(semaphore.acquire(), name="waiter")
+    semaphore, holder, waiter = held_and_awaited(inspected, lambda: asyncio.Semaphore(1))
 
     info = wait_of(inspected, waiter, "semaphore")
     assert info.object_id == id(semaphore)
@@ -366,15 +375,7 @@ def test_anyio_to_thread_names_the_worker_thread(inspected: Inspected) -> None:
 
 
 def test_anyio_capacity_limiter_wait(inspected: Inspected) -> None:
-    limiter = inspected.app.call(lambda: anyio.CapacityLimiter(1))
-    release = inspected.app.call(asyncio.Event)
-
-    async def hold() -> None:
-        async with limiter:
-            await release.wait()
-
-    holder = inspected.app.spawn(hold(), name="holder")
-    waiter = inspected.app.spawn(limiter.acquire(), name="waiter")
+    _limiter, holder, waiter = held_and_awaited(inspected, lambda: anyio.CapacityLimiter(1))
 
     info = wait_of(inspected, waiter, "limiter")
     assert "1/1 tokens" in info.description
@@ -383,15 +384,7 @@ def test_anyio_capacity_limiter_wait(inspected: Inspected) -> None:
 
 
 def test_anyio_lock_holder(inspected: Inspected) -> None:
-    lock = inspected.app.call(anyio.Lock)
-    release = inspected.app.call(asyncio.Event)
-
-    async def hold() -> None:
-        async with lock:
-            await release.wait()
-
-    holder = inspected.app.spawn(hold(), name="holder")
-    waiter = inspected.app.spawn(lock.acquire(), name="waiter")
+    _lock, holder, waiter = held_and_awaited(inspected, anyio.Lock)
 
     info = wait_of(inspected, waiter, "lock")
     assert info.holder_task_ids == (id(holder),)

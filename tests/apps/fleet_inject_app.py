@@ -3,7 +3,7 @@
 A Python signal handler runs on the main thread between two bytecodes, which is exactly where
 Python 3.14's `sys.remote_exec` runs its script; on older Pythons this is how the bootstrap that
 `inspector inject` sends is exercised in a real server. The script's path is in
-``INSPECTOR_TEST_BOOTSTRAP``.
+``INSPECTOR_TEST_BOOTSTRAP``. The app itself is `fleet_app`'s, served from the same ``--app-dir``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 from typing import Any
+
+from fleet_app import app  # noqa: F401  (served from the same --app-dir)
 
 
 def _run_bootstrap(signum: int, frame: Any) -> None:
@@ -21,17 +23,3 @@ def _run_bootstrap(signum: int, frame: Any) -> None:
 
 
 signal.signal(signal.SIGUSR1, _run_bootstrap)
-
-
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    elif scope["type"] == "http":
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})

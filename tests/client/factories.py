@@ -3,7 +3,8 @@
 The story in `rich_snapshot`: ``POST /transfer`` (task Task-12) holds a Lock that ``GET
 /balance`` (Task-15) waits for; ``GET /block`` stalled the loop in ``time.sleep``; a sync
 endpoint holds a threadpool token; one background job failed, one was dropped; a fire-and-forget
-task died with nobody looking; 3 identical workers wait on a queue.
+task died with nobody looking; 3 identical workers wait on a queue. Taken at `NOW`, like every
+snapshot of `tests.factories`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from inspector.model import (
     Borrower,
     ExceptionEvent,
     ExceptionInfo,
-    Frame,
     LoopStats,
     ProcessInfo,
     RequestInfo,
@@ -28,26 +28,19 @@ from inspector.model import (
     WaitInfo,
 )
 from inspector.protocol import Hello, Result
+from tests.factories import NOW, app, frame, std
 
-T0 = 1_700_000_000.0
-"""Snapshot time; every other time is relative to it."""
-APP = "/srv/shop/app.py"
 SITE = "/venv/lib/python3.11/site-packages"
-STDLIB = "/usr/lib/python3.11"
 
 LOCK_ID = 0x7F00DEAD0001
 QUEUE_ID = 0x7F00DEAD0002
-
-
-def frame(line: int, function: str, code: str | None = None, file: str = APP) -> Frame:
-    return Frame(file=file, line=line, function=function, code=code)
 
 
 PROCESS = ProcessInfo(
     pid=4242,
     argv=("uvicorn", "shop.app:app", "--port", "8000"),
     python="3.11.7",
-    started_at=T0 - 3723.0,
+    started_at=NOW - 3723.0,
     ppid=4200,
     cwd="/srv/shop",
     uvicorn="0.54.0",
@@ -58,8 +51,8 @@ PROCESS = ProcessInfo(
 )
 
 ASGI_FRAMES = (
-    frame(411, "run_asgi", "result = await app(", f"{SITE}/uvicorn/protocols/http/h11_impl.py"),
-    frame(161, "app", "response = await f(request)", f"{SITE}/fastapi/routing.py"),
+    frame(f"{SITE}/uvicorn/protocols/http/h11_impl.py", 411, "run_asgi", "result = await app("),
+    frame(f"{SITE}/fastapi/routing.py", 161, "app", "response = await f(request)"),
 )
 
 
@@ -68,7 +61,7 @@ def rich_snapshot() -> Snapshot:
         id=101,
         method="POST",
         path="/transfer",
-        started_at=T0 - 12.5,
+        started_at=NOW - 12.5,
         phase="handler",
         route="/transfer",
         client="127.0.0.1:50412",
@@ -79,19 +72,19 @@ def rich_snapshot() -> Snapshot:
         id=102,
         method="GET",
         path="/balance",
-        started_at=T0 - 8.0,
+        started_at=NOW - 8.0,
         phase="handler",
         route="/balance",
         duration=8.0,
         task_id=15,
         disconnected=True,
-        disconnected_at=T0 - 1.5,
+        disconnected_at=NOW - 1.5,
     )
     sync = RequestInfo(
         id=103,
         method="GET",
         path="/report",
-        started_at=T0 - 4.0,
+        started_at=NOW - 4.0,
         phase="handler",
         route="/report",
         duration=4.0,
@@ -103,7 +96,7 @@ def rich_snapshot() -> Snapshot:
         id=99,
         method="GET",
         path="/block",
-        started_at=T0 - 30.0,
+        started_at=NOW - 30.0,
         phase="done",
         route="/block",
         duration=2.01,
@@ -114,7 +107,7 @@ def rich_snapshot() -> Snapshot:
         id=100,
         method="GET",
         path="/users/7",
-        started_at=T0 - 20.0,
+        started_at=NOW - 20.0,
         phase="done",
         route="/users/{id}",
         duration=0.004,
@@ -123,17 +116,17 @@ def rich_snapshot() -> Snapshot:
     )
     stall = Stall(
         id=3,
-        started_at=T0 - 29.0,
+        started_at=NOW - 29.0,
         duration=2.01,
         ongoing=False,
         samples=(
             StackSample(
                 offset=0.25,
-                frames=ASGI_FRAMES + (frame(63, "block", "time.sleep(2)  # blocks the loop"),),
+                frames=ASGI_FRAMES + (app(63, "block", "time.sleep(2)  # blocks the loop"),),
             ),
             StackSample(
                 offset=1.25,
-                frames=ASGI_FRAMES + (frame(63, "block", "time.sleep(2)  # blocks the loop"),),
+                frames=ASGI_FRAMES + (app(63, "block", "time.sleep(2)  # blocks the loop"),),
             ),
         ),
         task_id=9,
@@ -149,8 +142,8 @@ def rich_snapshot() -> Snapshot:
             coro="transfer",
             stack=ASGI_FRAMES
             + (
-                frame(40, "transfer", "await asyncio.sleep(30)  # holds the lock"),
-                frame(605, "sleep", "return await future", f"{STDLIB}/asyncio/tasks.py"),
+                app(40, "transfer", "await asyncio.sleep(30)  # holds the lock"),
+                std("asyncio/tasks.py", 605, "sleep", "return await future"),
             ),
             waiting_on=WaitInfo(
                 kind="sleep", description="asyncio.sleep(30): 17.5 s left", remaining=17.5
@@ -165,8 +158,8 @@ def rich_snapshot() -> Snapshot:
             coro="balance",
             stack=ASGI_FRAMES
             + (
-                frame(52, "balance", "async with ACCOUNTS_LOCK:"),
-                frame(114, "acquire", "await fut", f"{STDLIB}/asyncio/locks.py"),
+                app(52, "balance", "async with ACCOUNTS_LOCK:"),
+                std("asyncio/locks.py", 114, "acquire", "await fut"),
             ),
             waiting_on=WaitInfo(
                 kind="lock",
@@ -183,9 +176,10 @@ def rich_snapshot() -> Snapshot:
             name="Task-16",
             state="pending",
             coro="report",
-            stack=ASGI_FRAMES + (frame(70, "report", "return await run_in_threadpool(build)"),),
-            waiting_on=WaitInfo(kind="thread", description="build() in a worker thread",
-                                thread_id=7001),
+            stack=ASGI_FRAMES + (app(70, "report", "return await run_in_threadpool(build)"),),
+            waiting_on=WaitInfo(
+                kind="thread", description="build() in a worker thread", thread_id=7001
+            ),
             age=4.0,
             request_id=103,
         ),
@@ -195,7 +189,7 @@ def rich_snapshot() -> Snapshot:
             state="failed",
             coro="poll_forever",
             age=50.0,
-            created_at=frame(88, "lifespan", "asyncio.create_task(poll_forever())"),
+            created_at=app(88, "lifespan", "asyncio.create_task(poll_forever())"),
             exception="ConnectionError('upstream went away')",
         ),
         *(
@@ -204,11 +198,16 @@ def rich_snapshot() -> Snapshot:
                 name=f"worker-{i}",
                 state="pending",
                 coro="consume",
-                stack=(frame(95, "consume", "job = await JOBS.get()"),
-                       frame(158, "get", "await getter", f"{STDLIB}/asyncio/queues.py")),
-                waiting_on=WaitInfo(kind="queue-get",
-                                    description="Queue.get(): 0 items, 3 getters waiting",
-                                    object_id=QUEUE_ID, waiters=3),
+                stack=(
+                    app(95, "consume", "job = await JOBS.get()"),
+                    std("asyncio/queues.py", 158, "get", "await getter"),
+                ),
+                waiting_on=WaitInfo(
+                    kind="queue-get",
+                    description="Queue.get(): 0 items, 3 getters waiting",
+                    object_id=QUEUE_ID,
+                    waiters=3,
+                ),
                 age=60.0,
                 parent_task_id=1,
             )
@@ -218,11 +217,11 @@ def rich_snapshot() -> Snapshot:
     )
     return Snapshot(
         process=PROCESS,
-        taken_at=T0,
+        taken_at=NOW,
         loop=LoopStats(
             implementation="asyncio",
             lag=0.0004,
-            lag_series=((T0 - 60.0, 0.0003), (T0 - 29.0, 2.01), (T0 - 1.0, 0.0004)),
+            lag_series=((NOW - 60.0, 0.0003), (NOW - 29.0, 2.01), (NOW - 1.0, 0.0004)),
             stall_threshold=0.1,
             stalled_for=None,
             total_stalls=3,
@@ -231,33 +230,40 @@ def rich_snapshot() -> Snapshot:
         tasks=tasks,
         current_task_id=1,
         loop_thread_stack=(
-            frame(1922, "_run_once", "handle._run()", f"{STDLIB}/asyncio/base_events.py"),
-            frame(80, "_run", "self._context.run(self._callback, *self._args)",
-                  f"{STDLIB}/asyncio/events.py"),
+            std("asyncio/base_events.py", 1922, "_run_once", "handle._run()"),
+            std("asyncio/events.py", 80, "_run", "self._context.run(self._callback, *self._args)"),
         ),
         stalls=(stall,),
         requests=(transfer, balance, sync),
         recent_requests=(finished, failed),
         routes=(
-            RouteStats(route="/block", method="GET", count=4, errors=0, p50=2.0, p95=2.01,
-                       max=2.01),
-            RouteStats(route="/users/{id}", method="GET", count=120, errors=3, p50=0.0012,
-                       p95=0.004, max=0.02),
+            RouteStats(
+                route="/block", method="GET", count=4, errors=0, p50=2.0, p95=2.01, max=2.01
+            ),
+            RouteStats(
+                route="/users/{id}",
+                method="GET",
+                count=120,
+                errors=3,
+                p50=0.0012,
+                p95=0.004,
+                max=0.02,
+            ),
         ),
         background=(
             BackgroundJob(
                 id=501,
                 function="send_receipt",
                 state="failed",
-                queued_at=T0 - 3.9,
+                queued_at=NOW - 3.9,
                 request_id=103,
-                call_site=frame(71, "report", "background.add_task(send_receipt, user)"),
-                started_at=T0 - 3.0,
-                finished_at=T0 - 2.9,
+                call_site=app(71, "report", "background.add_task(send_receipt, user)"),
+                started_at=NOW - 3.0,
+                finished_at=NOW - 2.9,
                 error=ExceptionInfo(
                     type="SMTPError",
                     message="relay refused",
-                    traceback=(frame(120, "send_receipt", "smtp.send(msg)"),),
+                    traceback=(app(120, "send_receipt", "smtp.send(msg)"),),
                 ),
                 dispatch="loop",
             ),
@@ -265,7 +271,7 @@ def rich_snapshot() -> Snapshot:
                 id=502,
                 function="audit",
                 state="dropped",
-                queued_at=T0 - 3.9,
+                queued_at=NOW - 3.9,
                 request_id=103,
                 reason="the response carried its own background task",
             ),
@@ -274,7 +280,7 @@ def rich_snapshot() -> Snapshot:
             total=40,
             borrowed=1,
             waiting=0,
-            borrowers=(Borrower(task_id=16, request_id=103, since=T0 - 3.8),),
+            borrowers=(Borrower(task_id=16, request_id=103, since=NOW - 3.8),),
             executor_max_workers=12,
             executor_threads=1,
         ),
@@ -284,7 +290,7 @@ def rich_snapshot() -> Snapshot:
                 id=7001,
                 name="AnyIO worker thread",
                 pool="anyio",
-                stack=(frame(75, "build", "time.sleep(5)  # slow report"),),
+                stack=(app(75, "build", "time.sleep(5)  # slow report"),),
                 request_id=103,
                 busy=True,
             ),
@@ -293,13 +299,13 @@ def rich_snapshot() -> Snapshot:
             ExceptionEvent(
                 id=1,
                 kind="task-exception-unretrieved",
-                at=T0 - 45.0,
+                at=NOW - 45.0,
                 error=ExceptionInfo(
                     type="ConnectionError",
                     message="upstream went away",
-                    traceback=(frame(91, "poll_forever", "raise ConnectionError(...)"),),
+                    traceback=(app(91, "poll_forever", "raise ConnectionError(...)"),),
                 ),
-                location=frame(91, "poll_forever", "raise ConnectionError('upstream went away')"),
+                location=app(91, "poll_forever", "raise ConnectionError('upstream went away')"),
                 task_name="poller",
                 count=2,
             ),

@@ -37,6 +37,17 @@ def agent(**options: object) -> FakeMonitor:
     return FakeMonitor(agent_answer(snapshot_frame), **options)  # type: ignore[arg-type]
 
 
+def agent_answering_snapshots(answer_snapshot: Callable[[str], object]) -> FakeMonitor:
+    """An agent whose snapshot lines are answered by `answer_snapshot` (a coroutine function
+    for an answer that is slow, late or never comes)."""
+    base = agent_answer(snapshot_frame)
+
+    def answer(line: str) -> object:
+        return answer_snapshot(line) if line.startswith("inspector-snapshot") else base(line)
+
+    return FakeMonitor(answer)  # type: ignore[arg-type]
+
+
 def assert_one_line(error: BaseException) -> None:
     text = str(error)
     assert text and "\n" not in text and "Traceback" not in text
@@ -119,11 +130,7 @@ async def test_concurrent_callers_are_served_one_command_at_a_time() -> None:
         await asyncio.sleep(0.02)
         return snapshot_frame(line) + "\n"
 
-    def answer(line: str) -> object:
-        return slow_snapshot(line) if line.startswith("inspector-snapshot") else base(line)
-
-    base = agent_answer(snapshot_frame)
-    async with running(FakeMonitor(answer)) as monitor:  # type: ignore[arg-type]
+    async with running(agent_answering_snapshots(slow_snapshot)) as monitor:
         source = AgentSource("127.0.0.1", monitor.port)
         await source.connect()
         results = await asyncio.gather(*(source.snapshot() for _ in range(5)))
@@ -179,12 +186,7 @@ async def test_cancelled_command_never_answers_the_next_one() -> None:
             return protocol.encode_message("snapshot", stale) + "\n"
         return snapshot_frame(line) + "\n"
 
-    base = agent_answer(snapshot_frame)
-
-    def answer(line: str) -> object:
-        return late_snapshot(line) if line.startswith("inspector-snapshot") else base(line)
-
-    async with running(FakeMonitor(answer)) as monitor:  # type: ignore[arg-type]
+    async with running(agent_answering_snapshots(late_snapshot)) as monitor:
         source = AgentSource("127.0.0.1", monitor.port)
         await source.connect()
         pending = asyncio.ensure_future(source.snapshot())
@@ -203,12 +205,7 @@ async def test_closing_during_a_command_says_so() -> None:
         await asyncio.sleep(30)
         return ""
 
-    base = agent_answer(snapshot_frame)
-
-    def answer(line: str) -> object:
-        return never(line) if line.startswith("inspector-snapshot") else base(line)
-
-    async with running(FakeMonitor(answer)) as monitor:  # type: ignore[arg-type]
+    async with running(agent_answering_snapshots(never)) as monitor:
         source = AgentSource("127.0.0.1", monitor.port)
         await source.connect()
         pending = asyncio.ensure_future(source.snapshot())
@@ -356,12 +353,7 @@ async def test_hello_that_is_not_a_hello_is_refused() -> None:
 
 
 async def snapshot_failure(answer_snapshot: Callable[[str], object], **options: object) -> str:
-    base = agent_answer(snapshot_frame)
-
-    def answer(line: str) -> object:
-        return answer_snapshot(line) if line.startswith("inspector-snapshot") else base(line)
-
-    async with running(FakeMonitor(answer)) as monitor:  # type: ignore[arg-type]
+    async with running(agent_answering_snapshots(answer_snapshot)) as monitor:
         source = AgentSource("127.0.0.1", monitor.port, **options)  # type: ignore[arg-type]
         await source.connect()
         started = time.monotonic()
@@ -459,12 +451,7 @@ async def test_agent_error_is_reported_and_the_connection_kept() -> None:
             return protocol.encode_message("error", result) + "\n"
         return snapshot_frame(line) + "\n"
 
-    base = agent_answer(snapshot_frame)
-
-    def answer(line: str) -> object:
-        return failing_once(line) if line.startswith("inspector-snapshot") else base(line)
-
-    async with running(FakeMonitor(answer)) as monitor:  # type: ignore[arg-type]
+    async with running(agent_answering_snapshots(failing_once)) as monitor:
         source = AgentSource("127.0.0.1", monitor.port)
         await source.connect()
         with pytest.raises(SourceError) as caught:

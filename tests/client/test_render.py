@@ -18,9 +18,10 @@ from inspector.model import (
     WaitInfo,
 )
 from inspector.render import render_snapshot
+from tests.factories import NOW
 
 from . import factories
-from .factories import LOCK_ID, T0
+from .factories import LOCK_ID
 
 TEXT = render_snapshot(factories.rich_snapshot())
 
@@ -53,8 +54,9 @@ def test_wait_without_a_description_is_built_from_its_fields() -> None:
     snapshot = factories.rich_snapshot()
     waiter = dataclasses.replace(
         snapshot.tasks[1],
-        waiting_on=WaitInfo(kind="lock", object_id=LOCK_ID, holder_task_ids=(12,), waiters=2,
-                            description=""),
+        waiting_on=WaitInfo(
+            kind="lock", object_id=LOCK_ID, holder_task_ids=(12,), waiters=2, description=""
+        ),
     )
     text = render_snapshot(dataclasses.replace(snapshot, tasks=(snapshot.tasks[0], waiter)))
     assert f"waiting on lock 0x{LOCK_ID:x} held by Task-12 (POST /transfer) (2 waiters)" in text
@@ -157,7 +159,7 @@ def test_failed_task_shows_its_exception_and_creation_site() -> None:
 def test_plain_aiomonitor_says_what_needs_the_agent() -> None:
     snapshot = Snapshot(
         process=ProcessInfo(pid=1),
-        taken_at=T0,
+        taken_at=NOW,
         tasks=(TaskInfo(id=1, name="Task-1", state="pending", coro="main"),),
         capabilities=("tasks", "stacks", "cancel"),
         source="aiomonitor",
@@ -171,7 +173,7 @@ def test_plain_aiomonitor_says_what_needs_the_agent() -> None:
 
 
 def test_empty_sections_say_none_briefly() -> None:
-    text = render_snapshot(Snapshot(process=ProcessInfo(pid=1), taken_at=T0))
+    text = render_snapshot(Snapshot(process=ProcessInfo(pid=1), taken_at=NOW))
     assert "Requests in flight (0): none" in text
     assert "Background jobs (0): none" in text
     assert "Exceptions nobody saw (0): none" in text
@@ -182,9 +184,9 @@ def test_empty_sections_say_none_briefly() -> None:
 def test_ongoing_stall_is_loud() -> None:
     snapshot = Snapshot(
         process=ProcessInfo(pid=1),
-        taken_at=T0,
+        taken_at=NOW,
         loop=LoopStats(implementation="uvloop", lag=3.2, stalled_for=3.2),
-        stalls=(Stall(id=1, started_at=T0 - 3.2, duration=3.2, ongoing=True),),
+        stalls=(Stall(id=1, started_at=NOW - 3.2, duration=3.2, ongoing=True),),
     )
     text = render_snapshot(snapshot)
     assert "STALLED RIGHT NOW for 3.20 s" in text
@@ -196,7 +198,7 @@ def test_escape_codes_from_the_target_are_shown_not_obeyed() -> None:
     evil = "\x1b]0;pwned\x07\x1b[2J"
     snapshot = Snapshot(
         process=ProcessInfo(pid=1, argv=(evil,)),
-        taken_at=T0,
+        taken_at=NOW,
         tasks=(
             TaskInfo(
                 id=1,
@@ -233,8 +235,16 @@ def test_odd_numbers_print_as_unknown_instead_of_failing() -> None:
                 samples=(StackSample(offset=float("-inf"), frames=()),),
             ),
         ),
-        requests=(RequestInfo(id=1, method="GET", path="/", started_at=-1e18, phase="handler",
-                              duration=float("nan")),),
+        requests=(
+            RequestInfo(
+                id=1,
+                method="GET",
+                path="/",
+                started_at=-1e18,
+                phase="handler",
+                duration=float("nan"),
+            ),
+        ),
     )
     text = render_snapshot(snapshot)
     assert "snapshot taken ?" in text and "up ?" in text

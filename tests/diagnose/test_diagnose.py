@@ -10,14 +10,12 @@ import pytest
 from inspector.diagnose import diagnose
 from inspector.diagnose.findings import KINDS
 from inspector.diagnose.rules import RULES
-from tests.diagnose.factories import (
+from tests.diagnose.factories import findings, healthy_snapshot, loop_stack
+from tests.factories import (
     app,
     error,
     exception_event,
-    findings,
-    healthy_snapshot,
     lib,
-    loop_stack,
     request,
     snapshot,
     stall,

@@ -15,20 +15,8 @@ import pytest
 from inspector import protocol
 from inspector.cli import main
 from inspector.model import Snapshot
-from tests.diagnose.factories import (
-    app,
-    error,
-    exception_event,
-    healthy_snapshot,
-    loop_stack,
-    request,
-    snapshot,
-    stall,
-    std,
-    task,
-    task_stack,
-    wait,
-)
+from tests.diagnose.factories import healthy_snapshot, loop_stack, task_stack
+from tests.factories import app, error, exception_event, request, snapshot, stall, std, task, wait
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,8 @@ from inspector.diagnose.locate import (
     module_of,
 )
 from inspector.model import Frame
-from tests.diagnose.factories import LOOP_RUNNER, app, lib, loop_stack, std
+from tests.diagnose.factories import LOOP_RUNNER, loop_stack
+from tests.factories import app, lib, std
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.report import render_finding, render_findings, summary, use_color
-from tests.diagnose.factories import app
+from tests.factories import app
 
 FINDING = Finding(
     kind="loop-blocked",

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from tests.diagnose.factories import (
-    app,
-    error,
-    exception_event,
-    findings,
-    lib,
-    request,
-    snapshot,
-)
+from tests.diagnose.factories import findings
+from tests.factories import app, error, exception_event, job, lib, request, snapshot
 
 ADD_AUDIT = app(30, "signup", "background_tasks.add_task(write_audit, user.id)")
 ADD_EMAIL = app(31, "signup", "background_tasks.add_task(send_welcome, user.email)")
@@ -22,8 +15,6 @@ SIGNUP = request(5, "POST", "/signup", route="/signup", phase="done", status=200
 
 
 def failed_audit(job_id: int = 1, request_id: int = 5):
-    from tests.diagnose.factories import job
-
     return job(
         job_id,
         "write_audit",
@@ -77,8 +68,6 @@ def test_a_failure_event_without_a_job_record_is_reported() -> None:
 
 
 def test_a_job_dropped_because_the_response_had_its_own_background() -> None:
-    from tests.diagnose.factories import job
-
     dropped = job(
         2,
         "send_welcome",
@@ -98,8 +87,6 @@ def test_a_job_dropped_because_the_response_had_its_own_background() -> None:
 
 
 def test_a_job_dropped_because_the_endpoint_raised() -> None:
-    from tests.diagnose.factories import job
-
     dropped = job(
         2, "write_audit", "dropped", call_site=ADD_AUDIT, reason="the endpoint raised HTTPException"
     )
@@ -108,8 +95,6 @@ def test_a_job_dropped_because_the_endpoint_raised() -> None:
 
 
 def test_add_task_given_a_coroutine_is_flagged_at_the_call() -> None:
-    from tests.diagnose.factories import job
-
     call = app(40, "notify", "background_tasks.add_task(send_email(user))")
     flagged = job(
         3,
@@ -124,8 +109,6 @@ def test_add_task_given_a_coroutine_is_flagged_at_the_call() -> None:
 
 
 def test_a_job_skipped_after_an_earlier_one_raised_names_the_culprit() -> None:
-    from tests.diagnose.factories import job
-
     skipped = job(2, "send_welcome", "skipped", request_id=5, call_site=ADD_EMAIL)
     snap = snapshot(background=(failed_audit(), skipped), recent_requests=(SIGNUP,))
     [finding] = findings(snap, "background-skipped")
@@ -136,8 +119,6 @@ def test_a_job_skipped_after_an_earlier_one_raised_names_the_culprit() -> None:
 
 
 def test_jobs_that_ran_are_not_findings() -> None:
-    from tests.diagnose.factories import job
-
     ok = (
         job(1, "write_audit", "done", call_site=ADD_AUDIT),
         job(2, "send_welcome", "running", call_site=ADD_EMAIL),
@@ -149,8 +130,6 @@ def test_jobs_that_ran_are_not_findings() -> None:
 def test_add_task_of_a_coroutine_is_one_finding_not_four() -> None:
     """The agent sees it four ways: a flagged job that failed with TypeError, a failure event,
     and Python's never-awaited warning. A person needs one finding at the add_task line."""
-    from tests.diagnose.factories import job
-
     call = app(386, "subscribe", "background.add_task(sync_to_crm(shop, email))")
     in_starlette = error("TypeError", "the first argument must be callable", STARLETTE)
     flagged = job(

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.diagnose.factories import (
-    app,
-    error,
-    exception_event,
-    findings,
-    request,
-    snapshot,
-    std,
-    task,
-)
+from tests.diagnose.factories import findings
+from tests.factories import app, error, exception_event, request, snapshot, std, task
 
 RAISE = app(55, "refresh", "raise RuntimeError('upstream 503')")
 TASKS = std("asyncio/tasks.py", 267, "__step", "result = coro.send(None)")

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inspector.model import LoopStats
-from tests.diagnose.factories import (
-    LOOP_RUNNER,
-    app,
-    findings,
-    lib,
-    loop_stack,
-    snapshot,
-    stall,
-    std,
-)
+from tests.diagnose.factories import LOOP_RUNNER, findings, loop_stack
+from tests.factories import app, lib, snapshot, stall, std
 
 SLEEP = app(14, "block", "time.sleep(2)")
 REQUESTS = (

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from tests.diagnose.factories import (
-    ANYIO_WORKER_FRAMES,
-    app,
-    findings,
-    lib,
-    request,
-    snapshot,
-    std,
-    task,
-    task_stack,
-    thread,
-    wait,
-)
+from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings, task_stack
+from tests.factories import app, lib, request, snapshot, std, task, thread, wait
 
 EVENT_WAIT = app(27, "wait_forever", "await never_set.wait()")
 

@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.diagnose.factories import (
-    app,
-    error,
-    exception_event,
-    findings,
-    healthy_snapshot,
-    lib,
-    request,
-    snapshot,
-    std,
-    task,
-    task_stack,
-    wait,
-)
+from tests.diagnose.factories import findings, healthy_snapshot, task_stack
+from tests.factories import app, error, exception_event, lib, request, snapshot, std, task, wait
 
 LOCKS = std("asyncio/locks.py", 112, "acquire", "await fut")
 EVENT = std("asyncio/locks.py", 213, "wait", "await fut")

@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 from inspector.model import Borrower
-from tests.diagnose.factories import (
-    ANYIO_WORKER_FRAMES,
-    app,
-    findings,
-    lib,
-    request,
-    snapshot,
-    std,
-    thread,
-    threadpool,
-)
+from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings
+from tests.factories import app, lib, request, snapshot, std, thread, threadpool
 
 SLOW = app(18, "sync_report", "time.sleep(3)")
 OTHER = app(25, "sync_export", "rows = cursor.fetchall()")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inspector.diagnose.wait_graph import build_wait_graph, find_cycles
-from tests.diagnose.factories import snapshot, task, wait
+from tests.factories import snapshot, task, wait
 
 
 def lock_held_by(*holders: int, object_id: int = 1) -> object:

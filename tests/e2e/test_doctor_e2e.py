@@ -30,11 +30,16 @@ def marked_line(app_file: str, marker: str) -> int:
     return next(number for number, text in enumerate(lines, start=1) if marker in text)
 
 
+def doctor_command(*args: str) -> list[str]:
+    """`inspector doctor ARGS` as a person runs it, with this interpreter."""
+    return [sys.executable, "-m", "inspector", "doctor", *args]
+
+
 def doctor(server: RunningServer, *args: str) -> tuple[int, dict[str, Any]]:
     """Run `inspector doctor HOST:PORT --json` as a subprocess; its exit status and document."""
     host, port = server.agent_address()
     result = subprocess.run(
-        [sys.executable, "-m", "inspector", "doctor", f"{host}:{port}", "--json", *args],
+        doctor_command(f"{host}:{port}", "--json", *args),
         capture_output=True,
         text=True,
         timeout=60,
@@ -143,16 +148,7 @@ def test_stuck_background_tasks_are_confirmed_and_located(tmp_path: Path) -> Non
         host, port = server.agent_address()
         started = time.monotonic()
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "inspector",
-                "doctor",
-                f"{host}:{port}",
-                "--json",
-                "--stuck-after",
-                "1",
-            ],
+            doctor_command(f"{host}:{port}", "--json", "--stuck-after", "1"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -184,11 +180,7 @@ def test_watch_as_json_prints_findings_as_they_become_true(tmp_path: Path) -> No
     with inspector_run("tests.apps.doctor_stuck:app", tmp_path) as server:
         host, port = server.agent_address()
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "inspector",
-                "doctor",
+            doctor_command(
                 f"{host}:{port}",
                 "--json",
                 "--watch",
@@ -197,7 +189,7 @@ def test_watch_as_json_prints_findings_as_they_become_true(tmp_path: Path) -> No
                 "0.25",
                 "--stuck-after",
                 "1",
-            ],
+            ),
             capture_output=True,
             text=True,
             timeout=60,
@@ -258,17 +250,7 @@ def test_watch_prints_a_new_problem_once_as_it_appears(tmp_path: Path) -> None:
     with inspector_run("tests.apps.doctor_block:app", tmp_path) as server:
         host, port = server.agent_address()
         watcher = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "inspector",
-                "doctor",
-                f"{host}:{port}",
-                "--watch",
-                "4",
-                "--interval",
-                "0.2",
-            ],
+            doctor_command(f"{host}:{port}", "--watch", "4", "--interval", "0.2"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -299,15 +281,7 @@ def test_pid_of_a_workers_parent_reports_every_worker(tmp_path: Path) -> None:
         for _ in range(4):
             server.get("/block")
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "inspector",
-                "doctor",
-                "--pid",
-                str(server.process.pid),
-                "--json",
-            ],
+            doctor_command("--pid", str(server.process.pid), "--json"),
             capture_output=True,
             text=True,
             timeout=60,

@@ -10,6 +10,9 @@ import urllib.request
 import pytest
 
 from inspector.client.aiomonitor_source import AiomonitorSource, probe_aiomonitor
+from inspector.client.source import Source
+from inspector.model import Snapshot
+from inspector.protocol import Hello
 from tests.fleet.conftest import APPS, Server
 
 pytestmark = pytest.mark.e2e
@@ -29,14 +32,18 @@ def _start(servers: list[Server], *args: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-async def test_parked_task_with_its_stack_down_to_the_await(servers: list[Server]) -> None:
-    _, termui = _start(servers)
-    source = AiomonitorSource("127.0.0.1", termui)
+async def _read_once(source: Source) -> tuple[Hello, Snapshot]:
+    """Connect, take one snapshot, close."""
     try:
         hello = await source.connect()
-        snapshot = await source.snapshot()
+        return hello, await source.snapshot()
     finally:
         await source.close()
+
+
+async def test_parked_task_with_its_stack_down_to_the_await(servers: list[Server]) -> None:
+    _, termui = _start(servers)
+    hello, snapshot = await _read_once(AiomonitorSource("127.0.0.1", termui))
 
     assert hello.process.pid == servers[0].pid
     assert snapshot.source == "aiomonitor"
@@ -100,12 +107,7 @@ async def test_blocked_loop_shows_the_blocking_line(servers: list[Server]) -> No
 
 async def test_hook_mode_reports_a_failed_task_and_creation_lines(servers: list[Server]) -> None:
     _, termui = _start(servers, "--hook")
-    source = AiomonitorSource("127.0.0.1", termui)
-    try:
-        await source.connect()
-        snapshot = await source.snapshot()
-    finally:
-        await source.close()
+    _, snapshot = await _read_once(AiomonitorSource("127.0.0.1", termui))
 
     doomed = next(t for t in snapshot.tasks if t.name == "doomed")
     assert doomed.state == "failed"
@@ -129,11 +131,7 @@ async def test_agent_source_falls_back_to_the_plain_monitor(servers: list[Server
 
     _, termui = _start(servers)
     source = with_aiomonitor_fallback(AgentSource("127.0.0.1", termui), "127.0.0.1", termui)
-    try:
-        hello = await source.connect()
-        snapshot = await source.snapshot()
-    finally:
-        await source.close()
+    hello, snapshot = await _read_once(source)
 
     assert hello.process.pid == servers[0].pid
     assert snapshot.source == "aiomonitor"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -11,16 +10,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fleet.conftest import APPS, VENV_BIN, Server, wait_until
+from tests.helpers.server import free_port
 
 pytestmark = pytest.mark.e2e
 
 APP_FILE = "tests/apps/fleet_metrics_app.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> str:
@@ -44,7 +38,7 @@ def _line_of(text: str) -> int:
 @pytest.fixture
 def metrics_server(servers: list[Server], runtime_dir: Path) -> str:
     """The mounted-app server; returns its base URL."""
-    port = _free_port()
+    port = free_port()
     server = Server(
         [
             str(VENV_BIN / "uvicorn"),
@@ -107,7 +101,7 @@ def test_failed_background_job_and_lost_task_are_counted(metrics_server: str) ->
 
 
 def test_inspector_run_serves_metrics_on_its_own_port(tmp_path: Path) -> None:
-    from tests.helpers.server import free_port, inspector_run
+    from tests.helpers.server import inspector_run
 
     metrics_port = free_port()
     with inspector_run(

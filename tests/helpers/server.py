@@ -23,7 +23,7 @@ API:
 * `RunningServer`: ``process`` (Popen), ``http_port``, ``inspect_port``, ``runtime_dir``
   (``INSPECTOR_RUNTIME_DIR`` of the child), ``log_path``; ``url(path)``, ``get(path)``,
   ``output()``, ``registrations()``, ``agent_address()``, ``wait_exit(timeout)``,
-  ``stop(sig, timeout)`` (seconds until exit), ``kill()`` (terminate, wait, SIGKILL the group).
+  ``stop(sig, timeout)`` (seconds until exit), ``kill()`` (SIGTERM, wait, SIGKILL the group).
 * ``free_port()`` and ``free_port_run(count)`` ask the OS for unused ports.
 """
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,7 +41,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inspector.agent import ports
 from inspector.registration import ENV_RUNTIME_DIR, Registration, read_registrations
+from tests.helpers.processes import stop_process_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -53,27 +54,16 @@ class ServerStartError(AssertionError):
 
 
 def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _port_free(port: int, host: str = HOST) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    return ports.free_port(host)
 
 
 def free_port_run(count: int, host: str = HOST, attempts: int = 50) -> int:
     """A base port such that base .. base+count-1 are all free right now."""
     for _ in range(attempts):
         base = free_port(host)
-        if base + count - 1 <= 65535 and all(_port_free(base + i, host) for i in range(count)):
+        if base + count - 1 <= 65535 and all(
+            ports.port_is_free(host, base + i) for i in range(count)
+        ):
             return base
     raise RuntimeError(f"no run of {count} free ports found")
 
@@ -128,16 +118,7 @@ class RunningServer:
 
     def kill(self) -> None:
         """Terminate, wait briefly, then SIGKILL the whole process group. Never raises."""
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                self.process.terminate()
-            self.wait_exit(5.0)
-        with contextlib.suppress(OSError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # workers and anything left behind
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                self.process.kill()
-            self.wait_exit(5.0)
+        stop_process_group(self.process)
         handle = self._log_handle
         if handle is not None:
             with contextlib.suppress(Exception):

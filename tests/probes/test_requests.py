@@ -267,7 +267,7 @@ def test_a_failing_probe_never_breaks_the_request(
 
     monkeypatch.setattr(tracker, "finish", broken)
     assert httpx.get(server.url("/users/5")).json() == {"id": 5}
-    assert server.context is not None
-    health = server.context.health((), 0.0)
-    assert health.errors >= 1
+    context = server.context
+    assert context is not None
+    health = wait_for(lambda: (h := context.health((), 0.0)).errors >= 1 and h)
     assert any("probe bug" in error for error in health.recent_errors)

@@ -1,6 +1,6 @@
 """Builds the recorded snapshots the TUI tests replay (`tests/tui/data/*.json`).
 
-Run `python tests/tui/make_fixtures.py` after a change to the model. Each snapshot is built from
+Run `python -m tests.tui.make_fixtures` after a change to the model. Each snapshot is built from
 the model's dataclasses, so a field rename breaks here first. Times are fixed (`TAKEN_AT`), so
 ages and the rendered screens are deterministic with a frozen clock.
 """
@@ -32,13 +32,11 @@ from inspector.model import (
     ThreadpoolState,
     WaitInfo,
 )
+from tests.factories import CWD, app, frame, lib, std
 
 DATA = Path(__file__).parent / "data"
 TAKEN_AT = 1_750_000_000.0
 """2025-06-15 15:06:40 UTC: every `*_at` in the fixtures is relative to it."""
-CWD = "/srv/shop"
-SP = "/srv/shop/.venv/lib/python3.11/site-packages"
-STD = "/usr/lib/python3.11"
 PID = 48213
 
 PROCESS = ProcessInfo(
@@ -55,26 +53,19 @@ PROCESS = ProcessInfo(
 )
 
 
-def f(file: str, line: int, function: str, code: str | None = None) -> Frame:
-    return Frame(file=file, line=line, function=function, code=code)
-
-
 SERVER_CHAIN = (
-    f(f"{SP}/uvicorn/protocols/http/httptools_impl.py", 409, "run_asgi", "result = await app("),
-    f(
-        f"{SP}/uvicorn/middleware/proxy_headers.py",
+    lib("uvicorn/protocols/http/httptools_impl.py", 409, "run_asgi", "result = await app("),
+    lib(
+        "uvicorn/middleware/proxy_headers.py",
         60,
         "__call__",
         "return await self.app(scope, receive, send)",
     ),
-    f(
-        f"{SP}/fastapi/applications.py",
-        1134,
-        "__call__",
-        "await super().__call__(scope, receive, send)",
+    lib(
+        "fastapi/applications.py", 1134, "__call__", "await super().__call__(scope, receive, send)"
     ),
-    f(f"{SP}/starlette/routing.py", 76, "app", "response = await f(request)"),
-    f(f"{SP}/fastapi/routing.py", 302, "app", "raw_response = await run_endpoint_function("),
+    lib("starlette/routing.py", 76, "app", "response = await f(request)"),
+    lib("fastapi/routing.py", 302, "app", "raw_response = await run_endpoint_function("),
 )
 
 
@@ -90,9 +81,9 @@ def uvicorn_tasks(start_id: int) -> list[TaskInfo]:
             state="pending",
             coro="Server.serve",
             stack=(
-                f(f"{SP}/uvicorn/server.py", 70, "serve", "await self._serve(sockets)"),
-                f(f"{SP}/uvicorn/server.py", 91, "_serve", "await self.main_loop()"),
-                f(f"{SP}/uvicorn/server.py", 236, "main_loop", "await asyncio.sleep(0.1)"),
+                lib("uvicorn/server.py", 70, "serve", "await self._serve(sockets)"),
+                lib("uvicorn/server.py", 91, "_serve", "await self.main_loop()"),
+                lib("uvicorn/server.py", 236, "main_loop", "await asyncio.sleep(0.1)"),
             ),
             waiting_on=WaitInfo(kind="sleep", description="asyncio.sleep(0.1)", remaining=0.04),
             age=7820.0,
@@ -103,14 +94,14 @@ def uvicorn_tasks(start_id: int) -> list[TaskInfo]:
             state="pending",
             coro="LifespanOn.main",
             stack=(
-                f(
-                    f"{SP}/uvicorn/lifespan/on.py",
+                lib(
+                    "uvicorn/lifespan/on.py",
                     86,
                     "main",
                     "await app(scope, self.receive, self.send)",
                 ),
-                f(
-                    f"{SP}/uvicorn/lifespan/on.py",
+                lib(
+                    "uvicorn/lifespan/on.py",
                     137,
                     "receive",
                     "return await self.receive_queue.get()",
@@ -126,11 +117,10 @@ def uvicorn_tasks(start_id: int) -> list[TaskInfo]:
             name="cache-refresher",
             state="pending",
             coro="refresh_prices_forever",
-            stack=(f(f"{CWD}/app.py", 31, "refresh_prices_forever", "await asyncio.sleep(30)"),),
+            stack=(app(31, "refresh_prices_forever", "await asyncio.sleep(30)"),),
             waiting_on=WaitInfo(kind="sleep", description="asyncio.sleep(30)", remaining=12.5),
             age=7815.0,
-            created_at=f(
-                f"{CWD}/app.py",
+            created_at=app(
                 40,
                 "lifespan",
                 'asyncio.create_task(refresh_prices_forever(), name="cache-refresher")',
@@ -148,9 +138,9 @@ def healthy() -> Snapshot:
             state="pending",
             coro="RequestResponseCycle.run_asgi",
             stack=request_stack(
-                f(f"{CWD}/app.py", 72, "list_orders", "rows = await db.fetch_all(query)"),
-                f(
-                    f"{SP}/databases/core.py",
+                app(72, "list_orders", "rows = await db.fetch_all(query)"),
+                lib(
+                    "databases/core.py",
                     180,
                     "fetch_all",
                     "return await connection.fetch_all(query)",
@@ -169,7 +159,7 @@ def healthy() -> Snapshot:
                 state="pending",
                 coro="H11Protocol.run",
                 stack=(
-                    f(f"{SP}/uvicorn/protocols/http/httptools_impl.py", 160, "data_received", None),
+                    lib("uvicorn/protocols/http/httptools_impl.py", 160, "data_received", None),
                 ),
                 waiting_on=WaitInfo(kind="stream", description="keep-alive connection (idle)"),
                 age=4.0 + index,
@@ -247,11 +237,8 @@ def healthy() -> Snapshot:
                 state="done",
                 queued_at=TAKEN_AT - 58,
                 request_id=251,
-                call_site=f(
-                    f"{CWD}/app.py",
-                    88,
-                    "create_order",
-                    "background_tasks.add_task(send_receipt, order.id)",
+                call_site=app(
+                    88, "create_order", "background_tasks.add_task(send_receipt, order.id)"
                 ),
                 started_at=TAKEN_AT - 57.99,
                 finished_at=TAKEN_AT - 57.7,
@@ -274,14 +261,14 @@ def healthy() -> Snapshot:
                 id=140001,
                 name="MainThread",
                 pool="loop",
-                stack=(f(f"{SP}/uvicorn/server.py", 70, "serve"),),
+                stack=(lib("uvicorn/server.py", 70, "serve"),),
             ),
             ThreadInfo(
                 id=140010,
                 name="AnyIO worker thread",
                 pool="anyio",
                 busy=False,
-                stack=(f(f"{STD}/threading.py", 327, "wait", "waiter.acquire()"),),
+                stack=(std("threading.py", 327, "wait", "waiter.acquire()"),),
             ),
             ThreadInfo(id=140020, name="inspector-watchdog", pool="agent"),
         ),
@@ -293,7 +280,7 @@ def healthy() -> Snapshot:
 
 # --- the blocked loop ---------------------------------------------------------------------
 
-EXPORT_FRAME = f(f"{CWD}/app.py", 57, "export", "time.sleep(3)  # render the PDF")
+EXPORT_FRAME = app(57, "export", "time.sleep(3)  # render the PDF")
 INVENTORY_LOCK = 0x7F3A1C2B4D10
 PAYMENT_LOCK = 0x7F3A1C2B4E90
 REPORT_EVENT = 0x7F3A1C2B5F00
@@ -322,8 +309,8 @@ def blocked() -> Snapshot:
             state="pending",
             coro="RequestResponseCycle.run_asgi",
             stack=request_stack(
-                f(f"{CWD}/orders.py", 41, "reserve_and_charge", "async with payment_lock:"),
-                f(f"{STD}/asyncio/locks.py", 114, "acquire", "await fut"),
+                frame(f"{CWD}/orders.py", 41, "reserve_and_charge", "async with payment_lock:"),
+                std("asyncio/locks.py", 114, "acquire", "await fut"),
             ),
             waiting_on=WaitInfo(
                 kind="lock",
@@ -343,8 +330,8 @@ def blocked() -> Snapshot:
             state="pending",
             coro="RequestResponseCycle.run_asgi",
             stack=request_stack(
-                f(f"{CWD}/orders.py", 63, "refund_and_release", "async with inventory_lock:"),
-                f(f"{STD}/asyncio/locks.py", 114, "acquire", "await fut"),
+                frame(f"{CWD}/orders.py", 63, "refund_and_release", "async with inventory_lock:"),
+                std("asyncio/locks.py", 114, "acquire", "await fut"),
             ),
             waiting_on=WaitInfo(
                 kind="lock",
@@ -365,8 +352,8 @@ def blocked() -> Snapshot:
             state="pending",
             coro="RequestResponseCycle.run_asgi",
             stack=request_stack(
-                f(f"{CWD}/reports.py", 22, "weekly_report", "await report_ready.wait()"),
-                f(f"{STD}/asyncio/locks.py", 213, "wait", "await fut"),
+                frame(f"{CWD}/reports.py", 22, "weekly_report", "await report_ready.wait()"),
+                std("asyncio/locks.py", 213, "wait", "await fut"),
             ),
             waiting_on=WaitInfo(
                 kind="event",
@@ -443,7 +430,7 @@ def blocked() -> Snapshot:
         thread_id = 140100 + index
         borrowing = index < 40
         age = 30.0 - index * 0.5
-        legacy_frame = f(
+        legacy_frame = frame(
             f"{CWD}/legacy.py", 23, "inventory_sync", "resp = requests.get(ERP_URL, timeout=None)"
         )
         if borrowing:
@@ -461,21 +448,21 @@ def blocked() -> Snapshot:
                     busy=True,
                     request_id=request_id,
                     stack=(
-                        f(f"{STD}/threading.py", 1045, "_bootstrap_inner", "self.run()"),
-                        f(
-                            f"{SP}/anyio/_backends/_asyncio.py",
+                        std("threading.py", 1045, "_bootstrap_inner", "self.run()"),
+                        lib(
+                            "anyio/_backends/_asyncio.py",
                             967,
                             "run",
                             "result = context.run(func, *args)",
                         ),
                         legacy_frame,
-                        f(
-                            f"{SP}/requests/api.py",
+                        lib(
+                            "requests/api.py",
                             73,
                             "get",
                             'return request("get", url, params=params, **kwargs)',
                         ),
-                        f(f"{STD}/socket.py", 720, "readinto", "return self._sock.recv_into(b)"),
+                        std("socket.py", 720, "readinto", "return self._sock.recv_into(b)"),
                     ),
                 )
             )
@@ -492,14 +479,14 @@ def blocked() -> Snapshot:
                 state="pending",
                 coro="RequestResponseCycle.run_asgi",
                 stack=request_stack(
-                    f(
-                        f"{SP}/starlette/concurrency.py",
+                    lib(
+                        "starlette/concurrency.py",
                         39,
                         "run_in_threadpool",
                         "return await anyio.to_thread.run_sync(func)",
                     ),
-                    f(
-                        f"{SP}/anyio/to_thread.py",
+                    lib(
+                        "anyio/to_thread.py",
                         56,
                         "run_sync",
                         "return await get_async_backend().run_sync_in_worker_thread(",
@@ -533,9 +520,7 @@ def blocked() -> Snapshot:
             coro="sync_stock_levels",
             age=95.0,
             exception="ValueError('stock level for SKU-4411 is negative: -3')",
-            created_at=f(
-                f"{CWD}/app.py", 101, "update_stock", "asyncio.create_task(sync_stock_levels(sku))"
-            ),
+            created_at=app(101, "update_stock", "asyncio.create_task(sync_stock_levels(sku))"),
         )
     )
     threads.append(ThreadInfo(id=139950, name="inspector-watchdog", pool="agent"))
@@ -585,12 +570,12 @@ def blocked() -> Snapshot:
         for i in range(9)
     )
     report_frames = request_stack(
-        f(f"{CWD}/reports.py", 88, "build_summary", "payload = json.dumps(rows, default=str)"),
-        f(f"{STD}/json/__init__.py", 238, "dumps", "**kw).encode(obj)"),
-        f(f"{STD}/json/encoder.py", 200, "encode", "chunks = self.iterencode(o, _one_shot=True)"),
+        frame(f"{CWD}/reports.py", 88, "build_summary", "payload = json.dumps(rows, default=str)"),
+        std("json/__init__.py", 238, "dumps", "**kw).encode(obj)"),
+        std("json/encoder.py", 200, "encode", "chunks = self.iterencode(o, _one_shot=True)"),
     )
     login_frames = request_stack(
-        f(
+        frame(
             f"{CWD}/auth.py",
             17,
             "check_password",
@@ -656,20 +641,20 @@ def blocked() -> Snapshot:
         type="smtplib.SMTPConnectError",
         message="(421, b'mail.example.com: too many connections')",
         traceback=(
-            f(f"{SP}/starlette/background.py", 41, "__call__", "await task()"),
-            f(
-                f"{SP}/starlette/background.py",
+            lib("starlette/background.py", 41, "__call__", "await task()"),
+            lib(
+                "starlette/background.py",
                 28,
                 "__call__",
                 "await run_in_threadpool(self.func, *self.args, **self.kwargs)",
             ),
-            f(f"{CWD}/notify.py", 14, "send_confirmation", "with smtplib.SMTP(MAIL_HOST) as smtp:"),
-            f(f"{STD}/smtplib.py", 255, "__init__", "raise SMTPConnectError(code, msg)"),
+            frame(
+                f"{CWD}/notify.py", 14, "send_confirmation", "with smtplib.SMTP(MAIL_HOST) as smtp:"
+            ),
+            std("smtplib.py", 255, "__init__", "raise SMTPConnectError(code, msg)"),
         ),
     )
-    checkout_site = f(
-        f"{CWD}/app.py", 133, "checkout", "background_tasks.add_task(send_confirmation, order)"
-    )
+    checkout_site = app(133, "checkout", "background_tasks.add_task(send_confirmation, order)")
     background = (
         BackgroundJob(
             id=31,
@@ -689,12 +674,7 @@ def blocked() -> Snapshot:
             state="skipped",
             queued_at=TAKEN_AT - 64,
             request_id=503,
-            call_site=f(
-                f"{CWD}/app.py",
-                134,
-                "checkout",
-                "background_tasks.add_task(write_audit_log, order)",
-            ),
+            call_site=app(134, "checkout", "background_tasks.add_task(write_audit_log, order)"),
             reason="an earlier task of the same response (send_confirmation) raised",
         ),
         BackgroundJob(
@@ -703,12 +683,7 @@ def blocked() -> Snapshot:
             state="dropped",
             queued_at=TAKEN_AT - 40,
             request_id=508,
-            call_site=f(
-                f"{CWD}/app.py",
-                151,
-                "ship",
-                "background_tasks.add_task(notify_warehouse, order_id)",
-            ),
+            call_site=app(151, "ship", "background_tasks.add_task(notify_warehouse, order_id)"),
             reason="the endpoint returned a Response with its own background=…; "
             "the injected BackgroundTasks never ran",
         ),
@@ -718,11 +693,8 @@ def blocked() -> Snapshot:
             state="done",
             queued_at=TAKEN_AT - 30,
             request_id=510,
-            call_site=f(
-                f"{CWD}/app.py",
-                170,
-                "update_product",
-                "background_tasks.add_task(update_search_index, pid)",
+            call_site=app(
+                170, "update_product", "background_tasks.add_task(update_search_index, pid)"
             ),
             started_at=TAKEN_AT - 29.9,
             finished_at=TAKEN_AT - 29.5,
@@ -734,7 +706,7 @@ def blocked() -> Snapshot:
             state="done",
             queued_at=TAKEN_AT - 12,
             request_id=516,
-            call_site=f(f"{CWD}/app.py", 175, "products", "background_tasks.add_task(warm_cache)"),
+            call_site=app(175, "products", "background_tasks.add_task(warm_cache)"),
             started_at=TAKEN_AT - 11.9,
             finished_at=TAKEN_AT - 11.88,
             dispatch="loop",
@@ -746,7 +718,7 @@ def blocked() -> Snapshot:
             kind="background-failed",
             at=TAKEN_AT - 63.1,
             error=smtp_error,
-            location=f(
+            location=frame(
                 f"{CWD}/notify.py", 14, "send_confirmation", "with smtplib.SMTP(MAIL_HOST) as smtp:"
             ),
             request_id=503,
@@ -760,8 +732,8 @@ def blocked() -> Snapshot:
                 type="ValueError",
                 message="stock level for SKU-4411 is negative: -3",
                 traceback=(
-                    f(f"{CWD}/stock.py", 12, "sync_stock_levels", "level = compute_level(sku)"),
-                    f(
+                    frame(f"{CWD}/stock.py", 12, "sync_stock_levels", "level = compute_level(sku)"),
+                    frame(
                         f"{CWD}/stock.py",
                         30,
                         "compute_level",
@@ -769,7 +741,7 @@ def blocked() -> Snapshot:
                     ),
                 ),
             ),
-            location=f(
+            location=frame(
                 f"{CWD}/stock.py",
                 30,
                 "compute_level",
@@ -785,9 +757,7 @@ def blocked() -> Snapshot:
             error=ExceptionInfo(
                 type="RuntimeWarning", message="coroutine 'notify_user' was never awaited"
             ),
-            location=f(
-                f"{CWD}/app.py", 120, "cancel_order", "notify_user(order.user_id, 'cancelled')"
-            ),
+            location=app(120, "cancel_order", "notify_user(order.user_id, 'cancelled')"),
             request_id=507,
             request_label="POST /orders/{id}/cancel",
         ),
@@ -798,11 +768,9 @@ def blocked() -> Snapshot:
             error=ExceptionInfo(
                 type="KeyError",
                 message="'cart_id'",
-                traceback=(
-                    f(f"{CWD}/app.py", 128, "checkout", 'cart = carts[session["cart_id"]]'),
-                ),
+                traceback=(app(128, "checkout", 'cart = carts[session["cart_id"]]'),),
             ),
-            location=f(f"{CWD}/app.py", 128, "checkout", 'cart = carts[session["cart_id"]]'),
+            location=app(128, "checkout", 'cart = carts[session["cart_id"]]'),
             request_id=520,
             request_label="POST /checkout",
             count=2,
@@ -920,7 +888,7 @@ def many_tasks(count: int = 10_000, seed: int = 3) -> Snapshot:
                 name=f"Task-{10_000 + index}",
                 state="pending",
                 coro=coro,
-                stack=(f(f"{CWD}/{file}", line, coro.split(".")[-1], code),),
+                stack=(frame(f"{CWD}/{file}", line, coro.split(".")[-1], code),),
                 waiting_on=wait,
                 age=round(rng.uniform(0, 600), 1),
             )
@@ -987,9 +955,11 @@ def blocked_findings() -> list:
             "payment_lock; "
             "Task-1058 (POST /orders/977/refund) holds payment_lock and waits for inventory_lock.",
             hint="Take the two locks in the same order everywhere.",
-            location=f(f"{CWD}/orders.py", 41, "reserve_and_charge", "async with payment_lock:"),
+            location=frame(
+                f"{CWD}/orders.py", 41, "reserve_and_charge", "async with payment_lock:"
+            ),
             related=(
-                f(f"{CWD}/orders.py", 63, "refund_and_release", "async with inventory_lock:"),
+                frame(f"{CWD}/orders.py", 63, "refund_and_release", "async with inventory_lock:"),
             ),
             task_ids=(1057, 1058),
             request="POST /orders/{id}/charge",
@@ -1002,7 +972,7 @@ def blocked_findings() -> list:
             "requests.get "
             "without a timeout at legacy.py:23.",
             hint="Give the HTTP call a timeout, or make the endpoint async with an async client.",
-            location=f(
+            location=frame(
                 f"{CWD}/legacy.py",
                 23,
                 "inventory_sync",
@@ -1018,7 +988,7 @@ def blocked_findings() -> list:
             title="Task-1061 has waited 5m12s for Event report_ready, which nothing sets",
             detail="GET /reports/weekly waits at reports.py:22 on an Event that is not set.",
             hint="Check what should call report_ready.set(), or add a timeout.",
-            location=f(f"{CWD}/reports.py", 22, "weekly_report", "await report_ready.wait()"),
+            location=frame(f"{CWD}/reports.py", 22, "weekly_report", "await report_ready.wait()"),
             task_ids=(1061,),
             request="GET /reports/weekly",
         ),
@@ -1028,7 +998,7 @@ def blocked_findings() -> list:
             title="Background job send_confirmation failed after POST /checkout: SMTPConnectError",
             detail="It raised at notify.py:14; write_audit_log, queued after it, was skipped.",
             hint="Catch and log errors inside background jobs, or move them to a task queue.",
-            location=f(
+            location=frame(
                 f"{CWD}/notify.py", 14, "send_confirmation", "with smtplib.SMTP(MAIL_HOST) as smtp:"
             ),
             request="POST /checkout",
@@ -1039,8 +1009,6 @@ def blocked_findings() -> list:
             title="Coroutine notify_user was never awaited in POST /orders/{id}/cancel",
             detail="app.py:120 calls an async function without await: it never ran.",
             hint="Add `await`, or schedule it with asyncio.create_task and keep a reference.",
-            location=f(
-                f"{CWD}/app.py", 120, "cancel_order", "notify_user(order.user_id, 'cancelled')"
-            ),
+            location=app(120, "cancel_order", "notify_user(order.user_id, 'cancelled')"),
         ),
     ]

@@ -29,6 +29,17 @@ def text_of(app: InspectorApp, selector: str) -> str:
     return str(app.query_one(selector).render())
 
 
+async def show_tasks(pilot, app: InspectorApp, rows: int | None = None) -> LiveTable:
+    """Switch to the tasks view (key 2) and wait until its table has `rows` rows (or any)."""
+    await pilot.press("2")
+    tasks = table(app, "#task-table")
+    if rows is None:
+        await wait_for(pilot, lambda: tasks.row_count > 0)
+    else:
+        await wait_for(pilot, lambda: tasks.row_count == rows)
+    return tasks
+
+
 # --- header, banner, findings ----------------------------------------------------------------
 
 
@@ -98,9 +109,7 @@ async def test_tasks_filter_as_you_type(blocked) -> None:
     app = build_app([blocked])
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        await pilot.press("2")
-        tasks = table(app, "#task-table")
-        await wait_for(pilot, lambda: tasks.row_count == len(blocked.tasks))
+        tasks = await show_tasks(pilot, app, len(blocked.tasks))
         await pilot.press("slash", *"lock held")
         await wait_for(pilot, lambda: tasks.row_count == 2)
         assert sorted(tasks.keys) == ["1057", "1058"]
@@ -113,9 +122,7 @@ async def test_tasks_sort_by_age_state_and_name(blocked) -> None:
     app = build_app([blocked])
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        await pilot.press("2")
-        tasks = table(app, "#task-table")
-        await wait_for(pilot, lambda: tasks.row_count > 0)
+        tasks = await show_tasks(pilot, app)
         ages = [blocked.task(int(key)).age for key in tasks.keys]
         assert ages == sorted(ages, reverse=True)
         await pilot.press("o")  # state
@@ -134,9 +141,7 @@ async def test_group_by_coroutine_then_open_a_group(blocked) -> None:
     app = build_app([blocked])
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        await pilot.press("2")
-        tasks = table(app, "#task-table")
-        await wait_for(pilot, lambda: tasks.row_count > 0)
+        tasks = await show_tasks(pilot, app)
         await pilot.press("g")
         coros = {task.coro for task in blocked.tasks}
         assert tasks.row_count == len(coros)
@@ -151,9 +156,7 @@ async def test_rows_update_in_place_and_the_cursor_stays_on_its_task(blocked) ->
     app = build_app([], source=source)
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        await pilot.press("2")
-        tasks = table(app, "#task-table")
-        await wait_for(pilot, lambda: tasks.row_count == len(blocked.tasks))
+        tasks = await show_tasks(pilot, app, len(blocked.tasks))
         tasks.move_to_key("2030")
         screen_row = tasks.cursor_row - round(tasks.scroll_y)
         # Three older tasks vanish (rows above the cursor), one new task appears, one changes.
@@ -174,9 +177,7 @@ async def test_ten_thousand_tasks_stay_responsive(many_tasks) -> None:
     app = build_app([many_tasks], interval=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        await pilot.press("2")
-        tasks = table(app, "#task-table")
-        await wait_for(pilot, lambda: tasks.row_count == 10_000)
+        tasks = await show_tasks(pilot, app, 10_000)
         await pilot.press("end")
         assert tasks.cursor_row == 9_999
         await pilot.press("slash", *"heartbeat")
@@ -394,9 +395,7 @@ async def test_disconnect_keeps_the_data_and_reconnects_by_itself(blocked) -> No
     app.poller._backoff = (0.05, 0.1)
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
-        await pilot.press("2")
-        tasks = table(app, "#task-table")
-        await wait_for(pilot, lambda: tasks.row_count == len(blocked.tasks))
+        tasks = await show_tasks(pilot, app, len(blocked.tasks))
         source.down = True
         await wait_for(pilot, lambda: app.connection == "disconnected")
         assert app.query_one(ConnectionBanner).display
@@ -482,8 +481,6 @@ async def test_usable_at_80_by_24(blocked) -> None:
         assert app.screen.has_class("-narrow")
         tabs = [str(app.views.get_tab(v).label) for v in ("findings", "exceptions")]
         assert tabs == ["1 Find 6", "8 Exc 4"]
-        await pilot.press("2")
-        tasks = table(app, "#task-table")
-        await wait_for(pilot, lambda: tasks.row_count > 0)
+        tasks = await show_tasks(pilot, app)
         assert tasks.size.width <= 80
         assert isinstance(app.query_one(FindingItem), FindingItem)

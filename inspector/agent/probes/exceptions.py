@@ -55,6 +55,8 @@ _RECENT_EXCEPTIONS: Final = 256
 """Exception objects (by id) already recorded: a later log line about one is not a second event."""
 
 _NEVER_RETRIEVED: Final = ("exception was never retrieved",)
+_AGENT_LOGGERS: Final = ("inspector", "aiomonitor")
+"""The agent's own errors go to its health report, not to the app's exceptions."""
 
 
 def exception_info(exc: BaseException, limit: int = MAX_TRACEBACK) -> ExceptionInfo:
@@ -358,7 +360,12 @@ class ExceptionsProbe:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if record.exc_info and record.levelno >= logging.ERROR and self._active:
+            if (
+                record.exc_info
+                and record.levelno >= logging.ERROR
+                and self._active
+                and not record.name.startswith(_AGENT_LOGGERS)
+            ):
                 try:
                     self._on_error_record(record)
                 except Exception as error:

@@ -55,6 +55,18 @@ class SyncStats:
     reordered: bool
 
 
+class TableMessage(Message):
+    """A message from one LiveTable; `control` lets `@on(..., "#id")` pick the table."""
+
+    def __init__(self, table: LiveTable) -> None:
+        super().__init__()
+        self.table = table
+
+    @property
+    def control(self) -> LiveTable:
+        return self.table
+
+
 class LiveTable(ScrollView, can_focus=True):
     """A table of keyed rows, updated in place by `sync`.
 
@@ -107,41 +119,26 @@ class LiveTable(ScrollView, can_focus=True):
     cursor_row: reactive[int] = reactive(0, always_update=False, repaint=False)
     """Index of the highlighted row in the current order."""
 
-    class Highlighted(Message):
+    class Highlighted(TableMessage):
         """The cursor moved to another row (or its row changed key)."""
 
         def __init__(self, table: LiveTable, key: str | None) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
 
-        @property
-        def control(self) -> LiveTable:
-            return self.table
-
-    class Selected(Message):
+    class Selected(TableMessage):
         """Enter (or a double click) on a row."""
 
         def __init__(self, table: LiveTable, key: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.key = key
 
-        @property
-        def control(self) -> LiveTable:
-            return self.table
-
-    class HeaderClicked(Message):
+    class HeaderClicked(TableMessage):
         """A click on a column's header: views sort by it."""
 
         def __init__(self, table: LiveTable, column: str) -> None:
-            super().__init__()
-            self.table = table
+            super().__init__(table)
             self.column = column
-
-        @property
-        def control(self) -> LiveTable:
-            return self.table
 
     def __init__(
         self,

@@ -1,0 +1,23 @@
+"""The TARGET and `--pid` arguments of the commands that read one server or a saved snapshot.
+
+`attach`, `dump` and `doctor` all resolve them with `inspector.client.target.open_source`, so
+they take them the same way and describe them in the same words.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Final
+
+TARGET_HELP: Final = (
+    "HOST:PORT, PORT, [IPv6]:PORT or a saved snapshot file (default 127.0.0.1:20101)"
+)
+
+
+def add_target_arguments(
+    parser: argparse.ArgumentParser,
+    pid_help: str = "the process to inspect (found through its agent)",
+) -> None:
+    """Add the optional positional TARGET and `--pid PID` (stored as `target` and `pid`)."""
+    parser.add_argument("target", nargs="?", metavar="TARGET", help=TARGET_HELP)
+    parser.add_argument("--pid", type=int, help=pid_help)
