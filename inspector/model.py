@@ -12,7 +12,6 @@ stable for the life of the object in the target process.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import threading
 import types
 import typing
@@ -385,7 +384,7 @@ class Snapshot:
 T = TypeVar("T")
 
 MAX_DEPTH: Final = 64
-_UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType) if sys.version_info >= (3, 10) else (Union,)
+_UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType)
 _hints_cache: dict[type, dict[str, Any]] = {}
 
 

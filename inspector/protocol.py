@@ -271,9 +271,7 @@ def _inflate(body: str, max_decompressed: int) -> str:
     except (binascii.Error, zlib.error, UnicodeEncodeError, ValueError):
         raise CorruptFrameError("the agent sent a corrupt compressed frame") from None
     if inflater.unconsumed_tail:
-        raise FrameTooLargeError(
-            f"the agent's frame inflates past {max_decompressed:,} bytes"
-        )
+        raise FrameTooLargeError(f"the agent's frame inflates past {max_decompressed:,} bytes")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -9,25 +9,16 @@ file in the runtime directory) and listen on base port + slot.
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import os
 import socket
 from pathlib import Path
 from typing import Final
 
+from inspector.addresses import is_loopback
 from inspector.agent.errors import AgentStartError
 from inspector.agent.probe import AgentConfig
 
 MAX_SLOTS: Final = 64
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(config: AgentConfig, remote_hint: str = "set allow_remote=True") -> None:

@@ -413,7 +413,6 @@ class _Run:
         return stack
 
 
-
 def _traceback_stack(error: BaseException, limit: int) -> tuple[Frame, ...]:
     """Where a finished task's exception was raised, outermost first (traceback order)."""
     stack: list[Frame] = []

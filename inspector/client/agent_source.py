@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from inspector import protocol
-from inspector.client.addresses import is_loopback
+from inspector.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, SourceError
 from inspector.client.telnet import TelnetProtocol, open_telnet
 from inspector.model import Snapshot

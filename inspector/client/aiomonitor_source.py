@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from inspector.client.addresses import is_loopback
+from inspector.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, Source
 from inspector.model import Frame, ProcessInfo, Snapshot, TaskInfo, TaskState, WaitInfo
 from inspector.protocol import PROTOCOL_VERSION, Hello, Result
@@ -577,11 +577,15 @@ class AiomonitorSource:
         if self._terminal is None or self._process is None:
             await self.connect()
         assert self._process is not None
+        loop_stack: tuple[Frame, ...] = ()
+        if with_stacks:
+            # The loop thread first: a task that is running (and blocking) now is then sure to
+            # be in the task list read next, so it can be named.
+            loop_stack = parse_frames(await self._command("stacktrace"))
         rows = parse_task_table(await self._command("ps"))
         self.hook_mode = self.hook_mode or any(r.created_location != "-" for r in rows)
         stacks: dict[int, tuple[Frame, ...]] = {}
         created: dict[int, Frame | None] = {}
-        loop_stack: tuple[Frame, ...] = ()
         if with_stacks:
             await self._refresh_stacks(rows)
             for row in rows:
@@ -589,7 +593,6 @@ class AiomonitorSource:
                 if known is not None:
                     stacks[row.task_id] = known[1].stack
                     created[row.task_id] = known[1].created_at
-            loop_stack = parse_frames(await self._command("stacktrace"))
         running = _running_task(loop_stack, stacks) if loop_stack else None
         tasks = []
         for row in rows:

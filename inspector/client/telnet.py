@@ -214,16 +214,12 @@ class TelnetProtocol(asyncio.Protocol):
 
 
 def _naws_report() -> bytes:
-    size = bytes(
-        (WINDOW_COLUMNS >> 8, WINDOW_COLUMNS & 0xFF, WINDOW_ROWS >> 8, WINDOW_ROWS & 0xFF)
-    )
+    size = bytes((WINDOW_COLUMNS >> 8, WINDOW_COLUMNS & 0xFF, WINDOW_ROWS >> 8, WINDOW_ROWS & 0xFF))
     escaped = size.replace(bytes((IAC,)), bytes((IAC, IAC)))
     return bytes((IAC, SB, OPT_NAWS)) + escaped + bytes((IAC, SE))
 
 
-async def open_telnet(
-    host: str, port: int, listener: TerminalListener
-) -> TelnetProtocol:
+async def open_telnet(host: str, port: int, listener: TerminalListener) -> TelnetProtocol:
     """Connect to `host:port` and start negotiating; raises OSError (incl. socket.gaierror).
 
     The caller bounds the time (the kernel's connect timeout is minutes).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from inspector.client.addresses import is_loopback
+from inspector.addresses import is_loopback
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,7 @@ def hello_frame(version: int = protocol.PROTOCOL_VERSION, pid: int = 4242) -> st
     )
     frame = protocol.encode_message("hello", hello)
     if version != protocol.PROTOCOL_VERSION:
-        frame = frame.replace(
-            f'"protocol":{protocol.PROTOCOL_VERSION}', f'"protocol":{version}'
-        )
+        frame = frame.replace(f'"protocol":{protocol.PROTOCOL_VERSION}', f'"protocol":{version}')
         body = frame[len(protocol.BEGIN) : -len(protocol.END)].split(":", 2)[2]
         frame = f"{protocol.BEGIN}json:{len(body)}:{body}{protocol.END}"
     return frame

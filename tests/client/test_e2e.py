@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 PARKED_LINE = "await EVENT.wait()  # parked here on purpose"
 
 
-def dump(*args: str, timeout: float = 30, env: dict[str, str] | None = None
-         ) -> subprocess.CompletedProcess[str]:
+def dump(
+    *args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "inspector", "dump", *args],
         capture_output=True,
@@ -98,8 +99,12 @@ def test_saved_json_reads_back_the_same(server: RunningServer, tmp_path: Path) -
 
 
 def test_pid_finds_the_agent_through_its_registration(server: RunningServer) -> None:
-    done = dump("--pid", str(server.process.pid), "--no-stacks",
-                env={"INSPECTOR_RUNTIME_DIR": str(server.runtime_dir)})
+    done = dump(
+        "--pid",
+        str(server.process.pid),
+        "--no-stacks",
+        env={"INSPECTOR_RUNTIME_DIR": str(server.runtime_dir)},
+    )
     assert done.returncode == 0, done.stderr
     assert "order-worker-0" in done.stdout and PARKED_LINE not in done.stdout
 
@@ -152,12 +157,18 @@ def test_dump_of_a_target_killed_during_the_dump_exits_2(tmp_path: Path) -> None
         victim.process.send_signal(signal.SIGSTOP)
         child = subprocess.Popen(
             [sys.executable, "-m", "inspector", "dump", target],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
+
             def connected() -> bool:
-                return any(c.raddr and c.raddr.port == port
-                           for c in psutil.Process(child.pid).net_connections())
+                return any(
+                    c.raddr and c.raddr.port == port
+                    for c in psutil.Process(child.pid).net_connections()
+                )
 
             wait_until(connected)
             os.killpg(victim.process.pid, signal.SIGKILL)
@@ -195,7 +206,9 @@ def plain_aiomonitor() -> Iterator[int]:
     """A plain aiomonitor (no agent) in a subprocess; yields its termui port."""
     monitor = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("monitor_app.py"))],
-        stdout=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
     try:
         assert monitor.stdout is not None

@@ -37,15 +37,32 @@ VALID_FILE = protocol.encode_snapshot_file(factories.rich_snapshot())
 
 # Text that is likely to matter to a frame parser, mixed with anything at all.
 pieces = st.sampled_from(
-    [BEGIN, END, BEGIN[:7], END[-5:], "json:", "zjson:", ":", "12", "²", "\x1e", "{}", "\r\n",
-     "\x1b[?2004h", "NaN", '"type":"snapshot"', '"protocol":1']
+    [
+        BEGIN,
+        END,
+        BEGIN[:7],
+        END[-5:],
+        "json:",
+        "zjson:",
+        ":",
+        "12",
+        "²",
+        "\x1e",
+        "{}",
+        "\r\n",
+        "\x1b[?2004h",
+        "NaN",
+        '"type":"snapshot"',
+        '"protocol":1',
+    ]
 )
 noise = st.lists(st.one_of(pieces, st.text(max_size=30)), max_size=20).map("".join)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
     max_leaves=8,
 )
 

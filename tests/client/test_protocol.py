@@ -215,13 +215,14 @@ def test_oversized_frame_is_refused_before_it_is_complete() -> None:
             "missing field 'process'",
         ),
         ('{"type": "snapshot", "protocol": 1, "payload": 5}', CorruptFrameError, "malformed"),
-        ('{"type": "result", "protocol": 1, "payload": {"ok": true, "message": ""}}',
-         CorruptFrameError, "not a snapshot"),
+        (
+            '{"type": "result", "protocol": 1, "payload": {"ok": true, "message": ""}}',
+            CorruptFrameError,
+            "not a snapshot",
+        ),
     ],
 )
-def test_bad_snapshot_files_are_refused(
-    text: str, error: type[ProtocolError], words: str
-) -> None:
+def test_bad_snapshot_files_are_refused(text: str, error: type[ProtocolError], words: str) -> None:
     with pytest.raises(error) as caught:
         protocol.decode_snapshot_file(text)
     assert words in str(caught.value)

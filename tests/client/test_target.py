@@ -119,8 +119,7 @@ def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_pid_resolves_through_its_registration(runtime_dir: Path) -> None:
     from inspector.registration import Registration, write_registration
 
-    write_registration(Registration(pid=os.getpid(), ppid=os.getppid(), host="0.0.0.0",
-                                    port=20199))
+    write_registration(Registration(pid=os.getpid(), ppid=os.getppid(), host="0.0.0.0", port=20199))
     source = agent_of(open_source(None, pid=os.getpid()))
     assert source.address == "127.0.0.1:20199"  # bound everywhere, reached on loopback
 

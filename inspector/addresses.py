@@ -1,7 +1,7 @@
-"""Whether an address the user gave is this machine: the client's one loopback test.
+"""Whether an address is this machine: where the agent may listen, whom the client may trust.
 
-The agent keeps its own (`inspector.agent.ports.is_loopback`, for where it may listen): `dump`
-and `doctor` must not load the agent package, and the agent must not load the client.
+Top level and stdlib-only because both sides need it: `dump` and `doctor` must not load the
+agent package, and the agent must not load the client.
 """
 
 from __future__ import annotations
