@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,11 @@ def throughput_markdown(results: ThroughputResults) -> str:
         lines.append("")
     lines.append("Endpoints: " + "; ".join(f"{e.key} = {e.label}" for e in results.endpoints) + ".")
     if unavailable:
+        by_reason: dict[str, list[str]] = {}
+        for label, reason in unavailable.items():
+            by_reason.setdefault(reason, []).append(label)
         lines += ["", "n/a:"]
-        lines += [f"- {label}: {reason}" for label, reason in unavailable.items()]
+        lines += [f"- {'; '.join(labels)}: {reason}" for reason, labels in by_reason.items()]
     lines += [f"Note: {note}" for note in results.notes]
     return "\n".join(lines)
 
@@ -78,7 +82,7 @@ def snapshot_markdown(rows: list[SnapshotRow], loop_set: str) -> str:
         f"### Snapshot round trip ({loop_set}, real client, reused connection)",
         "",
         "| tasks parked | tasks reported | full snapshot (median) | max | without stacks | "
-        "collect in-process | JSON size |",
+        "collect in-process | as JSON |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -90,27 +94,35 @@ def snapshot_markdown(rows: list[SnapshotRow], loop_set: str) -> str:
             f" {_num(row.rtt_ms_max, '.1f')} ms | {_num(row.rtt_no_stacks_ms, '.1f')} ms |"
             f" {_num(row.collect_ms, '.1f')} ms | {_num(row.json_kb, ',.0f')} KB |"
         )
+    lines += [
+        "",
+        '"as JSON": the decoded snapshot written out as plain JSON (the wire form sends each '
+        "distinct stack frame once, so it is smaller).",
+    ]
     return "\n".join(lines)
 
 
 def stalls_markdown(rows: list[StallRow]) -> str:
     lines = [
-        "### Stall detection (`time.sleep` in `async def`)",
+        "### Stall detection (`time.sleep` in `async def`, agent threshold 100 ms)",
         "",
-        "| loop | block | detected | measured | error | blocking line located |",
-        "|---|---:|---|---:|---:|---|",
+        "| loop | block | detected | measured (median) | error (median) | blocking line located |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    groups: dict[tuple[str, float], list[StallRow]] = {}
     for row in rows:
-        if row.unavailable:
-            lines.append(f"| {row.loop_set} | {row.block_s:g} s | n/a ({row.unavailable}) | | | |")
+        groups.setdefault((row.loop_set, row.block_s), []).append(row)
+    for (loop_set, block), group in groups.items():
+        if group[0].unavailable:
+            lines.append(f"| {loop_set} | {block:g} s | n/a ({group[0].unavailable}) | | | |")
             continue
-        detected = "yes" if row.detected else "**no**"
-        located = (
-            "–" if row.located is None else ("yes" if row.located else f"**no** ({row.located_at})")
-        )
+        found = [row for row in group if row.detected]
+        measured = statistics.median(r.measured_s or 0.0 for r in found) if found else None
+        error = statistics.median(r.error_ms or 0.0 for r in found) if found else None
+        located = sum(1 for row in found if row.located)
         lines.append(
-            f"| {row.loop_set} | {row.block_s:g} s | {detected} | "
-            f"{_num(row.measured_s, '.3f')} s | {_num(row.error_ms, '+.0f')} ms | {located} |"
+            f"| {loop_set} | {block:g} s | {len(found)}/{len(group)} | "
+            f"{_num(measured, '.3f')} s | {_num(error, '+.0f')} ms | {located}/{len(group)} |"
         )
     return "\n".join(lines)
 

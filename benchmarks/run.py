@@ -1,8 +1,8 @@
 """Run the benchmarks and print a Markdown report (raw data in benchmarks/results/*.json).
 
-    python -m benchmarks                 # everything, ~15 minutes on 2 cores
-    python -m benchmarks --quick         # one short round of each, ~4 minutes
-    python -m benchmarks --long          # memory over one million requests
+    python -m benchmarks                 # everything, ~20 minutes on 2 cores
+    python -m benchmarks --quick         # one short round of each, ~6 minutes
+    python -m benchmarks --long          # memory over one million requests (+5 minutes)
     python -m benchmarks --only throughput,stalls
 
 Sections: throughput (overhead of each configuration against plain uvicorn, on asyncio and
