@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings, task_stack
-from tests.factories import app, lib, request, snapshot, std, task, thread, wait
+from tests.factories import NOW, app, lib, request, snapshot, std, task, thread, wait
 
 EVENT_WAIT = app(27, "wait_forever", "await never_set.wait()")
 
@@ -61,6 +63,13 @@ def test_a_disconnected_client_is_said_to_have_left() -> None:
     assert "client has gone" in finding.title
     assert "The client left, yet the handler keeps working" in finding.detail
     assert "is_disconnected" in finding.hint
+
+
+def test_when_the_client_left_is_said_when_known() -> None:
+    t, r = hanging(1, 20.0, disconnected=True)
+    r = dataclasses.replace(r, disconnected_at=NOW - 7.0)
+    [finding] = findings(snapshot(tasks=(t,), requests=(r,)), "hanging-request")
+    assert "The client left 7 s ago; the handler keeps working." in finding.detail
 
 
 def test_a_sync_endpoint_is_located_in_its_worker_thread() -> None:

@@ -207,10 +207,14 @@ def _finding(items: Sequence[_Hanging], snapshot: Snapshot) -> Finding:
     if first.because:
         sentences.append(first.because)
     if request.disconnected:
-        sentences.append(
-            f"The client left, yet the handler keeps working ({seconds(longest)} since the "
-            "request began)."
-        )
+        if request.disconnected_at is not None:
+            gone = max(0.0, snapshot.taken_at - request.disconnected_at)
+            sentences.append(f"The client left {seconds(gone)} ago; the handler keeps working.")
+        else:
+            sentences.append(
+                f"The client left, yet the handler keeps working ({seconds(longest)} since the "
+                "request began)."
+            )
 
     hint = first.hint
     if request.disconnected and not background:
