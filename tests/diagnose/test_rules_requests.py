@@ -69,7 +69,7 @@ def test_when_the_client_left_is_said_when_known() -> None:
     t, r = hanging(1, 20.0, disconnected=True)
     r = dataclasses.replace(r, disconnected_at=NOW - 7.0)
     [finding] = findings(snapshot(tasks=(t,), requests=(r,)), "hanging-request")
-    assert "The client left 7 s ago; the handler keeps working." in finding.detail
+    assert "The client left 7.0 s ago; the handler keeps working." in finding.detail
 
 
 def test_a_sync_endpoint_is_located_in_its_worker_thread() -> None:
