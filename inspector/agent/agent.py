@@ -155,11 +155,14 @@ class Agent:
         self.probes = tuple(installed)
 
     def _make_probes(self) -> list[Probe]:
-        probes: list[Probe] = [Watchdog()]
+        watchdog = Watchdog()
+        probes: list[Probe] = [watchdog]
         try:
             from inspector.agent.tasks import TasksProbe
 
-            probes.append(TasksProbe())
+            tasks = TasksProbe()
+            tasks.sweep_with(watchdog)  # one periodic thread for the agent, not two
+            probes.append(tasks)
         except Exception as error:
             self.context.record_error(f"tasks probe unavailable: {error!r}")
         try:

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import socket
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -37,6 +38,10 @@ if TYPE_CHECKING:
 SEND_TIMEOUT_BASE: Final = 10.0
 """Seconds a client gets to take a frame, plus one second per `SEND_BYTES_PER_SECOND`."""
 SEND_BYTES_PER_SECOND: Final = 512 * 1024
+SNAPSHOT_TTL: Final = 0.15
+"""Seconds a built snapshot is served again to other clients asking for the same variant."""
+_shared: weakref.WeakKeyDictionary[Agent, dict[tuple[bool, int | None, str], tuple[float, str]]]
+_shared = weakref.WeakKeyDictionary()
 _SNAPSHOT_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Snapshot))
 _RESERVED_FIELDS: Final = frozenset({"process", "taken_at", "health", "capabilities", "source"})
 _LENIENT: Final = {"ignore_unknown_options": True, "allow_extra_args": True}
@@ -82,7 +87,7 @@ def do_snapshot(ctx: click.Context, no_stacks: bool, max_tasks: str | None, enc:
 
     def encode(agent: Agent) -> str:
         options = CollectOptions(with_stacks=not no_stacks, max_tasks=_parse_max_tasks(max_tasks))
-        return encode_snapshot(agent, options, encoding)
+        return shared_snapshot(agent, options, encoding)
 
     _answer(ctx, encode)
 
@@ -93,10 +98,40 @@ def do_snapshot(ctx: click.Context, no_stacks: bool, max_tasks: str | None, enc:
 @_command_done
 def do_cancel(ctx: click.Context, task_id: str | None) -> None:
     """Cancel one task of the app loop by id (refused when the agent is read-only)."""
-    _answer(ctx, lambda agent: protocol.encode_message("result", cancel_task(agent, task_id)))
+
+    def cancel(agent: Agent) -> str:
+        _forget_snapshots(agent)  # the next snapshot shows the cancellation
+        return protocol.encode_message("result", cancel_task(agent, task_id))
+
+    _answer(ctx, cancel)
 
 
 # --- what the commands do --------------------------------------------------------------------
+
+
+def shared_snapshot(agent: Agent, options: CollectOptions, enc: Encoding = "json") -> str:
+    """The framed snapshot, shared by every client asking within `SNAPSHOT_TTL` seconds.
+
+    Building and encoding a snapshot is the agent's most expensive work, and it holds the GIL
+    the server needs; twenty clients polling at 10 Hz would otherwise cost twenty snapshots
+    per tenth of a second. Commands run one at a time on aiomonitor's thread, so a plain dict
+    suffices; each entry is the newest frame for one (stacks, max tasks, encoding) variant.
+    """
+    key = (options.with_stacks, options.max_tasks, enc)
+    now = time.monotonic()
+    cache = _shared.get(agent)
+    if cache is None:
+        cache = _shared[agent] = {}
+    entry = cache.get(key)
+    if entry is not None and 0.0 <= now - entry[0] < SNAPSHOT_TTL:
+        return entry[1]
+    text = encode_snapshot(agent, options, enc)
+    cache[key] = (time.monotonic(), text)
+    return text
+
+
+def _forget_snapshots(agent: Agent) -> None:
+    _shared.pop(agent, None)
 
 
 def encode_snapshot(agent: Agent, options: CollectOptions, enc: Encoding = "json") -> str:
@@ -297,6 +332,7 @@ __all__ = [
     "CommandError",
     "build_snapshot",
     "encode_snapshot",
+    "shared_snapshot",
     "cancel_task",
     "send_with_deadline",
     "snapshot_fields",

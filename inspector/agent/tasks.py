@@ -27,8 +27,8 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
 
 from inspector.agent.frames import MAX_DEPTH, frame_at, frames_of
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
@@ -166,6 +166,12 @@ def _running_frames(coro: object, top: types.FrameType | None, limit: int) -> li
     return []
 
 
+class PeriodicScheduler(Protocol):
+    """Something with a thread that runs jobs now and then (the watchdog)."""
+
+    def add_periodic(self, job: Callable[[], None], every: float) -> bool: ...
+
+
 class TasksProbe:
     """Reports `tasks`, `current_task_id` and `loop_thread_stack` of a snapshot."""
 
@@ -184,14 +190,31 @@ class TasksProbe:
         """id(task) -> (weak ref, first seen): failed tasks nobody retrieved, still referenced."""
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._scheduler: PeriodicScheduler | None = None
 
     # --- Probe -----------------------------------------------------------------------------------
 
+    def sweep_with(self, scheduler: PeriodicScheduler) -> None:
+        """Let `scheduler` (the watchdog's thread) run the sweeps instead of a thread of our own:
+        every periodic Python thread slows the busy loop thread, so the agent keeps one."""
+        self._scheduler = scheduler
+
     def install(self, context: AgentContext) -> None:
-        self._sweeper = threading.Thread(
-            target=self._sweep_forever, args=(context,), name="inspector-task-sweep", daemon=True
-        )
-        self._sweeper.start()
+        scheduler = self._scheduler
+        shared = False
+        if scheduler is not None:
+            try:
+                shared = scheduler.add_periodic(lambda: self._sweep(context), SWEEP_INTERVAL)
+            except Exception as error:
+                context.record_error(f"tasks: shared sweeper refused: {error!r}")
+        if not shared:
+            self._sweeper = threading.Thread(
+                target=self._sweep_forever,
+                args=(context,),
+                name="inspector-task-sweep",
+                daemon=True,
+            )
+            self._sweeper.start()
         if not self._track_locks:
             return
         try:
@@ -219,10 +242,16 @@ class TasksProbe:
 
     def _sweep_forever(self, context: AgentContext) -> None:
         while not self._stop.wait(SWEEP_INTERVAL):
-            try:
-                self._remember(_live_tasks(context.loop), time.monotonic())
-            except Exception as error:
-                context.record_error(f"tasks: sweep failed: {error!r}")
+            self._sweep(context)
+
+    def _sweep(self, context: AgentContext) -> None:
+        """Note the tasks alive now, so ages count from before the first snapshot."""
+        if self._stop.is_set():
+            return
+        try:
+            self._remember(_live_tasks(context.loop), time.monotonic())
+        except Exception as error:
+            context.record_error(f"tasks: sweep failed: {error!r}")
 
     # --- collecting ------------------------------------------------------------------------------
 

@@ -1,11 +1,21 @@
 """Loop-lag heartbeat and stall watchdog: what blocked the event loop, where, and for whom.
 
 A heartbeat callback on the app loop re-arms itself every `heartbeat_interval` and notes when it
-ran and how late it was. A daemon thread wakes every few milliseconds; when the heartbeat is
-overdue by more than `stall_threshold`, the loop is stalled *right now*, so the thread samples the
-loop thread's stack (`sys._current_frames()`) while the culprit is still on it, and reads which
+ran and how late it was. A daemon thread sleeps until the heartbeat *would* be overdue by more
+than `stall_threshold` (about once per threshold window while the loop is healthy); if by then the
+heartbeat has not run, the loop is stalled *right now*, so the thread samples the loop thread's
+stack (`sys._current_frames()`) while the culprit is still on it, and reads which
 task is running (`asyncio.current_task(loop)` works from another thread). When the heartbeat runs
 again the stall is over and its duration is the heartbeat's lateness.
+
+Why the thread sleeps that long: every wake of a Python thread costs the busy loop thread far more
+than the wake itself. A woken thread must take the GIL; a loop under load releases and retakes
+the GIL at every `epoll`/`select` call, and each release wakes the waiting thread only for it to
+lose the race again, so the waiter can spin through thousands of futile wake-ups per second (and
+wait tens of milliseconds) before it runs. Waking 50 times a second cost a hello-world endpoint
+~15 % of its throughput; waking once per threshold window costs a fraction of that. The same
+thread also runs the agent's other periodic jobs (`add_periodic`), so the agent keeps one
+periodic thread, not several.
 
 Nothing here patches `Handle._run` (uvloop has no such method), so it works on every loop. The
 clock, the frame source and the task source are injected so tests drive it without sleeping.
@@ -29,8 +39,10 @@ from typing import Any, Final
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.model import Frame, LoopStats, StackSample, Stall
 
-TICK: Final = 0.02
-"""How often the watchdog thread looks at the heartbeat, seconds."""
+TICK: Final = 0.005
+"""Shortest sleep of the watchdog thread, seconds: a floor against spinning, never the rhythm."""
+WAKE_MARGIN: Final = 0.002
+"""The thread wakes this long after the heartbeat would become a stall, so one look suffices."""
 SAMPLE_OFFSETS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 """Seconds after a stall began at which further stack samples are taken (the first is taken as
 soon as the stall is seen). Long stalls get a few samples, never an unbounded number."""
@@ -114,6 +126,13 @@ def _summarised(stall: Stall) -> Stall:
 
 
 @dataclass
+class _PeriodicJob:
+    run: Callable[[], None]
+    every: float
+    due: float
+
+
+@dataclass
 class _OngoingStall:
     id: int
     due: float
@@ -194,6 +213,7 @@ class Watchdog:
         self._stop = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._periodic: list[_PeriodicJob] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -215,6 +235,18 @@ class Watchdog:
         self._handle = context.loop.call_later(self._interval, self._on_heartbeat)
         self._thread = threading.Thread(target=self._run, name="inspector-watchdog", daemon=True)
         self._thread.start()
+
+    def add_periodic(self, job: Callable[[], None], every: float) -> bool:
+        """Run `job` on the watchdog thread about every `every` seconds (at its next wake-up).
+
+        False when the thread is not running (not installed, or closed): the caller then keeps
+        its own timer. A job that raises is reported and keeps its schedule.
+        """
+        thread = self._thread
+        if self._closed or thread is None or not thread.is_alive():
+            return False
+        self._periodic.append(_PeriodicJob(job, max(every, self._tick), self._clock() + every))
+        return True  # the thread picks the job up at its next wake, within a threshold window
 
     def close(self) -> None:
         if self._closed:
@@ -262,12 +294,42 @@ class Watchdog:
     # --- the watchdog (its own thread) -------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self._tick):
+        while not self._stop.wait(self.next_wait()):
             try:
                 self.check()
             except Exception as error:
                 if self._context is not None:
                     self._context.record_error(f"watchdog: {error!r}")
+            self._run_periodic()
+
+    def next_wait(self) -> float:
+        """Seconds until something can need the watchdog: the heartbeat crossing the stall
+        threshold, the next sample of a stall in progress, or a periodic job."""
+        now = self._clock()
+        beat_at, _ = self._beat
+        wake = beat_at + self._interval + self._threshold + WAKE_MARGIN
+        current = self._current
+        if current is not None:
+            # Stalled: no heartbeat to wait for; look again at the next sample offset, and at
+            # least once per threshold to see the loop stop.
+            wake = now + self._threshold
+            if current.next_offsets:
+                wake = min(wake, current.start + current.next_offsets[0])
+        for job in self._periodic:
+            wake = min(wake, job.due)
+        return max(self._tick, wake - now)
+
+    def _run_periodic(self) -> None:
+        now = self._clock()
+        for job in self._periodic:
+            if now < job.due:
+                continue
+            job.due = now + job.every
+            try:
+                job.run()
+            except Exception as error:
+                if self._context is not None:
+                    self._context.record_error(f"watchdog: periodic job failed: {error!r}")
 
     def check(self) -> None:
         """One look at the heartbeat: begin, sample or end a stall; add a lag point."""
@@ -417,4 +479,10 @@ class Watchdog:
         return tuple(stalls)
 
     def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
+        # The thread looks only about once per threshold window: look now, so a snapshot shows
+        # a stall that just began or ended.
+        try:
+            self.check()
+        except Exception as error:
+            context.record_error(f"watchdog: {error!r}")
         return {"loop": self.loop_stats(), "stalls": self.stalls()}

@@ -12,6 +12,7 @@ from inspector.errors import ExitStatus, InspectorError
 
 if TYPE_CHECKING:
     from inspector.client.source import Source
+    from inspector.tui.workers import WorkerGroup
 
 DESCRIPTION: Final = """\
 Open the live terminal UI: what is wrong (findings with the file:line to fix), every asyncio
@@ -25,12 +26,14 @@ there, a list of the servers on this machine to choose from.
 
 EPILOG: Final = """\
 keys: 1-8 views · / filter · enter open · x cancel a task · c copy file:line · s save
+      9 workers · w/W next/previous worker (attached to a parent of --workers N)
       p pause · +/- interval · ? help · ctrl+p commands · q quit
 
 examples:
   inspector attach                  the agent on 127.0.0.1:20101, else choose a server
   inspector attach 20104            the agent on 127.0.0.1:20104
-  inspector attach --pid 4242       the agent of process 4242
+  inspector attach --pid 4242       the agent of process 4242; for the parent of
+                                    `--workers N`, its first worker, w to switch
   inspector attach stuck.json       a snapshot saved with `s` or `inspector dump -o`
 """
 
@@ -75,6 +78,10 @@ def handle(args: argparse.Namespace) -> int:
     from inspector.client.source import ConnectError
     from inspector.client.target import open_source
 
+    if args.pid is not None and args.target is None:
+        group = _worker_group(args.pid)
+        if group is not None:
+            return _attach_to_group(group, args)
     source = open_source(args.target, args.pid)
     try:
         _check(source)
@@ -92,6 +99,35 @@ def handle(args: argparse.Namespace) -> int:
 
     app = make_app(source, interval=args.interval, stuck_after=args.stuck_after)
     return int(app.run() or 0)
+
+
+def _worker_group(pid: int) -> WorkerGroup | None:
+    from inspector.tui.workers import find_worker_group
+
+    try:
+        return find_worker_group(pid)
+    except (ImportError, OSError):  # no discovery here: the plain --pid lookup says why
+        return None
+
+
+def _attach_to_group(group: WorkerGroup, args: argparse.Namespace) -> int:
+    """Open the UI on the first worker that answers, with the worker switcher."""
+    from inspector.client.source import ConnectError
+
+    failures: list[str] = []
+    for worker in group.initial:
+        source = group.source_factory(worker.address)
+        try:
+            _check(source)
+        except (ConnectError, InspectorError) as error:
+            failures.append(f"pid {worker.pid}: {error}")
+            continue
+        _need_terminal()
+        from inspector.tui.app import make_app
+
+        app = make_app(source, interval=args.interval, stuck_after=args.stuck_after, group=group)
+        return int(app.run() or 0)
+    raise InspectorError(f"no worker of pid {group.parent_pid} answers: " + "; ".join(failures))
 
 
 def _need_terminal() -> None:

@@ -32,7 +32,9 @@ from inspector.tui.messages import (
     SnapshotReceived,
     SourceConnected,
     SourceDisconnected,
+    SwitchWorker,
     VitalsSampled,
+    WorkersUpdated,
 )
 from inspector.tui.poller import (
     Clock,
@@ -55,9 +57,11 @@ from inspector.tui.views.stalls import StallsView
 from inspector.tui.views.task_detail import TaskDetailView
 from inspector.tui.views.tasks import TasksView
 from inspector.tui.views.threads import ThreadsView
+from inspector.tui.views.workers import WorkersView
 from inspector.tui.vitals import Vitals, VitalsFactory, VitalsReader, local_vitals
 from inspector.tui.widgets.banners import ConnectionBanner, StallBanner
 from inspector.tui.widgets.header import ConnectionState, TargetHeader
+from inspector.tui.workers import FleetPoller, Worker, WorkerGroup, WorkerStatus
 
 SHORT_TITLES: Final = {
     "findings": "Find",
@@ -65,6 +69,7 @@ SHORT_TITLES: Final = {
     "background": "Bg",
     "threads": "Thr",
     "exceptions": "Exc",
+    "workers": "Wrk",
 }
 """Tab titles below 100 columns, so all eight tabs fit in 80."""
 VIEWS: Final = (
@@ -77,6 +82,8 @@ VIEWS: Final = (
     ("stalls", "Stalls", StallsView),
     ("exceptions", "Exceptions", ExceptionsView),
 )
+WORKERS_VIEW: Final = ("workers", "Workers", WorkersView)
+"""The ninth tab, present only when attached to a parent with workers."""
 INTERVALS: Final = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HISTORY_POINTS: Final = 60
 """Samples kept for the CPU and RSS sparklines (a minute at the default interval)."""
@@ -97,6 +104,9 @@ class InspectorApp(App[int]):
             Binding(str(number), f"show_view('{view_id}')", title, show=False)
             for number, (view_id, title, _view) in enumerate(VIEWS, start=1)
         ),
+        Binding("9", "show_view('workers')", "Workers", show=False),
+        Binding("w", "next_worker", "Next worker"),
+        Binding("W", "previous_worker", "Previous worker", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("plus", "slower", "Slower", show=False),
@@ -117,19 +127,35 @@ class InspectorApp(App[int]):
         stuck_after: float = 5.0,
         diagnose: Diagnose | None = None,
         vitals: VitalsFactory | None = local_vitals,
+        group: WorkerGroup | None = None,
     ) -> None:
         super().__init__()
         self.source = source
         self.clock = clock
         self.stuck_after = stuck_after
-        self.poller = Poller(
-            source,
-            emit=self._emit,
-            interval=interval,
-            stuck_after=stuck_after,
-            clock=clock,
-            diagnose=diagnose,
+        self._diagnose = diagnose
+        self.poller = self._make_poller(source, interval)
+        self.group = group
+        """The parent's workers when attached to one: enables the switcher and the Workers tab."""
+        self.group_workers: list[Worker] = list(group.initial) if group else []
+        self.worker_statuses: list[WorkerStatus] = []
+        self.current_worker: Worker | None = next(
+            (w for w in self.group_workers if w.address == source.address), None
         )
+        self.fleet: FleetPoller | None = (
+            FleetPoller(
+                group.discover,
+                emit=self._emit_workers,
+                source_factory=group.source_factory,
+                interval=group.interval,
+                stuck_after=stuck_after,
+                diagnose=diagnose,
+                vitals=vitals,
+            )
+            if group
+            else None
+        )
+        self._view_specs = (*VIEWS, WORKERS_VIEW) if group else VIEWS
         self.observation: Observation | None = None
         self.hello: Hello | None = None
         self.connection: ConnectionState = "connecting" if source.live else "offline"
@@ -154,7 +180,7 @@ class InspectorApp(App[int]):
         yield StallBanner("", id="stall-banner")
         yield ConnectionBanner("", id="connection-banner")
         with TabbedContent(initial="findings", id="views"):
-            for number, (view_id, title, view_class) in enumerate(VIEWS, start=1):
+            for number, (view_id, title, view_class) in enumerate(self._view_specs, start=1):
                 with TabPane(f"{number} {title}", id=view_id):
                     yield view_class(id=f"{view_id}-view")
         yield Footer()
@@ -167,13 +193,16 @@ class InspectorApp(App[int]):
         self._connection_banner = self.query_one(ConnectionBanner)
         self._tabs = self.query_one("#views", TabbedContent)
         self._views = {
-            view_id: self.query_one(f"#{view_id}-view", View) for view_id, _t, _v in VIEWS
+            view_id: self.query_one(f"#{view_id}-view", View)
+            for view_id, _t, _v in self._view_specs
         }
         self._stall_banner.display = False
         self._connection_banner.display = False
         self._refresh_header()
         self._refresh_tab_labels()
         self._run_poller()
+        if self.fleet is not None:
+            self._run_fleet()
         self.set_interval(1.0, self._tick)
         if self._vitals_factory is not None and self.source.live:
             self.set_interval(1.0, self._sample_vitals)
@@ -184,6 +213,8 @@ class InspectorApp(App[int]):
     def on_unmount(self) -> None:
         # The poller's thread must end, or the interpreter waits for it at exit.
         self.poller.stop()
+        if self.fleet is not None:
+            self.fleet.stop()
 
     @property
     def views(self) -> TabbedContent:
@@ -202,20 +233,34 @@ class InspectorApp(App[int]):
     def _run_poller(self) -> None:
         self.poller.run()
 
-    def _emit(self, event: PollEvent) -> None:
+    def _make_poller(self, source: Source, interval: float) -> Poller:
+        return Poller(
+            source,
+            emit=lambda event: self._emit(event, source),
+            interval=interval,
+            stuck_after=self.stuck_after,
+            clock=self.clock,
+            diagnose=self._diagnose,
+        )
+
+    def _emit(self, event: PollEvent, origin: Source | None = None) -> None:
         """Called on the poller's thread; `post_message` is thread-safe."""
         if isinstance(event, Fetched):
-            self.post_message(SnapshotReceived(event.observation))
+            self.post_message(SnapshotReceived(event.observation, origin))
         elif isinstance(event, Connected):
-            self.post_message(SourceConnected(event.hello))
+            self.post_message(SourceConnected(event.hello, origin))
         elif isinstance(event, Disconnected):
             self.post_message(
-                SourceDisconnected(event.reason, event.retry_in, event.ever_connected)
+                SourceDisconnected(event.reason, event.retry_in, event.ever_connected, origin)
             )
+
+    def _is_current(self, origin: object) -> bool:
+        """False for news from the source of a worker the user switched away from."""
+        return origin is None or origin is self.source
 
     @on(SnapshotReceived)
     def apply_snapshot(self, message: SnapshotReceived) -> None:
-        if not self._ui_ready():
+        if not self._ui_ready() or not self._is_current(message.origin):
             return
         if self.poller.paused and self.observation is not None:
             return  # a fetch that was in flight when the user paused
@@ -235,14 +280,14 @@ class InspectorApp(App[int]):
             self.disconnect_reason = None
             self._refresh_header()
             self._refresh_tab_labels()
-            for view_id, _title, _view in VIEWS:
+            for view_id, _title, _view in self._view_specs:
                 self.view(view_id).stale = True
             self.active_view.show(message.observation)
         self.apply_seconds.append(time.perf_counter() - started)
 
     @on(SourceConnected)
     def note_connected(self, message: SourceConnected) -> None:
-        if not self._ui_ready():
+        if not self._ui_ready() or not self._is_current(message.origin):
             return
         self.hello = message.hello
         if self.connection in ("connecting", "disconnected"):
@@ -254,12 +299,14 @@ class InspectorApp(App[int]):
 
     @on(SourceDisconnected)
     def note_disconnected(self, message: SourceDisconnected) -> None:
-        if not self._ui_ready():
+        if not self._ui_ready() or not self._is_current(message.origin):
             return
         self.disconnect_reason = message.reason
         self.retry_in = message.retry_in
         self.connection = "disconnected"
         self._refresh_header()
+        if self.fleet is not None:
+            self.fleet.wake()  # the worker may be gone for good: look for the live ones now
 
     @work(thread=True, exclusive=True, group="vitals", exit_on_error=False)
     def _sample_vitals(self) -> None:
@@ -314,6 +361,7 @@ class InspectorApp(App[int]):
             data_age=self.data_age(),
             interval=self.poller.interval,
             now=self.clock(),
+            group=self.worker_label(),
         )
         header.show_lag(snapshot)
         live_now = self.connection == "live"
@@ -346,8 +394,10 @@ class InspectorApp(App[int]):
         counts: dict[str, int] = {}
         if observation is not None:
             counts = self._counts(observation)
+        if self.group is not None:
+            counts["workers"] = len(self.group_workers)
         narrow = self.size.width < 100
-        for number, (view_id, title, _view) in enumerate(VIEWS, start=1):
+        for number, (view_id, title, _view) in enumerate(self._view_specs, start=1):
             label = f"{number} {SHORT_TITLES.get(view_id, title) if narrow else title}"
             if counts.get(view_id):
                 label += f" {formatting.count(counts[view_id])}"
@@ -385,6 +435,8 @@ class InspectorApp(App[int]):
     # --- navigation ------------------------------------------------------------------------
 
     def action_show_view(self, view_id: str) -> None:
+        if view_id not in self._views:
+            return
         if self.views.active != view_id:
             self._previous_view = self.views.active
             self.views.active = view_id
@@ -428,6 +480,145 @@ class InspectorApp(App[int]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    # --- workers ---------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="fleet", exit_on_error=False)
+    def _run_fleet(self) -> None:
+        assert self.fleet is not None
+        self.fleet.run()
+
+    def _emit_workers(self, statuses: list[WorkerStatus]) -> None:
+        """Called on the fleet poller's thread."""
+        self.post_message(WorkersUpdated(statuses))
+
+    def worker_label(self) -> str | None:
+        """ "worker 2/4 (pid 4242)" in a worker group, None otherwise."""
+        if self.group is None:
+            return None
+        current = self.current_worker
+        if current is None:
+            return f"parent pid {self.group.parent_pid} · no worker"
+        position = next(
+            (i for i, w in enumerate(self.group_workers, start=1) if w.pid == current.pid), None
+        )
+        where = f"{position}/{len(self.group_workers)}" if position is not None else "gone"
+        return f"worker {where} (pid {current.pid})"
+
+    @on(WorkersUpdated)
+    def follow_workers(self, message: WorkersUpdated) -> None:
+        """Drop the dead workers, add the new ones; leave a dead current worker for a live one."""
+        if not self._ui_ready():
+            return
+        self.worker_statuses = message.statuses
+        self.group_workers = [status.worker for status in message.statuses]
+        current = self.current_worker
+        if current is not None and all(w.pid != current.pid for w in self.group_workers):
+            self._replace_gone_worker(current)
+        elif current is None and self.group_workers:
+            self.switch_to_worker(self.group_workers[0])
+        self._show_workers()
+        self._refresh_header()
+        self._refresh_tab_labels()
+
+    def _replace_gone_worker(self, gone: Worker) -> None:
+        same_address = next((w for w in self.group_workers if w.address == gone.address), None)
+        if same_address is not None:
+            # A restarted worker on the same port: the poller reconnects to it by itself.
+            self.current_worker = same_address
+            self.notify(
+                f"Worker pid {gone.pid} is gone; pid {same_address.pid} replaced it on "
+                f"{same_address.address}.",
+                title="Worker restarted",
+                severity="warning",
+            )
+            return
+        answering = [s.worker for s in self.worker_statuses if s.error is None]
+        candidates = answering or self.group_workers
+        if not candidates:
+            self.notify(
+                f"Worker pid {gone.pid} is gone and no other worker is running yet.",
+                title="Worker gone",
+                severity="error",
+            )
+            return
+        replacement = candidates[0]
+        self.switch_to_worker(replacement, quiet=True)
+        self.notify(
+            f"Worker pid {gone.pid} is gone; now showing pid {replacement.pid}.",
+            title="Worker gone",
+            severity="warning",
+        )
+
+    def _show_workers(self) -> None:
+        view = self._views.get("workers")
+        if isinstance(view, WorkersView):
+            current = self.current_worker.pid if self.current_worker else None
+            view.show_workers(self.worker_statuses, current)
+
+    def switch_to_worker(self, worker: Worker, *, quiet: bool = False) -> None:
+        """Point the main views at `worker`: a new source and poller; the old ones stop."""
+        if self.group is None:
+            return
+        if self.current_worker is not None and worker.pid == self.current_worker.pid:
+            return
+        paused = self.poller.paused
+        interval = self.poller.interval
+        self.poller.stop()
+        self.source = self.group.source_factory(worker.address)
+        self.poller = self._make_poller(self.source, interval)
+        if paused:
+            self.poller.pause()
+        self.current_worker = worker
+        self.observation = None
+        self.hello = None
+        self.connection = "connecting"
+        self.disconnect_reason = None
+        self._cpu.clear()
+        self._rss.clear()
+        self._vitals_reader = None
+        self._run_poller()
+        self._show_workers()
+        self._refresh_header()
+        self._refresh_tab_labels()
+        if not quiet:
+            self.notify(f"Showing {self.worker_label()}.")
+
+    @on(SwitchWorker)
+    def switch_on_request(self, message: SwitchWorker) -> None:
+        worker = next((w for w in self.group_workers if w.pid == message.pid), None)
+        if worker is None:
+            self.notify(f"Worker pid {message.pid} is gone.", severity="warning")
+            return
+        self.switch_to_worker(worker)
+        self.action_show_view("findings")
+
+    def _step_worker(self, step: int) -> None:
+        if not self.group_workers:
+            self.notify("No worker to switch to yet.", severity="warning")
+            return
+        current = self.current_worker
+        index = next(
+            (i for i, w in enumerate(self.group_workers) if current and w.pid == current.pid), -1
+        )
+        if len(self.group_workers) == 1 and index == 0:
+            self.notify("This is the only worker.")
+            return
+        self.switch_to_worker(self.group_workers[(index + step) % len(self.group_workers)])
+
+    def action_next_worker(self) -> None:
+        self._step_worker(1)
+
+    def action_previous_worker(self) -> None:
+        self._step_worker(-1)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The worker keys exist only when attached to a parent with workers."""
+        if action in ("next_worker", "previous_worker"):
+            return self.group is not None
+        if action == "show_view" and parameters == ("workers",):
+            return self.group is not None
+        return True
 
     # --- polling control -------------------------------------------------------------------
 
@@ -557,7 +748,7 @@ class InspectorApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for number, (view_id, title, _view) in enumerate(VIEWS, start=1):
+        for number, (view_id, title, _view) in enumerate(self._view_specs, start=1):
             yield SystemCommand(
                 f"Show {title}",
                 f"Switch to the {title} view ({number})",
@@ -579,6 +770,17 @@ class InspectorApp(App[int]):
             "Cancel the selected task, after a confirmation (x)",
             self.action_cancel_task,
         )
+        if self.group is not None:
+            yield SystemCommand(
+                "Next worker", "Show the next worker of the server (w)", self.action_next_worker
+            )
+            total = len(self.group_workers)
+            for position, worker in enumerate(self.group_workers, start=1):
+                yield SystemCommand(
+                    f"Switch to worker {position}/{total} (pid {worker.pid})",
+                    f"Show worker pid {worker.pid}, agent {worker.address}",
+                    lambda worker=worker: self.switch_to_worker(worker),
+                )
         yield SystemCommand("Poll faster", "Shorten the refresh interval (-)", self.action_faster)
         yield SystemCommand("Poll slower", "Lengthen the refresh interval (+)", self.action_slower)
 
@@ -591,6 +793,7 @@ def make_app(
     stuck_after: float = 5.0,
     diagnose: Diagnose | None = None,
     vitals: VitalsFactory | None = local_vitals,
+    group: WorkerGroup | None = None,
 ) -> InspectorApp:
     """The app, wired to `source`. Tests inject a frozen `clock`, fixed `diagnose` and `vitals`."""
     return InspectorApp(
@@ -600,4 +803,5 @@ def make_app(
         stuck_after=stuck_after,
         diagnose=diagnose,
         vitals=vitals,
+        group=group,
     )

@@ -16,6 +16,8 @@ KEYS: Final = (
         "1–8",
         "switch view: Findings, Tasks, Task, Requests, Background, Threads, Stalls, Exceptions",
     ),
+    ("9", "Workers: every worker of a --workers N server side by side (attach --pid PARENT)"),
+    ("w / W", "show the next / previous worker (also enter on a row of Workers)"),
     ("tab / shift+tab", "move focus; click a tab or a row with the mouse"),
     ("↑ ↓ PgUp PgDn Home End", "move in a list"),
     ("enter", "open: a finding's evidence, a task's detail, a request's task"),

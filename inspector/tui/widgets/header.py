@@ -65,13 +65,18 @@ class TargetHeader(Vertical):
         data_age: float | None,
         interval: float,
         now: float,
+        group: str | None = None,
     ) -> None:
+        """`group` ("worker 2/4 (pid 4242)") replaces the pid when attached to a parent."""
         badge = STATE_MARKUP[state]
         if snapshot is None:
+            who = (
+                f"[b]{escape(group)}[/b] · {escape(address)}"
+                if group
+                else f"[b]{escape(address)}[/b]"
+            )
             self.query_one("#target-line", Static).update(
-                Content.from_markup(
-                    f"{badge}  [b]{escape(address)}[/b]  [dim]waiting for the first snapshot[/dim]"
-                )
+                Content.from_markup(f"{badge}  {who}  [dim]waiting for the first snapshot[/dim]")
             )
             self.query_one("#target-info", Static).update("")
             return
@@ -82,10 +87,10 @@ class TargetHeader(Vertical):
             age = f"data {formatting.duration(data_age)} old" if data_age is not None else ""
         every = f" · every {formatting.duration(interval)}" if state == "live" else ""
         worker = f" · worker {process.worker}" if process.worker is not None else ""
+        who = f"[b]{escape(group)}[/b]" if group else f"[b]pid {process.pid}[/b]{worker}"
         self.query_one("#target-line", Static).update(
             Content.from_markup(
-                f"{badge} [b]pid {process.pid}[/b]{worker} · [dim]{escape(age)}{every}[/dim] · "
-                f"{escape(command_line(process))}"
+                f"{badge} {who} · [dim]{escape(age)}{every}[/dim] · {escape(command_line(process))}"
             )
         )
         loop = snapshot.loop.implementation if snapshot.loop else (process.loop or "?")
