@@ -372,7 +372,7 @@ class Snapshot:
         return next((s for s in reversed(self.stalls) if s.ongoing), None)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return to_json_dict(self)
+        return typing.cast("dict[str, Any]", to_json_dict(self))
 
     @classmethod
     def from_json_dict(cls, data: object) -> Snapshot:
@@ -461,7 +461,7 @@ def from_json_dict(cls: type[T], data: object) -> T:
     """
     table: tuple[Frame, ...] = ()
     if isinstance(data, dict) and FRAME_TABLE_KEY in data:
-        table = from_json_dict(tuple[Frame, ...], data[FRAME_TABLE_KEY])  # type: ignore[arg-type]
+        table = _decode_frame_table(data[FRAME_TABLE_KEY])
     previous = getattr(_frame_tables, "current", ())
     _frame_tables.current = table
     try:
@@ -470,6 +470,13 @@ def from_json_dict(cls: type[T], data: object) -> T:
         raise error.model_error() from None
     finally:
         _frame_tables.current = previous
+
+
+def _decode_frame_table(data: object) -> tuple[Frame, ...]:
+    try:
+        return typing.cast("tuple[Frame, ...]", _decoder(tuple[Frame, ...])(data))
+    except _Invalid as error:
+        raise error.at(f".{FRAME_TABLE_KEY}").model_error() from None
 
 
 _frame_tables = threading.local()

@@ -249,7 +249,7 @@ def decode_envelope(envelope: object) -> Message:
     if payload_type is None:
         raise CorruptFrameError(f"the agent sent an unknown message type {str(kind)[:40]!r}")
     try:
-        payload = model.from_json_dict(payload_type, envelope["payload"])
+        payload: Any = model.from_json_dict(payload_type, envelope["payload"])
     except ModelError as error:
         raise CorruptFrameError(f"the agent sent a malformed {kind}: {error}") from None
     except RecursionError:

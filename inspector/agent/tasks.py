@@ -312,10 +312,10 @@ class TasksProbe:
     def _dead_tasks(self) -> list[tuple[asyncio.Task[Any], float]]:
         """Failed tasks still referenced whose exception nobody retrieved yet."""
         with self._guard:
-            alive = []
+            alive: list[tuple[asyncio.Task[Any], float]] = []
             for key, (ref, since) in list(self._dead.items()):
                 task = ref()
-                if _died_unobserved(task):
+                if task is not None and _died_unobserved(task):
                     alive.append((task, since))
                 else:  # collected, or somebody looked at the exception after all
                     del self._dead[key]

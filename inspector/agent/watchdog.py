@@ -43,6 +43,8 @@ TICK: Final = 0.005
 """Shortest sleep of the watchdog thread, seconds: a floor against spinning, never the rhythm."""
 WAKE_MARGIN: Final = 0.002
 """The thread wakes this long after the heartbeat would become a stall, so one look suffices."""
+HANDOFF_WAIT: Final = 0.002
+"""Longest the heartbeat waits for the watchdog thread to take its turn (typically ~0.05 ms)."""
 SAMPLE_OFFSETS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 """Seconds after a stall began at which further stack samples are taken (the first is taken as
 soon as the stall is seen). Long stalls get a few samples, never an unbounded number."""
@@ -211,6 +213,13 @@ class Watchdog:
         self._total_stalled = 0.0
 
         self._stop = threading.Event()
+        # The GIL hand-off (see `_hand_over`): both locks start taken.
+        self._kick = threading.Lock()
+        self._kick.acquire()
+        self._ack = threading.Lock()
+        self._ack.acquire()
+        self._kick_every = 0.05
+        self._last_kick = 0.0
         self._closed = False
         self._thread: threading.Thread | None = None
         self._periodic: list[_PeriodicJob] = []
@@ -228,6 +237,8 @@ class Watchdog:
         self._beat = (now, 0.0)
         self._due = now + self._interval
         self._last_point = now
+        self._kick_every = max(self._interval, self._threshold / 2)
+        self._last_kick = now
 
     def install(self, context: AgentContext) -> None:
         """Arm the heartbeat (we are on the loop thread) and start the watchdog thread."""
@@ -253,6 +264,7 @@ class Watchdog:
             return
         self._closed = True
         self._stop.set()
+        self._release(self._kick)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=1.0)
@@ -277,8 +289,37 @@ class Watchdog:
         try:
             self.record_beat()
             self._handle = self._context.loop.call_later(self._interval, self._on_heartbeat)
+            beat_at = self._beat[0]
+            if beat_at - self._last_kick >= self._kick_every and self._thread is not None:
+                self._last_kick = beat_at
+                self._hand_over()
         except Exception as error:  # never raise into the app's loop
             self._context.record_error(f"watchdog heartbeat: {error!r}")
+
+    def _hand_over(self) -> None:
+        """Wake the watchdog thread and give it the GIL now, for the few microseconds it needs.
+
+        A thread that wakes on its own timer while this loop is busy starves: the loop drops
+        and retakes the GIL at every `epoll` call, each drop wakes the waiting thread only for
+        it to lose the race again, and that futile ping-pong (thousands of wake-ups a second,
+        for tens to hundreds of milliseconds) is what slows the app. Here the loop wakes the
+        thread and then blocks on `_ack` (releasing the GIL) until the thread has looked and
+        acknowledged, a clean hand-off each way. The thread's own timer fires only when these
+        kicks stop, that is when the loop is stalled, and then the GIL is free or is handed
+        over by the interpreter's switch interval.
+        """
+        ack = self._ack
+        ack.acquire(False)  # drop a late acknowledgement of an earlier kick
+        self._release(self._kick)
+        ack.acquire(timeout=HANDOFF_WAIT)
+
+    @staticmethod
+    def _release(lock: threading.Lock) -> None:
+        try:
+            if lock.locked():
+                lock.release()
+        except RuntimeError:  # released meanwhile by the other side
+            pass
 
     def record_beat(self) -> None:
         """Note that the loop ran the heartbeat now, and how late it was."""
@@ -294,13 +335,18 @@ class Watchdog:
     # --- the watchdog (its own thread) -------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.next_wait()):
+        kick, stop = self._kick, self._stop
+        while not stop.is_set():
+            kick.acquire(timeout=self.next_wait())  # kicked by the heartbeat, or it is late
+            if stop.is_set():
+                break
             try:
                 self.check()
             except Exception as error:
                 if self._context is not None:
                     self._context.record_error(f"watchdog: {error!r}")
             self._run_periodic()
+            self._release(self._ack)  # the heartbeat may go on
 
     def next_wait(self) -> float:
         """Seconds until something can need the watchdog: the heartbeat crossing the stall
@@ -309,7 +355,10 @@ class Watchdog:
         beat_at, _ = self._beat
         wake = beat_at + self._interval + self._threshold + WAKE_MARGIN
         current = self._current
-        if current is not None:
+        if current is None and wake <= now:
+            # Overdue yet no stall: the loop is not running (yet, or any more).
+            wake = now + self._threshold
+        elif current is not None:
             # Stalled: no heartbeat to wait for; look again at the next sample offset, and at
             # least once per threshold to see the loop stop.
             wake = now + self._threshold

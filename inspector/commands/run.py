@@ -154,9 +154,10 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from inspector.addresses import is_loopback
     from inspector.agent.bootstrap import IMPORT_STRING, environment
     from inspector.agent.errors import AgentStartError
-    from inspector.agent.ports import check_host, free_port, is_loopback, port_is_free
+    from inspector.agent.ports import check_host, free_port, port_is_free
     from inspector.agent.probe import AgentConfig
 
     workers = args.workers or 1

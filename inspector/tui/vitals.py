@@ -7,7 +7,7 @@ calls `read()` on a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 
 import psutil
@@ -78,7 +78,7 @@ def is_local_address(address: str) -> bool:
     return host == "" or is_loopback(host)
 
 
-def _count(read: Callable[[], list[object]]) -> int | None:
+def _count(read: Callable[[], Sized]) -> int | None:
     try:
         return len(read())
     except (psutil.Error, OSError):

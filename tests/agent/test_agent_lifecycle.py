@@ -170,6 +170,60 @@ async def test_cancel_cancels_the_task_on_its_own_loop(rundir: Path) -> None:
         agent.close()
 
 
+def _ask_many(port: int, lines: list[str]) -> list[Message]:
+    with TermuiClient(HOST, port, timeout=10) as client:
+        return [client.command(line) for line in lines]
+
+
+async def test_clients_asking_within_the_ttl_share_one_snapshot(
+    rundir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many pollers cost the server one snapshot per TTL, not one each."""
+    monkeypatch.setattr(commands, "SNAPSHOT_TTL", 60.0)
+    agent = start_agent(config=AgentConfig(port=0, register=False))
+    try:
+        task = asyncio.create_task(asyncio.Event().wait(), name="victim")
+        await asyncio.sleep(0)
+        first, again, other = await asyncio.to_thread(
+            _ask_many,
+            agent.port,
+            ["inspector-snapshot", "inspector-snapshot", "inspector-snapshot --no-stacks"],
+        )
+        assert again.payload.taken_at == first.payload.taken_at, "served from the shared frame"
+        assert other.payload.taken_at != first.payload.taken_at, "each variant is its own frame"
+        await ask(agent.port, f"inspector-cancel {id(task)}")
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 2)
+        after = (await ask(agent.port, "inspector-snapshot")).payload
+        assert after.taken_at > first.payload.taken_at, "a cancel makes the next snapshot fresh"
+        assert all(info.id != id(task) or info.state != "pending" for info in after.tasks)
+        monkeypatch.setattr(commands, "SNAPSHOT_TTL", 0.0)
+        fresh = (await ask(agent.port, "inspector-snapshot")).payload
+        assert fresh.taken_at > after.taken_at
+    finally:
+        agent.close()
+
+
+async def test_the_agent_has_one_periodic_thread_and_ages_tasks_before_any_snapshot(
+    rundir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task sweeps run on the watchdog's thread: every extra waking thread slows the app."""
+    monkeypatch.setattr("inspector.agent.tasks.SWEEP_INTERVAL", 0.05)
+    agent = start_agent(config=AgentConfig(port=0, register=False))
+    try:
+        names = {thread.name for thread in threading.enumerate()}
+        assert "inspector-watchdog" in names
+        assert "inspector-task-sweep" not in names
+        task = asyncio.create_task(asyncio.Event().wait(), name="parked")
+        await asyncio.sleep(0.4)  # the age being measured, not a synchronisation
+        snapshot = (await ask(agent.port, "inspector-snapshot --no-stacks")).payload
+        [info] = [info for info in snapshot.tasks if info.id == id(task)]
+        assert info.age is not None and info.age >= 0.3
+    finally:
+        task.cancel()
+        agent.close()
+
+
 async def test_a_read_only_agent_refuses_to_cancel(rundir: Path) -> None:
     agent = start_agent(config=AgentConfig(port=0, register=False, read_only=True))
     task = asyncio.create_task(asyncio.Event().wait())

@@ -20,6 +20,7 @@ from inspector.agent.watchdog import (
     LAG_SERIES_LENGTH,
     MAX_SAMPLES,
     SUMMARY_DEPTH,
+    WAKE_MARGIN,
     Watchdog,
     loop_implementation,
     stack_from_frame,
@@ -140,6 +141,49 @@ def test_a_loop_that_keeps_beating_has_no_stall() -> None:
     stats = rig.watchdog.loop_stats()
     assert stats.stalled_for is None and stats.total_stalls == 0
     assert rig.frame_calls == 0, "no stack is sampled while the loop is healthy"
+
+
+def test_a_healthy_loop_lets_the_watchdog_sleep_a_whole_threshold_window() -> None:
+    """Each wake of the watchdog thread slows the loop thread: it wakes only when the heartbeat
+    could have become a stall, not every heartbeat."""
+    rig = Rig(threshold=0.1, interval=0.02)
+    rig.run(0.1, beating=True)
+    assert rig.watchdog.next_wait() == pytest.approx(0.02 + 0.1 + WAKE_MARGIN)
+    rig.clock.advance(0.05)  # no beat since: the wake-up comes closer, it does not move
+    assert rig.watchdog.next_wait() == pytest.approx(0.07 + WAKE_MARGIN)
+    rig.clock.advance(0.07 + WAKE_MARGIN)
+    rig.watchdog.check()  # the one look at the deadline finds the stall
+    [ongoing] = rig.stalls()
+    assert ongoing.ongoing
+    # Stalled: it looks again at the next sample offset (0.25 s after the estimated start).
+    assert 0.0 < rig.watchdog.next_wait() <= 0.25
+
+
+def test_periodic_jobs_run_on_the_watchdog_thread_and_survive_errors() -> None:
+    loop = asyncio.new_event_loop()
+    context = AgentContext(loop=loop, loop_thread_id=threading.get_ident(), config=AgentConfig())
+    watchdog = Watchdog()
+    assert not watchdog.add_periodic(lambda: None, 0.01), "no thread yet: refused"
+    ran: list[str] = []
+    done = threading.Event()
+
+    def job() -> None:
+        ran.append(threading.current_thread().name)
+        if len(ran) == 1:
+            raise RuntimeError("job bug")
+        if len(ran) >= 3:
+            done.set()
+
+    try:
+        watchdog.install(context)
+        assert watchdog.add_periodic(job, 0.01)
+        assert done.wait(5), "the job kept its schedule after raising"
+        assert set(ran) == {"inspector-watchdog"}
+        assert any("job bug" in error for error in context.health((), 0.0).recent_errors)
+    finally:
+        watchdog.close()
+        loop.close()
+    assert not watchdog.add_periodic(job, 0.01), "closed: refused"
 
 
 def test_a_pause_under_the_threshold_is_not_a_stall() -> None:
