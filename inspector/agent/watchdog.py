@@ -436,6 +436,9 @@ class Watchdog:
         self._total_stalled += duration
         if self._current is stall:
             self._current = None
+        # The lag series shows the stall at once, in the same snapshot as the stall itself.
+        self._window_max_lag = max(self._window_max_lag, duration)
+        self._last_point = float("-inf")
 
     def _begin_stall(self, context: AgentContext, now: float, due: float) -> None:
         stall = self._new_stall(due)

@@ -223,6 +223,17 @@ def test_a_stall_over_the_threshold_is_seen_while_it_lasts_and_measured_when_it_
     assert stats.total_stalled_seconds == pytest.approx(0.99)
 
 
+def test_a_stall_shows_in_the_lag_series_as_soon_as_it_ends() -> None:
+    """Metrics read the lag series: a stall must not wait for the next regular point."""
+    rig = Rig(threshold=0.1, interval=0.02)
+    rig.run(1.0, beating=True)
+    rig.run(0.4, beating=False)
+    rig.resume()
+    [stall] = rig.stalls()
+    newest = rig.watchdog.loop_stats().lag_series[-1]
+    assert newest[1] >= stall.duration == pytest.approx(0.39)
+
+
 def test_samples_are_taken_during_the_stall_and_name_the_blocking_line() -> None:
     rig = Rig(frames=[_blocking_frame(), _other_frame()])
     rig.run(0.1, beating=True)
