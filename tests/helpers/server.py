@@ -137,6 +137,10 @@ def _ready(server: RunningServer) -> bool:
     return True
 
 
+START_ATTEMPTS = 3
+"""A free port is only free until someone else binds it: start again when that happens."""
+
+
 def start_inspector_run(
     app: str,
     tmp_path: Path,
@@ -149,9 +153,43 @@ def start_inspector_run(
     ready_timeout: float = 30.0,
     env: Mapping[str, str] | None = None,
 ) -> RunningServer:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        http_port = free_port()
+        try:
+            return _start(
+                app,
+                tmp_path,
+                http_port,
+                args=args,
+                workers=workers,
+                inspect_port=inspect_port,
+                loop=loop,
+                wait_ready=wait_ready,
+                ready_timeout=ready_timeout,
+                env=env,
+            )
+        except ServerStartError as error:
+            taken = f"'{HOST}', {http_port}): address already in use" in str(error)
+            if not taken or attempt == START_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(
+    app: str,
+    tmp_path: Path,
+    http_port: int,
+    *,
+    args: Sequence[str],
+    workers: int | None,
+    inspect_port: int | None,
+    loop: str | None,
+    wait_ready: bool,
+    ready_timeout: float,
+    env: Mapping[str, str] | None,
+) -> RunningServer:
     runtime_dir = tmp_path / "runtime"
     runtime_dir.mkdir(mode=0o700, exist_ok=True)
-    http_port = free_port()
     count = workers or 1
     if inspect_port is None:
         inspect_port = free_port_run(count) if count > 1 else free_port()
