@@ -40,11 +40,6 @@ SKIPPED_HINT = (
 )
 
 
-def _label(job: BackgroundJob, snapshot: Snapshot) -> str:
-    request = request_label_for(snapshot, job.request_id)
-    return f"{job.function} (queued by {request})" if request else job.function
-
-
 def _group(
     jobs: Iterable[BackgroundJob], key_of: Callable[[BackgroundJob], Hashable]
 ) -> list[list[BackgroundJob]]:
