@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-import linecache
 import sys
 import threading
 import time
@@ -36,8 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from inspector.agent.frames import stack_of
 from inspector.agent.probe import AgentContext, CollectOptions
-from inspector.model import Frame, LoopStats, StackSample, Stall
+from inspector.model import LoopStats, StackSample, Stall
 
 TICK: Final = 0.005
 """Shortest sleep of the watchdog thread, seconds: a floor against spinning, never the rhythm."""
@@ -73,28 +73,6 @@ def loop_implementation(loop: asyncio.AbstractEventLoop) -> str:
     if module.split(".")[0] == "asyncio":
         return "asyncio"
     return f"{module}.{cls.__qualname__}"
-
-
-def stack_from_frame(
-    frame: types.FrameType | None, limit: int = MAX_STACK_DEPTH
-) -> tuple[Frame, ...]:
-    """The stack ending at `frame`, outermost first and innermost last (traceback order)."""
-    collected: list[Frame] = []
-    while frame is not None and len(collected) < limit:
-        code = frame.f_code
-        line = frame.f_lineno or code.co_firstlineno
-        filename = code.co_filename
-        source: str | None = None
-        if filename and not filename.startswith("<"):
-            try:
-                source = linecache.getline(filename, line).strip() or None
-            except Exception:  # an unreadable file must not lose the sample
-                source = None
-        function = getattr(code, "co_qualname", None) or code.co_name
-        collected.append(Frame(file=filename, line=line, function=function, code=source))
-        frame = frame.f_back
-    collected.reverse()
-    return tuple(collected)
 
 
 def _uvicorn_request_label(task: asyncio.Task[Any]) -> str | None:
@@ -471,7 +449,7 @@ class Watchdog:
         if len(stall.samples) >= MAX_SAMPLES:
             return
         frame = self._frame_source().get(context.loop_thread_id)
-        frames = stack_from_frame(frame)
+        frames = stack_of(frame, MAX_STACK_DEPTH)
         del frame  # do not keep the loop thread's frames alive
         if stall.samples and stall.samples[-1].frames == frames:
             return  # still in the same place: the duration says for how long

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from inspector.agent.frames import stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions, TaskLink
 from inspector.agent.watchdog import (
     DETAILED_STALLS,
@@ -23,7 +24,6 @@ from inspector.agent.watchdog import (
     WAKE_MARGIN,
     Watchdog,
     loop_implementation,
-    stack_from_frame,
 )
 
 LOOP_THREAD = 4242
@@ -360,13 +360,13 @@ def test_stack_order_is_innermost_last() -> None:
         return inner()
 
     def inner() -> tuple[Any, ...]:
-        return stack_from_frame(sys._getframe())
+        return stack_of(sys._getframe())
 
-    frames = stack_from_frame(sys._getframe())
+    frames = stack_of(sys._getframe())
     nested = outer()
     assert [f.function.rsplit(".", 1)[-1] for f in nested[-2:]] == ["outer", "inner"]
     assert nested[-3].function == frames[-1].function
-    assert len(stack_from_frame(sys._getframe(), limit=2)) == 2
+    assert len(stack_of(sys._getframe(), limit=2)) == 2
 
 
 def test_loop_implementation_names() -> None:

@@ -359,10 +359,6 @@ def _retrying_tuple(items: Any) -> tuple[Any, ...]:
     return ()
 
 
-def _retrying_items(mapping: Mapping[Any, Any]) -> tuple[tuple[Any, Any], ...]:
-    return _retrying_tuple(mapping.items())
-
-
 class RequestTracker:
     """The live request state the middleware writes into while a probe has it activated."""
 
