@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -87,6 +87,8 @@ WORKERS_VIEW: Final = ("workers", "Workers", WorkersView)
 INTERVALS: Final = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HISTORY_POINTS: Final = 60
 """Samples kept for the CPU and RSS sparklines (a minute at the default interval)."""
+
+_V = TypeVar("_V", bound=View)
 
 
 class InspectorApp(App[int]):
@@ -432,6 +434,13 @@ class InspectorApp(App[int]):
         if view.stale and self.observation is not None:
             view.show(self.observation)
 
+    def _caught_up(self, view_id: str, kind: type[_V]) -> _V:
+        """The view `view_id` (of type `kind`), brought up to the newest observation."""
+        view = self._views[view_id]
+        assert isinstance(view, kind)
+        self._catch_up(view)
+        return view
+
     # --- navigation ------------------------------------------------------------------------
 
     def action_show_view(self, view_id: str) -> None:
@@ -450,10 +459,7 @@ class InspectorApp(App[int]):
         self.action_open_task(message.task_id)
 
     def action_open_task(self, task_id: int) -> None:
-        detail = self._views["task"]
-        assert isinstance(detail, TaskDetailView)
-        self._catch_up(detail)
-        detail.show_task(task_id)
+        self._caught_up("task", TaskDetailView).show_task(task_id)
         self.action_show_view("task")
 
     @on(OpenRequest)
@@ -462,10 +468,7 @@ class InspectorApp(App[int]):
 
     def action_open_request(self, request_id: int) -> None:
         self.action_show_view("requests")
-        view = self._views["requests"]
-        assert isinstance(view, RequestsView)
-        self._catch_up(view)
-        view.show_request(request_id)
+        self._caught_up("requests", RequestsView).show_request(request_id)
 
     @on(OpenThread)
     def open_thread(self, message: OpenThread) -> None:
@@ -473,10 +476,7 @@ class InspectorApp(App[int]):
 
     def action_open_thread(self, thread_id: int) -> None:
         self.action_show_view("threads")
-        view = self._views["threads"]
-        assert isinstance(view, ThreadsView)
-        self._catch_up(view)
-        view.show_thread(thread_id)
+        self._caught_up("threads", ThreadsView).show_thread(thread_id)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from inspector.model import Snapshot, TaskInfo
 from inspector.protocol import Hello, ProtocolError, Result
 from inspector.tui import formatting
 from inspector.tui.history import Events, History
+from inspector.tui.loop_thread import LoopThread
 from inspector.tui.task_rows import TaskRows, build_task_rows
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def observe(
     )
 
 
-class Poller:
+class Poller(LoopThread):
     """Polls one source until stopped; every method but `run` is safe from any thread."""
 
     def __init__(
@@ -135,6 +135,7 @@ class Poller:
         diagnose: Diagnose | None = None,
         backoff: tuple[float, ...] = BACKOFF,
     ) -> None:
+        super().__init__()
         self.source = source
         self._emit = emit
         self.interval = interval
@@ -145,12 +146,7 @@ class Poller:
         self._history = History()
         self._last: Observation | None = None
         self._paused = False
-        self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
         self._io_lock: asyncio.Lock | None = None
-        self._main_task: asyncio.Task[None] | None = None
-        self._started = threading.Event()
 
     # --- control (any thread) ----------------------------------------------------------------
 
@@ -169,24 +165,6 @@ class Poller:
         self.interval = seconds
         self.wake()
 
-    def wake(self) -> None:
-        """Cut the current wait short: poll (or retry the connection) now."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop closed in between
-                pass
-
-    def stop(self) -> None:
-        self._stopping = True
-        loop, task = self._loop, self._main_task
-        if loop is not None and task is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:
-                pass
-
     def cancel_task(self, task_id: int) -> concurrent.futures.Future[Result]:
         """Ask the target to cancel a task, on the poller's connection."""
         if not self._started.is_set() or self._loop is None or self._loop.is_closed():
@@ -197,26 +175,15 @@ class Poller:
 
     # --- the poll loop (its own thread) ------------------------------------------------------
 
-    def run(self) -> None:
-        """Poll until `stop()`; blocks, so call it on a worker thread."""
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+    def _on_loop_started(self) -> None:
         self._io_lock = asyncio.Lock()
-        self._main_task = asyncio.current_task()
-        self._started.set()
-        try:
-            if not self._stopping:
-                await self._connect_and_poll()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            try:
-                await asyncio.wait_for(self.source.close(), CLOSE_TIMEOUT)
-            except BaseException:  # closing is best effort; the process is leaving anyway
-                pass
+
+    async def _body(self) -> None:
+        if not self._stopping:
+            await self._connect_and_poll()
+
+    async def _cleanup(self) -> None:
+        await self._close_quietly()  # closing is best effort; the process is leaving anyway
 
     async def _connect_and_poll(self) -> None:
         ever_connected = False
@@ -275,15 +242,6 @@ class Poller:
                 continue
             await self._sleep(max(0.0, self.interval - (time.perf_counter() - started)))
         return None
-
-    async def _sleep(self, seconds: float | None) -> None:
-        """Wait `seconds` (None: until woken), cut short by `wake()`."""
-        assert self._wake is not None
-        self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
 
     async def _cancel(self, task_id: int) -> Result:
         assert self._io_lock is not None

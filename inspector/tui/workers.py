@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ from typing import Any, Final, Protocol
 from inspector.client.source import Source
 from inspector.diagnose.findings import SEVERITY_ORDER
 from inspector.model import Snapshot
+from inspector.tui.loop_thread import LoopThread
 from inspector.tui.poller import Diagnose, load_diagnose
 from inspector.tui.vitals import VitalsFactory
 
@@ -137,7 +137,7 @@ def status_of(
     )
 
 
-class FleetPoller:
+class FleetPoller(LoopThread):
     """Watches every worker of one parent until stopped; `run` blocks (call it on a thread)."""
 
     def __init__(
@@ -151,6 +151,7 @@ class FleetPoller:
         diagnose: Diagnose | None = None,
         vitals: VitalsFactory | None = None,
     ) -> None:
+        super().__init__()
         self._discover = discover
         self._emit = emit
         self._source_factory = source_factory
@@ -161,50 +162,18 @@ class FleetPoller:
         self._sources: dict[int, Source] = {}
         self._readers: dict[int, Any] = {}
         self._connected: set[int] = set()
-        self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._main_task: asyncio.Task[None] | None = None
-        self._started = threading.Event()
 
-    def wake(self) -> None:
-        """Re-discover and poll now (the current worker just went away)."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:
-                pass
+    async def _body(self) -> None:
+        while not self._stopping:
+            started = time.monotonic()
+            statuses = await self.round()
+            if statuses is not None:
+                self._emit(statuses)
+            await self._sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
-    def stop(self) -> None:
-        self._stopping = True
-        loop, task = self._loop, self._main_task
-        if loop is not None and task is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:
-                pass
-
-    def run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._main_task = asyncio.current_task()
-        self._started.set()
-        try:
-            while not self._stopping:
-                started = time.monotonic()
-                statuses = await self.round()
-                if statuses is not None:
-                    self._emit(statuses)
-                await self._sleep(max(0.0, self.interval - (time.monotonic() - started)))
-        except asyncio.CancelledError:
-            pass
-        finally:
-            for pid in list(self._sources):
-                await self._drop(pid)
+    async def _cleanup(self) -> None:
+        for pid in list(self._sources):
+            await self._drop(pid)
 
     async def round(self) -> list[WorkerStatus] | None:
         """One discovery and one snapshot per worker; None when discovery itself failed."""
@@ -259,14 +228,6 @@ class FleetPoller:
         self._connected.discard(pid)
         if source is not None:
             await _close_quietly(source)
-
-    async def _sleep(self, seconds: float) -> None:
-        assert self._wake is not None
-        self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
 
 
 def _with_vitals(status: WorkerStatus, cpu: float | None, rss: int | None) -> WorkerStatus:
