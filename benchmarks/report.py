@@ -81,23 +81,26 @@ def snapshot_markdown(rows: list[SnapshotRow], loop_set: str) -> str:
     lines = [
         f"### Snapshot round trip ({loop_set}, real client, reused connection)",
         "",
-        "| tasks parked | tasks reported | full snapshot (median) | max | without stacks | "
-        "collect in-process | as JSON |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| tasks parked | tasks reported | first snapshot | full snapshot (median) | max | "
+        "without stacks | collect in-process | as JSON |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         if row.unavailable:
-            lines.append(f"| {row.spawned:,} | n/a ({row.unavailable}) | | | | | |")
+            lines.append(f"| {row.spawned:,} | n/a ({row.unavailable}) | | | | | | |")
             continue
         lines.append(
-            f"| {row.spawned:,} | {_num(row.tasks)} | {_num(row.rtt_ms, '.1f')} ms |"
+            f"| {row.spawned:,} | {_num(row.tasks)} | {_num(row.first_ms, '.1f')} ms |"
+            f" {_num(row.rtt_ms, '.1f')} ms |"
             f" {_num(row.rtt_ms_max, '.1f')} ms | {_num(row.rtt_no_stacks_ms, '.1f')} ms |"
             f" {_num(row.collect_ms, '.1f')} ms | {_num(row.json_kb, ',.0f')} KB |"
         )
     lines += [
         "",
-        '"as JSON": the decoded snapshot written out as plain JSON (the wire form sends each '
-        "distinct stack frame once, so it is smaller).",
+        "Each timed snapshot is built afresh (requests are spaced past the agent's sharing "
+        'window). "first snapshot": the first after the tasks were spawned, which describes every '
+        'task from scratch; later ones reuse what is known of tasks that have not run since. '
+        '"as JSON": the decoded snapshot written out as plain JSON (the wire form is smaller).',
     ]
     return "\n".join(lines)
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from inspector.agent.commands import SNAPSHOT_TTL
+
 from benchmarks.probes import agent_client_unavailable, connect_agent, http_call
 from benchmarks.servers import Config, LoopSet, ServerError, start_server
 
@@ -22,6 +24,7 @@ from benchmarks.servers import Config, LoopSet, ServerError, start_server
 class SnapshotRow:
     spawned: int
     tasks: int | None = None
+    first_ms: float | None = None
     rtt_ms: float | None = None
     rtt_ms_max: float | None = None
     rtt_no_stacks_ms: float | None = None
@@ -73,14 +76,20 @@ async def _measure(
 
 
 async def _one_size(source: Any, n: int, repeats: int) -> SnapshotRow:
-    await source.snapshot()  # warm: the first one after a spawn pays for new code objects
+    started = time.perf_counter()
+    await source.snapshot()  # the first one describes every task from scratch
+    first = time.perf_counter() - started
     with_stacks, without, collect = [], [], []
     snapshot = None
     for _ in range(repeats):
+        # Past the window in which the agent serves one built snapshot to every client asking:
+        # each answer timed here is built, encoded and decoded afresh.
+        await asyncio.sleep(SNAPSHOT_TTL * 1.5)
         started = time.perf_counter()
         snapshot = await source.snapshot()
         with_stacks.append(time.perf_counter() - started)
         collect.append(snapshot.health.collect_seconds)
+        await asyncio.sleep(SNAPSHOT_TTL * 1.5)
         started = time.perf_counter()
         await source.snapshot(with_stacks=False)
         without.append(time.perf_counter() - started)
@@ -89,6 +98,7 @@ async def _one_size(source: Any, n: int, repeats: int) -> SnapshotRow:
     return SnapshotRow(
         spawned=n,
         tasks=len(snapshot.tasks),
+        first_ms=first * 1000,
         rtt_ms=statistics.median(with_stacks) * 1000,
         rtt_ms_max=max(with_stacks) * 1000,
         rtt_no_stacks_ms=statistics.median(without) * 1000,

@@ -12,10 +12,12 @@ stable for the life of the object in the target process.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import types
 import typing
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar, Union
 
@@ -392,36 +394,93 @@ def to_json_dict(obj: Any, *, compact: bool = False) -> Any:
     """A model object as JSON-ready data: dataclasses become dicts, tuples become lists.
 
     `compact` is the wire form: fields that hold their default (None, (), 0, False, ...) are left
-    out, and each distinct `Frame` is written once, in a `"$frames"` table beside the top-level
-    fields, and referred to by its index. Thousands of tasks parked on the same lines then cost
-    a few characters each instead of a few hundred. `from_json_dict` reads both forms; saved files
-    and `--format json` use the full form, for people and jq.
+    out, and each distinct `Frame` and `WaitInfo` is written once, in a table beside the top-level
+    fields (`"$frames"`, `"$waits"`), and referred to by its index. Ten thousand tasks parked on
+    the same lines, waiting on the same Event, then cost a few characters each instead of a few
+    hundred. A list of two or more model objects of one class (the tasks, the requests, a table)
+    is written by columns, `{"$n": N, "<field>": [N values], ...}`, leaving out every column
+    whose values all hold the field's default: the field names are not repeated per object, and
+    both sides handle a column at a time instead of a field of an object at a time.
+    `from_json_dict` reads both forms; saved files and `--format json` use the full form, for
+    people and jq.
     """
     if not compact:
         return _encode(obj, None)
-    table: dict[Frame, int] = {}
-    data = _encode(obj, table)
-    if table and isinstance(data, dict):
-        data[FRAME_TABLE_KEY] = [_encode(frame, None) for frame in table]
+    tables = {cls: _Interned() for cls in INTERNED}
+    data = _encode(obj, tables)
+    if isinstance(data, dict):
+        for cls, key in INTERNED.items():
+            items = tables[cls].items
+            if items:
+                data[key] = _encode(items, _NO_TABLES)
     return data
 
 
 FRAME_TABLE_KEY: Final = "$frames"
+WAIT_TABLE_KEY: Final = "$waits"
+INTERNED: Final[dict[type, str]] = {Frame: FRAME_TABLE_KEY, WaitInfo: WAIT_TABLE_KEY}
+"""The classes the compact form writes once per distinct value, and the key of each table."""
+_TABLE_WORDS: Final[dict[type, str]] = {Frame: "frame", WaitInfo: "wait"}
 
 
-def _encode(obj: Any, frames: dict[Frame, int] | None) -> Any:
+class _Interned:
+    """The distinct objects of one class met while encoding, in order, with their indexes.
+
+    Looked up by identity first: the agent hands out one object per distinct frame and per
+    awaited primitive, so the value lookup (a hash over every field) runs once per object, not
+    once per reference. Every object stays referenced by the snapshot while it is encoded, so an
+    `id()` cannot be reused meanwhile.
+    """
+
+    __slots__ = ("by_id", "by_value", "items")
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, int] = {}
+        self.by_value: dict[Any, int] = {}
+        self.items: list[Any] = []
+
+    def index(self, obj: Any) -> int:
+        index = self.by_id.get(id(obj))
+        if index is None:
+            index = self.by_value.get(obj)
+            if index is None:
+                index = self.by_value[obj] = len(self.items)
+                self.items.append(obj)
+            self.by_id[id(obj)] = index
+        return index
+
+    def indexes(self, objs: list[Any]) -> list[int | None]:
+        """The index of each object, None for None, with no Python-level step per reference."""
+        ids = list(map(id, objs))
+        found: list[int | None] = list(map(self.by_id.get, ids))
+        if None in found:
+            for obj in dict(zip(ids, objs, strict=True)).values():
+                if obj is not None:
+                    self.index(obj)
+            found = list(map(self.by_id.get, ids))
+        return found
+
+
+_NO_TABLES: Final[dict[type, _Interned]] = {}
+"""Compact form without interning: how the tables' own entries are written."""
+
+
+def _encode(obj: Any, tables: dict[type, _Interned] | None) -> Any:
     kind = type(obj)
     if kind in _SCALARS or obj is None:
         return obj
-    if kind is Frame and frames is not None:
-        index = frames.get(obj)
-        if index is None:
-            index = frames[obj] = len(frames)
-        return index
+    if tables:
+        table = tables.get(kind)
+        if table is not None:
+            return table.index(obj)
     if kind is tuple or kind is list:
-        return [_encode(item, frames) for item in obj]
+        if tables is not None and len(obj) >= 2:
+            columns = _encode_columns(obj, tables)
+            if columns is not None:
+                return columns
+        return [_encode(item, tables) for item in obj]
     if kind is dict:
-        return {str(key): _encode(value, frames) for key, value in obj.items()}
+        return {str(key): _encode(value, tables) for key, value in obj.items()}
     fields = _field_defaults.get(kind)
     if fields is None:
         if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
@@ -430,14 +489,80 @@ def _encode(obj: Any, frames: dict[Frame, int] | None) -> Any:
     values = obj.__dict__
     out: dict[str, Any] = {}
     scalars = _SCALARS
+    compact = tables is not None
     for name, default in fields:
         value = values[name]
         value_type = type(value)
-        if frames is not None and value_type is type(default) and value == default:
+        if compact and value_type is type(default) and value == default:
             continue
         # Scalars inline: a call per field is most of the cost of a 10,000-task snapshot.
-        out[name] = value if value_type in scalars or value is None else _encode(value, frames)
+        out[name] = value if value_type in scalars or value is None else _encode(value, tables)
     return out
+
+
+COUNT_KEY: Final = "$n"
+"""The key holding the number of objects in a list written by columns."""
+
+
+def _encode_columns(items: Sequence[Any], tables: dict[type, _Interned]) -> dict[str, Any] | None:
+    """`items` by columns, or None when they are not all model objects of one plain class."""
+    cls = type(items[0])
+    if cls in tables or cls in _SCALARS or len(set(map(type, items))) != 1:
+        return None
+    fields = _field_defaults.get(cls)
+    if fields is None:
+        if not dataclasses.is_dataclass(cls):
+            return None
+        fields = _defaults_of(cls)
+    count = len(items)
+    states = [item.__dict__ for item in items]
+    out: dict[str, Any] = {COUNT_KEY: count}
+    for name, default in fields:
+        column = [state[name] for state in states]
+        kinds = set(map(type, column))
+        if default is not _NO_DEFAULT and kinds == {type(default)}:
+            if default is None or column.count(default) == count:
+                continue
+        out[name] = _encode_column(column, kinds, tables)
+    # With no column the count would be the only thing on the wire: a decoder could not check it.
+    return out if len(out) > 1 else None
+
+
+_SCALARS_OR_NONE: Final = frozenset((str, int, float, bool, type(None)))
+
+
+def _encode_column(column: list[Any], kinds: set[type], tables: dict[type, _Interned]) -> Any:
+    if kinds <= _SCALARS_OR_NONE:
+        return column
+    objects = kinds - {type(None)}
+    if len(objects) == 1:
+        table = tables.get(next(iter(objects)))
+        if table is not None:
+            return table.indexes(column)
+    if kinds == {tuple}:
+        # Tuples shared by several objects (a stack reused for tasks parked at one place) are
+        # converted once each.
+        ids = list(map(id, column))
+        distinct = list(dict(zip(ids, column, strict=True)).values())
+        flat = list(itertools.chain.from_iterable(distinct))
+        inner = set(map(type, flat))
+        if inner <= _SCALARS:
+            return list(map(list, column))
+        table = tables.get(next(iter(inner))) if len(inner) == 1 else None
+        if table is not None:
+            # A stack column: every frame looked up at once, then cut back into stacks.
+            indexes = table.indexes(flat)
+            starts = list(itertools.accumulate(map(len, distinct), initial=0))
+            converted = [indexes[start:end] for start, end in itertools.pairwise(starts)]
+            if len(distinct) == len(column):
+                return converted
+            by_id = dict(zip(map(id, distinct), converted, strict=True))
+            return list(map(by_id.__getitem__, ids))
+    scalars = _SCALARS
+    return [
+        value if type(value) in scalars or value is None else _encode(value, tables)
+        for value in column
+    ]
 
 
 _SCALARS: Final = frozenset((str, int, float, bool))
@@ -465,40 +590,50 @@ def from_json_dict(cls: type[T], data: object) -> T:
     default, and a missing required field is an error. A decoder is compiled once per type;
     paths for messages are built only when something fails.
     """
-    table: tuple[Frame, ...] = ()
-    if isinstance(data, dict) and FRAME_TABLE_KEY in data:
-        table = _decode_frame_table(data[FRAME_TABLE_KEY])
-    previous = getattr(_frame_tables, "current", ())
-    _frame_tables.current = table
+    tables: dict[type, tuple[Any, ...]] = {}
+    if isinstance(data, dict):
+        for table_cls, key in INTERNED.items():
+            if key in data:
+                tables[table_cls] = _decode_table(table_cls, key, data[key])
+    previous = getattr(_tables, "current", _NO_DECODE_TABLES)
+    _tables.current = tables
     try:
         return typing.cast(T, _decoder(cls)(data))
     except _Invalid as error:
         raise error.model_error() from None
     finally:
-        _frame_tables.current = previous
+        _tables.current = previous
 
 
-def _decode_frame_table(data: object) -> tuple[Frame, ...]:
+def _decode_table(cls: type, key: str, data: object) -> tuple[Any, ...]:
+    # Entries are written in full: a table entry that refers to a table is refused.
+    previous = getattr(_tables, "current", _NO_DECODE_TABLES)
+    _tables.current = _NO_DECODE_TABLES
     try:
-        return typing.cast("tuple[Frame, ...]", _decoder(tuple[Frame, ...])(data))
+        return typing.cast("tuple[Any, ...]", _decoder(tuple[cls, ...])(data))  # type: ignore[valid-type]
     except _Invalid as error:
-        raise error.at(f".{FRAME_TABLE_KEY}").model_error() from None
+        raise error.at(f".{key}").model_error() from None
+    finally:
+        _tables.current = previous
 
 
-_frame_tables = threading.local()
-"""The `"$frames"` table of the message being decoded on this thread (see `to_json_dict`)."""
+_tables = threading.local()
+"""The tables (`"$frames"`, `"$waits"`) of the message being decoded on this thread."""
+_NO_DECODE_TABLES: Final[dict[type, tuple[Any, ...]]] = {}
 
 
-def _frame_decoder(by_fields: Decoder) -> Decoder:
-    def frame(data: object) -> Any:
+def _interned_decoder(cls: type, by_fields: Decoder) -> Decoder:
+    what = _TABLE_WORDS[cls]
+
+    def interned(data: object) -> Any:
         if type(data) is int:
-            table: tuple[Frame, ...] = getattr(_frame_tables, "current", ())
+            table: tuple[Any, ...] = getattr(_tables, "current", _NO_DECODE_TABLES).get(cls, ())
             if 0 <= data < len(table):
                 return table[data]
-            raise _Invalid(f"{{path}}: frame {data} is not in the frame table")
+            raise _Invalid(f"{{path}}: {what} {data} is not in the {what} table")
         return by_fields(data)
 
-    return frame
+    return interned
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -541,8 +676,8 @@ def _compile(tp: Any) -> Decoder:
     origin = typing.get_origin(tp)
     if tp is Any:
         return lambda data: data
-    if tp is Frame:
-        return _frame_decoder(_dataclass_decoder(tp))
+    if tp in INTERNED:
+        return _interned_decoder(tp, _dataclass_decoder(tp))
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _dataclass_decoder(tp)
     if origin in _UNION_TYPES:
@@ -700,9 +835,23 @@ def _union_decoder(tp: Any) -> Decoder:
 
 
 def _sequence_decoder(item_type: Any) -> Decoder:
+    interned = item_type if item_type in INTERNED else None
+    by_columns = dataclasses.is_dataclass(item_type) and isinstance(item_type, type)
+
     def sequence(data: object) -> tuple[Any, ...]:
         if not isinstance(data, list):
+            if by_columns and isinstance(data, dict):
+                return _columns_decoder(item_type)(data)
             raise _Invalid(f"{{path}}: expected a list, got {type(data).__name__}")
+        if interned is not None:
+            # A stack on the wire is a list of frame-table indexes: look them up in one go.
+            table = getattr(_tables, "current", _NO_DECODE_TABLES).get(interned, ())
+            try:
+                found = [table[index] for index in data if type(index) is int and index >= 0]
+            except IndexError:
+                found = []
+            if len(found) == len(data):
+                return tuple(found)
         item = _decoder(item_type)
         try:
             return tuple([item(value) for value in data])
@@ -716,6 +865,255 @@ def _sequence_decoder(item_type: Any) -> Decoder:
             raise error
 
     return sequence
+
+
+_columns_decoders: dict[type, Callable[[dict[str, Any]], tuple[Any, ...]]] = {}
+
+
+def _columns_decoder(cls: type) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    decoder = _columns_decoders.get(cls)
+    if decoder is None:
+        decoder = _columns_decoders[cls] = _compile_columns(cls)
+    return decoder
+
+
+ColumnPlan = list[tuple[str, bool, Any, Any, "Callable[[list[Any]], list[Any]]"]]
+
+
+def _compile_columns(cls: type) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """Objects of `cls` from the column form (see `to_json_dict`), a column at a time."""
+    direct = not hasattr(cls, "__slots__") and not hasattr(cls, "__post_init__")
+    plan: ColumnPlan | None = None
+
+    def compile_plan() -> ColumnPlan:
+        hints = _hints(cls)
+        steps: ColumnPlan = []
+        for f in dataclasses.fields(cls):
+            missing = dataclasses.MISSING
+            required = f.default is missing and f.default_factory is missing
+            factory = None if f.default_factory is missing else f.default_factory
+            steps.append((f.name, required, f.default, factory, _column_decoder(hints[f.name])))
+        return steps
+
+    def decode(data: dict[str, Any]) -> tuple[Any, ...]:
+        nonlocal plan
+        if plan is None:
+            plan = compile_plan()
+        count = _column_count(data)
+        names: list[str] = []
+        columns: list[Iterable[Any]] = []
+        for name, required, default, factory, column_decoder in plan:
+            if name in data:
+                columns.append(_decode_column(name, data[name], count, column_decoder))
+            elif required:
+                raise _Invalid(f"{{path}}: missing field {name!r}")
+            elif factory is not None:
+                columns.append([factory() for _ in range(count)])
+            else:
+                columns.append(itertools.repeat(default, count))
+            names.append(name)
+        states = _build_states(names)(columns)
+        if not direct:
+            return tuple(cls(**state) for state in states)
+        instances: list[Any] = list(map(object.__new__, itertools.repeat(cls, count)))
+        # Frozen: each instance dict is set as a whole, as the row decoder fills it (see there).
+        deque(map(object.__setattr__, instances, itertools.repeat("__dict__"), states), maxlen=0)
+        return tuple(instances)
+
+    return decode
+
+
+_state_builders: dict[tuple[str, ...], Callable[[list[Iterable[Any]]], list[dict[str, Any]]]] = {}
+
+
+def _build_states(names: list[str]) -> Callable[[list[Iterable[Any]]], list[dict[str, Any]]]:
+    """A function turning columns (in `names` order) into one instance dict per object.
+
+    Generated once per field list, as `dataclasses` generates `__init__`: a dict display with
+    constant keys builds each dict in one step, twice as fast as `dict(zip(names, row))`, which
+    is most of the decoding time of a 10,000-task snapshot. The names are the model's own field
+    names (identifiers), never data from the wire.
+    """
+    key = tuple(names)
+    builder = _state_builders.get(key)
+    if builder is None:
+        assert all(name.isidentifier() for name in names)
+        variables = [f"v{index}" for index in range(len(names))]
+        items = ", ".join(f"{name!r}: v{index}" for index, name in enumerate(names))
+        source = (
+            f"def build(columns):\n"
+            f"    return [{{{items}}} for {', '.join(variables)}, in zip(*columns)]\n"
+        )
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)  # noqa: S102
+        builder = _state_builders[key] = namespace["build"]
+    return builder
+
+
+def _column_count(data: dict[str, Any]) -> int:
+    """The `"$n"` of a column object, vouched for by a column that holds that many values."""
+    count = data.get(COUNT_KEY)
+    if type(count) is not int or count < 0:
+        raise _Invalid(f"{{path}}: expected a count of objects, got {_short(count)}").at(
+            f".{COUNT_KEY}"
+        )
+    # Nothing is allocated for a count that no column backs, known to this model or not.
+    if count and not any(type(column) is list and len(column) == count for column in data.values()):
+        raise _Invalid(f"{{path}}: no column holds {count} values")
+    return count
+
+
+def _decode_column(
+    name: str, column: object, count: int, column_decoder: Callable[[list[Any]], list[Any]]
+) -> list[Any]:
+    try:
+        if type(column) is not list:
+            raise _Invalid(f"{{path}}: expected a list, got {type(column).__name__}")
+        if len(column) != count:
+            raise _Invalid(f"{{path}}: expected {count} values, got {len(column)}")
+        return column_decoder(column)
+    except _Invalid as error:
+        raise error.at(f".{name}") from None
+
+
+def _column_decoder(tp: Any) -> Callable[[list[Any]], list[Any]]:
+    """Decodes a column of values of `tp`: checked in bulk where the type allows, else by value.
+
+    The bulk checks accept exactly what the value decoders take as-is; anything else (an int
+    for a float, a frame written in full, a bad value) goes through the value decoders, which
+    convert it or name the offending index.
+    """
+    bulk = _bulk_column(tp)
+    by_value: list[Decoder] = []
+
+    def column(values: list[Any]) -> list[Any]:
+        if bulk is not None:
+            decoded = bulk(values)
+            if decoded is not None:
+                return decoded
+        if not by_value:
+            by_value.append(_decoder(tp))
+        return _decode_each(by_value[0], values)
+
+    return column
+
+
+def _decode_each(item: Decoder, values: list[Any]) -> list[Any]:
+    try:
+        return [item(value) for value in values]
+    except _Invalid as error:
+        for index, value in enumerate(values):  # find which value failed (error path only)
+            try:
+                item(value)
+            except _Invalid as located:
+                raise located.at(f"[{index}]") from None
+        raise error
+
+
+BulkColumn = Callable[[list[Any]], "list[Any] | None"]
+
+
+def _bulk_column(tp: Any) -> BulkColumn | None:
+    """A check-and-convert for a whole column of `tp`, None where it takes a value at a time."""
+    options = typing.get_args(tp) if typing.get_origin(tp) in _UNION_TYPES else (tp,)
+    none: frozenset[type] = frozenset((type(None),)) if type(None) in options else frozenset()
+    others = [option for option in options if option is not type(None)]
+    if len(others) != 1:
+        return None
+    (only,) = others
+    if only in (str, int, float, bool):
+        return _bulk_plain(frozenset((only,)) | none)
+    if typing.get_origin(only) is Literal:
+        allowed = typing.get_args(only)
+        if all(type(value) is str for value in allowed):
+            return _bulk_literal(frozenset(allowed), bool(none))
+        return None
+    if only in INTERNED:
+        return _bulk_interned(only, bool(none))
+    args = typing.get_args(only)
+    if typing.get_origin(only) is tuple and not none and len(args) == 2 and args[1] is Ellipsis:
+        if args[0] in INTERNED:
+            return _bulk_interned_tuples(args[0])
+        if args[0] in (str, int, float, bool):
+            return _bulk_plain_tuples(args[0])
+    return None
+
+
+def _bulk_plain(allowed: frozenset[type]) -> BulkColumn:
+    def plain(values: list[Any]) -> list[Any] | None:
+        return values if set(map(type, values)) <= allowed else None
+
+    return plain
+
+
+def _bulk_literal(allowed: frozenset[str], nullable: bool) -> BulkColumn:
+    kinds = frozenset((str, type(None))) if nullable else frozenset((str,))
+    accepted: frozenset[Any] = allowed | {None} if nullable else allowed
+
+    def literal(values: list[Any]) -> list[Any] | None:
+        if set(map(type, values)) <= kinds and set(values) <= accepted:
+            return values
+        return None
+
+    return literal
+
+
+def _current_table(cls: type) -> tuple[Any, ...]:
+    tables: dict[type, tuple[Any, ...]] = getattr(_tables, "current", _NO_DECODE_TABLES)
+    return tables.get(cls, ())
+
+
+def _in_table(indexes: list[Any], size: int) -> bool:
+    """Whether every item is a table index: an int (never a bool), 0 <= index < size."""
+    return not indexes or (
+        set(map(type, indexes)) == {int} and min(indexes) >= 0 and max(indexes) < size
+    )
+
+
+def _bulk_interned(cls: type, nullable: bool) -> BulkColumn:
+    def interned(values: list[Any]) -> list[Any] | None:
+        table = _current_table(cls)
+        if nullable and None in values:
+            present = [value for value in values if value is not None]
+            if not _in_table(present, len(table)):
+                return None
+            return [None if value is None else table[value] for value in values]
+        return list(map(table.__getitem__, values)) if _in_table(values, len(table)) else None
+
+    return interned
+
+
+def _bulk_interned_tuples(cls: type) -> BulkColumn:
+    def stacks(values: list[Any]) -> list[Any] | None:
+        if not values:
+            return values
+        if set(map(type, values)) != {list}:
+            return None
+        if set(map(type, itertools.chain.from_iterable(values))) != {int}:
+            return None  # before hashing: 1.0 and True would find the entry of 1
+        # Tasks parked at one place have equal stacks: each distinct one is built once, shared.
+        keys = list(map(tuple, values))
+        distinct = dict.fromkeys(keys)
+        table = _current_table(cls)
+        if not _in_table(list(itertools.chain.from_iterable(distinct)), len(table)):
+            return None
+        getitem = table.__getitem__
+        for key in distinct:
+            distinct[key] = tuple(map(getitem, key))
+        return list(map(distinct.__getitem__, keys))
+
+    return stacks
+
+
+def _bulk_plain_tuples(item_type: type) -> BulkColumn:
+    def tuples(values: list[Any]) -> list[Any] | None:
+        if values and set(map(type, values)) != {list}:
+            return None
+        if not set(map(type, itertools.chain.from_iterable(values))) <= {item_type}:
+            return None
+        return list(map(tuple, values))
+
+    return tuples
 
 
 def _fixed_tuple_decoder(args: tuple[Any, ...]) -> Decoder:

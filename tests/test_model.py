@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from inspector import model
-from inspector.model import FRAME_TABLE_KEY, Frame, ModelError, ProcessInfo, Snapshot, TaskInfo
+from inspector.model import (
+    COUNT_KEY,
+    FRAME_TABLE_KEY,
+    WAIT_TABLE_KEY,
+    Frame,
+    ModelError,
+    ProcessInfo,
+    RequestInfo,
+    Snapshot,
+    TaskInfo,
+    WaitInfo,
+)
 
 PARK = (Frame("/srv/app.py", 10, "outer", "await middle()"), Frame("/srv/app.py", 20, "middle"))
+EVENT = WaitInfo(kind="event", description="Event not set", object_id=7, waiters=3, is_set=False)
 
 
 def parked_snapshot(count: int) -> Snapshot:
@@ -20,12 +33,54 @@ def parked_snapshot(count: int) -> Snapshot:
     return Snapshot(process=ProcessInfo(pid=1), taken_at=1.0, tasks=tasks)
 
 
+def mixed_snapshot() -> Snapshot:
+    """Tasks and requests whose fields are at their default in some objects and not others."""
+    tasks = tuple(
+        TaskInfo(
+            id=i,
+            name=f"Task-{i}",
+            state="running" if i == 3 else "pending",
+            coro="outer",
+            stack=PARK[: i % 3],
+            waiting_on=EVENT if i % 2 else None,
+            age=None if i % 4 == 0 else i / 10,
+            created_at=PARK[1] if i == 5 else None,
+            request_id=i if i > 6 else None,
+        )
+        for i in range(12)
+    )
+    requests = tuple(
+        RequestInfo(
+            id=i,
+            method="GET",
+            path=f"/items/{i}",
+            started_at=100.0 + i,
+            phase="handler" if i else "done",
+            status=200 if i % 2 else None,
+            thread_ids=(i, i + 1) if i == 2 else (),
+        )
+        for i in range(5)
+    )
+    return Snapshot(
+        process=ProcessInfo(pid=1),
+        taken_at=1.0,
+        tasks=tasks,
+        requests=requests,
+        recent_requests=requests[:2],
+    )
+
+
+def wire(snapshot: Snapshot) -> dict[str, Any]:
+    data = model.to_json_dict(snapshot, compact=True)
+    return json.loads(json.dumps(data))  # type: ignore[no-any-return]
+
+
 def test_compact_form_writes_each_frame_once_and_reads_back_equal() -> None:
     snapshot = parked_snapshot(100)
-    data = model.to_json_dict(snapshot, compact=True)
-    assert len(data[FRAME_TABLE_KEY]) == 2
-    assert data["tasks"][7]["stack"] == [0, 1]
-    decoded = Snapshot.from_json_dict(json.loads(json.dumps(data)))
+    data = wire(snapshot)
+    assert data[FRAME_TABLE_KEY][COUNT_KEY] == 2
+    assert data["tasks"]["stack"][7] == [0, 1]
+    decoded = Snapshot.from_json_dict(data)
     assert decoded == snapshot
     assert decoded.tasks[0].stack[0] is decoded.tasks[99].stack[0]  # shared, not copied
 
@@ -38,6 +93,123 @@ def test_compact_form_leaves_out_defaults_and_full_form_keeps_them() -> None:
     assert full["tasks"][0]["waiting_on"] is None
     assert FRAME_TABLE_KEY not in full
     assert len(json.dumps(compact)) < len(json.dumps(full))
+
+
+def test_lists_of_objects_are_written_by_columns_without_all_default_columns() -> None:
+    data = wire(parked_snapshot(3))
+    assert data["tasks"][COUNT_KEY] == 3
+    assert data["tasks"]["name"] == ["Task-0", "Task-1", "Task-2"]
+    assert "waiting_on" not in data["tasks"] and "age" not in data["tasks"]
+    assert isinstance(model.to_json_dict(parked_snapshot(3))["tasks"], list)  # full form: rows
+
+
+def test_columns_read_back_equal_to_the_objects_and_to_the_full_form() -> None:
+    snapshot = mixed_snapshot()
+    data = wire(snapshot)
+    assert data["tasks"]["waiting_on"][:2] == [None, 0]
+    assert len(data[WAIT_TABLE_KEY]) == 1  # one wait: a row, not columns
+    decoded = Snapshot.from_json_dict(data)
+    assert decoded == snapshot
+    assert decoded == Snapshot.from_json_dict(json.loads(json.dumps(model.to_json_dict(snapshot))))
+    assert decoded.tasks[1].waiting_on is decoded.tasks[3].waiting_on
+    assert decoded.tasks[5].created_at is decoded.tasks[5].stack[1]
+
+
+def test_many_tasks_round_trip_with_shared_stacks() -> None:
+    snapshot = parked_snapshot(2000)
+    decoded = Snapshot.from_json_dict(wire(snapshot))
+    assert decoded == snapshot
+    assert decoded.tasks[0].stack is decoded.tasks[1999].stack
+
+
+def test_an_unknown_column_is_ignored() -> None:
+    data = wire(parked_snapshot(3))
+    data["tasks"]["priority"] = [1, 2, 3]
+    data["tasks"]["notes"] = {"any": "shape"}
+    assert Snapshot.from_json_dict(data) == parked_snapshot(3)
+
+
+def refused(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        Snapshot.from_json_dict(data)
+    assert str(caught.value) == message
+
+
+def test_a_wrong_type_in_a_column_is_refused_with_its_index() -> None:
+    data = wire(parked_snapshot(20))
+    data["tasks"]["name"][17] = 5
+    refused(data, "$.tasks.name[17]: expected str, got 5")
+
+
+def test_a_bool_in_an_int_column_is_refused() -> None:
+    data = wire(parked_snapshot(3))
+    data["tasks"]["id"][1] = True
+    refused(data, "$.tasks.id[1]: expected an integer, got True")
+
+
+def test_an_int_in_a_float_column_is_taken_as_a_float() -> None:
+    data = wire(mixed_snapshot())
+    data["requests"]["started_at"][0] = 100
+    decoded = Snapshot.from_json_dict(data)
+    assert decoded.requests[0].started_at == 100.0
+    assert type(decoded.requests[0].started_at) is float
+
+
+def test_a_value_outside_a_literal_column_is_refused() -> None:
+    data = wire(parked_snapshot(3))
+    data["tasks"]["state"][2] = "asleep"
+    with pytest.raises(ModelError, match=r"^\$\.tasks\.state\[2\]: 'asleep' is not one of"):
+        Snapshot.from_json_dict(data)
+
+
+@pytest.mark.parametrize(("field", "values", "message"), [
+    ("name", ["Task-0", "Task-1"], "$.tasks.name: expected 3 values, got 2"),
+    ("name", "Task-0", "$.tasks.name: expected a list, got str"),
+    ("stack", [[0, 1], [0, 2], [0, 1]], "$.tasks.stack[1][1]: frame 2 is not in the frame table"),
+    ("stack", [[0, 1], [0, -1], [0, 1]], "$.tasks.stack[1][1]: frame -1 is not in the frame table"),
+    ("stack", [[0, 1], [0, 1.0], [0, 1]], "$.tasks.stack[1][1]: expected an object, got float"),
+])  # fmt: skip
+def test_a_bad_column_is_refused_with_its_path(field: str, values: Any, message: str) -> None:
+    data = wire(parked_snapshot(3))
+    data["tasks"][field] = values
+    refused(data, message)
+
+
+def test_a_wait_reference_outside_its_table_is_refused() -> None:
+    data = wire(mixed_snapshot())
+    data["tasks"]["waiting_on"][3] = 1
+    refused(data, "$.tasks.waiting_on[3]: wait 1 is not in the wait table")
+
+
+def test_a_missing_required_column_is_refused() -> None:
+    data = wire(parked_snapshot(3))
+    del data["tasks"]["coro"]
+    refused(data, "$.tasks: missing field 'coro'")
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        (-1, "$.tasks.$n: expected a count of objects, got -1"),
+        ("3", "$.tasks.$n: expected a count of objects, got '3'"),
+        (True, "$.tasks.$n: expected a count of objects, got True"),
+        (None, "$.tasks.$n: expected a count of objects, got None"),
+        (10**12, "$.tasks: no column holds 1000000000000 values"),
+        (4, "$.tasks: no column holds 4 values"),
+    ],
+)
+def test_a_bad_count_is_refused(count: object, message: str) -> None:
+    data = wire(parked_snapshot(3))
+    data["tasks"][COUNT_KEY] = count
+    if count is None:
+        del data["tasks"][COUNT_KEY]
+    refused(data, message)
+
+
+def test_a_huge_count_backed_only_by_defaults_allocates_nothing() -> None:
+    data = wire(parked_snapshot(3))
+    data["tasks"] = {COUNT_KEY: 10**12}
+    refused(data, "$.tasks: no column holds 1000000000000 values")
 
 
 @pytest.mark.parametrize("reference", [2, -1, 10**12])

@@ -42,6 +42,9 @@ _CACHE_LIMIT: Final = 16_384
 # cannot be reused while its entries live; both are dropped whole past the limit.
 _frame_cache: dict[tuple[int, int], Frame] = {}
 _pinned_codes: dict[int, types.CodeType] = {}
+# (id(Frame), ...) -> that stack: tasks parked at the same place share one tuple, which the wire
+# encoder then writes once. Each entry keeps its Frames alive, so the ids in its key stay theirs.
+_stack_cache: dict[tuple[int, ...], tuple[Frame, ...]] = {}
 _application_cache: dict[str, bool] = {}
 
 
@@ -83,7 +86,8 @@ def frames_of(
 ) -> tuple[Frame, ...]:
     """`frame_of` for many frames at once (the hot path of a snapshot of many tasks).
 
-    Frames whose code object's `id()` is in `hide` are left out.
+    Frames whose code object's `id()` is in `hide` are left out. Equal stacks come back as the
+    same tuple.
     """
     cached = _frame_cache.get
     out: list[Frame] = []
@@ -94,7 +98,15 @@ def frames_of(
         line = frame.f_lineno
         found = cached((id(code), line))
         out.append(found if found is not None else frame_at(code, line))
-    return tuple(out)
+    stack = tuple(out)
+    key = tuple(map(id, stack))
+    shared = _stack_cache.get(key)
+    if shared is not None:
+        return shared
+    if len(_stack_cache) >= _CACHE_LIMIT:
+        _stack_cache.clear()
+    _stack_cache[key] = stack
+    return stack
 
 
 def stack_of(

@@ -183,7 +183,7 @@ class TasksProbe:
         self._locks = LockTracker()
         # id(task) -> (weak ref, first seen (monotonic), order seen)
         self._first_seen: dict[int, tuple[weakref.ref[Any], float, int]] = {}
-        self._stacks: _StackMemo = {}
+        self._parked: _ParkedMemo = {}
         self._order = itertools.count()
         self._guard = threading.Lock()
         self._dead: dict[int, tuple[weakref.ref[Any], float]] = {}
@@ -237,7 +237,7 @@ class TasksProbe:
             pass
         with self._guard:
             self._first_seen = {}
-            self._stacks = {}
+            self._parked = {}
             self._dead = {}
 
     def _sweep_forever(self, context: AgentContext) -> None:
@@ -273,13 +273,13 @@ class TasksProbe:
             current=current,
             loop_top=loop_top,
             waits=WaitContext(loop, self._locks if self._locks.installed else None),
-            previous_stacks=self._stacks,
+            previous=self._parked,
         )
         infos = tuple(run.describe(task, now - seen[id(task)][1]) for task in selected)
         infos += tuple(run.describe(task, now - since) for task, since in self._dead_tasks())
         if options.with_stacks:
             with self._guard:
-                self._stacks = run.stacks
+                self._parked = run.parked
         loop_stack: tuple[Frame, ...] = ()
         if options.with_stacks and loop_top is not None:
             loop_stack = self._stack_from(loop_top)
@@ -343,9 +343,13 @@ class TasksProbe:
         return frames_of(frames)
 
 
-# id(task) -> (ref(the Future it was parked on), its stack then): a task parked on the same Future
-# since the last snapshot has not run, so its await chain, and stack, are unchanged.
-_StackMemo = dict[int, tuple["weakref.ref[Any]", tuple[Frame, ...]]]
+# id(task) -> (ref(the Future it was parked on), its stack then, what it waited on then): a task
+# parked on the same Future since the last snapshot has not run, so its await chain, and stack,
+# are unchanged.
+_Parked = tuple["weakref.ref[Any]", tuple[Frame, ...], WaitInfo | None]
+_ParkedMemo = dict[int, _Parked]
+
+_new = object.__new__
 
 
 class _Run:
@@ -360,7 +364,7 @@ class _Run:
         current: asyncio.Task[Any] | None,
         loop_top: types.FrameType | None,
         waits: WaitContext,
-        previous_stacks: _StackMemo,
+        previous: _ParkedMemo,
     ) -> None:
         self.context = context
         self.with_stacks = with_stacks
@@ -368,8 +372,10 @@ class _Run:
         self.current = current
         self.loop_top = loop_top
         self.waits = waits
-        self.previous_stacks = previous_stacks
-        self.stacks: _StackMemo = {}
+        self.previous = previous
+        self.parked: _ParkedMemo = {}
+        self._renewed: dict[int, WaitInfo | None] = {}
+        """id(a wait reported last time) -> what the first of its tasks waits on now."""
 
     def describe(self, task: asyncio.Task[Any], age: float) -> TaskInfo:
         """Everything known about `task`; a failure is recorded and what is known reported."""
@@ -387,23 +393,17 @@ class _Run:
                 if self.with_stacks:
                     stack = self._running_stack(coro)
             elif state == "pending":
-                fut = getattr(task, "_fut_waiter", _UNKNOWN)
-                frames, leaf = await_chain(coro)
-                if fut is _UNKNOWN:  # a Task-like without the attribute: describe from frames
-                    fut = None
-                    waiting = describe_wait(frames, None, self.waits, leaf)
-                elif fut is not None:
-                    waiting = describe_wait(frames, fut, self.waits, leaf)
-                # else: parked on nothing, the task is scheduled to run (new, or just woken)
-                if self.with_stacks:
-                    stack = self._suspended_stack(task, fut, frames)
+                stack, waiting = self._parked(task, coro)
             elif state == "failed":
                 error = getattr(task, "_exception", None)
                 exception = repr(error)
                 if self.with_stacks and error is not None:
                     stack = _traceback_stack(error, self.max_depth)
             link = self.context.link_for(task)
-            return TaskInfo(
+            # TaskInfo(...) without its frozen __init__ (a third of the cost of a parked task):
+            # the model has no __post_init__ and every field is given.
+            info: TaskInfo = _new(TaskInfo)
+            info.__dict__.update(
                 id=id(task),
                 name=name,
                 state=state,
@@ -411,35 +411,64 @@ class _Run:
                 stack=stack,
                 waiting_on=waiting,
                 age=age,
+                created_at=None,
                 request_id=link.request_id if link is not None else None,
+                parent_task_id=None,
                 exception=exception,
             )
+            return info
         except Exception as error:
             self.context.record_error(f"tasks: describing {name}: {error!r}")
             return TaskInfo(id=id(task), name=name, state=state, coro=coro_name, age=age)
+
+    def _parked(
+        self, task: asyncio.Task[Any], coro: object
+    ) -> tuple[tuple[Frame, ...], WaitInfo | None]:
+        """The stack and the wait of a pending task.
+
+        A task still parked on the Future it was parked on at the last collect has not run since:
+        its stack is the one reported then, and tasks that waited on one shared primitive then
+        (one WaitInfo object) still do, so only the first of them is described again.
+        """
+        fut = getattr(task, "_fut_waiter", _UNKNOWN)
+        key = id(task)
+        memo = self.previous.get(key) if fut is not None and fut is not _UNKNOWN else None
+        if memo is not None and memo[0]() is fut:
+            ref, stack, before = memo
+            if before is not None and id(before) in self._renewed:
+                waiting = self._renewed[id(before)]
+            else:
+                frames, leaf = await_chain(coro)
+                waiting = describe_wait(frames, fut, self.waits, leaf)
+                if before is not None:
+                    self._renewed[id(before)] = waiting
+            if self.with_stacks:
+                self.parked[key] = (ref, stack, waiting)
+                return stack, waiting
+            return (), waiting
+        frames, leaf = await_chain(coro)
+        if fut is _UNKNOWN:  # a Task-like without the attribute: describe from frames
+            fut = None
+            waiting = describe_wait(frames, None, self.waits, leaf)
+        elif fut is not None:
+            waiting = describe_wait(frames, fut, self.waits, leaf)
+        else:  # parked on nothing: the task is scheduled to run (new, or just woken)
+            waiting = None
+        stack = ()
+        if self.with_stacks:
+            stack = frames_of(frames[-self.max_depth :], HIDDEN_CODE_IDS)
+            if fut is not None:
+                try:
+                    self.parked[key] = (weakref.ref(fut), stack, waiting)
+                except TypeError:  # a Future-like without weak reference support
+                    pass
+        return stack, waiting
 
     def _running_stack(self, coro: object) -> tuple[Frame, ...]:
         frames = _running_frames(coro, self.loop_top, self.max_depth)
         if not frames:
             frames = await_chain(coro)[0][-self.max_depth :]
         return frames_of(frames, HIDDEN_CODE_IDS)
-
-    def _suspended_stack(
-        self, task: asyncio.Task[Any], fut: object, frames: list[types.FrameType]
-    ) -> tuple[Frame, ...]:
-        key = id(task)
-        if fut is not None:
-            memo = self.previous_stacks.get(key)
-            if memo is not None and memo[0]() is fut:
-                self.stacks[key] = memo
-                return memo[1]
-        stack = frames_of(frames[-self.max_depth :], HIDDEN_CODE_IDS)
-        if fut is not None:
-            try:
-                self.stacks[key] = (weakref.ref(fut), stack)
-            except TypeError:  # a Future-like without weak reference support
-                pass
-        return stack
 
 
 def _traceback_stack(error: BaseException, limit: int) -> tuple[Frame, ...]:

@@ -305,6 +305,49 @@ def test_without_stacks_waits_are_still_described(inspected: Inspected) -> None:
     assert snapshot["loop_thread_stack"] == ()
 
 
+def test_tasks_still_parked_show_what_their_wait_is_now(inspected: Inspected) -> None:
+    # Later snapshots reuse what was learnt of tasks that have not run since; the state of
+    # the primitive they wait on must still be read afresh.
+    event = inspected.app.call(asyncio.Event)
+    first = [inspected.app.spawn(outer(event), name=f"early-{i}") for i in range(3)]
+    for task in first:
+        inspected.waiting(task, "event")
+    before = inspected.task(first[0])
+    assert before.waiting_on is not None and before.waiting_on.waiters == 3
+
+    late = inspected.app.spawn(park_on(event), name="late")
+    inspected.waiting(late, "event")
+    tasks = {t.id: t for t in inspected.collect()["tasks"]}
+
+    for task in [*first, late]:
+        wait = tasks[id(task)].waiting_on
+        assert wait is not None and wait.waiters == 4, task.get_name()
+    assert tasks[id(first[1])].stack == before.stack  # the chain, down to the same lines
+    assert tasks[id(late)].stack[-2].function == "park_on"
+
+
+def test_a_parked_task_that_ran_and_parked_elsewhere_is_described_again(
+    inspected: Inspected,
+) -> None:
+    first, second = inspected.app.call(asyncio.Event), inspected.app.call(asyncio.Event)
+
+    async def two_waits() -> None:
+        await first.wait()  # first-wait
+        await second.wait()  # second-wait
+
+    task = inspected.app.spawn(two_waits())
+    parked = inspected.waiting(task, "event")
+    assert parked.waiting_on is not None and parked.waiting_on.object_id == id(first)
+    assert any(f.line == line_of("first-wait") for f in parked.stack)
+
+    inspected.app.call(first.set)
+    moved = inspected.wait_for(
+        task, lambda t: t.waiting_on is not None and t.waiting_on.object_id == id(second)
+    )
+    assert any(f.line == line_of("second-wait") for f in moved.stack)
+    assert not any(f.line == line_of("first-wait") for f in moved.stack)
+
+
 def test_max_tasks_keeps_the_oldest_and_the_running_task(inspected: Inspected) -> None:
     event = inspected.app.call(asyncio.Event)
     oldest = inspected.app.spawn(park_on(event), name="oldest")
