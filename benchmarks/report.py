@@ -99,7 +99,7 @@ def snapshot_markdown(rows: list[SnapshotRow], loop_set: str) -> str:
         "",
         "Each timed snapshot is built afresh (requests are spaced past the agent's sharing "
         'window). "first snapshot": the first after the tasks were spawned, which describes every '
-        'task from scratch; later ones reuse what is known of tasks that have not run since. '
+        "task from scratch; later ones reuse what is known of tasks that have not run since. "
         '"as JSON": the decoded snapshot written out as plain JSON (the wire form is smaller).',
     ]
     return "\n".join(lines)

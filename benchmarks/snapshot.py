@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.agent.commands import SNAPSHOT_TTL
-
 from benchmarks.probes import agent_client_unavailable, connect_agent, http_call
 from benchmarks.servers import Config, LoopSet, ServerError, start_server
+from inspector.agent.commands import SNAPSHOT_TTL
 
 
 @dataclass(frozen=True)
