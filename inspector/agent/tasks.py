@@ -264,7 +264,7 @@ class TasksProbe:
         loop_top = sys._current_frames().get(context.loop_thread_id)
         now = time.monotonic()
         seen = self._remember(tasks, now)
-        ordered = sorted(tasks, key=lambda task: seen[id(task)][1:])
+        ordered = sorted(tasks, key=lambda task: seen[id(task)][2])  # first seen, oldest first
         selected = self._select(ordered, current, options.max_tasks)
         run = _Run(
             probe=self,
@@ -343,13 +343,14 @@ class TasksProbe:
         return frames_of(frames)
 
 
-# id(task) -> (ref(the Future it was parked on), its stack then, what it waited on then): a task
-# parked on the same Future since the last snapshot has not run, so its await chain, and stack,
-# are unchanged.
-_Parked = tuple["weakref.ref[Any]", tuple[Frame, ...], WaitInfo | None]
+# id(task) -> (ref(the Future it was parked on), its stack, what it waited on, its request): a
+# task parked on the same Future since the last snapshot has not run, so its await chain, its
+# stack and the request it works for are unchanged.
+_Parked = tuple["weakref.ref[Any]", tuple[Frame, ...], WaitInfo | None, int | None]
 _ParkedMemo = dict[int, _Parked]
 
 _new = object.__new__
+_ASK_LINKERS: Final[Any] = object()
 
 
 class _Run:
@@ -389,17 +390,19 @@ class _Run:
             stack: tuple[Frame, ...] = ()
             waiting: WaitInfo | None = None
             exception: str | None = None
+            request_id: int | None = _ASK_LINKERS
             if state == "running":
                 if self.with_stacks:
                     stack = self._running_stack(coro)
             elif state == "pending":
-                stack, waiting = self._parked(task, coro)
+                stack, waiting, request_id = self._parked(task, coro)
             elif state == "failed":
                 error = getattr(task, "_exception", None)
                 exception = repr(error)
                 if self.with_stacks and error is not None:
                     stack = _traceback_stack(error, self.max_depth)
-            link = self.context.link_for(task)
+            if request_id is _ASK_LINKERS:
+                request_id = self._request_of(task)
             # TaskInfo(...) without its frozen __init__ (a third of the cost of a parked task):
             # the model has no __post_init__ and every field is given.
             info: TaskInfo = _new(TaskInfo)
@@ -412,7 +415,7 @@ class _Run:
                 waiting_on=waiting,
                 age=age,
                 created_at=None,
-                request_id=link.request_id if link is not None else None,
+                request_id=request_id,
                 parent_task_id=None,
                 exception=exception,
             )
@@ -421,31 +424,39 @@ class _Run:
             self.context.record_error(f"tasks: describing {name}: {error!r}")
             return TaskInfo(id=id(task), name=name, state=state, coro=coro_name, age=age)
 
+    def _request_of(self, task: asyncio.Task[Any]) -> int | None:
+        link = self.context.link_for(task)
+        return link.request_id if link is not None else None
+
     def _parked(
         self, task: asyncio.Task[Any], coro: object
-    ) -> tuple[tuple[Frame, ...], WaitInfo | None]:
-        """The stack and the wait of a pending task.
+    ) -> tuple[tuple[Frame, ...], WaitInfo | None, int | None]:
+        """The stack, the wait and the request of a pending task.
 
         A task still parked on the Future it was parked on at the last collect has not run since:
-        its stack is the one reported then, and tasks that waited on one shared primitive then
-        (one WaitInfo object) still do, so only the first of them is described again.
+        its stack and request are the ones found then, and tasks that waited on one shared
+        primitive then (one WaitInfo object) still do, so only the first of them is described
+        again. A wait that reads the same as before keeps its object, and the memo entry its tuple:
+        a snapshot of parked tasks leaves little behind for the garbage collector.
         """
         fut = getattr(task, "_fut_waiter", _UNKNOWN)
         key = id(task)
         memo = self.previous.get(key) if fut is not None and fut is not _UNKNOWN else None
         if memo is not None and memo[0]() is fut:
-            ref, stack, before = memo
+            ref, stack, before, request_id = memo
             if before is not None and id(before) in self._renewed:
                 waiting = self._renewed[id(before)]
             else:
                 frames, leaf = await_chain(coro)
                 waiting = describe_wait(frames, fut, self.waits, leaf)
                 if before is not None:
+                    if waiting == before:
+                        waiting = before
                     self._renewed[id(before)] = waiting
-            if self.with_stacks:
-                self.parked[key] = (ref, stack, waiting)
-                return stack, waiting
-            return (), waiting
+            if not self.with_stacks:
+                return (), waiting, request_id
+            self.parked[key] = memo if waiting is before else (ref, stack, waiting, request_id)
+            return stack, waiting, request_id
         frames, leaf = await_chain(coro)
         if fut is _UNKNOWN:  # a Task-like without the attribute: describe from frames
             fut = None
@@ -454,15 +465,16 @@ class _Run:
             waiting = describe_wait(frames, fut, self.waits, leaf)
         else:  # parked on nothing: the task is scheduled to run (new, or just woken)
             waiting = None
+        request_id = self._request_of(task)
         stack = ()
         if self.with_stacks:
             stack = frames_of(frames[-self.max_depth :], HIDDEN_CODE_IDS)
             if fut is not None:
                 try:
-                    self.parked[key] = (weakref.ref(fut), stack, waiting)
+                    self.parked[key] = (weakref.ref(fut), stack, waiting, request_id)
                 except TypeError:  # a Future-like without weak reference support
                     pass
-        return stack, waiting
+        return stack, waiting, request_id
 
     def _running_stack(self, coro: object) -> tuple[Frame, ...]:
         frames = _running_frames(coro, self.loop_top, self.max_depth)
