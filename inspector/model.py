@@ -322,6 +322,8 @@ class AgentHealth:
     probes: tuple[str, ...] = ()
     """Probes that are installed and working."""
     read_only: bool = False
+    paced_seconds: float = 0.0
+    """Time answers were held back because clients asked for more than the agent's CPU share."""
 
 
 # --- the snapshot ----------------------------------------------------------------------------

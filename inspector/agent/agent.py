@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from inspector import __version__
+from inspector.agent.budget import CpuBudget
 from inspector.agent.errors import AgentStartError
 from inspector.agent.monitor import close_monitor, guarded_monitor_class
 from inspector.agent.ports import PortSlot, check_host, free_port, is_listening, port_is_free
@@ -66,6 +67,7 @@ class Agent:
         self.probes: tuple[Probe, ...] = ()
         self.watchdog: Watchdog | None = None
         self.started_at = time.time()
+        self.budget = CpuBudget(self.config.cpu_share)
         self.monitor: Any = None
         self.registration_path: Path | None = None
         self._process: ProcessInfo | None = None

@@ -201,7 +201,7 @@ def build_snapshot(agent: Agent, options: CollectOptions, *, check: bool = False
     return Snapshot(
         process=process,
         taken_at=context.clock(),
-        health=context.health(tuple(working), collect_seconds),
+        health=context.health(tuple(working), collect_seconds, agent.budget.paused_seconds),
         capabilities=agent.capabilities(),
         **parts,
     )
@@ -270,6 +270,7 @@ def _answer(ctx: click.Context, encode: Callable[[Agent], str]) -> None:
         _answer_error(f"unexpected arguments: {' '.join(ctx.args)[:80]}")
         return
     try:
+        agent.budget.pace()
         text = encode(agent)
     except CommandError as error:
         _answer_error(str(error))

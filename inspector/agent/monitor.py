@@ -6,6 +6,9 @@
   `close_monitor` runs it in a daemon thread that is given 2 seconds.
 * A client that vanishes mid-answer makes prompt_toolkit print tracebacks on the server's
   terminal: the termui sockets read a reset as end of file.
+* Each termui session's prompt polls its terminal size twice a second. Every wake-up takes the
+  GIL from the app loop: twenty idle clients doubled the server's p99 latency under load. Over
+  telnet the size arrives by NAWS anyway, so the sessions do not poll.
 
 aiomonitor is imported only when a monitor is first wanted (about 0.3 s).
 """
@@ -33,6 +36,7 @@ def guarded_monitor_class() -> type[Any]:
     from aiomonitor import Monitor
 
     _install_resilient_telnet_server()
+    _install_quiet_prompt_sessions()
 
     class GuardedMonitor(Monitor):  # type: ignore[misc]
         inspector_agent: Agent | None = None
@@ -112,6 +116,25 @@ def _install_resilient_telnet_server() -> None:
             return listener
 
     monitor_module.TelnetServer = ResilientTelnetServer
+
+
+def _install_quiet_prompt_sessions() -> None:
+    """Make aiomonitor's termui sessions create prompts that do not poll the terminal size."""
+    import aiomonitor.termui.commands as termui_module
+    from prompt_toolkit import PromptSession
+
+    if getattr(termui_module.PromptSession, "inspector_quiet", False):
+        return
+
+    class QuietPromptSession(PromptSession):  # type: ignore[type-arg]
+        inspector_quiet = True
+
+        def _create_application(self, *args: Any, **kwargs: Any) -> Any:
+            application = super()._create_application(*args, **kwargs)
+            application.terminal_size_polling_interval = None
+            return application
+
+    termui_module.PromptSession = QuietPromptSession
 
 
 def close_monitor(monitor: Any, timeout: float = MONITOR_CLOSE_TIMEOUT) -> bool:

@@ -43,6 +43,8 @@ class AgentConfig:
     """Serve Prometheus metrics on this port (needs prometheus_client)."""
     max_history: int = 200
     """Bound of each history (stalls, finished requests, background jobs, exceptions)."""
+    cpu_share: float = 0.05
+    """Fraction of one core the agent's thread may use answering clients; past it, answers wait."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,9 @@ class AgentContext:
         with self._lock:
             self._dropped += count
 
-    def health(self, probes: tuple[str, ...], collect_seconds: float) -> AgentHealth:
+    def health(
+        self, probes: tuple[str, ...], collect_seconds: float, paced_seconds: float = 0.0
+    ) -> AgentHealth:
         with self._lock:
             return AgentHealth(
                 errors=self._errors,
@@ -109,6 +113,7 @@ class AgentContext:
                 collect_seconds=collect_seconds,
                 probes=probes,
                 read_only=self.config.read_only,
+                paced_seconds=paced_seconds,
             )
 
 

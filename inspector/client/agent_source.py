@@ -24,7 +24,7 @@ from typing import Final, TypeVar
 from inspector import protocol
 from inspector.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, SourceError
-from inspector.client.telnet import TelnetProtocol, open_telnet
+from inspector.client.telnet import SMALL_WINDOW, TelnetProtocol, open_telnet
 from inspector.model import Snapshot
 from inspector.protocol import (
     FrameReader,
@@ -214,7 +214,7 @@ class AgentSource:
         session = _Session(self.max_frame_chars)
         try:
             telnet = await asyncio.wait_for(
-                open_telnet(self.host, self.port, session), self.connect_timeout
+                open_telnet(self.host, self.port, session, SMALL_WINDOW), self.connect_timeout
             )
         except asyncio.TimeoutError:
             raise ConnectError(

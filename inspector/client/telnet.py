@@ -39,9 +39,13 @@ TTYPE_IS: Final = 0
 TTYPE_SEND: Final = 1
 
 TERMINAL_TYPE: Final = "dumb"
-WINDOW_COLUMNS: Final = 1000
-"""Wide, so nothing the server prints for a person is wrapped."""
-WINDOW_ROWS: Final = 50
+PASTE_START: Final = b"\x1b[200~"
+PASTE_END: Final = b"\x1b[201~"
+WIDE_WINDOW: Final = (1000, 50)
+"""Columns and rows for reading what the server prints for a person: wide, so nothing wraps."""
+SMALL_WINDOW: Final = (80, 4)
+"""For a client that reads only frames (written past the terminal layer): prompt_toolkit
+redraws its prompt over the whole window width after every command, in the server's GIL."""
 
 CURSOR_POSITION_REQUEST: Final = "\x1b[6n"
 CURSOR_POSITION_REPLY: Final = b"\x1b[1;1R"
@@ -65,8 +69,9 @@ class TerminalListener(Protocol):
 class TelnetProtocol(asyncio.Protocol):
     """Negotiates the options aiomonitor asks for and passes the rest on as text."""
 
-    def __init__(self, listener: TerminalListener) -> None:
+    def __init__(self, listener: TerminalListener, window: tuple[int, int] = WIDE_WINDOW) -> None:
         self._listener = listener
+        self._window = window
         self._transport: asyncio.Transport | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._state = "data"  # data | iac | verb | sb | sb-iac
@@ -111,10 +116,15 @@ class TelnetProtocol(asyncio.Protocol):
     # --- sending -----------------------------------------------------------------------------
 
     def send_line(self, line: str) -> None:
-        """Type one command line and press return (a bare CR, as a terminal does)."""
+        """Type one command line and press return (a bare CR, as a terminal does).
+
+        The line is pasted (bracketed paste), not typed: prompt_toolkit handles a paste as one
+        key and every typed character as a key of its own, each costing the server a walk of
+        its screen layout while it holds the GIL the app needs.
+        """
         if self._transport is None or self._transport.is_closing():
             return
-        self._transport.write(line.encode("utf-8") + b"\r")
+        self._transport.write(PASTE_START + line.encode("utf-8") + PASTE_END + b"\r")
 
     def send_raw(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -188,7 +198,7 @@ class TelnetProtocol(asyncio.Protocol):
             if option in _ACCEPTED_DO:
                 self.send_raw(bytes((IAC, WILL, option)))
                 if option == OPT_NAWS:
-                    self.send_raw(_naws_report())
+                    self.send_raw(_naws_report(*self._window))
             else:
                 self.send_raw(bytes((IAC, WONT, option)))  # LINEMODE and anything unknown
         elif verb == WILL:
@@ -213,14 +223,18 @@ class TelnetProtocol(asyncio.Protocol):
         self._cpr_tail = window[-(len(CURSOR_POSITION_REQUEST) - 1) :]
 
 
-def _naws_report() -> bytes:
-    size = bytes((WINDOW_COLUMNS >> 8, WINDOW_COLUMNS & 0xFF, WINDOW_ROWS >> 8, WINDOW_ROWS & 0xFF))
+def _naws_report(columns: int, rows: int) -> bytes:
+    size = bytes((columns >> 8, columns & 0xFF, rows >> 8, rows & 0xFF))
     escaped = size.replace(bytes((IAC,)), bytes((IAC, IAC)))
     return bytes((IAC, SB, OPT_NAWS)) + escaped + bytes((IAC, SE))
 
 
-async def open_telnet(host: str, port: int, listener: TerminalListener) -> TelnetProtocol:
+async def open_telnet(
+    host: str, port: int, listener: TerminalListener, window: tuple[int, int] = WIDE_WINDOW
+) -> TelnetProtocol:
     """Connect to `host:port` and start negotiating; raises OSError (incl. socket.gaierror).
+
+    `window` is the (columns, rows) reported to the server.
 
     The caller bounds the time (the kernel's connect timeout is minutes).
     """
@@ -240,7 +254,9 @@ async def open_telnet(host: str, port: int, listener: TerminalListener) -> Telne
         except BaseException:
             sock.close()
             raise
-        _, protocol = await loop.create_connection(lambda: TelnetProtocol(listener), sock=sock)
+        _, protocol = await loop.create_connection(
+            lambda: TelnetProtocol(listener, window), sock=sock
+        )
         return protocol
     raise last_error or OSError(f"no address found for {host}")
 

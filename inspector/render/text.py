@@ -159,6 +159,11 @@ class _View:
             parts.append(f"collected in {_duration(h.collect_seconds)}")
         if h.dropped_events:
             parts.append(self.style.warn(f"{h.dropped_events} events dropped"))
+        if h.paced_seconds:
+            parts.append(
+                f"answers held back {_duration(h.paced_seconds)} in total"
+                " (clients asked for more than the agent's CPU share)"
+            )
         text = " · ".join(parts)
         for error in h.recent_errors[-3:]:
             text += "\n    " + self.style.warn(_line(error))

@@ -224,6 +224,54 @@ async def test_the_agent_has_one_periodic_thread_and_ages_tasks_before_any_snaps
         agent.close()
 
 
+async def test_idle_clients_cost_the_server_nothing(rundir: Path) -> None:
+    """A connected client that asks nothing wakes no thread: prompts do not poll the window size
+    (each wake-up would take the GIL from the app loop)."""
+    agent = start_agent(config=AgentConfig(port=0, register=False))
+    try:
+        clients = [TermuiClient(HOST, agent.port, timeout=10) for _ in range(3)]
+        try:
+            for client in clients:
+                await asyncio.to_thread(client.command, "inspector-hello")
+            ui_loop = agent.monitor._ui_loop
+
+            def ui_tasks() -> list[str]:
+                return [task.get_coro().__qualname__ for task in asyncio.all_tasks(ui_loop)]
+
+            names = await asyncio.to_thread(
+                lambda: asyncio.run_coroutine_threadsafe(_gather_names(ui_tasks), ui_loop).result(5)
+            )
+            assert sum(name.startswith("TelnetServer._accept") for name in names) == 3, names
+            assert not [name for name in names if "poll_output_size" in name], names
+        finally:
+            for client in clients:
+                client.close()
+    finally:
+        agent.close()
+
+
+async def _gather_names(names: Any) -> list[str]:
+    return list(names())
+
+
+async def test_clients_asking_past_the_cpu_share_are_paced_and_told(
+    rundir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "SNAPSHOT_TTL", 0.0)
+    agent = start_agent(config=AgentConfig(port=0, register=False, cpu_share=0.01))
+    agent.budget.burst = 0.0
+    try:
+        tasks = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2000)]
+        replies = await asyncio.to_thread(_ask_many, agent.port, ["inspector-snapshot"] * 4)
+        health = replies[-1].payload.health
+        assert health.paced_seconds > 0.0
+        assert agent.budget.paused_seconds >= health.paced_seconds
+        for task in tasks:
+            task.cancel()
+    finally:
+        agent.close()
+
+
 async def test_a_read_only_agent_refuses_to_cancel(rundir: Path) -> None:
     agent = start_agent(config=AgentConfig(port=0, register=False, read_only=True))
     task = asyncio.create_task(asyncio.Event().wait())

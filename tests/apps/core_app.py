@@ -7,6 +7,7 @@ tests look for the marked line in the agent's stall samples.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 
@@ -38,3 +39,21 @@ async def spawn(count: int = 100) -> dict[str, int]:
     for index in range(count):
         _parked.append(asyncio.create_task(_parked_forever(index), name=f"parked-{index}"))
     return {"parked": len(_parked)}
+
+
+@app.get("/gc")
+async def collector() -> dict[str, object]:
+    """What the cyclic garbage collector sees of this process: frozen start-up objects, and
+    whether this module's own objects are still collected normally."""
+    tracked = {id(obj) for obj in gc.get_objects()}
+    return {
+        "frozen": gc.get_freeze_count(),
+        "app_tracked": id(collector) in tracked and id(app) in tracked,
+        "uvicorn_tracked": id(_uvicorn_config_class()) in tracked,
+    }
+
+
+def _uvicorn_config_class() -> type:
+    from uvicorn import Config
+
+    return Config

@@ -159,7 +159,8 @@ async def _typed_lines(reader: asyncio.StreamReader) -> AsyncIterator[str]:
         while b"\r" in buffer:
             line, _, buffer = buffer.partition(b"\r")
             buffer = buffer.lstrip(b"\n\x00")
-            yield line.decode()
+            # A pasted line arrives in bracketed-paste markers; prompt_toolkit inserts the text.
+            yield line.replace(b"\x1b[200~", b"").replace(b"\x1b[201~", b"").decode()
 
 
 def _strip_iac(data: bytes) -> bytes:

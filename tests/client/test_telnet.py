@@ -123,20 +123,28 @@ def test_a_peer_that_speaks_first_in_plain_text_is_foreign() -> None:
     assert recorder.text.startswith("HTTP/1.1 400")
 
 
-def test_send_line_ends_with_carriage_return_and_stops_after_close() -> None:
+def test_send_line_pastes_the_line_then_presses_return_and_stops_after_close() -> None:
     protocol, transport, recorder = make()
     protocol.send_line("inspector-hello")
-    assert bytes(transport.written) == b"inspector-hello\r"
+    pasted = b"\x1b[200~inspector-hello\x1b[201~\r"
+    assert bytes(transport.written) == pasted
     protocol.close()
     protocol.send_line("ignored")
-    assert bytes(transport.written) == b"inspector-hello\r"
+    assert bytes(transport.written) == pasted
     protocol.connection_lost(None)
     assert recorder.lost == [None]
 
 
-def test_window_size_with_a_255_byte_is_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(telnet, "WINDOW_COLUMNS", 255)
-    assert telnet._naws_report() == bytes([IAC, SB, 31, 0, IAC, IAC, 0, 50, IAC, SE])
+def test_window_size_with_a_255_byte_is_escaped() -> None:
+    assert telnet._naws_report(255, 50) == bytes([IAC, SB, 31, 0, IAC, IAC, 0, 50, IAC, SE])
+
+
+def test_the_window_reported_is_the_one_asked_for() -> None:
+    protocol = TelnetProtocol(Recorder(), (80, 4))
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(bytes([IAC, 253, 31]))  # DO NAWS
+    assert bytes(transport.written).endswith(bytes([IAC, SB, 31, 0, 80, 0, 4, IAC, SE]))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux socket limits")

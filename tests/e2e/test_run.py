@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import statistics
@@ -239,3 +240,17 @@ def test_allow_remote_serves_on_another_address_with_a_warning(tmp_path: Path) -
         with TermuiClient(HOST, registration.port) as client:
             assert client.command("inspector-hello").type == "hello"
         assert "WARNING" in server.output() and "without authentication" in server.output()
+
+
+def test_run_freezes_its_own_start_up_objects_but_not_the_apps(tmp_path: Path) -> None:
+    with inspector_run(APP, tmp_path) as server:
+        seen = json.loads(server.get("/gc"))
+    assert seen["frozen"] > 10_000, seen  # aiomonitor and its libraries, uvicorn, the stdlib
+    assert seen["uvicorn_tracked"] is False, seen
+    assert seen["app_tracked"] is True, seen  # the app's objects are collected as usual
+
+
+def test_no_gc_freeze_leaves_the_collector_alone(tmp_path: Path) -> None:
+    with inspector_run(APP, tmp_path, args=["--no-gc-freeze"]) as server:
+        seen = json.loads(server.get("/gc"))
+    assert seen == {"frozen": 0, "app_tracked": True, "uvicorn_tracked": True}, seen

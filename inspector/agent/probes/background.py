@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 _MAX_JOBS_PER_REQUEST: Final = 100
 _MAX_RAN_NAMES: Final = 20
 _MAX_CALL_SITE_DEPTH: Final = 40
-_TASK_TABLE_PRUNE: Final = 4096
+_TASK_TABLE_PRUNE: Final = 256
 _TERMINAL: Final = frozenset({"done", "failed", "dropped", "skipped", "cancelled"})
 _FRAMEWORK_DIRS: Final = tuple(
     os.sep + name + os.sep for name in ("starlette", "fastapi", "inspector")
