@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-DEFAULT_SHARE: Final = 0.2
+DEFAULT_SHARE: Final = 0.25
 """Fraction of one core the agent's thread may use over time."""
 BURST_SECONDS: Final = 0.25
 """CPU seconds that may be used at once before pacing starts (a 50,000-task snapshot)."""

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from inspector.agent.budget import DEFAULT_SHARE
 from inspector.model import AgentHealth
 
 
@@ -43,7 +44,7 @@ class AgentConfig:
     """Serve Prometheus metrics on this port (needs prometheus_client)."""
     max_history: int = 200
     """Bound of each history (stalls, finished requests, background jobs, exceptions)."""
-    cpu_share: float = 0.05
+    cpu_share: float = DEFAULT_SHARE
     """Fraction of one core the agent's thread may use answering clients; past it, answers wait."""
 
 

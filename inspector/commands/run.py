@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any, Final
 
+from inspector.agent.budget import DEFAULT_SHARE
 from inspector.errors import InspectorError
 
 DEFAULT_INSPECT_PORT: Final = 20101
@@ -171,7 +172,7 @@ def register(subparsers: Any) -> None:
     agent.add_argument(
         "--agent-cpu",
         type=_share,
-        default=0.05,
+        default=DEFAULT_SHARE,
         metavar="SHARE",
         help="fraction of one core the agent may spend answering clients; past it, answers wait "
         "(default: %(default)s)",
