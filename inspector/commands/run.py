@@ -15,7 +15,6 @@ import os
 import sys
 from typing import Any, Final
 
-from inspector.agent.budget import DEFAULT_SHARE
 from inspector.errors import InspectorError
 
 DEFAULT_INSPECT_PORT: Final = 20101
@@ -172,10 +171,10 @@ def register(subparsers: Any) -> None:
     agent.add_argument(
         "--agent-cpu",
         type=_share,
-        default=DEFAULT_SHARE,
+        default=None,
         metavar="SHARE",
         help="fraction of one core the agent may spend answering clients; past it, answers wait "
-        "(default: %(default)s)",
+        "(default: 0.25)",
     )
     parser.set_defaults(handler=handle)
 
@@ -197,7 +196,7 @@ def handle(args: argparse.Namespace) -> int:
         trace_exceptions=args.trace_exceptions,
         app=args.app,
         metrics_port=args.metrics_port,
-        cpu_share=args.agent_cpu,
+        **({} if args.agent_cpu is None else {"cpu_share": args.agent_cpu}),
     )
     try:
         check_host(config, remote_hint="pass --allow-remote")

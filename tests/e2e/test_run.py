@@ -225,6 +225,13 @@ def test_app_that_cannot_be_imported_is_one_line_and_exit_2() -> None:
     assert len(output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("share", ["0", "1.5", "lots"])
+def test_an_agent_cpu_share_outside_zero_to_one_is_refused(share: str) -> None:
+    code, output = _run_cli(APP, "--agent-cpu", share)
+    assert code == 2
+    assert "--agent-cpu" in output and "Traceback" not in output
+
+
 def test_help_teaches_with_examples() -> None:
     code, output = _run_cli("--help")
     assert code == 0
