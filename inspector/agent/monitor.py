@@ -8,7 +8,7 @@
   terminal: the termui sockets read a reset as end of file.
 * Each termui session's prompt polls its terminal size twice a second. Every wake-up takes the
   GIL from the app loop: twenty idle clients doubled the server's p99 latency under load. Over
-  telnet the size arrives by NAWS anyway, so the sessions do not poll.
+  telnet the size arrives by NAWS anyway, so the sessions do not poll, and redraws are coalesced.
 
 aiomonitor is imported only when a monitor is first wanted (about 0.3 s).
 """
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from inspector.agent.agent import Agent
 
+MIN_REDRAW_INTERVAL: Final = 0.05
+"""Seconds between two redraws of a termui prompt (prompt_toolkit's default redraws at once)."""
 MONITOR_CLOSE_TIMEOUT: Final = 2.0
 """Seconds given to aiomonitor's close; after that its daemon thread is abandoned."""
 
@@ -132,6 +134,8 @@ def _install_quiet_prompt_sessions() -> None:
         def _create_application(self, *args: Any, **kwargs: Any) -> Any:
             application = super()._create_application(*args, **kwargs)
             application.terminal_size_polling_interval = None
+            # Coalesce the redraws a command causes (paste, accept): half of a command's cost.
+            application.min_redraw_interval = MIN_REDRAW_INTERVAL
             return application
 
     termui_module.PromptSession = QuietPromptSession
