@@ -6,6 +6,8 @@
   `close_monitor` runs it in a daemon thread that is given 2 seconds.
 * A client that vanishes mid-answer makes prompt_toolkit print tracebacks on the server's
   terminal: the termui sockets read a reset as end of file.
+* The inspector's own clients get a line session (`inspector.agent.line_session`) instead of a
+  prompt_toolkit prompt; everyone else gets aiomonitor's prompt.
 * Each termui session's prompt polls its terminal size twice a second. Every wake-up takes the
   GIL from the app loop: twenty idle clients doubled the server's p99 latency under load. Over
   telnet the size arrives by NAWS anyway, so the sessions do not poll, and redraws are coalesced.
@@ -15,6 +17,7 @@ aiomonitor is imported only when a monitor is first wanted (about 0.3 s).
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from typing import TYPE_CHECKING, Any, Final
@@ -109,6 +112,12 @@ def _install_resilient_telnet_server() -> None:
     class ResilientTelnetServer(TelnetServer):
         inspector_resilient = True
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            interact = kwargs.get("interact")
+            if interact is not None:
+                kwargs["interact"] = _routing_inspector_clients(interact)
+            super().__init__(*args, **kwargs)
+
         @classmethod
         def _create_socket(cls, host: str, port: int) -> socket.socket:
             listener = _ListeningSocket(socket.AF_INET, socket.SOCK_STREAM)
@@ -118,6 +127,25 @@ def _install_resilient_telnet_server() -> None:
             return listener
 
     monitor_module.TelnetServer = ResilientTelnetServer
+
+
+def _routing_inspector_clients(interact: Any) -> Any:
+    """aiomonitor's per-connection `interact`, with inspector clients sent to a line session."""
+    monitor = (
+        interact.args[0] if isinstance(interact, functools.partial) and interact.args else None
+    )
+    if monitor is None:
+        return interact
+
+    async def route(connection: Any) -> None:
+        from inspector.agent.line_session import serve_lines, wants_line_session
+
+        if wants_line_session(connection):
+            await serve_lines(monitor, connection)
+        else:
+            await interact(connection)
+
+    return route
 
 
 def _install_quiet_prompt_sessions() -> None:

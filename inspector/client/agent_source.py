@@ -214,7 +214,10 @@ class AgentSource:
         session = _Session(self.max_frame_chars)
         try:
             telnet = await asyncio.wait_for(
-                open_telnet(self.host, self.port, session, SMALL_WINDOW), self.connect_timeout
+                open_telnet(
+                    self.host, self.port, session, SMALL_WINDOW, protocol.INSPECTOR_TERMINAL
+                ),
+                self.connect_timeout,
             )
         except asyncio.TimeoutError:
             raise ConnectError(

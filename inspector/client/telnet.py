@@ -69,9 +69,15 @@ class TerminalListener(Protocol):
 class TelnetProtocol(asyncio.Protocol):
     """Negotiates the options aiomonitor asks for and passes the rest on as text."""
 
-    def __init__(self, listener: TerminalListener, window: tuple[int, int] = WIDE_WINDOW) -> None:
+    def __init__(
+        self,
+        listener: TerminalListener,
+        window: tuple[int, int] = WIDE_WINDOW,
+        terminal: str = TERMINAL_TYPE,
+    ) -> None:
         self._listener = listener
         self._window = window
+        self._terminal = terminal
         self._transport: asyncio.Transport | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._state = "data"  # data | iac | verb | sb | sb-iac
@@ -210,7 +216,7 @@ class TelnetProtocol(asyncio.Protocol):
         if payload[:2] == bytes((OPT_TTYPE, TTYPE_SEND)):
             self.send_raw(
                 bytes((IAC, SB, OPT_TTYPE, TTYPE_IS))
-                + TERMINAL_TYPE.encode("ascii")
+                + self._terminal.encode("ascii")
                 + bytes((IAC, SE))
             )
 
@@ -230,11 +236,15 @@ def _naws_report(columns: int, rows: int) -> bytes:
 
 
 async def open_telnet(
-    host: str, port: int, listener: TerminalListener, window: tuple[int, int] = WIDE_WINDOW
+    host: str,
+    port: int,
+    listener: TerminalListener,
+    window: tuple[int, int] = WIDE_WINDOW,
+    terminal: str = TERMINAL_TYPE,
 ) -> TelnetProtocol:
     """Connect to `host:port` and start negotiating; raises OSError (incl. socket.gaierror).
 
-    `window` is the (columns, rows) reported to the server.
+    `window` is the (columns, rows) and `terminal` the terminal type reported to the server.
 
     The caller bounds the time (the kernel's connect timeout is minutes).
     """
@@ -255,7 +265,7 @@ async def open_telnet(
             sock.close()
             raise
         _, protocol = await loop.create_connection(
-            lambda: TelnetProtocol(listener, window), sock=sock
+            lambda: TelnetProtocol(listener, window, terminal), sock=sock
         )
         return protocol
     raise last_error or OSError(f"no address found for {host}")

@@ -22,6 +22,8 @@ from inspector.agent.instrumented import InstrumentedApp, instrument
 from inspector.agent.monitor import guarded_monitor_class
 from inspector.agent.ports import is_listening, port_is_free
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
+from inspector.client.agent_source import AgentSource
+from inspector.client.source import SourceError
 from inspector.model import RequestInfo, Snapshot, ThreadInfo
 from inspector.protocol import Hello, Message, Result
 from inspector.registration import ENV_RUNTIME_DIR, read_registrations
@@ -247,6 +249,41 @@ async def test_idle_clients_cost_the_server_nothing(rundir: Path) -> None:
             for client in clients:
                 client.close()
     finally:
+        agent.close()
+
+
+async def test_inspector_clients_get_a_line_session_and_others_aiomonitors_prompt(
+    rundir: Path,
+) -> None:
+    agent = start_agent(config=AgentConfig(port=0, register=False))
+    source = AgentSource(HOST, agent.port)
+    try:
+        with TermuiClient(HOST, agent.port, timeout=10) as person:
+            await asyncio.to_thread(person.command, "inspector-hello")
+            await source.connect()
+            snapshot = await source.snapshot()
+            assert snapshot.process.pid == os.getpid()
+            session = source._session
+            assert session is not None
+            assert "inspector session" in session.banner  # not aiomonitor's prompt
+            assert not session.full_screen
+    finally:
+        await source.close()
+        agent.close()
+
+
+async def test_a_line_session_survives_bad_lines(rundir: Path) -> None:
+    agent = start_agent(config=AgentConfig(port=0, register=False))
+    source = AgentSource(HOST, agent.port)
+    try:
+        for line, said in [("no-such-command", "No such command"), ('say "open', "quotation")]:
+            with pytest.raises(SourceError, match=said):
+                await source._command(line, ("result",))
+        reply = await source._command("inspector-cancel 1", ("result", "error"))
+        assert "no task with id 1" in reply.payload.message
+        assert (await source.snapshot()).process.pid == os.getpid()
+    finally:
+        await source.close()
         agent.close()
 
 
