@@ -68,8 +68,11 @@ async def serve_lines(monitor: Any, connection: Any) -> None:
                 line = await lines.get()
                 if line is None:
                     return
-                if line.strip():
-                    await _run_command(monitor, line, command_done, write)
+                if not line.strip():
+                    # Nothing to answer: a prompt here would be taken for the next command's
+                    # answer by a client that is waiting for one.
+                    continue
+                await _run_command(monitor, line, command_done, write)
                 write(monitor.prompt)
     except asyncio.CancelledError:
         # The monitor is closing. Ending quietly, as aiomonitor's own session does: anything
