@@ -6,7 +6,7 @@ redrawing the prompt) and a dozen system calls, each of which hands the GIL back
 the app loop. A client whose telnet terminal type is `INSPECTOR_TERMINAL` (the inspector's own
 client) gets this session instead: the same click commands of aiomonitor's termui, a plain
 ``monitor >>> `` prompt, and no screen. Any other client (a person with telnet, an older
-inspector) gets aiomonitor's prompt, unchanged.
+inspector) gets aiomonitor's prompt.
 """
 
 from __future__ import annotations
