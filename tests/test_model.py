@@ -225,3 +225,11 @@ def test_a_frame_reference_without_a_table_is_refused() -> None:
     data["tasks"][0]["stack"][0] = 0
     with pytest.raises(ModelError, match="not in the frame table"):
         Snapshot.from_json_dict(data)
+
+
+def test_assemble_builds_what_the_constructor_builds_and_refuses_missing_fields() -> None:
+    built = model.assemble(TaskInfo, id=1, name="Task-1", state="pending", coro="main", stack=PARK)
+    assert built == TaskInfo(id=1, name="Task-1", state="pending", coro="main", stack=PARK)
+    assert built.waiting_on is None and built.request_id is None  # defaults filled in
+    with pytest.raises(TypeError, match="missing"):
+        model.assemble(TaskInfo, id=1)

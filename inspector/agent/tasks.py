@@ -34,7 +34,7 @@ from inspector.agent.frames import MAX_DEPTH, frame_at, frames_of
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.agent.waits import WaitContext, describe_wait
-from inspector.model import Frame, TaskInfo, TaskState, WaitInfo
+from inspector.model import Frame, TaskInfo, TaskState, WaitInfo, assemble
 
 _UNKNOWN: Final = object()
 
@@ -349,7 +349,6 @@ class TasksProbe:
 _Parked = tuple["weakref.ref[Any]", tuple[Frame, ...], WaitInfo | None, int | None]
 _ParkedMemo = dict[int, _Parked]
 
-_new = object.__new__
 _ASK_LINKERS: Final[Any] = object()
 
 
@@ -403,10 +402,9 @@ class _Run:
                     stack = _traceback_stack(error, self.max_depth)
             if request_id is _ASK_LINKERS:
                 request_id = self._request_of(task)
-            # TaskInfo(...) without its frozen __init__ (a third of the cost of a parked task):
-            # the model has no __post_init__ and every field is given.
-            info: TaskInfo = _new(TaskInfo)
-            info.__dict__.update(
+            # Without the frozen __init__: a third of the cost of describing a parked task.
+            return assemble(
+                TaskInfo,
                 id=id(task),
                 name=name,
                 state=state,
@@ -414,12 +412,9 @@ class _Run:
                 stack=stack,
                 waiting_on=waiting,
                 age=age,
-                created_at=None,
                 request_id=request_id,
-                parent_task_id=None,
                 exception=exception,
             )
-            return info
         except Exception as error:
             self.context.record_error(f"tasks: describing {name}: {error!r}")
             return TaskInfo(id=id(task), name=name, state=state, coro=coro_name, age=age)
