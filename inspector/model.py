@@ -604,7 +604,7 @@ def assemble(cls: type[T], **values: Any) -> T:
         raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
     instance = object.__new__(cls)
     object.__setattr__(instance, "__dict__", state)
-    return typing.cast(T, instance)
+    return instance
 
 
 _default_states: dict[type, dict[str, Any]] = {}
