@@ -15,14 +15,12 @@ Importing this module registers the commands on `aiomonitor.monitor_cli` (a proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import gc
 import json
 import socket
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import click
@@ -31,6 +29,7 @@ from aiomonitor.termui import commands as termui
 
 from inspector import model, protocol
 from inspector.agent.probe import CollectOptions
+from inspector.collector import collector_paused
 from inspector.model import Snapshot
 from inspector.protocol import Encoding, Result
 
@@ -131,26 +130,6 @@ def shared_snapshot(agent: Agent, options: CollectOptions, enc: Encoding = "json
         text = encode_snapshot(agent, options, enc)
     cache[key] = (time.monotonic(), text)
     return text
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Keep the cyclic garbage collector from running while a snapshot is built and encoded.
-
-    A 10,000-task snapshot allocates about 100,000 short-lived containers. With the collector
-    on, they trigger full collections over the whole server's heap (60 ms of GIL with 10,000
-    tasks, taken from the app as much as from the snapshot); with it paused they are freed by
-    reference counting when the snapshot is dropped, and no collection is owed for them. A
-    collector the app turned off stays off.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _forget_snapshots(agent: Agent) -> None:

@@ -17,7 +17,6 @@ so the two cannot be confused.
 from __future__ import annotations
 
 import asyncio
-import gc
 import re
 import socket
 from collections import deque
@@ -28,6 +27,7 @@ from inspector import protocol
 from inspector.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, SourceError
 from inspector.client.telnet import SMALL_WINDOW, TelnetProtocol, open_telnet
+from inspector.collector import collector_paused
 from inspector.model import Snapshot
 from inspector.protocol import (
     FrameReader,
@@ -431,19 +431,10 @@ async def _decode(frame: str) -> Message:
 
 
 def without_gc(function: Callable[[str], T], text: str) -> T:
-    """Run `function(text)` with the cyclic garbage collector paused.
-
-    Decoding a 10,000-task snapshot allocates about 100,000 objects, none of them garbage;
-    the collector's passes over them took about half of the decoding time (measured: 180 ms
-    → 80 ms). The previous state is restored, so code that disabled the collector keeps it off.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    """Run `function(text)` with the cyclic garbage collector paused (decoding a 10,000-task
+    snapshot: 180 ms → 80 ms)."""
+    with collector_paused():
         return function(text)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _printed_text(output: str, line: str) -> str:
