@@ -58,24 +58,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {text}")
-    return value
+def _number_in(what: str, ceiling: float, unit: str = "") -> Any:
+    """An argparse type: a number above 0 and at most `ceiling`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not 0 < value <= ceiling:
+            raise argparse.ArgumentTypeError(
+                f"must be more than 0 and at most {ceiling:g}{unit}, got {text}"
+            )
+        return value
+
+    return parse
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a fraction: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, got {text}")
-    return value
+_seconds = _number_in("a number of seconds", 3600, " seconds")
+_share = _number_in("a fraction", 1)
 
 
 def register(subparsers: Any) -> None:
