@@ -181,6 +181,19 @@ def configurations(python312: Python | str) -> list[Config]:
             aiomonitor_hook=True,
             blocked=None if has_aiomonitor else "aiomonitor is not installed",
         ),
+        Config(
+            "core-idle",
+            "inspector agent --no-lifecycle, idle",
+            "inspector",
+            agent_args=("--no-lifecycle",),
+        ),
+        Config(
+            "core-polled",
+            "inspector agent --no-lifecycle, polled at 1 Hz",
+            "inspector",
+            agent_args=("--no-lifecycle",),
+            polled_hz=1.0,
+        ),
         Config("agent-idle", "inspector agent, idle", "inspector"),
         Config(
             "agent-polled",

@@ -167,6 +167,8 @@ class Agent:
             probes.append(tasks)
         except Exception as error:
             self.context.record_error(f"tasks probe unavailable: {error!r}")
+        if not self.config.lifecycle:
+            return probes
         try:
             from inspector.agent.probes import default_probes
 

@@ -67,7 +67,7 @@ class InstrumentedApp:
         self._strict = strict
         self._on_start_error = on_start_error
         self._errors: list[str] = []
-        self._app = _wrap_requests(app, self._errors)
+        self._app = _wrap_requests(app, self._errors) if self._config.lifecycle else app
         self._agent: Agent | None = None
         self._attempted = False
         _preload(self._errors)

@@ -34,8 +34,14 @@ class AgentConfig:
     heartbeat_interval: float = 0.02
     read_only: bool = False
     """Refuse every action (cancel)."""
+    lifecycle: bool = True
+    """Track the request lifecycle: requests, background jobs, the threadpool, unseen exceptions.
+
+    Off, nothing runs per request (no middleware, no task factory): tasks, stacks, stalls and
+    loop lag are still reported."""
     trace_exceptions: bool = False
-    """Python >= 3.12: report exceptions raised and swallowed in application code."""
+    """Python >= 3.12: report exceptions raised and swallowed in application code (needs
+    `lifecycle`)."""
     app: str | None = None
     """The app's import string, for registration and display."""
     register: bool = True

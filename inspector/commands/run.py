@@ -154,6 +154,14 @@ def register(subparsers: Any) -> None:
         "--read-only", action="store_true", help="refuse actions from clients (task cancel)"
     )
     agent.add_argument(
+        "--lifecycle",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="track requests, background jobs, the threadpool and unseen exceptions, at a few "
+        "microseconds per request; --no-lifecycle keeps tasks, stacks, stalls and loop lag with "
+        "nothing running per request (default: on)",
+    )
+    agent.add_argument(
         "--trace-exceptions",
         action="store_true",
         help="Python >= 3.12: also report exceptions raised and swallowed in app code",
@@ -187,6 +195,8 @@ def handle(args: argparse.Namespace) -> int:
     from inspector.agent.ports import check_host, free_port, port_is_free
     from inspector.agent.probe import AgentConfig
 
+    if args.trace_exceptions and not args.lifecycle:
+        raise InspectorError("--trace-exceptions needs the lifecycle probes: drop --no-lifecycle")
     workers = args.workers or 1
     config = AgentConfig(
         host=args.inspect_host,
@@ -194,6 +204,7 @@ def handle(args: argparse.Namespace) -> int:
         allow_remote=args.allow_remote,
         stall_threshold=args.stall_threshold,
         read_only=args.read_only,
+        lifecycle=args.lifecycle,
         trace_exceptions=args.trace_exceptions,
         app=args.app,
         metrics_port=args.metrics_port,

@@ -602,7 +602,10 @@ class _View:
         if self.s.source == "aiomonitor":
             reason = "not available without the inspector agent"
         else:
-            reason = "not reported by this agent"
+            reason = (
+                "not tracked by this agent (started with --no-lifecycle, or its probe failed: "
+                "see agent health at the top)"
+            )
         self.add(self.style.dim(f"{title[0].upper()}{title[1:]}: {reason}"))
         self.blank()
         return False

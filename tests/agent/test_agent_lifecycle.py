@@ -547,6 +547,19 @@ async def test_without_lifespan_the_agent_starts_at_the_first_request(rundir: Pa
             agent.close()
 
 
+async def test_instrument_without_lifecycle_tracks_no_request(rundir: Path) -> None:
+    app = instrument(plain_app, AgentConfig(port=0, lifecycle=False))
+    lifespan = Lifespan(app)
+    assert (await lifespan.startup())["type"] == "lifespan.startup.complete"
+    agent = app.agent
+    assert agent is not None
+    assert await http_get(app) == b"served"
+    assert "tasks" in agent.capabilities() and "stalls" in agent.capabilities()
+    assert "requests" not in agent.capabilities()
+    assert [getattr(probe, "name", None) for probe in agent.probes] == ["watchdog", "tasks"]
+    await lifespan.shutdown()
+
+
 def test_instrument_keeps_the_fastapi_object_usable() -> None:
     fastapi = pytest.importorskip("fastapi")
     original = fastapi.FastAPI(title="shop")

@@ -261,3 +261,33 @@ def test_no_gc_freeze_leaves_the_collector_alone(tmp_path: Path) -> None:
     with inspector_run(APP, tmp_path, args=["--no-gc-freeze"]) as server:
         seen = json.loads(server.get("/gc"))
     assert seen == {"frozen": 0, "app_tracked": True, "uvicorn_tracked": True}, seen
+
+
+def test_no_lifecycle_keeps_tasks_and_stalls_with_nothing_per_request(tmp_path: Path) -> None:
+    from inspector.render import render_snapshot
+
+    with inspector_run(APP, tmp_path, args=["--no-lifecycle"]) as server:
+        server.get("/")
+        with TermuiClient(*server.agent_address()) as client:
+            hello = client.command("inspector-hello").payload
+            assert isinstance(hello, Hello)
+            assert {"tasks", "stacks", "stalls"} <= set(hello.capabilities)
+            lifecycle = {"requests", "background", "threadpool", "exceptions"}
+            assert not lifecycle & set(hello.capabilities)
+        stall = _block_and_find_stall(server)
+        innermost = stall.samples[0].frames[-1]
+        assert (Path(innermost.file).resolve(), innermost.line) == (APP_FILE, BLOCKING_LINE)
+        with TermuiClient(*server.agent_address()) as client:
+            snapshot = _snapshot(client)
+    assert snapshot.requests == () and snapshot.recent_requests == ()
+    assert set(snapshot.health.probes) == {"watchdog", "tasks"}
+    text = render_snapshot(snapshot)
+    assert "Requests: not tracked by this agent (started with --no-lifecycle" in text
+
+
+def test_trace_exceptions_without_lifecycle_is_a_clear_error() -> None:
+    code, output = _run_cli(APP, "--no-lifecycle", "--trace-exceptions")
+    assert code == 2
+    assert output.strip() == (
+        "inspector: --trace-exceptions needs the lifecycle probes: drop --no-lifecycle"
+    )

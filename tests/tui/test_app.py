@@ -386,6 +386,24 @@ async def test_without_the_agent_views_say_what_is_missing(healthy) -> None:
         await wait_for(pilot, lambda: table(app, "#task-table").row_count == len(plain.tasks))
 
 
+async def test_an_agent_without_lifecycle_probes_says_they_are_off(healthy) -> None:
+    core = dataclasses.replace(
+        healthy,
+        capabilities=("tasks", "stacks", "stalls", "cancel"),
+        requests=(),
+        routes=(),
+        threadpool=None,
+    )
+    app = build_app([core])
+    async with app.run_test(size=SIZE) as pilot:
+        await until_applied(pilot)
+        await pilot.press("4")
+        notice = app.query_one("#requests-view .capability-notice")
+        await wait_for(pilot, lambda: "does not track requests" in str(notice.render()))
+        assert "--no-lifecycle" in str(notice.render())
+        assert "need the inspector agent" not in str(notice.render())
+
+
 # --- connection -------------------------------------------------------------------------------
 
 

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 WITHOUT_AGENT = (
     "Start the server with [b]inspector run app:app[/b], or wrap the app with "
-    "[b]inspector.instrument(app)[/b], to see them."
+    "[b]inspector.agent.instrument(app)[/b], to see them."
+)
+LIFECYCLE_OFF = (
+    "It was started with [b]--no-lifecycle[/b], or a probe failed to install "
+    "([b]inspector dump[/b] lists the agent's own errors)."
 )
 
 
@@ -56,11 +60,18 @@ class View(Vertical):
         notice = self.query_one(".capability-notice", Static)
         if missing:
             source = observation.snapshot.source
-            who = "a plain aiomonitor" if source == "aiomonitor" else "this source"
-            notice.update(
-                f"[b]{self.missing_text or 'This view'}[/b] need the inspector agent: {who} does "
-                f"not report {', '.join(missing)}.\n{WITHOUT_AGENT}"
-            )
+            what = f"[b]{self.missing_text or 'This view'}[/b]"
+            if source == "agent":
+                notice.update(
+                    f"{what}: this server's agent does not track {', '.join(missing)}.\n"
+                    f"{LIFECYCLE_OFF}"
+                )
+            else:
+                who = "a plain aiomonitor" if source == "aiomonitor" else "this source"
+                notice.update(
+                    f"{what} need the inspector agent: {who} does not report "
+                    f"{', '.join(missing)}.\n{WITHOUT_AGENT}"
+                )
         self.set_class(bool(missing), "-missing")
         if not missing:
             self.update_view(observation)
