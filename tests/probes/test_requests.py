@@ -271,3 +271,35 @@ def test_a_failing_probe_never_breaks_the_request(
     assert context is not None
     health = wait_for(lambda: (h := context.health((), 0.0)).errors >= 1 and h)
     assert any("probe bug" in error for error in health.recent_errors)
+
+
+def test_the_task_index_follows_requests_that_come_and_go() -> None:
+    from inspector.agent.probes.requests import RequestRecord, RequestTracker
+
+    tracker = RequestTracker(max_history=10)
+
+    async def ignore(*_: Any) -> None:
+        return None
+
+    def start(task: object) -> RequestRecord:
+        scope = {"type": "http", "method": "GET", "path": f"/{id(task)}"}
+        record = RequestRecord(next(tracker.ids), scope, ignore, ignore, 0.0, task)  # type: ignore[arg-type]
+        tracker.in_flight[record.id] = record
+        return record
+
+    first_task, second_task, third_task = object(), object(), object()
+    first = start(first_task)
+    assert tracker.in_flight_for(first_task) is first  # type: ignore[arg-type]
+    second = start(second_task)
+    assert tracker.in_flight_for(second_task) is second  # type: ignore[arg-type]
+    # One finishes and another starts: the same number in flight, a new last key.
+    tracker.finish(first)
+    third = start(third_task)
+    assert tracker.in_flight_for(first_task) is None  # type: ignore[arg-type]
+    assert tracker.in_flight_for(third_task) is third  # type: ignore[arg-type]
+    tracker.finish(second)
+    assert tracker.in_flight_for(second_task) is None  # type: ignore[arg-type]
+    assert [info.path for info in tracker.snapshot()["recent_requests"]] == [
+        first.path,
+        second.path,
+    ]

@@ -16,6 +16,7 @@ scope alive with it. `inspector.agent.probes.requests.request_now()` turns the i
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -52,3 +53,22 @@ def _current_task_factory() -> Callable[[], asyncio.Task[Any] | None]:
 
 
 current_task = _current_task_factory()
+
+
+def current_task_on(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Task[Any] | None]:
+    """`current_task()` for code that runs on `loop`, callable without a Python frame.
+
+    On 3.10 and 3.11 `current_task` above is a Python function; the request middleware runs it
+    for every request, so for the agent's own loop it binds the lookup to that loop instead.
+    Called on another loop, the bound lookup answers None.
+    """
+    if not hasattr(current_task, "__code__"):
+        return current_task  # already C
+    try:
+        import _asyncio
+    except ImportError:  # pragma: no cover - every CPython has it
+        return current_task
+    tasks = getattr(_asyncio, "_current_tasks", None)
+    if not isinstance(tasks, dict):
+        return current_task
+    return functools.partial(tasks.get, loop)

@@ -12,8 +12,8 @@ container operation, atomic under the GIL, so no lock is taken on the hot path.
 
 Phases: "handler" from the start; "receiving" while the app awaits the request body before the
 response started; "sending" once the response started; "streaming" from the first body chunk
-that announces more; "background" once the last body chunk is sent while the app has not returned
-yet (Starlette runs a response's background tasks there); "done".
+that announces more; "background" once the last body chunk is handed to the server while the app
+has not returned yet (Starlette runs a response's background tasks there); "done".
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from types import MethodType
 from typing import TYPE_CHECKING, Any, Final
 
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions, TaskLink
-from inspector.agent.probes.current import current_request, current_task
+from inspector.agent.probes.current import current_request, current_task, current_task_on
 from inspector.model import RequestInfo, RequestPhase, RouteStats
 
 if TYPE_CHECKING:
@@ -62,29 +62,39 @@ def describe_exception(exc: BaseException) -> str:
 class RequestRecord:
     """One request as the middleware sees it. Written on the loop thread only.
 
-    Built for every request, so it does the least it can: what most requests never change has a
-    default on the class, the client address and the uvicorn cycle are read when asked for, and
-    containers (worker threads, background jobs) are created on first use.
+    Built for every request, so it does the least it can. Each Python-level call on the request
+    path costs about a thousand machine instructions and its share of cache misses, more than the
+    work most of them do, so the per-request steps are written out where they run (the
+    middleware, `send`, `RequestTracker.finish`) rather than split into small helpers.
     """
 
-    end: float | None = None
-    phase: RequestPhase = "handler"
-    status: int | None = None
-    bytes_sent: int = 0
-    disconnected: bool = False
-    disconnected_at: float | None = None
-    response_complete: bool = False
-    route: str | None = None
-    raw_client: Any = None
-    threads: set[int] | None = None
-    """Worker threads running this request's sync code right now (thread idents)."""
-    jobs: list[JobRecord] | None = None
-    """Background jobs queued while serving this request (the background probe adds them)."""
-    running_job: JobRecord | None = None
-    background_ran: list[str] | None = None
-    """Function names of the background tasks that ran for this request, in order."""
-    error: str | None = None
-    scheme: str = "http"
+    __slots__ = (
+        "id",
+        "start",
+        "started_at",
+        "scope",
+        "task",
+        "task_id",
+        "method",
+        "path",
+        "scheme",
+        "_receive",
+        "_send",
+        "end",
+        "phase",
+        "status",
+        "bytes_sent",
+        "disconnected",
+        "disconnected_at",
+        "response_complete",
+        "route",
+        "raw_client",
+        "threads",
+        "jobs",
+        "running_job",
+        "background_ran",
+        "error",
+    )
 
     def __init__(
         self,
@@ -105,10 +115,29 @@ class RequestRecord:
         self._send = send
         if scope["type"] == "http":
             self.method: str = scope.get("method") or "GET"
+            self.scheme = "http"
         else:
             self.method = "WS"
             self.scheme = "ws"
         self.path: str = scope.get("path") or ""
+        self.end: float | None = None
+        self.phase: RequestPhase = "handler"
+        self.status: int | None = None
+        self.bytes_sent = 0
+        self.disconnected = False
+        self.disconnected_at: float | None = None
+        self.response_complete = False
+        """Set once the last response message is handed to the server."""
+        self.route: str | None = None
+        self.raw_client: Any = None
+        self.threads: set[int] | None = None
+        """Worker threads running this request's sync code right now (thread idents)."""
+        self.jobs: list[JobRecord] | None = None
+        """Background jobs queued while serving this request (the background probe adds them)."""
+        self.running_job: JobRecord | None = None
+        self.background_ran: list[str] | None = None
+        """Function names of the background tasks that ran for this request, in order."""
+        self.error: str | None = None
 
     @property
     def label(self) -> str:
@@ -147,34 +176,33 @@ class RequestRecord:
         return message
 
     def send(self, message: Message) -> Awaitable[None]:
-        # A plain function returning the server's awaitable: no extra coroutine frame per
-        # message. Only the last body chunk needs work after it is sent (`_send_last`).
+        # A plain function returning the server's awaitable: no coroutine frame per message.
         kind = message.get("type")
         if kind == "http.response.body":
             body = message.get("body")
             if body:
                 self.bytes_sent += len(body)
-            if not message.get("more_body", False):
-                return self._send_last(message)
-            self.phase = "streaming"
+            if message.get("more_body", False):
+                self.phase = "streaming"
+                return self._send(message)  # type: ignore[no-any-return]
         elif kind == "http.response.start":
             self.status = message.get("status")
             self.phase = "sending"
+            return self._send(message)  # type: ignore[no-any-return]
         elif kind == "websocket.send":
             data = message.get("bytes") or message.get("text")
             if data:
                 self.bytes_sent += len(data)
+            return self._send(message)  # type: ignore[no-any-return]
         elif kind == "websocket.accept":
             self.status = 101
-        elif kind == "http.response.pathsend":
-            return self._send_last(message)
-        return self._send(message)  # type: ignore[no-any-return]
-
-    async def _send_last(self, message: Message) -> None:
-        await self._send(message)
+            return self._send(message)  # type: ignore[no-any-return]
+        elif kind != "http.response.pathsend":
+            return self._send(message)  # type: ignore[no-any-return]
+        # The response's last message: a final body chunk or a pathsend.
         if not self.disconnected:
-            # The server drops what is sent to a client that left: the response "completed"
-            # for nobody. (The `cycle` property, inlined: this runs for every request.)
+            # The server drops what is sent to a client that already left: the response would
+            # "complete" for nobody. (The `cycle` property, inlined.)
             receive = self._receive
             if (
                 type(receive) is MethodType
@@ -183,6 +211,7 @@ class RequestRecord:
                 self.mark_disconnected()
         self.response_complete = True
         self.phase = "background"
+        return self._send(message)  # type: ignore[no-any-return]
 
     def mark_disconnected(self) -> None:
         if not self.disconnected:
@@ -231,30 +260,6 @@ class RequestRecord:
             background_ids=self.job_ids,
             error=self.error,
             scheme=self.scheme,
-        )
-
-    def finished(self, duration: float) -> tuple[Any, ...]:
-        """What the history keeps of this request: plain values, no connection objects.
-
-        The record itself keeps the server's `receive`/`send` for whoever may still call them,
-        and with them the connection and the scope, so the history holds this copy instead.
-        """
-        return (
-            self.id,
-            self.method,
-            self.path,
-            self.started_at,
-            self.route,
-            self.raw_client,
-            duration,
-            self.status,
-            self.bytes_sent,
-            self.disconnected,
-            self.disconnected_at,
-            self.task_id,
-            self.job_ids,
-            self.error,
-            self.scheme,
         )
 
 
@@ -321,7 +326,7 @@ def route_template(scope: Mapping[str, Any] | None) -> str | None:
 
 
 def route_stats(entries: tuple[tuple[Any, ...], ...]) -> tuple[RouteStats, ...]:
-    """Latency per (method, route) over finished-request entries (see `RequestRecord.finished`)."""
+    """Latency per (method, route) over finished-request entries (see `RequestTracker.finish`)."""
     groups: dict[tuple[str, str], list[tuple[float, bool]]] = {}
     for entry in entries:
         method, route, duration, status, error = entry[1], entry[4], entry[6], entry[7], entry[13]
@@ -367,9 +372,11 @@ class RequestTracker:
 
     def __init__(self, max_history: int, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self._ids = itertools.count(1)
+        self.ids = itertools.count(1)
+        self.current_task: Callable[[], asyncio.Task[Any] | None] = current_task
+        """Replaced by a lookup bound to the loop when the probe is installed."""
         self.in_flight: dict[int, RequestRecord] = {}
-        self.by_task: dict[int, RequestRecord] = {}
+        self._by_task: tuple[tuple[int, int | None], dict[int, RequestRecord]] = ((0, None), {})
         self._recent = max(1, max_history)
         # One entry per finished request, kept longer than the recent list: the route latency
         # statistics are computed from it at snapshot time, so finishing a request is one append.
@@ -395,38 +402,73 @@ class RequestTracker:
             return found[1], found[2]
         return None
 
-    def begin(self, scope: Scope, receive: Receive, send: Send) -> RequestRecord:
-        task = current_task()
-        record = RequestRecord(next(self._ids), scope, receive, send, self.clock(), task)
-        self.in_flight[record.id] = record
-        if task is not None:
-            self.by_task[id(task)] = record
-        return record
-
     def finish(self, record: RequestRecord) -> None:
+        """Move a request from in flight to the history.
+
+        The history keeps a tuple of plain values (see `finished_info`), not the record: the
+        record keeps the server's `receive`/`send` for whoever may still call them, and with
+        them the connection.
+        """
         end = record.end = _perf()
         scope = record.scope
-        record.route = route_template(scope)
-        if scope is not None:
-            record.raw_client = scope.get("client")
+        route = record.route = route_template(scope)
+        client = record.raw_client = scope.get("client") if scope is not None else None
         if not record.response_complete:
             record.client_gone()  # notes a client that left mid-response
         record.phase = "done"
         del self.in_flight[record.id]
-        task_id = record.task_id
-        if task_id is not None and self.by_task.get(task_id) is record:
-            del self.by_task[task_id]
         # A task created during the request keeps the record (in its context) while it lives.
         record.task = None
         record.scope = None
-        duration = end - record.start
-        self.finished.append(record.finished(duration))
-        if record.jobs:
+        jobs = record.jobs
+        self.finished.append(
+            (
+                record.id,
+                record.method,
+                record.path,
+                record.started_at,
+                route,
+                client,
+                end - record.start,
+                record.status,
+                record.bytes_sent,
+                record.disconnected,
+                record.disconnected_at,
+                record.task_id,
+                tuple(job.id for job in jobs) if jobs else (),
+                record.error,
+                record.scheme,
+            )
+        )
+        if jobs:
             for listener in self.finish_listeners:
                 try:
                     listener(record)
                 except Exception as error:  # a listener bug must not break the request
                     self.report(f"request finish listener: {error!r}")
+
+    def in_flight_for(self, task: asyncio.Task[Any]) -> RequestRecord | None:
+        """The in-flight request `task` serves, if any.
+
+        The index by task is built when first asked after the in-flight set changed, not per
+        request: requests come and go far more often than anyone asks. The keys of `in_flight`
+        only grow, so its size and last key tell whether it changed.
+        """
+        in_flight = self.in_flight
+        for _ in range(5):
+            try:
+                signature = (len(in_flight), next(reversed(in_flight), None))
+                if signature != self._by_task[0]:
+                    index = {}
+                    for record in tuple(in_flight.values()):
+                        if record.task_id is not None:
+                            index[record.task_id] = record
+                    self._by_task = (signature, index)
+                break
+            except RuntimeError:  # changed while read from the agent thread
+                continue
+        found = self._by_task[1].get(id(task))
+        return found if found is not None and found.task is task else None
 
     def report(self, message: str) -> None:
         context = self.context
@@ -507,7 +549,10 @@ class InspectorMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            record = tracker.begin(scope, receive, send)
+            record = RequestRecord(
+                next(tracker.ids), scope, receive, send, tracker.clock(), tracker.current_task()
+            )
+            tracker.in_flight[record.id] = record
         except Exception as error:  # never let bookkeeping break the request
             tracker.report(f"request middleware: {error!r}")
             await self.app(scope, receive, send)
@@ -535,12 +580,11 @@ class RequestLinker:
         self._tasks = tasks
 
     def link_for(self, task: asyncio.Task[Any]) -> TaskLink | None:
-        record = self._tracker.by_task.get(id(task))
+        record = self._tracker.in_flight_for(task)
         job: JobRecord | None = None
-        if record is not None and record.task is task:
+        if record is not None:
             job = record.running_job
         else:
-            record = None
             if self._tasks is not None:
                 found = self._tasks.lookup(task)
                 if found is not None:
@@ -575,6 +619,7 @@ class RequestsProbe:
         self._context = context
         self.tracker.context = context
         self.tracker.clock = context.clock
+        self.tracker.current_task = current_task_on(context.loop)
         if self._tasks is not None:
             try:
                 self._tasks.install(context.loop)
