@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.memory import MemoryResult
+from benchmarks.request_cost import MODES, CostRow
 from benchmarks.snapshot import SnapshotRow
 from benchmarks.stalls import StallRow
 from benchmarks.throughput import ThroughputResults
@@ -159,6 +160,31 @@ def _memory_block(result: MemoryResult) -> str:
         lines.append("Too few samples for a slope: run longer (the default or --long mode).")
     if result.unavailable:
         lines.append(f"Stopped early: {result.unavailable}")
+    return "\n".join(lines)
+
+
+def request_cost_markdown(rows: list[CostRow], unavailable: str | None = None) -> str:
+    lines = [
+        "### Cost per request, counted (valgrind: instructions and L1 cache misses, in-process)",
+        "",
+    ]
+    if unavailable:
+        return "\n".join(lines + [f"n/a ({unavailable})"])
+    lines += [
+        "| endpoint | configuration | instructions | ratio | L1 misses | ratio |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.endpoint} | {MODES[row.mode]} | {row.instructions:,.0f} | "
+            f"{_ratio(row.instructions_ratio)} | {row.l1_misses:,.0f} | "
+            f"{_ratio(row.l1_misses_ratio)} |"
+        )
+    lines += [
+        "",
+        "Per request, averaged over 2,000, the ASGI app called directly (no sockets, no HTTP "
+        "parsing: a served request costs more, so the agent's share of it is smaller).",
+    ]
     return "\n".join(lines)
 
 

@@ -1,15 +1,16 @@
 """Run the benchmarks and print a Markdown report (raw data in benchmarks/results/*.json).
 
-    python -m benchmarks                 # everything, ~20 minutes on 2 cores
+    python -m benchmarks                 # everything, ~25 minutes on 2 cores
     python -m benchmarks --quick         # one short round of each, ~6 minutes
     python -m benchmarks --long          # memory over one million requests (+5 minutes)
     python -m benchmarks --only throughput,stalls
 
 Sections: throughput (overhead of each configuration against plain uvicorn, on asyncio and
-uvloop), snapshot (round trip at 10 to 50,000 tasks), stalls (detection of 100 ms / 500 ms / 2 s
-blocks), memory (RSS over 100k requests, or 1M with --long), tui (benchmarks/bench_tui.py).
-Needs wrk (apt-get install -y wrk) for throughput and memory; a configuration or section that
-cannot run here is reported as "n/a (reason)".
+uvloop), cost (instructions and cache misses per request, counted by valgrind), snapshot (round
+trip at 10 to 50,000 tasks), stalls (detection of 100 ms / 500 ms / 2 s blocks), memory (RSS
+over 100k requests, or 1M with --long), tui (benchmarks/bench_tui.py). Needs wrk (apt-get install
+-y wrk) for throughput and memory, valgrind for cost; a configuration or section that cannot run
+here is reported as "n/a (reason)".
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("throughput", "snapshot", "stalls", "memory", "tui")
+SECTIONS = ("throughput", "cost", "snapshot", "stalls", "memory", "tui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         return report.throughput_markdown(results)
 
+    def cost() -> str:
+        from benchmarks.request_cost import run_request_cost, valgrind_missing
+
+        missing = valgrind_missing()
+        rows = [] if missing else run_request_cost(log)
+        data["cost"] = rows
+        return report.request_cost_markdown(rows, missing)
+
     def snapshot() -> str:
         from benchmarks.snapshot import run_snapshot_bench
 
@@ -158,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         section("throughput", throughput)
+        section("cost", cost)
         section("snapshot", snapshot)
         section("stalls", stalls)
         section("memory", memory)
