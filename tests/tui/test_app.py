@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from inspector import protocol
 from inspector.model import TaskInfo
 from inspector.protocol import Result
@@ -364,44 +366,34 @@ async def test_events_are_kept_after_the_target_forgets_them(blocked) -> None:
         assert not app.query_one(StallBanner).display
 
 
-async def test_without_the_agent_views_say_what_is_missing(healthy) -> None:
-    plain = dataclasses.replace(
+@pytest.mark.parametrize(
+    ("source", "capabilities", "said", "hint"),
+    [
+        ("aiomonitor", ("tasks", "stacks", "cancel"), "need the inspector agent", "inspector run"),
+        ("agent", ("tasks", "stacks", "stalls", "cancel"), "does not track", "--no-lifecycle"),
+    ],
+    ids=["plain-aiomonitor", "agent-without-lifecycle"],
+)
+async def test_views_say_what_their_source_does_not_report(
+    healthy, source: str, capabilities: tuple[str, ...], said: str, hint: str
+) -> None:
+    limited = dataclasses.replace(
         healthy,
-        capabilities=("tasks", "stacks", "cancel"),
-        source="aiomonitor",
+        capabilities=capabilities,
+        source=source,
         requests=(),
         routes=(),
         threadpool=None,
     )
-    app = build_app([plain])
+    app = build_app([limited])
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
         await pilot.press("4")
         notice = app.query_one("#requests-view .capability-notice")
-        await wait_for(pilot, lambda: "need the inspector agent" in str(notice.render()))
-        assert "plain aiomonitor" in str(notice.render()) and "inspector run" in str(
-            notice.render()
-        )
+        await wait_for(pilot, lambda: said in str(notice.render()))
+        assert hint in str(notice.render()) and "requests" in str(notice.render())
         await pilot.press("2")
-        await wait_for(pilot, lambda: table(app, "#task-table").row_count == len(plain.tasks))
-
-
-async def test_an_agent_without_lifecycle_probes_says_they_are_off(healthy) -> None:
-    core = dataclasses.replace(
-        healthy,
-        capabilities=("tasks", "stacks", "stalls", "cancel"),
-        requests=(),
-        routes=(),
-        threadpool=None,
-    )
-    app = build_app([core])
-    async with app.run_test(size=SIZE) as pilot:
-        await until_applied(pilot)
-        await pilot.press("4")
-        notice = app.query_one("#requests-view .capability-notice")
-        await wait_for(pilot, lambda: "does not track requests" in str(notice.render()))
-        assert "--no-lifecycle" in str(notice.render())
-        assert "need the inspector agent" not in str(notice.render())
+        await wait_for(pilot, lambda: table(app, "#task-table").row_count == len(limited.tasks))
 
 
 # --- connection -------------------------------------------------------------------------------
