@@ -365,6 +365,11 @@ class Snapshot:
     def task(self, task_id: int) -> TaskInfo | None:
         return next((t for t in self.tasks if t.id == task_id), None)
 
+    @property
+    def by_agent(self) -> bool:
+        """Taken by the inspector agent (live or saved): only the agent reports stalls."""
+        return self.source == "agent" or "stalls" in self.capabilities
+
     def request(self, request_id: int) -> RequestInfo | None:
         for request in self.requests:
             if request.id == request_id:

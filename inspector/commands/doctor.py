@@ -366,9 +366,14 @@ def _capability_notes(snapshots: Iterable[Snapshot]) -> list[str]:
     for snapshot in snapshots:
         missing = [c for c in CHECKED_CAPABILITIES if c not in snapshot.capabilities]
         if missing:
+            why = (
+                " (its agent runs with --no-lifecycle, or a probe failed)"
+                if snapshot.by_agent
+                else ""
+            )
             notes.append(
-                f"pid {snapshot.process.pid}: this source cannot report {', '.join(missing)}; "
-                "the checks that need them found nothing to look at"
+                f"pid {snapshot.process.pid}: this source cannot report {', '.join(missing)}"
+                f"{why}; the checks that need them found nothing to look at"
             )
         if snapshot.health.errors:
             notes.append(

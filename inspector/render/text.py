@@ -599,7 +599,7 @@ class _View:
         if capability in self.s.capabilities:
             return True
         title = _CAPABILITY_TITLES.get(capability, capability)
-        if self.s.source == "aiomonitor":
+        if not self.s.by_agent:
             reason = "not available without the inspector agent"
         else:
             reason = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -216,3 +217,15 @@ def test_a_terminal_gets_colour_unless_no_color(tmp_path: Path) -> None:
     assert "\x1b[1;31mCRITICAL" in _on_a_terminal([path], {"TERM": "xterm"})
     plain = _on_a_terminal([path], {"TERM": "xterm", "NO_COLOR": "1"})
     assert "CRITICAL" in plain and "\x1b[" not in plain
+
+
+def test_an_agent_without_lifecycle_probes_is_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    core = dataclasses.replace(
+        healthy_snapshot(), capabilities=("tasks", "stacks", "stalls", "cancel")
+    )
+    assert main(["doctor", save(tmp_path, core)]) == 0
+    out = capsys.readouterr().out
+    assert "cannot report requests, background, threadpool, exceptions" in out
+    assert "(its agent runs with --no-lifecycle, or a probe failed)" in out

@@ -75,6 +75,7 @@ def test_disconnected(snap_compare) -> None:
         await until_applied(pilot)
         with_vitals(pilot.app)
         await pilot.press("2")
+        await wait_for(pilot, lambda: pilot.app.query_one("#task-table").row_count > 0)
         source.down = True
         await wait_for(pilot, lambda: pilot.app.connection == "disconnected")
         await settle(pilot)
@@ -88,6 +89,8 @@ def test_narrow_80_by_24(snap_compare, view: str) -> None:
         await until_applied(pilot)
         with_vitals(pilot.app)
         await pilot.press(view)
+        if view == "2":  # the task table fills in after the tab is shown
+            await wait_for(pilot, lambda: pilot.app.query_one("#task-table").row_count > 0)
         await settle(pilot)
 
     assert snap_compare(blocked_app(), terminal_size=(80, 24), run_before=run_before)

@@ -61,7 +61,7 @@ class View(Vertical):
         if missing:
             source = observation.snapshot.source
             what = f"[b]{self.missing_text or 'This view'}[/b]"
-            if source == "agent":
+            if observation.snapshot.by_agent:
                 notice.update(
                     f"{what}: this server's agent does not track {', '.join(missing)}.\n"
                     f"{LIFECYCLE_OFF}"
