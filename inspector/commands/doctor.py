@@ -43,8 +43,6 @@ examples:
   inspector doctor --watch 60           keep looking for a minute, print each new finding
 """
 
-CHECKED_CAPABILITIES = ("stalls", "requests", "background", "threadpool", "exceptions", "stacks")
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -362,18 +360,15 @@ def _header(snapshots: Sequence[tuple[Attached, Snapshot]]) -> str:
 
 
 def _capability_notes(snapshots: Iterable[Snapshot]) -> list[str]:
+    from inspector.diagnose import unchecked
+
     notes = []
     for snapshot in snapshots:
-        missing = [c for c in CHECKED_CAPABILITIES if c not in snapshot.capabilities]
-        if missing:
-            why = (
-                " (its agent runs with --no-lifecycle, or a probe failed)"
-                if snapshot.by_agent
-                else ""
-            )
+        missing = unchecked(snapshot)
+        if missing is not None:
             notes.append(
-                f"pid {snapshot.process.pid}: this source cannot report {', '.join(missing)}"
-                f"{why}; the checks that need them found nothing to look at"
+                f"pid {snapshot.process.pid}: {missing}; the checks that need them found "
+                "nothing to look at"
             )
         if snapshot.health.errors:
             notes.append(

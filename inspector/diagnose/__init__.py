@@ -19,6 +19,22 @@ CONFIRMATION_MARGIN = 0.2
 
 KIND_ORDER = {kind: position for position, kind in enumerate(RULES)}
 
+CHECKED_CAPABILITIES = ("stalls", "requests", "background", "threadpool", "exceptions", "stacks")
+"""What the rules look at, beyond tasks."""
+
+
+def unchecked(snapshot: Snapshot) -> str | None:
+    """What the diagnosis could not look at in `snapshot`, and why, in words; None: nothing."""
+    missing = [c for c in CHECKED_CAPABILITIES if c not in snapshot.capabilities]
+    if not missing:
+        return None
+    why = (
+        "its agent runs with --no-lifecycle, or a probe failed"
+        if snapshot.by_agent
+        else "it has no inspector agent"
+    )
+    return f"this source cannot report {', '.join(missing)} ({why})"
+
 
 def diagnose(snapshot: Snapshot, *, stuck_after: float = 5.0) -> list[Finding]:
     """Every finding of every rule, worst first, then the most frequent, then by rule order.

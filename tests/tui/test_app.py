@@ -367,15 +367,27 @@ async def test_events_are_kept_after_the_target_forgets_them(blocked) -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "capabilities", "said", "hint"),
+    ("source", "capabilities", "said", "hint", "why"),
     [
-        ("aiomonitor", ("tasks", "stacks", "cancel"), "need the inspector agent", "inspector run"),
-        ("agent", ("tasks", "stacks", "stalls", "cancel"), "does not track", "--no-lifecycle"),
+        (
+            "aiomonitor",
+            ("tasks", "stacks", "cancel"),
+            "need the inspector agent",
+            "inspector run",
+            "no inspector agent",
+        ),
+        (
+            "agent",
+            ("tasks", "stacks", "stalls", "cancel"),
+            "does not track",
+            "--no-lifecycle",
+            "--no-lifecycle",
+        ),
     ],
     ids=["plain-aiomonitor", "agent-without-lifecycle"],
 )
 async def test_views_say_what_their_source_does_not_report(
-    healthy, source: str, capabilities: tuple[str, ...], said: str, hint: str
+    healthy, source: str, capabilities: tuple[str, ...], said: str, hint: str, why: str
 ) -> None:
     limited = dataclasses.replace(
         healthy,
@@ -388,6 +400,9 @@ async def test_views_say_what_their_source_does_not_report(
     app = build_app([limited])
     async with app.run_test(size=SIZE) as pilot:
         await until_applied(pilot)
+        findings = app.query_one("#findings-empty")
+        await wait_for(pilot, lambda: "Not checked" in str(findings.render()))
+        assert why in str(findings.render())
         await pilot.press("4")
         notice = app.query_one("#requests-view .capability-notice")
         await wait_for(pilot, lambda: said in str(notice.render()))

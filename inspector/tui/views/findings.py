@@ -13,6 +13,7 @@ from textual.markup import escape
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from inspector.diagnose import unchecked
 from inspector.diagnose.findings import Finding
 from inspector.model import Frame, Snapshot
 from inspector.tui import formatting
@@ -192,11 +193,14 @@ class FindingsView(View):
         snapshot = observation.snapshot
         empty = self.query_one("#findings-empty", Static)
         if not findings:
+            missing = unchecked(snapshot)
             empty.update(
                 Content.from_markup(
                     "[$text-success]✓ Nothing wrong found in the latest snapshot.[/]\n\n"
                     "[dim]Stalls, requests, tasks and exceptions are in the other views "
                     "(2–8).[/dim]"
+                    + ("\n\n[$text-warning]Not checked: $missing.[/]" if missing else ""),
+                    missing=missing or "",
                 )
             )
         empty.display = not findings
