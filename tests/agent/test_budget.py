@@ -99,11 +99,16 @@ def test_the_real_clocks_hold_a_busy_thread_to_its_share() -> None:
             while time.thread_time() < spin_until:
                 pass
             budget.pace()
-        result["share"] = (time.thread_time() - started_cpu) / (time.monotonic() - started_wall)
+        wall, cpu = time.monotonic() - started_wall, time.thread_time() - started_cpu
+        result["share"] = cpu / wall
+        # How fast it burnt CPU while it was not held back: a whole core on an idle machine.
+        result["running_rate"] = cpu / max(1e-6, wall - budget.paused_seconds)
 
     thread = threading.Thread(target=busy)
     thread.start()
     thread.join(10)
     # Left alone the thread would use a whole core; a loaded machine can only lower it.
     assert result["share"] < 0.65
-    assert budget.paused_seconds > 0.1
+    # It was held back by waits, unless the machine was so loaded that it never got more than
+    # its share anyway (then there was nothing to hold back).
+    assert budget.paused_seconds > 0.1 or result["running_rate"] < 0.6, result
