@@ -37,6 +37,7 @@ from inspector.tui.app import make_app  # noqa: E402
 from inspector.tui.history import History  # noqa: E402
 from inspector.tui.messages import SnapshotReceived  # noqa: E402
 from inspector.tui.poller import Observation, load_diagnose, observe  # noqa: E402
+from inspector.tui.widgets.live_table import LiveTable  # noqa: E402
 from tests.tui.make_fixtures import TAKEN_AT, blocked, many_tasks  # noqa: E402
 
 
@@ -142,7 +143,7 @@ async def bench_apply(rounds: int) -> None:
             await pilot.pause()
             painted.append(time.perf_counter() - started)
         applied = list(app.apply_seconds)
-        rows = app.query_one("#task-table").row_count
+        rows = app.query_one("#task-table", LiveTable).row_count
     print(f"\n10,000-task snapshot, Tasks view visible ({rows:,} rows), {len(applied)} updates:")
     print(f"  apply (UI thread)           {percentiles(applied)}")
     print(f"  apply + paint (UI thread)   {percentiles(painted)}")
@@ -225,6 +226,7 @@ async def bench_memory(updates: int) -> None:
         traced_after, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rss_after = process.memory_info().rss
+        assert app.observation is not None, "no snapshot was applied"
         events = app.observation.events
     print(f"\n{updates:,} updates of a 1,000-task server (an hour at 1 Hz) in {elapsed:.0f} s:")
     print(
