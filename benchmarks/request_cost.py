@@ -3,7 +3,9 @@
 wrk's requests per second move by a few percent from run to run on a shared machine, more than
 the change one edit to the request path makes. Valgrind counts instructions exactly, and its
 cache simulation counts the first-level cache misses that make new code on a hot path cost more
-than its instructions: two runs of the same code agree to within about 0.5 %.
+than its instructions. Repeated runs of the same code on an otherwise idle machine gave the same
+counts to within 0.1 %; one run made while the test suite ran beside it was off by about 10 % of
+the agent's share, so run it alone.
 
 Each configuration serves the bench app's endpoints in-process (no sockets: what is counted is
 the ASGI app and whatever the agent adds to it) under `valgrind --tool=cachegrind`, once with
