@@ -45,10 +45,10 @@ from inspector import model
 from inspector.model import ModelError, ProcessInfo, Snapshot
 
 PROTOCOL_VERSION: Final = 1
+"""Major version: a peer with another major version is refused with a clear message."""
 INSPECTOR_TERMINAL: Final = "inspector"
 """The telnet terminal type the inspector's client reports; the agent then serves it a line
 session instead of aiomonitor's full-screen prompt (see `inspector.agent.line_session`)."""
-"""Major version: a peer with another major version is refused with a clear message."""
 
 BEGIN: Final = "\x1e@@INSPECTOR-BEGIN@@"
 END: Final = "@@INSPECTOR-END@@\x1e"
