@@ -39,18 +39,23 @@ async def serve_lines(monitor: Any, connection: Any) -> None:
     source = connection.vt100_input
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     typed: list[str] = []
+    typed_chars = 0
 
     def read_input() -> None:
+        nonlocal typed_chars
         for press in source.read_keys():
             if press.key == Keys.BracketedPaste or (
                 isinstance(press.key, str) and len(press.key) == 1
             ):
                 typed.append(press.data)
-                if sum(map(len, typed)) > MAX_LINE_CHARS:
+                typed_chars += len(press.data)
+                if typed_chars > MAX_LINE_CHARS:
                     typed.clear()  # a runaway line is dropped, not buffered
+                    typed_chars = 0
             elif press.key in (Keys.ControlM, Keys.ControlJ):
                 lines.put_nowait("".join(typed))
                 typed.clear()
+                typed_chars = 0
             elif press.key == Keys.ControlD:
                 lines.put_nowait(None)
         if source.closed:
