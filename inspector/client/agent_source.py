@@ -21,13 +21,13 @@ import re
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Final
 
 from inspector import protocol
 from inspector.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, SourceError
 from inspector.client.telnet import SMALL_WINDOW, TelnetProtocol, open_telnet
-from inspector.collector import collector_paused
+from inspector.collector import without_gc
 from inspector.model import Snapshot
 from inspector.protocol import (
     FrameReader,
@@ -56,7 +56,6 @@ _MARKER = re.compile(r"\x1b\[\?2004([hl])")
 _MARKER_PREFIX: Final = "\x1b[?2004"
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 _AIOMONITOR_SIGNS: Final = ("Asyncio Monitor", "No such command")
-T = TypeVar("T")
 
 
 class _Session:
@@ -428,13 +427,6 @@ async def _decode(frame: str) -> Message:
     if len(frame) > THREAD_DECODE_CHARS:
         return await asyncio.to_thread(without_gc, protocol.decode_frame, frame)
     return protocol.decode_frame(frame)
-
-
-def without_gc(function: Callable[[str], T], text: str) -> T:
-    """Run `function(text)` with the cyclic garbage collector paused (decoding a 10,000-task
-    snapshot: 180 ms → 80 ms)."""
-    with collector_paused():
-        return function(text)
 
 
 def _printed_text(output: str, line: str) -> str:

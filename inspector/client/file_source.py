@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Final
 
 from inspector import protocol
-from inspector.client.agent_source import without_gc
 from inspector.client.source import ConnectError
+from inspector.collector import without_gc
 from inspector.model import Snapshot
 from inspector.protocol import Hello, ProtocolError, Result
 
