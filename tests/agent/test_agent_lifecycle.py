@@ -297,15 +297,15 @@ async def test_clients_asking_past_the_cpu_share_are_paced_and_told(
     monkeypatch.setattr(commands, "SNAPSHOT_TTL", 0.0)
     agent = start_agent(config=AgentConfig(port=0, register=False, cpu_share=0.01))
     agent.budget.burst = 0.0
+    tasks = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2000)]
     try:
-        tasks = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2000)]
         replies = await asyncio.to_thread(_ask_many, agent.port, ["inspector-snapshot"] * 4)
         health = replies[-1].payload.health
         assert health.paced_seconds > 0.0
         assert agent.budget.paused_seconds >= health.paced_seconds
+    finally:
         for task in tasks:
             task.cancel()
-    finally:
         agent.close()
 
 
