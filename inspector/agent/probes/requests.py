@@ -178,39 +178,37 @@ class RequestRecord:
     def send(self, message: Message) -> Awaitable[None]:
         # A plain function returning the server's awaitable: no coroutine frame per message.
         kind = message.get("type")
+        last = kind == "http.response.pathsend"
         if kind == "http.response.body":
             body = message.get("body")
             if body:
                 self.bytes_sent += len(body)
             if message.get("more_body", False):
                 self.phase = "streaming"
-                return self._send(message)  # type: ignore[no-any-return]
+            else:
+                last = True
         elif kind == "http.response.start":
             self.status = message.get("status")
             self.phase = "sending"
-            return self._send(message)  # type: ignore[no-any-return]
         elif kind == "websocket.send":
             data = message.get("bytes") or message.get("text")
             if data:
                 self.bytes_sent += len(data)
-            return self._send(message)  # type: ignore[no-any-return]
         elif kind == "websocket.accept":
             self.status = 101
-            return self._send(message)  # type: ignore[no-any-return]
-        elif kind != "http.response.pathsend":
-            return self._send(message)  # type: ignore[no-any-return]
-        # The response's last message: a final body chunk or a pathsend.
-        if not self.disconnected:
-            # The server drops what is sent to a client that already left: the response would
-            # "complete" for nobody. (The `cycle` property, inlined.)
+        if last:
+            # The response's last message. The server drops what is sent to a client that
+            # already left: the response would "complete" for nobody. (The `cycle` property,
+            # inlined.)
             receive = self._receive
             if (
-                type(receive) is MethodType
+                not self.disconnected
+                and type(receive) is MethodType
                 and getattr(receive.__self__, "disconnected", False) is True
             ):
                 self.mark_disconnected()
-        self.response_complete = True
-        self.phase = "background"
+            self.response_complete = True
+            self.phase = "background"
         return self._send(message)  # type: ignore[no-any-return]
 
     def mark_disconnected(self) -> None:
