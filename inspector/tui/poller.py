@@ -37,6 +37,10 @@ CONNECT_TIMEOUT: Final = 10.0
 SNAPSHOT_TIMEOUT: Final = 15.0
 CANCEL_TIMEOUT: Final = 10.0
 CLOSE_TIMEOUT: Final = 2.0
+STALL_INTERVAL: Final = 0.25
+"""Seconds between fetches while the loop is blocked. The stall banner counts the block up from
+the last snapshot; polled at the normal pace, it would keep counting for up to a whole interval
+after the block ended. The agent answers off the blocked loop, so this costs the app nothing."""
 
 Clock = Callable[[], float]
 Diagnose = Callable[[Snapshot, float], list[Finding]]
@@ -240,7 +244,10 @@ class Poller(LoopThread):
             if not self.source.live:
                 await self._sleep(None)  # a file has nothing more to say
                 continue
-            await self._sleep(max(0.0, self.interval - (time.perf_counter() - started)))
+            interval = self.interval
+            if snapshot.ongoing_stall is not None:
+                interval = min(interval, STALL_INTERVAL)
+            await self._sleep(max(0.0, interval - (time.perf_counter() - started)))
         return None
 
     async def _cancel(self, task_id: int) -> Result:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from inspector import protocol
-from inspector.model import TaskInfo
+from inspector.model import Snapshot, TaskInfo
 from inspector.protocol import Result
 from inspector.tui.app import InspectorApp
 from inspector.tui.screens.confirm import ConfirmScreen
@@ -18,7 +18,7 @@ from inspector.tui.views.task_detail import TaskDetailView
 from inspector.tui.widgets.banners import ConnectionBanner, StallBanner
 from inspector.tui.widgets.live_table import LiveTable
 from tests.tui.conftest import build_app, until_applied, wait_for
-from tests.tui.fakes import FakeSource
+from tests.tui.fakes import FakeSource, load
 
 SIZE = (120, 36)
 
@@ -509,3 +509,28 @@ async def test_usable_at_80_by_24(blocked) -> None:
         tasks = await show_tasks(pilot, app)
         assert tasks.size.width <= 80
         assert isinstance(app.query_one(FindingItem), FindingItem)
+
+
+class CountingSource(FakeSource):
+    """Counts fetches."""
+
+    fetches = 0
+
+    async def snapshot(self, *, with_stacks: bool = True) -> Snapshot:
+        self.fetches += 1
+        return await super().snapshot(with_stacks=with_stacks)
+
+
+async def test_a_blocked_loop_is_polled_faster_until_it_runs_again(healthy) -> None:
+    blocked = load("blocked")
+    assert blocked.ongoing_stall is not None
+    source = CountingSource([blocked])
+    app = build_app([], source=source, interval=5.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await until_applied(pilot)
+        await wait_for(pilot, lambda: source.fetches >= 3, timeout=3.0)
+        source.push(healthy)  # the loop runs again: back to the chosen interval
+        await wait_for(pilot, lambda: app.observation.snapshot is healthy, timeout=3.0)
+        fetches = source.fetches
+        await pilot.pause(1.0)
+        assert source.fetches == fetches
