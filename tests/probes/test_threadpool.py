@@ -36,7 +36,16 @@ def test_fifty_sync_requests_hold_all_forty_tokens_and_ten_wait(live_server: Sta
                 ),
                 timeout=20,
             )
-            snapshot = server.collect()
+            # A token is borrowed on the loop before its worker thread starts the function:
+            # wait until the forty workers run their requests' code.
+            snapshot = wait_for(
+                lambda: (
+                    (collected := server.collect())
+                    and sum(1 for t in collected["threads"] if t.request_id is not None) >= 40
+                    and collected
+                ),
+                timeout=20,
+            )
             waiting_requests = {r.id: r for r in snapshot["requests"] if r.path == "/sync-wait"}
             assert len(waiting_requests) == 50
             assert state.total == 40 and len(state.borrowers) == 40
