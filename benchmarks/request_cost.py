@@ -37,7 +37,8 @@ WARMUP: Final = 300
 MODES: Final = {
     "plain": "the app alone",
     "passthrough": "request middleware, no agent running",
-    "lifecycle": "lifecycle probes on (the default)",
+    "lifecycle": "lifecycle probes, every request recorded in full",
+    "listed": "lifecycle probes, above the detail rate (most requests listed only)",
 }
 """What wraps the app. `--no-lifecycle` serves the app alone: its row is "plain"."""
 
@@ -106,8 +107,10 @@ def _app_for(mode: str, loop: asyncio.AbstractEventLoop) -> Any:
     from inspector.agent.probe import AgentConfig, AgentContext
     from inspector.agent.probes import default_probes, wrap_asgi
 
-    if mode == "lifecycle":
-        config = AgentConfig()
+    if mode in ("lifecycle", "listed"):
+        # Under valgrind a few hundred requests a second are served: "lifecycle" asks for every
+        # one in full, "listed" for one a second, so that past the first second almost none is.
+        config = AgentConfig(request_detail_rate=None if mode == "lifecycle" else 1)
         context = AgentContext(loop=loop, loop_thread_id=threading.get_ident(), config=config)
         for probe in default_probes(config):
             probe.install(context)  # on the loop thread, as the agent does

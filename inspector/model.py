@@ -195,6 +195,9 @@ class RequestInfo:
     error: str | None = None
     """repr() of the exception the endpoint raised, if any."""
     scheme: str = "http"
+    detailed: bool = True
+    """Recorded in full. Above the agent's detail rate most requests are only listed while in
+    flight: their status, bytes sent, threads and background work are not known."""
 
 
 @dataclass(frozen=True)
@@ -352,6 +355,11 @@ class Snapshot:
     recent_requests: tuple[RequestInfo, ...] = ()
     """Recently finished, newest last, bounded."""
     routes: tuple[RouteStats, ...] = ()
+    requests_detailed_every: int = 1
+    """One request in this many is recorded in full right now (1: every one; see
+    `RequestInfo.detailed`). The history and the route statistics are made of those."""
+    requests_undetailed: int = 0
+    """Requests served without a full record since the agent started."""
     background: tuple[BackgroundJob, ...] = ()
     threadpool: ThreadpoolState | None = None
     threads: tuple[ThreadInfo, ...] = ()

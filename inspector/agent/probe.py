@@ -50,6 +50,10 @@ class AgentConfig:
     """Serve Prometheus metrics on this port (needs prometheus_client)."""
     max_history: int = 200
     """Bound of each history (stalls, finished requests, background jobs, exceptions)."""
+    request_detail_rate: int | None = 200
+    """Requests per second recorded in full (status, bytes, history, what they started); above
+    it one in N is, N set each second, and the others are listed while in flight and counted.
+    None records every request."""
     cpu_share: float = DEFAULT_SHARE
     """Fraction of one core the agent's thread may use answering clients; past it, answers wait."""
 

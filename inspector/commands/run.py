@@ -58,6 +58,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _detail_rate(text: str) -> int | None:
+    """--request-detail-rate: a whole number of requests a second, or "all"."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f'not a number of requests a second or "all": {text!r}'
+        ) from None
+
+
 def _number_in(what: str, ceiling: float, unit: str = "") -> Any:
     """An argparse type: a number above 0 and at most `ceiling`."""
 
@@ -162,6 +174,16 @@ def register(subparsers: Any) -> None:
         "nothing running per request (default: on)",
     )
     agent.add_argument(
+        "--request-detail-rate",
+        type=_detail_rate,
+        default=200,
+        metavar="N|all",
+        help="record up to about N requests a second in full (status, bytes, history, route "
+        "latency, the work they start); above it one in every few is, and the others are only "
+        "listed while in flight and counted, so a busy server keeps its speed; 'all' records "
+        "every request (default: %(default)s)",
+    )
+    agent.add_argument(
         "--trace-exceptions",
         action="store_true",
         help="Python >= 3.12: also report exceptions raised and swallowed in app code",
@@ -205,6 +227,7 @@ def handle(args: argparse.Namespace) -> int:
         stall_threshold=args.stall_threshold,
         read_only=args.read_only,
         lifecycle=args.lifecycle,
+        request_detail_rate=args.request_detail_rate,
         trace_exceptions=args.trace_exceptions,
         app=args.app,
         metrics_port=args.metrics_port,

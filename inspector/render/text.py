@@ -33,6 +33,7 @@ from inspector.model import (
     WaitInfo,
 )
 from inspector.render.durations import two_units
+from inspector.render.requests import request_detail_note
 
 MAX_SAMPLES_SHOWN: Final = 3
 """Distinct stacks shown per stall; a stall sampled 20 times usually shows one or two."""
@@ -256,6 +257,9 @@ class _View:
             return
         live = self.s.requests
         self.section(f"Requests in flight ({len(live)})", "none" if not live else "")
+        note = request_detail_note(self.s)
+        if note is not None:
+            self.add(f"  {note}")
         for request in live:
             self.request(request, in_flight=True)
         if self.s.recent_requests:
@@ -288,6 +292,8 @@ class _View:
             parts.append(self.style.bad(status) if request.status >= 500 else status)
         if in_flight or request.phase != "done":
             parts.append(_clean(request.phase))
+        if not request.detailed:
+            parts.append("(no full record)")
         parts.append(_duration(request.duration))
         if request.route and request.route != request.path:
             parts.append(f"route {_line(request.route)}")

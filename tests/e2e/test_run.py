@@ -291,3 +291,31 @@ def test_trace_exceptions_without_lifecycle_is_a_clear_error() -> None:
     assert output.strip() == (
         "inspector: --trace-exceptions needs the lifecycle probes: drop --no-lifecycle"
     )
+
+
+def test_above_the_detail_rate_the_dump_says_the_requests_are_a_sample(tmp_path: Path) -> None:
+    from inspector.render import render_snapshot
+
+    with inspector_run(APP, tmp_path, args=["--request-detail-rate", "1"]) as server:
+        deadline = time.monotonic() + 1.2
+        sent = 0
+        while time.monotonic() < deadline or sent < 20:
+            server.get("/")
+            sent += 1
+        time.sleep(1.0)
+        server.get("/")  # the second window: one request a second was asked for
+        with TermuiClient(*server.agent_address()) as client:
+            snapshot = _snapshot(client)
+    assert snapshot.requests_detailed_every >= 5 and snapshot.requests_undetailed > 0
+    assert 0 < len(snapshot.recent_requests) <= sent + 1
+    text = render_snapshot(snapshot)
+    assert f"Busy server: 1 in {snapshot.requests_detailed_every:,} requests is recorded" in text
+
+
+def test_a_bad_detail_rate_is_a_clear_error() -> None:
+    code, output = _run_cli(APP, "--request-detail-rate", "0")
+    assert code == 2
+    assert output.strip().splitlines()[-1] == (
+        "inspector run: error: argument --request-detail-rate: not a number of requests a "
+        "second or \"all\": '0'"
+    )

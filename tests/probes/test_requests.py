@@ -283,7 +283,7 @@ def test_the_task_index_follows_requests_that_come_and_go() -> None:
 
     def start(task: object) -> RequestRecord:
         scope = {"type": "http", "method": "GET", "path": f"/{id(task)}"}
-        record = RequestRecord(next(tracker.ids), scope, ignore, ignore, 0.0, task)  # type: ignore[arg-type]
+        record = RequestRecord(next(tracker.ids), 0.0, scope, ignore, ignore, 0.0, task)  # type: ignore[arg-type]
         tracker.in_flight[record.id] = record
         return record
 

@@ -267,10 +267,23 @@ async def test_requests_in_flight_oldest_first_and_enter_opens_the_task(blocked)
         in_flight = table(app, "#in-flight")
         await wait_for(pilot, lambda: in_flight.row_count == len(blocked.requests))
         assert in_flight.keys[0] == "13"  # GET /reports/weekly, 5 minutes old
+        assert not app.query_one("#request-detail").display  # every request has a record
         assert table(app, "#routes").row_count == 5
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.views.active == "task")
         assert app.query_one(TaskDetailView).task_id == 1061
+
+
+async def test_a_busy_server_says_its_requests_are_a_sample(blocked) -> None:
+    busy = dataclasses.replace(blocked, requests_detailed_every=15, requests_undetailed=4200)
+    app = build_app([busy])
+    async with app.run_test(size=SIZE) as pilot:
+        await until_applied(pilot)
+        await pilot.press("4")
+        note = app.query_one("#request-detail")
+        await wait_for(pilot, lambda: note.display)
+        text = text_of(app, "#request-detail")
+        assert "1 in 15 requests is recorded in full" in text and "4,200" in text
 
 
 async def test_a_request_in_the_threadpool_jumps_to_its_thread(blocked) -> None:

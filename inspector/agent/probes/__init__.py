@@ -29,7 +29,7 @@ def default_probes(config: AgentConfig) -> list[Probe]:
     probes: list[Probe] = [
         RequestsProbe(config, tracker, tasks),
         BackgroundProbe(config, jobs, log, tracker),
-        ThreadpoolProbe(config),
+        ThreadpoolProbe(config, busy=tracker.by_thread),
         ExceptionsProbe(config, log, tasks, jobs, tracker),
     ]
     if config.trace_exceptions:

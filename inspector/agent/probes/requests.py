@@ -10,6 +10,16 @@ Per request it keeps a mutable `RequestRecord` (written on the loop thread only)
 thread copies into frozen `RequestInfo`s at snapshot time. Every write is a single attribute or
 container operation, atomic under the GIL, so no lock is taken on the hot path.
 
+A full record costs the loop about six microseconds per request, which a hello-world endpoint
+under heavy load notices. So the records are rationed: up to `AgentConfig.request_detail_rate`
+requests a second are recorded in full; above it one request in N is, N set anew each second
+from the rate of the second before, and the others are only listed while in flight (id, start,
+scope: a tuple in `RequestTracker.light`, by serving task) and counted. Their phase is read from
+uvicorn's cycle at snapshot time. When one of them does something worth tying to it (queues a
+background task, hands sync code to a worker thread, logs an error), `request_now()` gives it a
+record on the spot, which then finishes into the history like any other; only its status and
+bytes sent stay unknown. A request whose exception escapes the app is always recorded.
+
 Phases: "handler" from the start; "receiving" while the app awaits the request body before the
 response started; "sending" once the response started; "streaming" from the first body chunk
 that announces more; "background" once the last body chunk is handed to the server while the app
@@ -23,7 +33,8 @@ import itertools
 import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from threading import get_ident as _get_ident
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -94,11 +105,13 @@ class RequestRecord:
         "running_job",
         "background_ran",
         "error",
+        "detailed",
     )
 
     def __init__(
         self,
         request_id: int,
+        start: float,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -106,7 +119,7 @@ class RequestRecord:
         task: asyncio.Task[Any] | None,
     ) -> None:
         self.id = request_id
-        self.start = _perf()
+        self.start = start
         self.started_at = wall
         self.scope: Scope | None = scope
         self.task = task
@@ -138,6 +151,8 @@ class RequestRecord:
         self.background_ran: list[str] | None = None
         """Function names of the background tasks that ran for this request, in order."""
         self.error: str | None = None
+        self.detailed = True
+        """False when made late (`RequestTracker.record_late`): status and bytes are unknown."""
 
     @property
     def label(self) -> str:
@@ -258,7 +273,49 @@ class RequestRecord:
             background_ids=self.job_ids,
             error=self.error,
             scheme=self.scheme,
+            detailed=self.detailed,
         )
+
+
+def _unknown_send(message: Message) -> Awaitable[None]:
+    """The `send` of a record made late: the app holds the server's own, so this is never used."""
+    raise RuntimeError("this request's send is not wrapped")
+
+
+LightEntry = tuple[int, float, Scope, Receive]
+"""A request listed without a record: (id, perf_counter start, scope, receive)."""
+
+
+def light_info(
+    entry: LightEntry, task: asyncio.Task[Any] | None, now: float, wall_now: float
+) -> RequestInfo:
+    """An in-flight request that has no record, described from its scope and uvicorn's cycle."""
+    request_id, start, scope, receive = entry
+    phase: RequestPhase = "handler"
+    disconnected = False
+    cycle = receive.__self__ if type(receive) is MethodType else None
+    if cycle is not None:
+        if getattr(cycle, "response_complete", False) is True:
+            phase = "background"
+        elif getattr(cycle, "response_started", False) is True:
+            phase = "sending"
+        disconnected = getattr(cycle, "disconnected", False) is True and phase != "background"
+    http = scope.get("type") == "http"
+    duration = max(0.0, now - start)
+    return RequestInfo(
+        id=request_id,
+        method=(scope.get("method") or "GET") if http else "WS",
+        path=scope.get("path") or "",
+        started_at=wall_now - duration,
+        phase=phase,
+        route=route_template(scope),
+        client=_client_text(scope.get("client")),
+        duration=duration,
+        disconnected=disconnected,
+        task_id=id(task) if task is not None else None,
+        scheme="http" if http else "ws",
+        detailed=False,
+    )
 
 
 def finished_info(values: tuple[Any, ...]) -> RequestInfo:
@@ -278,6 +335,7 @@ def finished_info(values: tuple[Any, ...]) -> RequestInfo:
         background_ids,
         error,
         scheme,
+        detailed,
     ) = values
     return RequestInfo(
         id=request_id,
@@ -297,6 +355,7 @@ def finished_info(values: tuple[Any, ...]) -> RequestInfo:
         background_ids=background_ids,
         error=error,
         scheme=scheme,
+        detailed=detailed,
     )
 
 
@@ -375,6 +434,24 @@ class RequestTracker:
         """Replaced by a lookup bound to the loop when the probe is installed."""
         self.in_flight: dict[int, RequestRecord] = {}
         self._by_task: tuple[tuple[int, int | None], dict[int, RequestRecord]] = ((0, None), {})
+        self.light: dict[asyncio.Task[Any] | None, LightEntry | RequestRecord] = {}
+        """In-flight requests without a record (or given one late), by the task serving them."""
+        self.by_thread: dict[int, RequestRecord] = {}
+        """Worker thread ident -> the request whose sync code it runs (the threadpool's)."""
+        self.undetailed = 0
+        """Requests served without a record, counted once a second."""
+        self.detailed = 0
+        """Requests served with a record."""
+        self.detail_rate: int | None = None
+        self.detail_every = 1
+        """One request in this many gets a record, this second."""
+        self.turns: Iterator[bool] = itertools.repeat(True)
+        """Whether each next request gets a record: one C call per request decides."""
+        self.window_end = float("inf")
+        """perf_counter time the current one-second window ends (never while unrationed)."""
+        self._window_start = 0.0
+        self._window_first_id = 1
+        self._window_detailed = 0
         self._recent = max(1, max_history)
         # One entry per finished request, kept longer than the recent list: the route latency
         # statistics are computed from it at snapshot time, so finishing a request is one append.
@@ -388,8 +465,84 @@ class RequestTracker:
         # uvicorn logs them after the middleware returned, outside the request's context.
         self._escaped: OrderedDict[int, tuple[str, int, str]] = OrderedDict()
 
+    def ration_detail(self, rate: int | None) -> None:
+        """Record at most about `rate` requests a second in full; None records every one."""
+        self.detail_rate = rate if rate is None else max(1, int(rate))
+        self.detail_every = 1
+        self.turns = itertools.repeat(True)
+        self.window_end = float("inf") if rate is None else 0.0
+
+    def new_window(self, start: float, request_id: int) -> None:
+        """Set how many requests share one record, from the rate since the last window began.
+
+        Called by the first request at or after `window_end`, once a second under load.
+        """
+        try:
+            rate = self.detail_rate
+            if rate is None:
+                return
+            seen = request_id - self._window_first_id
+            detailed = self.detailed
+            self.undetailed += max(0, seen - (detailed - self._window_detailed))
+            self._window_detailed = detailed
+            per_second = seen / max(1.0, start - self._window_start)
+            every = max(1, -int(-per_second // rate))
+            if every != self.detail_every:
+                self.detail_every = every
+                self.turns = (
+                    itertools.repeat(True)
+                    if every == 1
+                    else itertools.cycle((True,) + (False,) * (every - 1))
+                )
+            self._window_start = start
+            self._window_first_id = request_id
+            self.window_end = start + 1.0
+        except Exception as error:  # never let bookkeeping break the request
+            self.window_end = start + 1.0
+            self.report(f"request detail: {error!r}")
+
+    def light_failed(self, task: asyncio.Task[Any] | None, exc: BaseException) -> None:
+        """An exception escaped a request that had no record: it is recorded as finished anyway,
+        so failures show in the history and the route statistics under any load."""
+        try:
+            entry = self.light.get(task)
+            if type(entry) is not tuple:
+                if isinstance(entry, RequestRecord):
+                    entry.note_error(exc)
+                    self.remember_escaped(exc, entry)
+                return
+            request_id, _, scope, _ = entry
+            info = light_info(entry, task, _perf(), self.clock())
+            error = describe_exception(exc)
+            self._remember_escaped(exc, request_id, f"{info.method} {info.path}")
+            self.finished.append(
+                (
+                    request_id,
+                    info.method,
+                    info.path,
+                    info.started_at,
+                    info.route,
+                    scope.get("client"),
+                    info.duration,
+                    None,
+                    0,
+                    info.disconnected,
+                    None,
+                    info.task_id,
+                    (),
+                    error,
+                    info.scheme,
+                    False,
+                )
+            )
+        except Exception as error:
+            self.report(f"request middleware: {error!r}")
+
     def remember_escaped(self, exc: BaseException, record: RequestRecord) -> None:
-        self._escaped[id(exc)] = (type(exc).__qualname__, record.id, record.label)
+        self._remember_escaped(exc, record.id, record.label)
+
+    def _remember_escaped(self, exc: BaseException, request_id: int, label: str) -> None:
+        self._escaped[id(exc)] = (type(exc).__qualname__, request_id, label)
         if len(self._escaped) > 32:
             self._escaped.popitem(last=False)
 
@@ -436,6 +589,7 @@ class RequestTracker:
                 tuple(job.id for job in jobs) if jobs else (),
                 record.error,
                 record.scheme,
+                record.detailed,
             )
         )
         if jobs:
@@ -468,6 +622,38 @@ class RequestTracker:
         found = self._by_task[1].get(id(task))
         return found if found is not None and found.task is task else None
 
+    def light_for(self, task: asyncio.Task[Any]) -> tuple[int, str] | None:
+        """The (id, label) of the in-flight request without a record that `task` serves."""
+        entry = self.light.get(task)
+        if type(entry) is not tuple:
+            return None
+        request_id, _, scope, _ = entry
+        method = (scope.get("method") or "GET") if scope.get("type") == "http" else "WS"
+        return request_id, f"{method} {scope.get('path') or ''}"
+
+    def record_late(self) -> RequestRecord | None:
+        """A record for the request without one that the running code serves, made now.
+
+        On the loop, the request is the one the current task serves; in a worker thread, the one
+        whose sync code the thread runs (given a record when it was handed over).
+        """
+        task = current_task()
+        if task is None:
+            return self.by_thread.get(_get_ident()) if self.by_thread else None
+        light = self.light
+        entry = light.get(task)
+        if not isinstance(entry, tuple):
+            return entry
+        request_id, start, scope, receive = entry
+        now = _perf()
+        record = RequestRecord(
+            request_id, start, scope, receive, _unknown_send, self.clock() - (now - start), task
+        )
+        record.detailed = False
+        light[task] = record
+        self.in_flight[request_id] = record
+        return record
+
     def report(self, message: str) -> None:
         context = self.context
         if context is not None:
@@ -475,10 +661,12 @@ class RequestTracker:
 
     def snapshot(self) -> dict[str, Any]:
         now = _perf()
-        in_flight = sorted(
-            (record.to_info(now) for record in _retrying_tuple(self.in_flight.values())),
-            key=lambda info: info.started_at,
-        )
+        wall_now = self.clock()
+        in_flight = [record.to_info(now) for record in _retrying_tuple(self.in_flight.values())]
+        for task, entry in _retrying_tuple(self.light.items()):
+            if type(entry) is tuple:  # else given a record late: listed above
+                in_flight.append(light_info(entry, task, now, wall_now))
+        in_flight.sort(key=lambda info: info.started_at)
         entries = _retrying_tuple(self.finished)
         infos = self._infos
         recent = []
@@ -492,6 +680,8 @@ class RequestTracker:
             "requests": tuple(in_flight),
             "recent_requests": tuple(recent),
             "routes": route_stats(entries),
+            "requests_detailed_every": self.detail_every,
+            "requests_undetailed": self.undetailed,
         }
 
 
@@ -506,11 +696,11 @@ def request_now() -> RequestRecord | None:
     created while serving it (a fire-and-forget task).
     """
     request_id = current_request.get()
-    if request_id is None:
-        return None
     tracker = _active_tracker
     if tracker is None:
         return None
+    if request_id is None:
+        return tracker.record_late() if tracker.light or tracker.by_thread else None
     record = tracker.in_flight.get(request_id)
     if record is not None:
         return record
@@ -546,11 +736,32 @@ class InspectorMiddleware:
         ):
             await self.app(scope, receive, send)
             return
+        request_id = next(tracker.ids)
+        start = _perf()
+        if start >= tracker.window_end:
+            tracker.new_window(start, request_id)
+        if not next(tracker.turns):
+            # No record for this one (see the module's docstring). Written out here: a helper
+            # coroutine would cost as much as what it saves.
+            light = tracker.light
+            task = tracker.current_task()
+            light[task] = (request_id, start, scope, receive)
+            try:
+                await self.app(scope, receive, send)
+            except BaseException as exc:
+                tracker.light_failed(task, exc)
+                raise
+            finally:
+                entry = light.pop(task, None)
+                if entry is not None and type(entry) is not tuple:
+                    tracker.finish(entry)  # type: ignore[arg-type]  # given a record late
+            return
+        tracker.detailed += 1
         try:
             record = RequestRecord(
-                next(tracker.ids), scope, receive, send, tracker.clock(), tracker.current_task()
+                request_id, start, scope, receive, send, tracker.clock(), tracker.current_task()
             )
-            tracker.in_flight[record.id] = record
+            tracker.in_flight[request_id] = record
         except Exception as error:  # never let bookkeeping break the request
             tracker.report(f"request middleware: {error!r}")
             await self.app(scope, receive, send)
@@ -588,7 +799,10 @@ class RequestLinker:
                 if found is not None:
                     record, job = found
         if record is None:
-            return None
+            light = self._tracker.light_for(task)
+            if light is None:
+                return None
+            return TaskLink(request_id=light[0], request_label=light[1])
         return TaskLink(
             request_id=record.id,
             request_label=record.label,
@@ -618,6 +832,7 @@ class RequestsProbe:
         self.tracker.context = context
         self.tracker.clock = context.clock
         self.tracker.current_task = current_task_on(context.loop)
+        self.tracker.ration_detail(self._config.request_detail_rate)
         if self._tasks is not None:
             try:
                 self._tasks.install(context.loop)

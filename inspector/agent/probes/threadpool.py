@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from inspector.agent.frames import MAX_DEPTH, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
-from inspector.agent.probes.current import current_request, current_task
+from inspector.agent.probes.current import current_task
 from inspector.agent.probes.requests import request_now
 from inspector.model import Borrower, ThreadInfo, ThreadpoolState
 
@@ -66,7 +66,7 @@ class ThreadpoolProbe:
 
     name = "threadpool"
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, busy: dict[int, RequestRecord] | None = None) -> None:
         self._config = config
         self._context: AgentContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,8 +75,9 @@ class ThreadpoolProbe:
         self._timer: asyncio.TimerHandle | None = None
         self._fresh = threading.Event()
         self._refresh_pending = False
-        self._busy: dict[int, RequestRecord] = {}
-        """Worker thread ident -> the request whose sync code it runs right now."""
+        self._busy: dict[int, RequestRecord] = {} if busy is None else busy
+        """Worker thread ident -> the request whose sync code it runs right now (shared with the
+        request tracker, which answers `request_now()` in worker threads from it)."""
         self._since: dict[int, float] = {}
         """id(task) -> wall time a request's task asked for a worker thread."""
         self._module: Any = None
@@ -119,9 +120,9 @@ class ThreadpoolProbe:
 
         @functools.wraps(original)
         async def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-            if current_request.get() is None or not probe._active:
+            if not probe._active:
                 return await original(func, *args, **kwargs)
-            record = request_now()
+            record = request_now()  # also gives a request without a record one
             if record is None:
                 return await original(func, *args, **kwargs)
             if record.threads is None:

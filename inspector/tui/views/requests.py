@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, cast
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -11,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from inspector.model import Frame, RequestInfo, RouteStats
+from inspector.render.requests import request_detail_note
 from inspector.tui import formatting
 from inspector.tui.messages import OpenTask, OpenThread
 from inspector.tui.poller import Observation
@@ -112,6 +114,7 @@ class RequestsView(View):
 
     def compose_body(self) -> ComposeResult:
         yield Static("In flight, oldest first", id="requests-title", classes="section-title")
+        yield Static("", id="request-detail", classes="hint")
         yield LiveTable(IN_FLIGHT_COLUMNS, id="in-flight", empty_text="No request in flight.")
         with Horizontal(id="requests-lower"):
             with Vertical():
@@ -146,6 +149,10 @@ class RequestsView(View):
         self.query_one("#requests-title", Static).update(
             f"In flight ({len(snapshot.requests)}), oldest first · Enter: its task · h: its thread"
         )
+        note = request_detail_note(snapshot)
+        detail = self.query_one("#request-detail", Static)
+        detail.update(escape(note or ""))
+        detail.display = note is not None
 
     def show_request(self, request_id: int) -> None:
         if not self.in_flight.move_to_key(str(request_id)):
