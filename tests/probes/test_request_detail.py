@@ -35,6 +35,14 @@ def overload(server: LiveServer, client: httpx.Client, seconds: float = 1.2) -> 
     return sent + 1
 
 
+def busy(live_server: Start) -> LiveServer:
+    """A server asked for one full record a second, just overloaded: most requests get none."""
+    server = live_server(probes_app.app, config=RATIONED)
+    with httpx.Client() as client:
+        overload(server, client)
+    return server
+
+
 @contextmanager
 def concurrently(server: LiveServer, paths: list[str], method: str = "GET") -> Iterator[None]:
     with httpx.Client(timeout=10) as client:
@@ -109,9 +117,8 @@ def test_above_the_rate_requests_without_a_record_are_still_in_flight(
 def test_a_request_without_a_record_gets_one_for_its_background_work(
     live_server: Start,
 ) -> None:
-    server = live_server(probes_app.app, config=RATIONED)
+    server = busy(live_server)
     with httpx.Client() as client:
-        overload(server, client)
         for _ in range(6):
             assert client.post(server.url("/dropped")).status_code == 200
 
@@ -134,35 +141,31 @@ def test_a_request_without_a_record_gets_one_for_its_background_work(
 def test_a_sync_endpoint_without_a_record_still_names_its_worker_thread(
     live_server: Start,
 ) -> None:
-    server = live_server(probes_app.app, config=RATIONED)
+    server = busy(live_server)
     probes_app.release.clear()
-    with httpx.Client() as client:
-        overload(server, client)
-        with concurrently(server, ["/sync-wait?seconds=5"] * 3):
-            waiting = wait_for(
-                lambda: (
-                    (r := in_flight(server, "/sync-wait"))
-                    and len(r) == 3
-                    and all(i.thread_ids for i in r)
-                    and r
-                )
+    with concurrently(server, ["/sync-wait?seconds=5"] * 3):
+        waiting = wait_for(
+            lambda: (
+                (r := in_flight(server, "/sync-wait"))
+                and len(r) == 3
+                and all(i.thread_ids for i in r)
+                and r
             )
-            threads = {t.id: t for t in server.collect()["threads"]}
-            for info in waiting:
-                (worker,) = info.thread_ids
-                assert threads[worker].request_id == info.id
-            assert any(not info.detailed for info in waiting)
-            probes_app.release.set()
+        )
+        threads = {t.id: t for t in server.collect()["threads"]}
+        for info in waiting:
+            (worker,) = info.thread_ids
+            assert threads[worker].request_id == info.id
+        assert any(not info.detailed for info in waiting)
+        probes_app.release.set()
 
 
 def test_an_exception_that_escapes_a_request_without_a_record_is_recorded(
     live_server: Start,
 ) -> None:
-    server = live_server(probes_app.app, config=RATIONED)
-    with httpx.Client() as client:
-        overload(server, client)
-        for _ in range(3):  # uvicorn closes the connection after an error: one each
-            assert httpx.post(server.url("/unhandled")).status_code == 500
+    server = busy(live_server)
+    for _ in range(3):  # uvicorn closes the connection after an error: one each
+        assert httpx.post(server.url("/unhandled")).status_code == 500
     failed = wait_for(
         lambda: (
             (r := [i for i in server.collect()["recent_requests"] if i.path == "/unhandled"])

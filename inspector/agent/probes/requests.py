@@ -286,6 +286,11 @@ LightEntry = tuple[int, float, Scope, Receive]
 """A request listed without a record: (id, perf_counter start, scope, receive)."""
 
 
+def _method_of(scope: Scope) -> str:
+    """What `RequestRecord` stores as the method: the HTTP method, or "WS"."""
+    return (scope.get("method") or "GET") if scope.get("type") == "http" else "WS"
+
+
 def light_info(
     entry: LightEntry, task: asyncio.Task[Any] | None, now: float, wall_now: float
 ) -> RequestInfo:
@@ -300,11 +305,11 @@ def light_info(
         elif getattr(cycle, "response_started", False) is True:
             phase = "sending"
         disconnected = getattr(cycle, "disconnected", False) is True and phase != "background"
-    http = scope.get("type") == "http"
+    method = _method_of(scope)
     duration = max(0.0, now - start)
     return RequestInfo(
         id=request_id,
-        method=(scope.get("method") or "GET") if http else "WS",
+        method=method,
         path=scope.get("path") or "",
         started_at=wall_now - duration,
         phase=phase,
@@ -313,7 +318,7 @@ def light_info(
         duration=duration,
         disconnected=disconnected,
         task_id=id(task) if task is not None else None,
-        scheme="http" if http else "ws",
+        scheme="ws" if method == "WS" else "http",
         detailed=False,
     )
 
@@ -440,8 +445,6 @@ class RequestTracker:
         """Worker thread ident -> the request whose sync code it runs (the threadpool's)."""
         self.undetailed = 0
         """Requests served without a record, counted once a second."""
-        self.detailed = 0
-        """Requests served with a record."""
         self.detail_rate: int | None = None
         self.detail_every = 1
         """One request in this many gets a record, this second."""
@@ -451,7 +454,6 @@ class RequestTracker:
         """perf_counter time the current one-second window ends (never while unrationed)."""
         self._window_start = 0.0
         self._window_first_id = 1
-        self._window_detailed = 0
         self._recent = max(1, max_history)
         # One entry per finished request, kept longer than the recent list: the route latency
         # statistics are computed from it at snapshot time, so finishing a request is one append.
@@ -482,9 +484,7 @@ class RequestTracker:
             if rate is None:
                 return
             seen = request_id - self._window_first_id
-            detailed = self.detailed
-            self.undetailed += max(0, seen - (detailed - self._window_detailed))
-            self._window_detailed = detailed
+            self.undetailed += seen - -(-seen // self.detail_every)  # one in every N had one
             per_second = seen / max(1.0, start - self._window_start)
             every = max(1, -int(-per_second // rate))
             if every != self.detail_every:
@@ -502,39 +502,13 @@ class RequestTracker:
             self.report(f"request detail: {error!r}")
 
     def light_failed(self, task: asyncio.Task[Any] | None, exc: BaseException) -> None:
-        """An exception escaped a request that had no record: it is recorded as finished anyway,
-        so failures show in the history and the route statistics under any load."""
+        """An exception escaped a request listed without a record: it gets one now, which the
+        middleware then finishes into the history, so failures show under any load."""
         try:
-            entry = self.light.get(task)
-            if type(entry) is not tuple:
-                if isinstance(entry, RequestRecord):
-                    entry.note_error(exc)
-                    self.remember_escaped(exc, entry)
-                return
-            request_id, _, scope, _ = entry
-            info = light_info(entry, task, _perf(), self.clock())
-            error = describe_exception(exc)
-            self._remember_escaped(exc, request_id, f"{info.method} {info.path}")
-            self.finished.append(
-                (
-                    request_id,
-                    info.method,
-                    info.path,
-                    info.started_at,
-                    info.route,
-                    scope.get("client"),
-                    info.duration,
-                    None,
-                    0,
-                    info.disconnected,
-                    None,
-                    info.task_id,
-                    (),
-                    error,
-                    info.scheme,
-                    False,
-                )
-            )
+            record = self._record_for(task)
+            if record is not None:
+                record.note_error(exc)
+                self.remember_escaped(exc, record)
         except Exception as error:
             self.report(f"request middleware: {error!r}")
 
@@ -628,8 +602,7 @@ class RequestTracker:
         if type(entry) is not tuple:
             return None
         request_id, _, scope, _ = entry
-        method = (scope.get("method") or "GET") if scope.get("type") == "http" else "WS"
-        return request_id, f"{method} {scope.get('path') or ''}"
+        return request_id, f"{_method_of(scope)} {scope.get('path') or ''}"
 
     def record_late(self) -> RequestRecord | None:
         """A record for the request without one that the running code serves, made now.
@@ -640,6 +613,10 @@ class RequestTracker:
         task = current_task()
         if task is None:
             return self.by_thread.get(_get_ident()) if self.by_thread else None
+        return self._record_for(task)
+
+    def _record_for(self, task: asyncio.Task[Any] | None) -> RequestRecord | None:
+        """The record of the request without one that `task` serves, made on first call."""
         light = self.light
         entry = light.get(task)
         if not isinstance(entry, tuple):
@@ -756,7 +733,6 @@ class InspectorMiddleware:
                 if entry is not None and type(entry) is not tuple:
                     tracker.finish(entry)  # type: ignore[arg-type]  # given a record late
             return
-        tracker.detailed += 1
         try:
             record = RequestRecord(
                 request_id, start, scope, receive, send, tracker.clock(), tracker.current_task()
