@@ -106,6 +106,8 @@ def test_above_the_rate_requests_without_a_record_are_still_in_flight(
             link = server.call_on_loop(lambda: _link_of_task(server, first.task_id))
             assert link == (first.id, "GET /hang")
         time.sleep(1.0)
+        # A quiet second: the next request will be recorded in full, and the snapshot says so.
+        assert server.collect()["requests_detailed_every"] == 1
         client.get(server.url("/hello"))  # the next window counts the last one's requests
     snapshot = server.collect()
     assert snapshot["requests_undetailed"] >= len(listed_only)

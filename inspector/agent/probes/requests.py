@@ -657,7 +657,9 @@ class RequestTracker:
             "requests": tuple(in_flight),
             "recent_requests": tuple(recent),
             "routes": route_stats(entries),
-            "requests_detailed_every": self.detail_every,
+            # A window that has ended stays in force only until the next request, which, after
+            # a quiet spell, finds a low rate: say so now rather than at that request.
+            "requests_detailed_every": self.detail_every if now < self.window_end else 1,
             "requests_undetailed": self.undetailed,
         }
 
