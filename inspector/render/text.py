@@ -300,7 +300,8 @@ class _View:
         if request.scheme not in ("http", "https"):
             parts.append(_line(request.scheme))
         if request.task_id is not None:
-            parts.append(f"task {self.task_name(request.task_id)}")
+            name = self.task_name(request.task_id)  # "task 0x…" once the task is gone
+            parts.append(f"task {name}" if request.task_id in self._tasks else name)
         if request.client:
             parts.append(f"client {_line(request.client)}")
         if request.bytes_sent:

@@ -104,6 +104,14 @@ def test_requests_show_phase_task_threads_and_a_gone_client() -> None:
     assert "raised KeyError(7)" in recent
 
 
+def test_a_finished_request_whose_task_is_gone_names_it_once() -> None:
+    snapshot = factories.rich_snapshot()
+    gone = dataclasses.replace(snapshot.recent_requests[0], task_id=0xDEAD)
+    text = render_snapshot(dataclasses.replace(snapshot, recent_requests=(gone,)))
+    line = next(line for line in text.splitlines() if line.startswith(f"  #{gone.id} "))
+    assert "  task 0xdead  " in line and "task task" not in line
+
+
 def test_route_latency_table() -> None:
     table = section("Latency per route")
     assert re.search(r"GET\s+/users/\{id\}\s+120\s+3\s+1\.2 ms\s+4\.0 ms\s+20 ms", table)
