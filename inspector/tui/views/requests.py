@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, cast
 
-from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.widgets import Static
 
 from inspector.model import Frame, RequestInfo, RouteStats
