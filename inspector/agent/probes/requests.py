@@ -513,10 +513,7 @@ class RequestTracker:
             self.report(f"request middleware: {error!r}")
 
     def remember_escaped(self, exc: BaseException, record: RequestRecord) -> None:
-        self._remember_escaped(exc, record.id, record.label)
-
-    def _remember_escaped(self, exc: BaseException, request_id: int, label: str) -> None:
-        self._escaped[id(exc)] = (type(exc).__qualname__, request_id, label)
+        self._escaped[id(exc)] = (type(exc).__qualname__, record.id, record.label)
         if len(self._escaped) > 32:
             self._escaped.popitem(last=False)
 
