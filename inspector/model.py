@@ -327,6 +327,12 @@ class AgentHealth:
     read_only: bool = False
     paced_seconds: float = 0.0
     """Time answers were held back because clients asked for more than the agent's CPU share."""
+    clients_dropped: int = 0
+    """Clients disconnected for going past a bound (a line, a sub-negotiation) or not reading."""
+    clients_refused: int = 0
+    """Clients turned away because the agent served as many as it may at once."""
+    actions_refused: int = 0
+    """Commands that act on the server (cancel, signal), refused because it is read-only."""
 
 
 # --- the snapshot ----------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from inspector import __version__
 from inspector.agent.budget import CpuBudget
 from inspector.agent.errors import AgentStartError
 from inspector.agent.monitor import close_monitor, guarded_monitor_class
-from inspector.agent.ports import PortSlot, check_host, free_port, is_listening, port_is_free
+from inspector.agent.ports import PortSlot, check_host, port_is_free
 from inspector.agent.probe import AgentConfig, AgentContext, Probe
 from inspector.agent.process import current_dir, package_version, process_started_at, worker_index
+from inspector.agent.termui_server import ServerEvents
 from inspector.agent.watchdog import Watchdog
 from inspector.model import ALL_CAPABILITIES, Capability, ProcessInfo
 from inspector.protocol import PROTOCOL_VERSION, Hello
@@ -33,9 +34,6 @@ from inspector.protocol import PROTOCOL_VERSION, Hello
 __all__ = ["Agent", "AgentStartError", "live_agents", "start_agent"]
 
 logger = logging.getLogger("inspector.agent")
-
-START_ATTEMPTS: Final = 3
-"""Tries with a fresh web UI port when another process grabs the one we picked."""
 
 _PROBE_CAPABILITIES: Final[dict[str, tuple[Capability, ...]]] = {
     "tasks": ("tasks", "stacks"),
@@ -103,43 +101,37 @@ class Agent:
 
     def _start_monitor(self) -> None:
         host = self.config.host
-        directory = _runtime_dir_or_none(self.context)
         if self.config.port == 0:
-            self.slot = PortSlot(0, free_port(host))
+            port = 0  # bound by the server itself: no window for another process to take it
         else:
-            self.slot = PortSlot.acquire(self.config.port, directory)
-        port = self.slot.port
-        if not port_is_free(host, port):
-            raise AgentStartError(f"port {port} on {host} is already in use")
-        monitor_class = guarded_monitor_class()
-        last_error = "aiomonitor did not start"
-        for _ in range(START_ATTEMPTS):
-            webui_port = free_port(host)
-            monitor = monitor_class(
-                self.loop,
-                host=host,
-                termui_port=port,
-                webui_port=webui_port,
-                console_port=0,
-                console_enabled=False,
-                hook_task_factory=False,
-            )
-            monitor.inspector_agent = self
-            monitor.start()
-            if monitor.startup_error is not None:
-                # The web UI port we picked was taken meanwhile: pick another one.
-                last_error = (
-                    f"aiomonitor's web UI could not listen on {host}:{webui_port}: "
-                    f"{monitor.startup_error}"
-                )
-                continue
-            self.monitor = monitor
-            if not is_listening(host, port):
+            self.slot = PortSlot.acquire(self.config.port, _runtime_dir_or_none(self.context))
+            port = self.slot.port
+            if not port_is_free(host, port):
                 raise AgentStartError(f"port {port} on {host} is already in use")
-            self.port = port
-            self.webui_port = webui_port
-            return
-        raise AgentStartError(last_error)
+        webui_port = self.config.webui_port
+        if webui_port and self.slot is not None:
+            webui_port += self.slot.index  # one per worker, as the termui and metrics ports
+        monitor = guarded_monitor_class()(
+            self.loop,
+            host=host,
+            termui_port=port,
+            webui_port=webui_port,
+            read_only=self.config.read_only,
+            events=_AgentEvents(self),
+            on_refused=self.context.record_action_refused,
+        )
+        monitor.inspector_agent = self
+        monitor.start()
+        error = monitor.startup_error
+        if error is not None:
+            if isinstance(error, OSError) and monitor.termui is None:
+                raise AgentStartError(f"port {port} on {host} is already in use: {error}")
+            raise AgentStartError(f"the agent's listeners did not start: {error}")
+        self.monitor = monitor
+        self.port = monitor.termui.port
+        self.webui_port = monitor.webui_port or 0
+        if self.slot is None:
+            self.slot = PortSlot(0, self.port)
 
     def _install_probes(self) -> None:
         installed: list[Probe] = []
@@ -289,6 +281,23 @@ class Agent:
             _close_probe(probe, self.context)
         if self.slot is not None:
             self.slot.release()
+
+
+class _AgentEvents(ServerEvents):
+    """The termui server's reports, charged to the agent's budget and counted in its health."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._budget = agent.budget
+        self._context = agent.context
+
+    def pace(self) -> None:
+        self._budget.pace()
+
+    def client_dropped(self, reason: str) -> None:
+        self._context.record_client_dropped(reason)
+
+    def client_refused(self) -> None:
+        self._context.record_client_refused()
 
 
 def _close_probe(probe: Probe, context: AgentContext) -> None:

@@ -5,9 +5,9 @@ Each answers with exactly one frame (`inspector.protocol`): the payload, or an `
 with the reason. Nothing a command does may print a traceback on the terminal or raise into
 aiomonitor, because a client parsing frames would hang waiting for one.
 
-Writing a frame bypasses prompt_toolkit's blocking `socket.send`: the frame is sent with a
-deadline, and a client that stops reading is disconnected instead of freezing the UI thread (and
-with it every other client and the server's shutdown).
+A frame is queued on the connection without blocking; the session then gives the client a
+deadline to take it (`inspector.agent.termui_server`), so a client that stops reading is
+disconnected instead of freezing the agent's thread, every other client and the shutdown.
 
 Importing this module registers the commands on `aiomonitor.monitor_cli` (a process-wide group).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from aiomonitor.termui import commands as termui
 
 from inspector import model, protocol
 from inspector.agent.probe import CollectOptions
+from inspector.agent.termui_server import TermuiConnection
 from inspector.collector import collector_paused
 from inspector.model import Snapshot
 from inspector.protocol import Encoding, Result
@@ -36,9 +36,6 @@ from inspector.protocol import Encoding, Result
 if TYPE_CHECKING:
     from inspector.agent.agent import Agent
 
-SEND_TIMEOUT_BASE: Final = 10.0
-"""Seconds a client gets to take a frame, plus one second per `SEND_BYTES_PER_SECOND`."""
-SEND_BYTES_PER_SECOND: Final = 512 * 1024
 SNAPSHOT_TTL: Final = 0.15
 """Seconds a built snapshot is served again to other clients asking for the same variant."""
 _shared: weakref.WeakKeyDictionary[Agent, dict[tuple[bool, int | None, str], tuple[float, str]]]
@@ -56,10 +53,6 @@ _help_option = cast(_Decorator, termui.custom_help_option)
 
 class CommandError(Exception):
     """A command was used wrongly; the message goes back in an ``error`` frame."""
-
-
-class ClientNotReading(Exception):
-    """The client did not take a frame within the deadline and was disconnected."""
 
 
 # --- the commands ----------------------------------------------------------------------------
@@ -260,8 +253,6 @@ def _answer(ctx: click.Context, encode: Callable[[Agent], str]) -> None:
         return
     try:
         write_frame(text)
-    except ClientNotReading:
-        agent.context.record_error("a client stopped reading; it was disconnected")
     except Exception as error:
         agent.context.record_error(f"writing a frame: {error!r}")
 
@@ -278,52 +269,16 @@ def _agent_of(ctx: click.Context) -> Agent | None:
 
 
 def write_frame(text: str) -> None:
-    """Send one frame on the current termui connection, fast and with a deadline."""
+    """Queue one frame on the current termui connection (the session then waits, with a
+    deadline, for the client to take it)."""
     out = current_stdout.get()
     data = (text + "\r\n").encode("ascii")
-    sock = getattr(out, "_connection", None)  # prompt_toolkit's _ConnectionStdout
-    if not isinstance(sock, socket.socket):
+    connection = getattr(out, "connection", None)
+    if isinstance(connection, TermuiConnection):
+        connection.write_frame(data)
+    else:  # a stdout of someone else's (a test calling a command directly)
         out.write(text + "\n")
         out.flush()
-        return
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        # Without it every answer waits ~40 ms for the client's delayed ACK (Nagle).
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-    deadline = SEND_TIMEOUT_BASE + len(data) / SEND_BYTES_PER_SECOND
-    send_with_deadline(sock, data, deadline)
-
-
-def send_with_deadline(sock: socket.socket, data: bytes, seconds: float) -> None:
-    """`sendall` that gives up after `seconds` and then disconnects the client.
-
-    prompt_toolkit's own writes are blocking and unbounded: a client that stops reading would
-    hold aiomonitor's only thread forever.
-    """
-    previous = sock.gettimeout()
-    end = time.monotonic() + seconds
-    view = memoryview(data)
-    try:
-        while view:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            sock.settimeout(remaining)
-            sent = sock.send(view)
-            view = view[sent:]
-    except TimeoutError:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        raise ClientNotReading from None
-    finally:
-        try:
-            sock.settimeout(previous)
-        except OSError:
-            pass
 
 
 def snapshot_fields() -> frozenset[str]:
@@ -337,7 +292,6 @@ __all__ = [
     "encode_snapshot",
     "shared_snapshot",
     "cancel_task",
-    "send_with_deadline",
     "snapshot_fields",
     "write_frame",
 ]

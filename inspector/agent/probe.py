@@ -33,7 +33,9 @@ class AgentConfig:
     """Seconds without a heartbeat that count as a stall."""
     heartbeat_interval: float = 0.02
     read_only: bool = False
-    """Refuse every action (cancel)."""
+    """Refuse every action through every listener: cancelling a task, sending a signal."""
+    webui_port: int | None = None
+    """Serve aiomonitor's web UI on this port (0 picks one); None, the default, leaves it off."""
     lifecycle: bool = True
     """Track the request lifecycle: requests, background jobs, the threadpool, unseen exceptions.
 
@@ -87,6 +89,9 @@ class AgentContext:
     _errors: int = 0
     _recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     _dropped: int = 0
+    _clients_dropped: int = 0
+    _clients_refused: int = 0
+    _actions_refused: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def link_for(self, task: asyncio.Task[Any] | None) -> TaskLink | None:
@@ -113,6 +118,22 @@ class AgentContext:
         with self._lock:
             self._dropped += count
 
+    def record_client_dropped(self, reason: str) -> None:
+        """A client of the agent's port broke a bound (or stopped reading) and was cut off."""
+        with self._lock:
+            self._clients_dropped += 1
+            self._recent_errors.append(f"a client was disconnected: it {reason}"[:500])
+
+    def record_client_refused(self) -> None:
+        """A client was turned away because the agent already served as many as it may."""
+        with self._lock:
+            self._clients_refused += 1
+
+    def record_action_refused(self) -> None:
+        """A read-only agent refused a command that acts on the server."""
+        with self._lock:
+            self._actions_refused += 1
+
     def health(
         self, probes: tuple[str, ...], collect_seconds: float, paced_seconds: float = 0.0
     ) -> AgentHealth:
@@ -125,6 +146,9 @@ class AgentContext:
                 probes=probes,
                 read_only=self.config.read_only,
                 paced_seconds=paced_seconds,
+                clients_dropped=self._clients_dropped,
+                clients_refused=self._clients_refused,
+                actions_refused=self._actions_refused,
             )
 
 

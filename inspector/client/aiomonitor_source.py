@@ -370,7 +370,8 @@ class _Terminal:
     Two prompt styles exist. Usually prompt_toolkit draws a full-screen prompt and switches
     bracketed paste on with each prompt and off when a line is accepted, so a command's output
     sits between the two markers. When the *server's* own TERM is `dumb` it prints a plain
-    prompt instead: the typed line is echoed, then the output, then the prompt text again.
+    prompt instead: the typed line is echoed, then the output, then the prompt text again. The
+    inspector agent's line sessions print the plain prompt without the echo.
     """
 
     def __init__(self) -> None:
@@ -428,18 +429,21 @@ class _Terminal:
             return text[start:end]
         echo = line + "\n"
 
+        def answer_start(cleaned: str) -> int:
+            # A dumb-terminal prompt_toolkit echoes the line first; a line-mode server (the
+            # inspector agent's) leaves echoing to the client, so the answer starts at once.
+            at = cleaned.find(echo)
+            return at + len(echo) if at >= 0 else 0
+
         def answered(text: str) -> bool:
             cleaned = clean_terminal_text(text)
-            at = cleaned.find(echo)
-            return (
-                at >= 0
-                and cleaned.endswith(self.prompt)
-                and (len(cleaned) >= at + len(echo) + len(self.prompt))
+            return cleaned.endswith(self.prompt) and (
+                len(cleaned) >= answer_start(cleaned) + len(self.prompt)
             )
 
         cleaned = clean_terminal_text(await self._wait_for(answered, timeout))
         self._text = ""
-        return cleaned[cleaned.find(echo) + len(echo) : len(cleaned) - len(self.prompt)]
+        return cleaned[answer_start(cleaned) : len(cleaned) - len(self.prompt)]
 
     async def command_until(self, line: str, pattern: re.Pattern[str], timeout: float) -> str:
         """The output of a command that answers after its prompt (`cancel` runs as a task)."""

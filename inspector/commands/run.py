@@ -33,8 +33,9 @@ then, in another terminal:
   inspector doctor 127.0.0.1:20101               what is wrong, with the file:line to fix
 
 The agent listens on 127.0.0.1 only. It has no authentication: anyone who can connect can read
-the server's state and cancel its tasks (--read-only refuses that). Binding another address
-needs --allow-remote, and aiomonitor's web UI (on a free port) then listens there too.
+the server's state and cancel its tasks (--read-only refuses that, and every other action).
+Binding another address needs --allow-remote. aiomonitor's web UI is off unless --webui-port
+asks for it; it then listens on the same host and honours --read-only.
 """
 
 
@@ -163,7 +164,18 @@ def register(subparsers: Any) -> None:
         help="report event-loop stalls longer than this (default: %(default)s)",
     )
     agent.add_argument(
-        "--read-only", action="store_true", help="refuse actions from clients (task cancel)"
+        "--read-only",
+        action="store_true",
+        help="refuse every action from clients: cancelling a task, sending a signal (telnet and "
+        "web UI alike)",
+    )
+    agent.add_argument(
+        "--webui-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="also serve aiomonitor's web UI on this port of the inspect host (0: a free port; "
+        "worker i of --workers N gets PORT + i); off by default",
     )
     agent.add_argument(
         "--lifecycle",
@@ -231,6 +243,7 @@ def handle(args: argparse.Namespace) -> int:
         trace_exceptions=args.trace_exceptions,
         app=args.app,
         metrics_port=args.metrics_port,
+        webui_port=args.webui_port,
         **({} if args.agent_cpu is None else {"cpu_share": args.agent_cpu}),
     )
     try:

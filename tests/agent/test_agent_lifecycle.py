@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from inspector.agent import agent as agent_module
-from inspector.agent import commands
+from inspector.agent import commands, termui_server
 from inspector.agent.agent import start_agent
 from inspector.agent.errors import AgentStartError
 from inspector.agent.instrumented import InstrumentedApp, instrument
@@ -124,8 +123,6 @@ async def test_a_taken_web_ui_port_makes_aiomonitor_fail_instead_of_hanging(
         host=HOST,
         termui_port=free_port(),
         webui_port=busy_port,
-        console_port=0,
-        console_enabled=False,
     )
     starter = threading.Thread(target=monitor.start, daemon=True)
     starter.start()
@@ -134,22 +131,19 @@ async def test_a_taken_web_ui_port_makes_aiomonitor_fail_instead_of_hanging(
     assert isinstance(monitor.startup_error, OSError)
 
 
-async def test_the_agent_retries_when_its_web_ui_port_is_taken_meanwhile(
-    rundir: Path, busy_port: int, monkeypatch: pytest.MonkeyPatch
+async def test_the_web_ui_is_off_unless_asked_for_and_a_taken_port_is_an_error(
+    rundir: Path, busy_port: int
 ) -> None:
-    real_free_port = agent_module.free_port
-    handed_out = iter([busy_port])  # the first "free" port is snatched by someone else
-
-    def racy_free_port(host: str) -> int:
-        return next(handed_out, None) or real_free_port(host)
-
-    monkeypatch.setattr(agent_module, "free_port", racy_free_port)
-    agent = start_agent(config=AgentConfig(port=free_port(), register=False))
+    agent = start_agent(config=AgentConfig(port=0, register=False))
     try:
-        assert agent.webui_port != busy_port
+        assert agent.webui_port == 0
         assert (await ask(agent.port, "inspector-hello")).type == "hello"
     finally:
         agent.close()
+    started = time.monotonic()
+    with pytest.raises(AgentStartError, match="did not start"):
+        start_agent(config=AgentConfig(port=0, register=False, webui_port=busy_port))
+    assert time.monotonic() - started < 2.0
 
 
 async def test_cancel_cancels_the_task_on_its_own_loop(rundir: Path) -> None:
@@ -227,15 +221,17 @@ async def test_the_agent_has_one_periodic_thread_and_ages_tasks_before_any_snaps
 
 
 async def test_idle_clients_cost_the_server_nothing(rundir: Path) -> None:
-    """A connected client that asks nothing wakes no thread: prompts do not poll the window size
-    (each wake-up would take the GIL from the app loop)."""
+    """A connected client that asks nothing wakes no thread: nothing polls on its behalf (each
+    wake-up would take the GIL from the app loop)."""
     agent = start_agent(config=AgentConfig(port=0, register=False))
     try:
         clients = [TermuiClient(HOST, agent.port, timeout=10) for _ in range(3)]
         try:
             for client in clients:
                 await asyncio.to_thread(client.command, "inspector-hello")
-            ui_loop = agent.monitor._ui_loop
+            monitor = agent.monitor
+            assert monitor.termui.connections == 3
+            ui_loop = monitor._ui_loop
 
             def ui_tasks() -> list[str]:
                 return [task.get_coro().__qualname__ for task in asyncio.all_tasks(ui_loop)]
@@ -243,8 +239,11 @@ async def test_idle_clients_cost_the_server_nothing(rundir: Path) -> None:
             names = await asyncio.to_thread(
                 lambda: asyncio.run_coroutine_threadsafe(_gather_names(ui_tasks), ui_loop).result(5)
             )
-            assert sum(name.startswith("TelnetServer._accept") for name in names) == 3, names
-            assert not [name for name in names if "poll_output_size" in name], names
+            assert sum(name == "TermuiServer.run_session" for name in names) == 3, names
+            clock = time.pthread_getcpuclockid(monitor._ui_thread.ident)
+            before = time.clock_gettime(clock)
+            await asyncio.sleep(1.0)
+            assert time.clock_gettime(clock) - before < 0.005
         finally:
             for client in clients:
                 client.close()
@@ -407,8 +406,8 @@ def _stop_reading_after_asking(port: int, repeats: int) -> TermuiClient:
 async def test_a_client_that_stops_reading_is_dropped_and_others_are_served_again(
     rundir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(commands, "SEND_TIMEOUT_BASE", 0.5)
-    monkeypatch.setattr(commands, "SEND_BYTES_PER_SECOND", 1e12)
+    monkeypatch.setattr(termui_server, "SEND_TIMEOUT_BASE", 0.5)
+    monkeypatch.setattr(termui_server, "SEND_BYTES_PER_SECOND", 1e12)
     agent = start_agent(config=AgentConfig(port=0, register=False))
     agent.probes = (*agent.probes, _BulkyProbe())
     stuck = await asyncio.to_thread(_stop_reading_after_asking, agent.port, 20)
@@ -417,6 +416,9 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_are_served_agai
         hello = await ask(agent.port, "inspector-hello")
         assert hello.type == "hello"
         assert time.monotonic() - started < 8
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not agent.context.health((), 0.0).clients_dropped:
+            await asyncio.sleep(0.05)
         errors = agent.context.health((), 0.0).recent_errors
         assert any("stopped reading" in error for error in errors)
     finally:

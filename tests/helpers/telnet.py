@@ -1,7 +1,8 @@
 """A minimal blocking client for the agent's termui, for tests only.
 
-It speaks just enough telnet to get aiomonitor's prompt (terminal type ``dumb``, a wide window),
-types one command line at a time and extracts the answer frame with `inspector.protocol`. It is
+It speaks just enough telnet to get aiomonitor's prompt (terminal type ``dumb`` unless told, a
+wide window), types one command line at a time and extracts the answer frame with
+`inspector.protocol` (`command`), or returns the text printed for a person (`say`). It is
 deliberately independent of the product's client, so agent tests do not depend on it.
 
     with TermuiClient("127.0.0.1", port) as client:
@@ -31,8 +32,9 @@ class TermuiError(Exception):
 class _TelnetFilter:
     """Strips telnet commands from received bytes and produces the replies they need."""
 
-    def __init__(self) -> None:
+    def __init__(self, terminal: bytes = b"dumb") -> None:
         self._pending = b""
+        self._terminal = terminal
 
     def feed(self, data: bytes) -> tuple[bytes, bytes]:
         buffer = self._pending + data
@@ -66,7 +68,7 @@ class _TelnetFilter:
                     break
                 body = buffer[i + 2 : end]
                 if body[:2] == bytes([TTYPE, TTYPE_SEND]):
-                    replies += bytes([IAC, SB, TTYPE, TTYPE_IS]) + b"dumb" + bytes([IAC, SE])
+                    replies += bytes([IAC, SB, TTYPE, TTYPE_IS]) + self._terminal + bytes([IAC, SE])
                 i = end + 2
             else:
                 i += 2
@@ -92,7 +94,12 @@ class TermuiClient:
     """One connection to an agent's termui. Every wait is bounded by `timeout`."""
 
     def __init__(
-        self, host: str, port: int, timeout: float = 10.0, rcvbuf: int | None = None
+        self,
+        host: str,
+        port: int,
+        timeout: float = 10.0,
+        rcvbuf: int | None = None,
+        terminal: str = "dumb",
     ) -> None:
         self.host = host
         self.port = port
@@ -102,7 +109,7 @@ class TermuiClient:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self._sock.settimeout(timeout)
         self._sock.connect((host, port))
-        self._filter = _TelnetFilter()
+        self._filter = _TelnetFilter(terminal.encode("ascii"))
         self._text = ""
 
     def __enter__(self) -> TermuiClient:
@@ -165,6 +172,19 @@ class TermuiClient:
                 # Keep what followed the frame: the next prompt may already be in it.
                 self._text = tail[tail.rfind(protocol.END) + len(protocol.END) :]
                 return protocol.decode_frame(frames[0])
+
+    def say(self, line: str, timeout: float | None = None) -> str:
+        """Type `line` at the prompt as a person would; the text printed before the next
+        prompt."""
+        self.wait_for_prompt(timeout)
+        self.send_line(line)
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        text = ""
+        while PROMPT not in text:
+            text += self._receive(deadline)
+        answer, _, self._text = text.partition(PROMPT)
+        self._text = PROMPT + self._text  # the prompt is still there for the next line
+        return answer
 
     def raw_socket(self) -> socket.socket:
         return self._sock
