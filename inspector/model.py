@@ -5,8 +5,9 @@ validates every field on the way in, because a client decodes whatever the peer 
 agent and the client import this module, so it imports only the standard library.
 
 Times: `*_at` fields are wall-clock seconds since the epoch (`time.time()`) in the target
-process; durations and ages are seconds. Task and request ids are opaque integers that are
-stable for the life of the object in the target process.
+process (decoding refuses one outside 1970-3000); durations and ages are seconds. Task and
+request ids are opaque integers that are stable for the life of the object in the target
+process.
 """
 
 from __future__ import annotations
@@ -410,8 +411,8 @@ MIN_INT: Final = -(2**63)
 MAX_INT: Final = 2**64 - 1
 """Counts, sizes, line numbers and pids fit 64 bits: a larger one would overflow the float
 arithmetic of the views (a bar's width, "1.2 GB"). Ids (`id`, `*_id`, `*_ids`) are opaque, only
-compared and printed: any integer JSON can carry is one, and the hot columns of 10,000 tasks
-(their ids, requests, parents) are not scanned for a range."""
+compared and printed, so they are taken at any size: the id columns of 10,000 tasks (their
+own, their requests', their parents') are then not scanned for a range."""
 MIN_WALL_CLOCK: Final = 0.0
 MAX_WALL_CLOCK: Final = 32_503_680_000.0
 """Wall-clock fields (`*_at`, `at`, `since`) lie between 1970 and 3000, where every platform's
