@@ -5,8 +5,9 @@ validates every field on the way in, because a client decodes whatever the peer 
 agent and the client import this module, so it imports only the standard library.
 
 Times: `*_at` fields are wall-clock seconds since the epoch (`time.time()`) in the target
-process; durations and ages are seconds. Task and request ids are opaque integers that are
-stable for the life of the object in the target process.
+process (decoding refuses one outside 1970-3000); durations and ages are seconds. Task and
+request ids are opaque integers that are stable for the life of the object in the target
+process.
 """
 
 from __future__ import annotations
@@ -407,6 +408,22 @@ class Snapshot:
 T = TypeVar("T")
 
 MAX_DEPTH: Final = 64
+MAX_MAGNITUDE: Final = 1e15
+"""No float in a snapshot comes near it (1e15 seconds is 30 million years). Beyond it, or not
+finite (JSON's 1e400 reads as inf), a value is corrupt: refused where it is decoded, before a
+view does arithmetic or formatting with it. The agent itself cannot send NaN or inf
+(``allow_nan=False``)."""
+MIN_INT: Final = -(2**63)
+MAX_INT: Final = 2**64 - 1
+"""Counts, sizes, line numbers and pids fit 64 bits: a larger one would overflow the float
+arithmetic of the views (a bar's width, "1.2 GB"). Ids (`id`, `*_id`, `*_ids`) are opaque, only
+compared and printed, so they are taken at any size: the id columns of 10,000 tasks (their
+own, their requests', their parents') are then not scanned for a range."""
+MIN_WALL_CLOCK: Final = 0.0
+MAX_WALL_CLOCK: Final = 32_503_680_000.0
+"""Wall-clock fields (`*_at`, `at`, `since`) lie between 1970 and 3000, where every platform's
+`time.localtime` can convert them."""
+_WALL_CLOCK_NAMES: Final = frozenset(("at", "since"))
 _UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType)
 _hints_cache: dict[type, dict[str, Any]] = {}
 
@@ -748,10 +765,13 @@ def _compile(tp: Any) -> Decoder:
     if tp is float:
 
         def number(data: object) -> float:
-            if type(data) is float:
-                return data
+            if type(data) is float and -MAX_MAGNITUDE <= data <= MAX_MAGNITUDE:
+                return data  # NaN fails the comparison too
             if isinstance(data, bool) or not isinstance(data, (int, float)):
                 raise _Invalid(f"{{path}}: expected a number, got {_short(data)}")
+            if not -MAX_MAGNITUDE <= data <= MAX_MAGNITUDE:  # exact for ints of any size
+                got = _short(data)
+                raise _Invalid(f"{{path}}: expected a finite number within ±1e15, got {got}")
             return float(data)
 
         return number
@@ -790,21 +810,23 @@ def _dataclass_decoder(cls: type) -> Decoder:
     # field: most of the decoding time). The model's classes have no __slots__ and no
     # __post_init__, so the instance dict is filled directly; the result is identical.
     direct = not hasattr(cls, "__slots__") and not hasattr(cls, "__post_init__")
-    plan: list[tuple[str, Decoder, bool, Any, Any, type | None, bool]] | None = None
+    plan: list[RowStep] | None = None
 
-    def compile_plan() -> list[tuple[str, Decoder, bool, Any, Any, type | None, bool]]:
+    def compile_plan() -> list[RowStep]:
         # Compiled on first use, when this decoder is already cached: a model type that
         # refers to itself would find it instead of recursing.
         hints = _hints(cls)
-        steps = []
+        steps: list[RowStep] = []
         for f in dataclasses.fields(cls):
             missing = dataclasses.MISSING
             required = f.default is missing and f.default_factory is missing
             factory = None if f.default_factory is dataclasses.MISSING else f.default_factory
             field_type = hints[f.name]
-            steps.append(
-                (f.name, _decoder(field_type), required, f.default, factory, *_shortcut(field_type))
-            )
+            low, high = _bounds(f.name, field_type) or (None, None)
+            decoder = _field_decoder(f.name, field_type)
+            plain, nullable = _shortcut(field_type)
+            default = f.default
+            steps.append((f.name, decoder, required, default, factory, plain, nullable, low, high))
         return steps
 
     new = object.__new__
@@ -816,11 +838,17 @@ def _dataclass_decoder(cls: type) -> Decoder:
         if plan is None:
             plan = compile_plan()
         state: dict[str, Any] = {}
-        for name, field_decoder, required, default, factory, plain, nullable in plan:
+        for name, field_decoder, required, default, factory, plain, nullable, low, high in plan:
             if name in data:
                 value = data[name]
-                if value.__class__ is plain or (value is None and nullable):
-                    state[name] = value  # already the right type: nothing to convert
+                if value.__class__ is plain:
+                    # Already the right type: nothing to convert. A number is compared with its
+                    # range in place (NaN fails it too): no call per value.
+                    if low is None or low <= value <= high:
+                        state[name] = value
+                        continue
+                elif value is None and nullable:
+                    state[name] = None
                     continue
                 try:
                     state[name] = field_decoder(value)
@@ -837,6 +865,48 @@ def _dataclass_decoder(cls: type) -> Decoder:
         return instance
 
     return decode
+
+
+RowStep = tuple[str, Decoder, bool, Any, Any, "type | None", bool, Any, Any]
+"""name, decoder, required, default, default factory, as-is class, None as-is, low, high."""
+
+
+def _bounds(name: str, tp: Any) -> tuple[float, float] | None:
+    """The range the values of number field `name` lie in; None when any value of its type is
+    taken (not a number, or an id)."""
+    plain, _ = _shortcut(tp)
+    if plain is float:
+        if name.endswith("_at") or name in _WALL_CLOCK_NAMES:
+            return MIN_WALL_CLOCK, MAX_WALL_CLOCK
+        return -MAX_MAGNITUDE, MAX_MAGNITUDE  # what the float decoder checks itself
+    if plain is int and not (name == "id" or name.endswith(("_id", "_ids"))):
+        return MIN_INT, MAX_INT
+    return None
+
+
+_RANGE_WORDS: Final[dict[tuple[float, float], str]] = {
+    (MIN_WALL_CLOCK, MAX_WALL_CLOCK): "a time between 1970 and 3000",
+    (MIN_INT, MAX_INT): "an integer of 64 bits",
+}
+
+
+def _field_decoder(name: str, tp: Any) -> Decoder:
+    """The decoder of field `name`: its type's, checking the field's range where the type's
+    decoder does not (a wall-clock time, a count)."""
+    decoder = _decoder(tp)
+    bounds = _bounds(name, tp)
+    if bounds is None or bounds not in _RANGE_WORDS:
+        return decoder
+    low, high = bounds
+    expected = _RANGE_WORDS[bounds]
+
+    def in_range(data: object) -> object:
+        # Before the type's decoder, so that a time of 1e400 is named as a time.
+        if type(data) in (int, float) and not low <= typing.cast(float, data) <= high:
+            raise _Invalid(f"{{path}}: expected {expected}, got {_short(data)}")
+        return decoder(data)
+
+    return in_range
 
 
 def _shortcut(tp: Any) -> tuple[type | None, bool]:
@@ -938,7 +1008,8 @@ def _compile_columns(cls: type) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
             missing = dataclasses.MISSING
             required = f.default is missing and f.default_factory is missing
             factory = None if f.default_factory is missing else f.default_factory
-            steps.append((f.name, required, f.default, factory, _column_decoder(hints[f.name])))
+            column_decoder = _column_decoder(f.name, hints[f.name])
+            steps.append((f.name, required, f.default, factory, column_decoder))
         return steps
 
     def decode(data: dict[str, Any]) -> tuple[Any, ...]:
@@ -1022,14 +1093,14 @@ def _decode_column(
         raise error.at(f".{name}") from None
 
 
-def _column_decoder(tp: Any) -> Callable[[list[Any]], list[Any]]:
-    """Decodes a column of values of `tp`: checked in bulk where the type allows, else by value.
+def _column_decoder(name: str, tp: Any) -> Callable[[list[Any]], list[Any]]:
+    """Decodes a column of field `name`, of type `tp`: in bulk where the type allows, else by value.
 
     The bulk checks accept exactly what the value decoders take as-is; anything else (an int
-    for a float, a frame written in full, a bad value) goes through the value decoders, which
-    convert it or name the offending index.
+    for a float, a frame written in full, a bad value or one out of range) goes through the
+    value decoders, which convert it or name the offending index.
     """
-    bulk = _bulk_column(tp)
+    bulk = _bulk_column(tp, _bounds(name, tp))
     by_value: list[Decoder] = []
 
     def column(values: list[Any]) -> list[Any]:
@@ -1038,7 +1109,7 @@ def _column_decoder(tp: Any) -> Callable[[list[Any]], list[Any]]:
             if decoded is not None:
                 return decoded
         if not by_value:
-            by_value.append(_decoder(tp))
+            by_value.append(_field_decoder(name, tp))
         return _decode_each(by_value[0], values)
 
     return column
@@ -1059,7 +1130,7 @@ def _decode_each(item: Decoder, values: list[Any]) -> list[Any]:
 BulkColumn = Callable[[list[Any]], "list[Any] | None"]
 
 
-def _bulk_column(tp: Any) -> BulkColumn | None:
+def _bulk_column(tp: Any, bounds: tuple[float, float] | None = None) -> BulkColumn | None:
     """A check-and-convert for a whole column of `tp`, None where it takes a value at a time."""
     options = typing.get_args(tp) if typing.get_origin(tp) in _UNION_TYPES else (tp,)
     none: frozenset[type] = frozenset((type(None),)) if type(None) in options else frozenset()
@@ -1068,7 +1139,7 @@ def _bulk_column(tp: Any) -> BulkColumn | None:
         return None
     (only,) = others
     if only in (str, int, float, bool):
-        return _bulk_plain(frozenset((only,)) | none)
+        return _bulk_plain(frozenset((only,)) | none, bounds)
     if typing.get_origin(only) is Literal:
         allowed = typing.get_args(only)
         if all(type(value) is str for value in allowed):
@@ -1081,15 +1152,41 @@ def _bulk_column(tp: Any) -> BulkColumn | None:
         if args[0] in INTERNED:
             return _bulk_interned_tuples(args[0])
         if args[0] in (str, int, float, bool):
-            return _bulk_plain_tuples(args[0])
+            # Only floats are checked item by item (ints in tuples are ids): as `number` does.
+            items = (-MAX_MAGNITUDE, MAX_MAGNITUDE) if args[0] is float else None
+            return _bulk_plain_tuples(args[0], items)
     return None
 
 
-def _bulk_plain(allowed: frozenset[type]) -> BulkColumn:
-    def plain(values: list[Any]) -> list[Any] | None:
-        return values if set(map(type, values)) <= allowed else None
+def _bulk_plain(allowed: frozenset[type], bounds: tuple[float, float] | None) -> BulkColumn:
+    if bounds is None:
 
-    return plain
+        def plain(values: list[Any]) -> list[Any] | None:
+            return values if set(map(type, values)) <= allowed else None
+
+        return plain
+    low, high = bounds
+    floats = float in allowed
+
+    def numbers(values: list[Any]) -> list[Any] | None:
+        kinds = set(map(type, values))
+        if not kinds <= allowed:
+            return None
+        present = list(filter(None, values)) if type(None) in kinds else values  # 0 is in range
+        return values if _within(present, low, high, floats=floats) else None
+
+    return numbers
+
+
+def _within(values: list[Any], low: float, high: float, *, floats: bool) -> bool:
+    """Whether every number lies in [low, high], in a few passes of C (no step per value)."""
+    if not values:
+        return True
+    if floats:
+        total = sum(values)
+        if total - total != 0:  # NaN or inf among them (or a sum that overflowed)
+            return False
+    return bool(low <= min(values) and max(values) <= high)
 
 
 def _bulk_literal(allowed: frozenset[str], nullable: bool) -> BulkColumn:
@@ -1151,11 +1248,14 @@ def _bulk_interned_tuples(cls: type) -> BulkColumn:
     return stacks
 
 
-def _bulk_plain_tuples(item_type: type) -> BulkColumn:
+def _bulk_plain_tuples(item_type: type, bounds: tuple[float, float] | None) -> BulkColumn:
     def tuples(values: list[Any]) -> list[Any] | None:
         if values and set(map(type, values)) != {list}:
             return None
-        if not set(map(type, itertools.chain.from_iterable(values))) <= {item_type}:
+        items = list(itertools.chain.from_iterable(values))
+        if not set(map(type, items)) <= {item_type}:
+            return None
+        if bounds is not None and not _within(items, *bounds, floats=item_type is float):
             return None
         return list(map(tuple, values))
 
@@ -1199,5 +1299,7 @@ def _dict_decoder(key_type: Any, value_type: Any) -> Decoder:
 
 
 def _short(data: object) -> str:
+    if type(data) is int and data.bit_length() > 128:
+        return f"an integer of {data.bit_length()} bits"  # repr refuses past 4300 digits
     text = repr(data)
     return text if len(text) <= 40 else text[:37] + "..."

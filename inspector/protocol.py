@@ -37,6 +37,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn
@@ -244,7 +245,8 @@ def decode_envelope(envelope: object) -> Message:
         raise CorruptFrameError("the agent's message has no valid protocol version")
     if version != PROTOCOL_VERSION:
         raise VersionMismatchError(
-            f"the agent speaks protocol {version}, this client speaks {PROTOCOL_VERSION}: "
+            f"the agent speaks protocol {str(version)[:20]}, "
+            f"this client speaks {PROTOCOL_VERSION}: "
             "install the same uvicorn-inspector version on both sides"
         )
     kind = envelope["type"]
@@ -287,13 +289,31 @@ SNAPSHOT_FILE_KIND: Final = "uvicorn-inspector-snapshot"
 
 
 def encode_snapshot_file(snapshot: Snapshot) -> str:
-    """A saved snapshot: versioned, self-describing, pretty enough to diff."""
+    """A saved snapshot: versioned, self-describing, pretty enough to diff.
+
+    Always encodable as UTF-8: text is written as it is, except lone surrogates (a task named
+    ``"x\\ud800y"`` arrives so from the agent), which UTF-8 cannot carry; they are written as
+    JSON escapes, which read back as the same string.
+    """
     document = {
         "kind": SNAPSHOT_FILE_KIND,
         "protocol": PROTOCOL_VERSION,
         "snapshot": snapshot.to_json_dict(),
     }
-    return json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    return escape_surrogates(text)
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(json_text: str) -> str:
+    """JSON text with each lone surrogate written as a ``\\uXXXX`` escape: the same JSON value,
+    now encodable as UTF-8. Outside its strings JSON text is ASCII, so every surrogate found is
+    inside a string, where the escape means the same character."""
+    if json_text.isascii() or _SURROGATE.search(json_text) is None:
+        return json_text  # isascii is a flag check: an ASCII document costs nothing
+    return _SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", json_text)
 
 
 def decode_snapshot_file(text: str) -> Snapshot:

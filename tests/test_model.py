@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -233,3 +234,129 @@ def test_assemble_builds_what_the_constructor_builds_and_refuses_missing_fields(
     assert built.waiting_on is None and built.request_id is None  # defaults filled in
     with pytest.raises(TypeError, match="missing"):
         model.assemble(TaskInfo, id=1)
+
+
+# --- numbers out of range ---------------------------------------------------------------------
+# JSON reads 1e400 as inf; a corrupt or hostile peer may send any number at all. Every one that
+# no agent can send is refused where it is decoded, naming the field, in both forms.
+
+
+def full_form(snapshot: Snapshot) -> dict[str, Any]:
+    return json.loads(json.dumps(model.to_json_dict(snapshot)))  # type: ignore[no-any-return]
+
+
+TIME = "expected a time between 1970 and 3000"
+FINITE = "expected a finite number within ±1e15"
+INT64 = "expected an integer of 64 bits"
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (float("inf"), f"{TIME}, got inf"),
+        (float("-inf"), f"{TIME}, got -inf"),
+        (float("nan"), f"{TIME}, got nan"),
+        (-1e18, f"{TIME}, got -1e+18"),
+        (-1.0, f"{TIME}, got -1.0"),
+        (1e12, f"{TIME}, got 1000000000000.0"),
+        (10**400, f"{TIME}, got an integer of 1329 bits"),
+        ("1.0", "expected a number, got '1.0'"),
+    ],
+)
+@pytest.mark.parametrize("form", [full_form, wire])
+def test_a_wall_clock_time_out_of_range_is_refused(
+    form: Callable[[Snapshot], dict[str, Any]], value: object, words: str
+) -> None:
+    data = form(mixed_snapshot())
+    data["taken_at"] = value
+    refused(data, f"$.taken_at: {words}")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (float("inf"), f"{FINITE}, got inf"),
+        (float("nan"), f"{FINITE}, got nan"),
+        (-1e16, f"{FINITE}, got -1e+16"),
+        (10**400, f"{FINITE}, got an integer of 1329 bits"),
+        (2**1100, f"{FINITE}, got an integer of 1101 bits"),  # float() of it would overflow
+    ],
+)
+def test_a_duration_out_of_range_is_refused_in_a_column_and_in_a_row(
+    value: object, words: str
+) -> None:
+    columns = wire(mixed_snapshot())
+    columns["tasks"]["age"][5] = value
+    refused(columns, f"$.tasks.age[5]: {words}")
+    rows = full_form(mixed_snapshot())
+    rows["tasks"][5]["age"] = value
+    refused(rows, f"$.tasks[5].age: {words}")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [
+        (("requests", "started_at", 2), float("inf"), f"{TIME}, got inf"),
+        (("requests", "started_at", 2), 2e10 * 2, f"{TIME}, got 40000000000.0"),
+        (("requests", "bytes_sent", 1), 2**64, f"{INT64}, got 18446744073709551616"),
+        (("requests", "bytes_sent", 1), -(2**63) - 1, f"{INT64}, got -9223372036854775809"),
+        (("requests", "status", 1), 10**30, f"{INT64}, got 1000000000000000000000000000000"),
+    ],
+)
+def test_a_number_out_of_range_in_a_column_is_refused_with_its_index(
+    path: tuple[str, str, int], value: object, words: str
+) -> None:
+    data = wire(mixed_snapshot())
+    key, column, index = path
+    data[key].setdefault(column, [0] * data[key][COUNT_KEY])[index] = value  # all 0: left out
+    refused(data, f"$.{key}.{column}[{index}]: {words}")
+
+
+def test_numbers_out_of_range_anywhere_are_refused() -> None:
+    cases: list[tuple[str, object, str]] = [
+        ("requests_undetailed", 2**64, f"$.requests_undetailed: {INT64}, got 18446744073709551616"),
+        ("loop", {"implementation": "asyncio", "lag": 1e400}, f"$.loop.lag: {FINITE}, got inf"),
+        (
+            "loop",
+            {"implementation": "asyncio", "lag": 0.0, "lag_series": [[1.0, 0.1], [2.0, -1e400]]},
+            f"$.loop.lag_series[1][1]: {FINITE}, got -inf",
+        ),
+        ("process", {"pid": 2**70}, f"$.process.pid: {INT64}, got 1180591620717411303424"),
+        (
+            "process",
+            {"pid": 1, "started_at": float("nan")},
+            f"$.process.started_at: {TIME}, got nan",
+        ),
+    ]
+    for key, value, message in cases:
+        data = full_form(mixed_snapshot())
+        data[key] = value
+        refused(data, message)
+
+
+def test_an_integer_too_long_to_print_is_refused_in_one_line() -> None:
+    data = full_form(mixed_snapshot())
+    data["requests_undetailed"] = 10**5000  # repr() of it raises past 4300 digits
+    refused(data, f"$.requests_undetailed: {INT64}, got an integer of 16610 bits")
+
+
+def test_numbers_at_the_ends_of_their_ranges_are_taken() -> None:
+    data = wire(mixed_snapshot())
+    data["taken_at"] = model.MAX_WALL_CLOCK
+    data["requests"]["started_at"] = [0.0, 0, 1.7e9, model.MAX_WALL_CLOCK, 5]
+    data["requests"]["bytes_sent"] = [model.MAX_INT, 0, model.MIN_INT, 1, 2]
+    data["tasks"]["age"][1:4] = [model.MAX_MAGNITUDE, -model.MAX_MAGNITUDE, -0.5]
+    snapshot = Snapshot.from_json_dict(data)
+    assert snapshot.taken_at == model.MAX_WALL_CLOCK
+    assert [r.started_at for r in snapshot.requests] == [0.0, 0.0, 1.7e9, 3.250368e10, 5.0]
+    assert snapshot.requests[2].bytes_sent == model.MIN_INT
+    assert [t.age for t in snapshot.tasks[1:4]] == [1e15, -1e15, -0.5]  # a clock stepped back
+
+
+def test_ids_are_opaque_and_taken_at_any_size() -> None:
+    """Ids are only compared and printed; the columns of 10,000 task ids are not scanned."""
+    data = wire(mixed_snapshot())
+    data["tasks"]["id"][2] = 2**80
+    data["tasks"]["request_id"][8] = -1
+    snapshot = Snapshot.from_json_dict(data)
+    assert snapshot.tasks[2].id == 2**80 and snapshot.tasks[8].request_id == -1

@@ -282,7 +282,7 @@ async def _watch(
         outcome.record(new)
         if new and options.as_json:
             document = _document(attached, snapshots, new)
-            _emit(out, json.dumps(document, ensure_ascii=False) + "\n")
+            _emit(out, json.dumps(document, ensure_ascii=True) + "\n")
         elif new:
             stamp = time.strftime("%H:%M:%S", time.localtime(snapshots[0][1].taken_at))
             for finding in new:
@@ -329,7 +329,7 @@ def _print_once(
     if options.as_json:
         _emit(
             out,
-            json.dumps(_document(attached, snapshots, findings), ensure_ascii=False, indent=1)
+            json.dumps(_document(attached, snapshots, findings), ensure_ascii=True, indent=1)
             + "\n",
         )
         return

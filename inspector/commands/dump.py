@@ -96,6 +96,8 @@ def handle(args: argparse.Namespace) -> int:
         text = render_snapshot(snapshot, color=_use_color(args))
     if args.output:
         write_atomically(Path(args.output), text)
+    elif fmt == "json":
+        _print_json(text)
     else:
         _print(text)
     return 0
@@ -154,6 +156,21 @@ def _print(text: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def _print_json(text: str) -> None:
+    """JSON goes to stdout as UTF-8 whatever the locale's encoding: JSON text is UTF-8."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        _print(text)
+        return
+    try:
+        sys.stdout.flush()
+        out.write(text.encode("utf-8", errors="backslashreplace"))
+        out.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # as `_print` does: the reader is gone
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write `text` to `path` via a temporary file in the same directory and a rename, so a
     reader never sees half a snapshot and an interrupted dump leaves the old file intact."""
@@ -164,6 +181,9 @@ def write_atomically(path: Path, text: str) -> None:
         with tempfile.NamedTemporaryFile(
             "w",
             encoding="utf-8",
+            # Saved JSON holds no lone surrogate (they are written as escapes); text that does
+            # is kept readable rather than lost to an encoding error.
+            errors="backslashreplace",
             dir=directory,
             prefix=f".{path.name}.",
             suffix=".tmp",

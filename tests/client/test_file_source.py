@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,47 @@ async def test_unreadable_file(tmp_path: Path) -> None:
 async def test_directory(tmp_path: Path) -> None:
     message = await connect_error(FileSource(tmp_path))
     assert message == f"{tmp_path} is a directory, not a snapshot file"
+
+
+async def test_a_file_whose_size_says_empty_is_read_only_to_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A /proc file gives its size as 0 and holds more: the read stops one byte past the limit
+    (so a file growing while it is read is bounded the same way)."""
+    path = Path("/proc/self/status")
+    if not path.exists():
+        pytest.skip("no /proc here")
+    assert path.stat().st_size == 0
+    monkeypatch.setattr(file_source, "MAX_FILE_BYTES", 100)
+    monkeypatch.setattr(file_source, "READ_CHUNK_BYTES", 7)
+    message = await connect_error(FileSource(path))
+    assert message == (
+        f"{path} holds more than 100 bytes: too large for a snapshot file (the limit is 100 bytes)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (os.mkfifo, "is a FIFO (named pipe), not a snapshot file"),
+        (lambda path: os.symlink("/dev/zero", path), "is a character device, not a snapshot file"),
+    ],
+    ids=["fifo", "dev-zero"],
+)
+async def test_special_files_are_refused_at_once(
+    tmp_path: Path, make: Callable[[Path], None], words: str
+) -> None:
+    path = tmp_path / "snap.json"
+    make(path)
+    started = time.monotonic()
+    message = await connect_error(FileSource(path))
+    assert message == f"{path} {words}"
+    assert time.monotonic() - started < 5  # at once; generous for a loaded machine
+
+
+async def test_a_saved_snapshot_at_the_size_limit_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = protocol.encode_snapshot_file(factories.rich_snapshot())
+    monkeypatch.setattr(file_source, "MAX_FILE_BYTES", len(text.encode()))
+    assert (await saved(tmp_path, text).snapshot()).tasks == factories.rich_snapshot().tasks

@@ -8,6 +8,7 @@ wire shows up in review as a diff of those files. After an intended change, rege
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import zlib
@@ -26,6 +27,7 @@ from inspector.protocol import (
     ProtocolError,
     VersionMismatchError,
 )
+from tests.factories import NOW
 
 from . import factories
 
@@ -253,3 +255,76 @@ def test_non_finite_numbers_are_refused() -> None:
     )
     with pytest.raises(CorruptFrameError):
         protocol.decode_snapshot_file(snapshot_text)
+
+
+SNAPSHOT_BODY = body_of(protocol.encode_message("snapshot", factories.rich_snapshot()))
+SAVED = protocol.encode_snapshot_file(factories.rich_snapshot())
+TAKEN_AT = f'"taken_at": {NOW}'
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [
+        ("1e400", "inf"),
+        ("-1e400", "-inf"),
+        ("-1e18", "-1e+18"),
+        ("1" * 400, "an integer of 1326 bits"),
+    ],
+    ids=["1e400", "-1e400", "-1e18", "400 digits"],
+)
+def test_a_corrupt_time_is_refused_naming_the_field(number: str, shown: str) -> None:
+    """JSON reads 1e400 as inf, which `parse_constant` never sees: the model refuses it."""
+    message = f"$.taken_at: expected a time between 1970 and 3000, got {shown}"
+    assert TAKEN_AT in SAVED
+    with pytest.raises(CorruptFrameError) as caught:
+        protocol.decode_snapshot_file(SAVED.replace(TAKEN_AT, f'"taken_at": {number}'))
+    assert str(caught.value) == f"corrupt snapshot file: {message}"
+    wire_text = f'"taken_at":{NOW}'
+    assert wire_text in SNAPSHOT_BODY
+    body = SNAPSHOT_BODY.split(":", 2)[2].replace(wire_text, f'"taken_at":{number}')
+    with pytest.raises(CorruptFrameError) as caught:
+        protocol.decode_frame(frame_of("json", body))
+    assert str(caught.value) == f"the agent sent a malformed snapshot: {message}"
+
+
+def test_an_integer_json_cannot_hold_is_a_protocol_error() -> None:
+    """Python refuses to read an integer of more than 4300 digits: ValueError, not a crash."""
+    with pytest.raises(CorruptFrameError, match="invalid JSON"):
+        protocol.decode_snapshot_file(SAVED.replace(TAKEN_AT, f'"taken_at": {"9" * 5000}'))
+
+
+@pytest.mark.parametrize("text", ["x\ud800y", "\udcff", "\ud83d", "é\udfff—"])
+def test_lone_surrogates_are_saved_as_escapes_and_read_back_the_same(text: str) -> None:
+    """A task may be named with a lone surrogate (the agent sends it as the escape \\ud800):
+    saving writes the escape, so the file is UTF-8 and reads back with the same name."""
+    snapshot = factories.rich_snapshot()
+    named = dataclasses.replace(snapshot.tasks[0], name=text)
+    snapshot = dataclasses.replace(snapshot, tasks=(named, *snapshot.tasks[1:]))
+    frame = protocol.encode_message("snapshot", snapshot)
+    received = protocol.decode_frame(body_of(frame)).payload
+    assert received.tasks[0].name == text
+    saved = protocol.encode_snapshot_file(received)
+    escaped = "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
+    assert f'"name": "{escaped}"' in saved
+    raw = saved.encode("utf-8")  # no surrogate is left raw
+    assert protocol.decode_snapshot_file(raw.decode("utf-8")) == received
+
+
+def test_text_other_than_surrogates_is_saved_as_it_is() -> None:
+    assert protocol.escape_surrogates('{"a": "é — ✓"}') == '{"a": "é — ✓"}'
+    assert protocol.escape_surrogates('{"a": "é\ud800"}') == '{"a": "é\\ud800"}'
+
+
+def test_bytes_that_are_not_utf8_in_a_compressed_frame_are_a_protocol_error() -> None:
+    text = b'{"type":"result","protocol":1,"payload":{"ok":true,"message":"x"}}'
+    body = base64.b64encode(zlib.compress(text.replace(b"x", b"\xc3\x28"))).decode()
+    with pytest.raises(CorruptFrameError, match="not UTF-8"):
+        protocol.decode_frame(frame_of("zjson", body))
+
+
+def test_replacement_characters_from_a_garbled_stream_decode_as_text() -> None:
+    """The telnet layer reads invalid UTF-8 as U+FFFD: inside a string it is just text."""
+    body = '{"type":"result","protocol":1,"payload":{"ok":true,"message":"x\ufffd(\ufffd"}}'
+    assert protocol.decode_frame(frame_of("json", body)).payload.message == "x\ufffd(\ufffd"
+    with pytest.raises(CorruptFrameError, match="invalid JSON"):
+        protocol.decode_frame(frame_of("json", body.replace(":true", ":\ufffd")))
