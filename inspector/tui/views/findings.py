@@ -16,7 +16,7 @@ from inspector.diagnose import unchecked
 from inspector.diagnose.findings import Finding
 from inspector.model import Frame, Snapshot
 from inspector.tui import formatting
-from inspector.tui.content import Multiline, markup
+from inspector.tui.content import markup
 from inspector.tui.messages import OpenRequest, OpenTask
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
@@ -77,9 +77,9 @@ def evidence_content(finding: Finding, snapshot: Snapshot | None) -> Content:
         )
     ]
     if finding.detail:
-        lines.append(markup("$detail", detail=Multiline(finding.detail)))
+        lines.append(markup("$detail", detail=finding.detail))
     if finding.hint:
-        lines.append(markup("[b $text-success]Fix:[/] $hint", hint=Multiline(finding.hint)))
+        lines.append(markup("[b $text-success]Fix:[/] $hint", hint=finding.hint))
     if finding.location is not None:
         frame = finding.location
         lines.append(
