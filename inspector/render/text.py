@@ -403,7 +403,7 @@ class _View:
             facts.append("busy")
         elif thread.pool in ("anyio", "executor"):
             facts.append("idle")
-        line = f"  Thread {thread.id} {printable(thread.name)!r} ({', '.join(facts)})"
+        line = f"  Thread {thread.id} '{printable(thread.name)}' ({', '.join(facts)})"
         if thread.request_id is not None:
             line += f" for {self.request_ref(thread.request_id)}"
         self.add(line)
@@ -604,7 +604,7 @@ class _View:
 
     def thread_name(self, thread_id: int) -> str:
         thread = self._threads.get(thread_id)
-        return f"{thread_id} {printable(thread.name)!r}" if thread else str(thread_id)
+        return f"{thread_id} '{printable(thread.name)}'" if thread else str(thread_id)
 
     def available(self, capability: str) -> bool:
         if capability in self.s.capabilities:
