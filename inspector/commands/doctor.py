@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import io
 import json
 import math
 import sys
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from inspector.commands.target_args import add_target_arguments
 from inspector.errors import ExitStatus, InspectorError
+from inspector.render.escape import printable
 
 if TYPE_CHECKING:
     from inspector.client.source import Source
@@ -194,8 +196,8 @@ async def _doctor(options: Options, outcome: Outcome, out: TextIO) -> None:
         live = all(item.source.live for item in attached)
         if options.watch is not None and not live:
             print(
-                f"inspector: {attached[0].source.address} is a saved snapshot: nothing to "
-                "watch, diagnosing it once",
+                f"inspector: {printable(attached[0].source.address)} is a saved snapshot: "
+                "nothing to watch, diagnosing it once",
                 file=sys.stderr,
             )
         if options.watch is None or not live:
@@ -267,10 +269,10 @@ async def _watch(
     color = use_color(out) and not options.as_json
     deadline = time.monotonic() + options.watch
     if not options.as_json:
-        targets = ", ".join(item.source.address for item in attached)
+        targets = printable(", ".join(item.source.address for item in attached))
         _emit(out, f"Watching {targets} for {options.watch:g} s; new findings appear below.\n")
         for note in notes:
-            _emit(out, f"note: {note}\n")
+            _emit(out, f"note: {printable(note)}\n")
     while True:
         snapshots = [(item, await item.source.snapshot()) for item in attached]
         new = []
@@ -299,6 +301,10 @@ async def _watch(
 
 
 def _emit(out: TextIO, text: str) -> None:
+    if isinstance(out, io.TextIOWrapper) and out.errors == "strict":
+        # A terminal that cannot show "·" or "—" (LANG=C, a latin-1 console) gets "\xb7",
+        # not a traceback halfway through the report.
+        out.reconfigure(errors="backslashreplace")
     out.write(text)
     out.flush()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import os
 import sys
 import tempfile
@@ -146,6 +147,11 @@ def _use_color(args: argparse.Namespace) -> bool:
 
 
 def _print(text: str) -> None:
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOWrapper) and stdout.errors == "strict":
+        # The text is escaped already; this is for a terminal that cannot show "·" or "—"
+        # (LANG=C, a latin-1 console): "\xb7" rather than a traceback halfway through.
+        stdout.reconfigure(errors="backslashreplace")
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inspector.errors import ExitStatus
+from inspector.render.escape import printable
 
 HEADERS = ("PID", "ROLE", "SERVER", "APP", "AGENT", "CPU", "RSS", "UPTIME", "LISTEN")
 
@@ -38,7 +39,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def render_table(targets: Sequence[Any]) -> str:
-    """The `ps` table: workers indented under their parent, then how to add missing agents."""
+    """The `ps` table: workers indented under their parent, then how to add missing agents.
+
+    Roles, servers, apps and addresses come from other processes' command lines and
+    registration files: shown escaped.
+    """
     from inspector.client.discovery import (
         UNREGISTERED_HINT,
         depth_of,
@@ -54,10 +59,10 @@ def render_table(targets: Sequence[Any]) -> str:
         rows.append(
             (
                 indent + str(target.pid),
-                target.role,
-                target.server,
-                target.app or "-",
-                target.agent_address or _no_agent(target),
+                printable(target.role),
+                printable(target.server),
+                printable(target.app or "-"),
+                printable(target.agent_address or _no_agent(target)),
                 "-" if target.cpu_percent is None else f"{target.cpu_percent:.1f}%",
                 _megabytes(target.rss),
                 _duration(target.uptime),
@@ -90,7 +95,7 @@ def render_table(targets: Sequence[Any]) -> str:
             "parents and reloaders serve no requests: attach to a worker "
             "(`inspector attach --pid WORKER_PID`)"
         )
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + ([""] + [printable(note) for note in notes] if notes else []))
 
 
 def _row_text(row: Sequence[str], widths: Sequence[int]) -> str:

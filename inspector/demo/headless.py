@@ -25,6 +25,7 @@ from inspector.demo.expected import (
 from inspector.demo.server import HOST, DemoServer
 from inspector.demo.traffic import DemoClient, TrafficStats, Trigger, drive
 from inspector.errors import ExitStatus
+from inspector.render.escape import printable
 
 if TYPE_CHECKING:
     from inspector.client.source import Source
@@ -141,9 +142,12 @@ def check_summary(matches: Sequence[Match], violations: Sequence[Mapping[str, An
             continue
         location = match.finding.get("location") or {}
         where = f"{DEMO_APP_FILE}:{location.get('line')}" if location else "(no location)"
-        lines.append(f"  ok       {entry.name:<24} {match.finding['kind']} at {where}")
+        lines.append(
+            f"  ok       {entry.name:<24} {printable(str(match.finding['kind']))} at {where}"
+        )
     for finding in violations:
-        lines.append(f"  HEALTHY  {finding.get('kind')} names {finding.get('request')}")
+        named = printable(f"{finding.get('kind')} names {finding.get('request')}")
+        lines.append(f"  HEALTHY  {named}")
     found = sum(1 for m in matches if m.finding is not None)
     lines.append(f"  {found}/{len(matches)} found, {len(violations)} on healthy endpoints")
     return "\n".join(lines)

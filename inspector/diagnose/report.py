@@ -1,6 +1,8 @@
 """Findings as text for people: colour on a terminal, plain when piped or when NO_COLOR is set.
 
-Plain ANSI codes, no Rich: `inspector doctor` must start fast and import nothing heavy.
+Plain ANSI codes, no Rich: `inspector doctor` must start fast and import nothing heavy. Findings
+quote the target (task names, paths, requests, messages): every such text goes through
+`printable` here, so it cannot reach the terminal as escape sequences.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TextIO
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import short_path
 from inspector.model import Frame
+from inspector.render.escape import printable
 
 RESET = "\x1b[0m"
 STYLES: Mapping[str, str] = {
@@ -62,9 +65,9 @@ def render_finding(
     """One finding: severity and title, the line to fix, what was seen, and how to fix it."""
     paint = _Painter(color)
     width = width or _width()
-    label = LABELS.get(finding.severity, finding.severity.upper())
-    head = f"{paint(label, finding.severity)} {paint(finding.title, 'title')}"
-    tags = [finding.kind]
+    label = LABELS.get(finding.severity, printable(finding.severity.upper()))
+    head = f"{paint(label, finding.severity)} {paint(printable(finding.title), 'title')}"
+    tags = [printable(finding.kind)]
     if finding.count > 1:
         tags.append(f"x{finding.count}")
     if finding.worker is not None:
@@ -74,11 +77,11 @@ def render_finding(
     if finding.location is not None:
         lines.append(f"  at {paint(_where(finding.location, cwd), 'location')}")
         if finding.location.code:
-            lines.append(f"{indent}{paint(finding.location.code, 'dim')}")
-    lines.extend(_wrap(finding.detail, width, "  "))
+            lines.append(f"{indent}{paint(printable(finding.location.code), 'dim')}")
+    lines.extend(_wrap(printable(finding.detail), width, "  "))
     for frame in finding.related:
         lines.append(f"  {paint('see also ' + _where(frame, cwd), 'dim')}")
-    hint_lines = _wrap(finding.hint, width, "  fix: ", "       ")
+    hint_lines = _wrap(printable(finding.hint), width, "  fix: ", "       ")
     lines.extend(paint(line, "hint") for line in hint_lines)
     return "\n".join(lines)
 
@@ -96,9 +99,9 @@ def render_findings(
     paint = _Painter(color)
     blocks: list[str] = []
     if header:
-        blocks.append(paint(header, "dim"))
+        blocks.append(paint(printable(header), "dim"))
     blocks.extend(render_finding(f, color=color, width=width, cwd=cwd) for f in findings)
-    blocks.extend(paint(f"note: {note}", "dim") for note in notes)
+    blocks.extend(paint(f"note: {printable(note)}", "dim") for note in notes)
     blocks.append(summary(findings, color=color))
     return "\n\n".join(blocks) + "\n"
 
@@ -119,7 +122,7 @@ def summary(findings: Sequence[Finding], *, color: bool = False) -> str:
 
 
 def _where(frame: Frame, cwd: str | None) -> str:
-    return f"{short_path(frame.file, cwd, os.getcwd())}:{frame.line} in {frame.function}"
+    return printable(f"{short_path(frame.file, cwd, os.getcwd())}:{frame.line} in {frame.function}")
 
 
 _CODE_SPAN = re.compile(r"`[^`]{1,60}`")

@@ -5,10 +5,12 @@ requests, background jobs, the threadpool and its threads, exceptions nobody saw
 with its await chain and what it waits for. Stacks are printed innermost last, as Python prints
 tracebacks, each frame followed by its source line.
 
-Everything that came from the target (names, paths, messages) is treated as untrusted text:
-control characters are escaped, so a task named with terminal escape codes cannot repaint the
-reader's terminal. Any valid `Snapshot` renders; odd values (NaN, negative durations, dates
-beyond the year 9999) print as ``?`` rather than raising.
+Everything that came from the target (names, paths, messages) is treated as untrusted text and
+goes through `inspector.render.escape.printable`: control and format characters and lone
+surrogates are shown escaped, so a task named with terminal escape codes cannot repaint the
+reader's terminal, and a task name that cannot be encoded cannot crash the print. Any valid
+`Snapshot` renders; odd values (NaN, negative durations, dates beyond the year 9999) print as
+``?`` rather than raising.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from inspector.model import (
     WaitInfo,
 )
 from inspector.render.durations import two_units
+from inspector.render.escape import printable
 from inspector.render.requests import request_detail_note
 
 MAX_SAMPLES_SHOWN: Final = 3
 """Distinct stacks shown per stall; a stall sampled 20 times usually shows one or two."""
 MAX_FOLDED_NAMES: Final = 5
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/")
 _STDLIB_MARKER = re.compile(r"/lib/python\d+\.\d+/")
 
@@ -112,17 +114,17 @@ class _View:
 
     def header(self) -> None:
         p = self.s.process
-        argv = " ".join(_clean(arg) for arg in p.argv) or "?"
+        argv = " ".join(printable(arg) for arg in p.argv) or "?"
         self.add(self.style.title(f"Process {p.pid}: {argv}"))
-        python = _clean(p.python)
+        python = printable(p.python)
         facts = [python if "Py" in python else f"Python {python}"] if python else []
         if p.uvicorn:
-            facts.append(f"uvicorn {_clean(p.uvicorn)}")
+            facts.append(f"uvicorn {printable(p.uvicorn)}")
         loop_impl = self.s.loop.implementation if self.s.loop else p.loop
         if loop_impl:
-            facts.append(f"loop {_clean(loop_impl)}")
+            facts.append(f"loop {printable(loop_impl)}")
         if p.app:
-            facts.append(f"app {_clean(p.app)}")
+            facts.append(f"app {printable(p.app)}")
         if p.worker is not None:
             facts.append(f"worker {p.worker}")
         if p.ppid is not None:
@@ -132,12 +134,12 @@ class _View:
         when = [f"snapshot taken {_datetime(self.s.taken_at)}"]
         if p.started_at is not None:
             when.append(f"up {_duration(self.s.taken_at - p.started_at)}")
-        described = _SOURCES.get(self.s.source, _clean(str(self.s.source)))
+        described = _SOURCES.get(self.s.source, printable(str(self.s.source)))
         if p.agent_version:
-            described += f" {_clean(p.agent_version)}"
+            described += f" {printable(p.agent_version)}"
         when.append(f"from {described}")
         if p.cwd:
-            when.append(f"cwd {_clean(p.cwd)}")
+            when.append(f"cwd {printable(p.cwd)}")
         self.add("  " + " · ".join(when))
         if self.s.source == "aiomonitor":
             self.add("  no inspector agent: tasks and stacks only")
@@ -155,7 +157,7 @@ class _View:
         else:
             parts.append("agent health: ok")
         if h.probes:
-            parts.append(f"probes {', '.join(_clean(p) for p in h.probes)}")
+            parts.append(f"probes {', '.join(printable(p) for p in h.probes)}")
         if h.collect_seconds:
             parts.append(f"collected in {_duration(h.collect_seconds)}")
         if h.dropped_events:
@@ -167,7 +169,7 @@ class _View:
             )
         text = " · ".join(parts)
         for error in h.recent_errors[-3:]:
-            text += "\n    " + self.style.warn(_line(error))
+            text += "\n    " + self.style.warn(printable(error))
         return text
 
     def loop(self) -> None:
@@ -210,7 +212,7 @@ class _View:
         label = stall.request_label or stall.background_label
         who = []
         if label:
-            who.append(_clean(label))
+            who.append(printable(label))
         if stall.task_name or stall.task_id is not None:
             who.append(f"task {self.task_name(stall.task_id, stall.task_name)}")
         when = f"{_clock(stall.started_at)} ({_ago(self.s.taken_at - stall.started_at)})"
@@ -272,8 +274,8 @@ class _View:
             for route in self.s.routes:
                 rows.append(
                     (
-                        _line(route.method),
-                        _line(route.route),
+                        printable(route.method),
+                        printable(route.route),
                         str(route.count),
                         str(route.errors),
                         _duration(route.p50),
@@ -286,24 +288,24 @@ class _View:
         self.blank()
 
     def request(self, request: RequestInfo, *, in_flight: bool) -> None:
-        parts = [f"#{request.id}", f"{_line(request.method)} {_line(request.path)}"]
+        parts = [f"#{request.id}", f"{printable(request.method)} {printable(request.path)}"]
         if request.status is not None:
             status = str(request.status)
             parts.append(self.style.bad(status) if request.status >= 500 else status)
         if in_flight or request.phase != "done":
-            parts.append(_clean(request.phase))
+            parts.append(printable(request.phase))
         if not request.detailed:
             parts.append("(no full record)")
         parts.append(_duration(request.duration))
         if request.route and request.route != request.path:
-            parts.append(f"route {_line(request.route)}")
+            parts.append(f"route {printable(request.route)}")
         if request.scheme not in ("http", "https"):
-            parts.append(_line(request.scheme))
+            parts.append(printable(request.scheme))
         if request.task_id is not None:
             name = self.task_name(request.task_id)  # "task 0x…" once the task is gone
             parts.append(f"task {name}" if request.task_id in self._tasks else name)
         if request.client:
-            parts.append(f"client {_line(request.client)}")
+            parts.append(f"client {printable(request.client)}")
         if request.bytes_sent:
             parts.append(f"{request.bytes_sent:,} bytes sent")
         line = "  " + "  ".join(parts)
@@ -319,7 +321,7 @@ class _View:
         if request.background_ids:
             self.add("      background jobs: " + ", ".join(f"#{b}" for b in request.background_ids))
         if request.error:
-            self.add("      " + self.style.bad(f"raised {_line(request.error)}"))
+            self.add("      " + self.style.bad(f"raised {printable(request.error)}"))
 
     def background(self) -> None:
         if not self.available("background"):
@@ -331,12 +333,12 @@ class _View:
         self.blank()
 
     def job(self, job: BackgroundJob) -> None:
-        state = _clean(job.state)
+        state = printable(job.state)
         if job.state in ("failed", "dropped", "skipped"):
             state = self.style.bad(state.upper())
         elif job.state == "cancelled":
             state = self.style.warn(state)
-        line = f"  #{job.id}  {_line(job.function)}  {state}"
+        line = f"  #{job.id}  {printable(job.function)}  {state}"
         if job.request_id is not None:
             line += f"  for {self.request_ref(job.request_id)}"
         if job.dispatch:
@@ -356,9 +358,9 @@ class _View:
             times.append(f"task {self.task_name(job.task_id)}")
         self.add("      " + "; ".join(times))
         if job.reason:
-            self.add("      why: " + _line(job.reason))
+            self.add("      why: " + printable(job.reason))
         if job.flagged:
-            self.add("      " + self.style.warn("problem: " + _line(job.flagged)))
+            self.add("      " + self.style.warn("problem: " + printable(job.flagged)))
         if job.error is not None:
             self.exception_info(job.error, indent=6)
 
@@ -396,12 +398,12 @@ class _View:
         self.blank()
 
     def thread(self, thread: ThreadInfo) -> None:
-        facts = [_clean(thread.pool)]
+        facts = [printable(thread.pool)]
         if thread.busy:
             facts.append("busy")
         elif thread.pool in ("anyio", "executor"):
             facts.append("idle")
-        line = f"  Thread {thread.id} {_line(thread.name)!r} ({', '.join(facts)})"
+        line = f"  Thread {thread.id} '{printable(thread.name)}' ({', '.join(facts)})"
         if thread.request_id is not None:
             line += f" for {self.request_ref(thread.request_id)}"
         self.add(line)
@@ -423,33 +425,33 @@ class _View:
 
     def exception_event(self, event: ExceptionEvent) -> None:
         count = f" ×{event.count}" if event.count > 1 else ""
-        headline = f"{_line(event.error.type)}: {_line(event.error.message)}"
-        self.add(f"  #{event.id}  {_clean(event.kind)}{count}  {self.style.bad(headline)}")
+        headline = f"{printable(event.error.type)}: {printable(event.error.message)}"
+        self.add(f"  #{event.id}  {printable(event.kind)}{count}  {self.style.bad(headline)}")
         facts = [f"{'last ' if event.count > 1 else ''}{_clock(event.at)}"]
         if event.location is not None:
             facts.insert(0, f"at {self.where(event.location)}")
         if event.task_name:
-            facts.append(f"task {_line(event.task_name)}")
+            facts.append(f"task {printable(event.task_name)}")
         if event.request_label or event.request_id is not None:
-            label = _line(event.request_label) if event.request_label else ""
+            label = printable(event.request_label) if event.request_label else ""
             ref = f"#{event.request_id}" if event.request_id is not None else ""
             facts.append("during " + " ".join(part for part in (label, ref) if part))
         self.add("      " + "; ".join(facts))
         if event.location is not None and event.location.code:
-            self.add("          " + self.style.app(_line(event.location.code)))
+            self.add("          " + self.style.app(printable(event.location.code)))
         self.exception_info(event.error, indent=6, headline=False)
 
     def exception_info(self, error: ExceptionInfo, *, indent: int, headline: bool = True) -> None:
         pad = " " * indent
         if headline:
-            self.add(pad + self.style.bad(f"{_line(error.type)}: {_line(error.message)}"))
+            self.add(pad + self.style.bad(f"{printable(error.type)}: {printable(error.message)}"))
         if error.traceback:
             self.add(pad + self.style.dim("Traceback (innermost last):"))
             self.stack(error.traceback, indent=indent + 2)
-        message_lines = error.message.splitlines()
+        message_lines = printable(error.message, multiline=True).split("\n")
         if headline is False and len(message_lines) > 1:
             for extra in message_lines[1:8]:
-                self.add(pad + "  " + _clean(extra))
+                self.add(pad + "  " + printable(extra))
 
     def tasks(self) -> None:
         if not self.available("tasks"):
@@ -463,12 +465,12 @@ class _View:
         self.blank()
 
     def task(self, task: TaskInfo, same: Sequence[TaskInfo]) -> None:
-        state = _clean(task.state)
+        state = printable(task.state)
         if task.state == "running":
             state = self.style.warn("RUNNING")
         elif task.state == "failed":
             state = self.style.bad("FAILED")
-        line = f"  {self.style.title(self.task_name(task.id))}  {state}  {_line(task.coro)}"
+        line = f"  {self.style.title(self.task_name(task.id))}  {state}  {printable(task.coro)}"
         if task.age is not None:
             line += f"  age {_duration(task.age)}"
         if task.request_id is not None:
@@ -481,7 +483,7 @@ class _View:
             facts.append(f"created at {self.where(task.created_at)}")
         self.add(self.style.dim("      " + "; ".join(facts)))
         if task.exception:
-            self.add("      " + self.style.bad("exception: " + _line(task.exception)))
+            self.add("      " + self.style.bad("exception: " + printable(task.exception)))
         if task.id == self.s.current_task_id and self.s.loop_thread_stack:
             self.add("      running now: its stack is the loop thread's stack above")
         elif task.stack:
@@ -507,7 +509,7 @@ class _View:
         knows (the request each task serves) and what the description leaves out.
         """
         described = bool(wait.description.strip())
-        text = _line(wait.description) if described else _clean(wait.kind)
+        text = printable(wait.description) if described else printable(wait.kind)
         if wait.object_id is not None and _hex(wait.object_id) not in text:
             first, space, rest = text.partition(" ")
             if _IDENTIFIER.fullmatch(first):
@@ -540,7 +542,7 @@ class _View:
 
     def _mention(self, task_id: int, text: str) -> bool:
         task = self._tasks.get(task_id)
-        return task is not None and _line(task.name) in text
+        return task is not None and printable(task.name) in text
 
     def _with_requests(self, text: str, task_ids: Sequence[int]) -> str:
         """Name the request next to each task the text mentions as "Task-12 (transfer)"."""
@@ -549,9 +551,11 @@ class _View:
             request = self._task_request(task_id)
             if task is None or request is None:
                 continue
-            label = f"{_line(task.name)} ({_line(task.coro)})"
+            label = f"{printable(task.name)} ({printable(task.coro)})"
             if label in text:
-                text = text.replace(label, f"{_line(task.name)} ({_line(task.coro)}, {request})")
+                text = text.replace(
+                    label, f"{printable(task.name)} ({printable(task.coro)}, {request})"
+                )
         return text
 
     # --- building blocks -------------------------------------------------------------------
@@ -559,24 +563,24 @@ class _View:
     def stack(self, frames: Iterable[Frame], *, indent: int) -> None:
         pad = " " * indent
         for frame in frames:
-            where = f"{_line(frame.function)} ({self.path(frame.file)}:{frame.line})"
+            where = f"{printable(frame.function)} ({self.path(frame.file)}:{frame.line})"
             library = _is_library(frame.file)
             self.add(pad + (self.style.dim(where) if library else self.style.app(where)))
             if frame.code:
-                self.add(pad + "    " + _line(frame.code))
+                self.add(pad + "    " + printable(frame.code))
 
     def where(self, frame: Frame) -> str:
-        return f"{self.path(frame.file)}:{frame.line} in {_line(frame.function)}"
+        return f"{self.path(frame.file)}:{frame.line} in {printable(frame.function)}"
 
     def path(self, file: str) -> str:
-        return _clean(_short_path(file, self.cwd))
+        return printable(_short_path(file, self.cwd))
 
     def task_name(self, task_id: int | None, fallback: str | None = None) -> str:
         task = self._tasks.get(task_id) if task_id is not None else None
         if task is not None:
-            return _line(task.name)
+            return printable(task.name)
         if fallback:
-            return _line(fallback)
+            return printable(fallback)
         return f"task {_hex(task_id)}" if task_id is not None else "?"
 
     def task_ref(self, task_id: int) -> str:
@@ -590,17 +594,17 @@ class _View:
         if task is None or task.request_id is None:
             return None
         request = self._requests.get(task.request_id)
-        return f"{_line(request.method)} {_line(request.path)}" if request else None
+        return f"{printable(request.method)} {printable(request.path)}" if request else None
 
     def request_ref(self, request_id: int) -> str:
         request = self._requests.get(request_id)
         if request is None:
             return f"request #{request_id}"
-        return f"{_line(request.method)} {_line(request.path)} (#{request_id})"
+        return f"{printable(request.method)} {printable(request.path)} (#{request_id})"
 
     def thread_name(self, thread_id: int) -> str:
         thread = self._threads.get(thread_id)
-        return f"{thread_id} {_line(thread.name)!r}" if thread else str(thread_id)
+        return f"{thread_id} '{printable(thread.name)}'" if thread else str(thread_id)
 
     def available(self, capability: str) -> bool:
         if capability in self.s.capabilities:
@@ -667,16 +671,6 @@ def _fold(tasks: Sequence[TaskInfo]) -> list[list[TaskInfo]]:
 
 
 # --- text helpers ---------------------------------------------------------------------------
-
-
-def _clean(text: str) -> str:
-    """Escape control characters (terminal escape codes above all) in text from the target."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def _line(text: str) -> str:
-    """`_clean`, on one line."""
-    return _clean(text.replace("\r\n", "\n").replace("\n", " ⏎ ").replace("\t", " "))
 
 
 def _s(count: int) -> str:

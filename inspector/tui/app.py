@@ -25,6 +25,7 @@ from inspector.client.source import Source
 from inspector.model import Snapshot
 from inspector.protocol import Hello, Result
 from inspector.tui import formatting
+from inspector.tui.content import palette_text, printable
 from inspector.tui.messages import (
     OpenRequest,
     OpenTask,
@@ -527,10 +528,13 @@ class InspectorApp(App[int]):
             # A restarted worker on the same port: the poller reconnects to it by itself.
             self.current_worker = same_address
             self.notify(
-                f"Worker pid {gone.pid} is gone; pid {same_address.pid} replaced it on "
-                f"{same_address.address}.",
+                printable(
+                    f"Worker pid {gone.pid} is gone; pid {same_address.pid} replaced it on "
+                    f"{same_address.address}."
+                ),
                 title="Worker restarted",
                 severity="warning",
+                markup=False,
             )
             return
         answering = [s.worker for s in self.worker_statuses if s.error is None]
@@ -582,7 +586,7 @@ class InspectorApp(App[int]):
         self._refresh_header()
         self._refresh_tab_labels()
         if not quiet:
-            self.notify(f"Showing {self.worker_label()}.")
+            self.notify(f"Showing {self.worker_label()}.", markup=False)
 
     @on(SwitchWorker)
     def switch_on_request(self, message: SwitchWorker) -> None:
@@ -673,19 +677,25 @@ class InspectorApp(App[int]):
         try:
             path.write_text(protocol.encode_snapshot_file(snapshot), encoding="utf-8")
         except OSError as error:
-            self.call_from_thread(self.notify, f"Could not save: {error}", severity="error")
+            self.call_from_thread(
+                self.notify, printable(f"Could not save: {error}"), severity="error", markup=False
+            )
             return
         self.saved_paths.append(path)
-        self.call_from_thread(self.notify, f"Saved {path}", title="Snapshot saved")
+        self.call_from_thread(
+            self.notify, printable(f"Saved {path}"), title="Snapshot saved", markup=False
+        )
 
     def action_copy_location(self) -> None:
         frame = self.active_view.current_location()
         if frame is None:
             self.notify("No source line under the cursor here.", severity="warning")
             return
-        text = formatting.full_location(frame)
+        # Escaped like everything shown: a file name with a newline or an escape sequence would
+        # otherwise run in the shell it is pasted into.
+        text = printable(formatting.full_location(frame))
         self.copy_to_clipboard(text)
-        self.notify(f"Copied {text}")
+        self.notify(f"Copied {text}", markup=False)
 
     def cancel_refusal(self) -> str | None:
         """Why a task cannot be cancelled now, or None when it can."""
@@ -712,7 +722,9 @@ class InspectorApp(App[int]):
             return
         refusal = self.cancel_refusal()
         if refusal is not None:
-            self.notify(f"Cannot cancel: {refusal}.", severity="error", title="Refused")
+            self.notify(
+                f"Cannot cancel: {refusal}.", severity="error", title="Refused", markup=False
+            )
             return
         task = observation.task(task_id)
         if task is None:
@@ -736,12 +748,13 @@ class InspectorApp(App[int]):
     async def _cancel(self, task_id: int) -> None:
         result = await asyncio.wrap_future(self.poller.cancel_task(task_id))
         self.last_result = result
+        # The message is the agent's: text from the target.
         if result.ok:
-            self.notify(result.message or f"Task #{task_id} cancelled.", title="Cancelled")
+            message = printable(result.message or f"Task #{task_id} cancelled.")
+            self.notify(message, title="Cancelled", markup=False)
         else:
-            self.notify(
-                result.message or "The target refused.", title="Not cancelled", severity="error"
-            )
+            message = printable(result.message or "The target refused.")
+            self.notify(message, title="Not cancelled", severity="error", markup=False)
         self.poller.wake()
 
     # --- command palette -------------------------------------------------------------------
@@ -778,7 +791,7 @@ class InspectorApp(App[int]):
             for position, worker in enumerate(self.group_workers, start=1):
                 yield SystemCommand(
                     f"Switch to worker {position}/{total} (pid {worker.pid})",
-                    f"Show worker pid {worker.pid}, agent {worker.address}",
+                    f"Show worker pid {worker.pid}, agent {palette_text(worker.address)}",
                     lambda worker=worker: self.switch_to_worker(worker),
                 )
         yield SystemCommand("Poll faster", "Shorten the refresh interval (-)", self.action_faster)

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Static
 
 from inspector.tui import formatting
+from inspector.tui.content import plain, printable
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 
 
@@ -128,11 +129,13 @@ class PickerApp(App[str]):
         if candidate is None:
             hint.update("")
         elif candidate.address:
-            hint.update(f"pid {candidate.pid}: agent on {candidate.address}")
+            hint.update(plain(f"pid {candidate.pid}: agent on {candidate.address}"))
         else:
             hint.update(
-                f"pid {candidate.pid} has no agent: "
-                f"{candidate.hint or 'start it with inspector run'}"
+                plain(
+                    f"pid {candidate.pid} has no agent: "
+                    f"{candidate.hint or 'start it with inspector run'}"
+                )
             )
 
     @on(LiveTable.Selected)
@@ -142,9 +145,10 @@ class PickerApp(App[str]):
             self.exit(candidate.address)
         else:
             self.notify(
-                candidate.hint or "This process has no inspector agent.",
+                printable(candidate.hint or "This process has no inspector agent."),
                 severity="warning",
                 timeout=8,
+                markup=False,
             )
 
 

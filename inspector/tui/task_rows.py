@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from inspector.model import RequestInfo, Snapshot, TaskInfo
+from inspector.render.escape import printable
 from inspector.tui import formatting
 from inspector.tui.widgets.cells import Row
 
@@ -70,8 +71,9 @@ def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) ->
 
 
 def search_text(row: Row, task: TaskInfo) -> str:
-    cells = [cell if isinstance(cell, str) else cell[0] for cell in row]
-    return " ".join((*cells, task.coro)).lower()
+    """What the filter matches: the text as the table shows it (escaped), and the coroutine."""
+    cells = [printable(cell if isinstance(cell, str) else cell[0]) for cell in row]
+    return " ".join((*cells, printable(task.coro))).lower()
 
 
 def build_task_rows(

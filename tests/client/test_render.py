@@ -225,6 +225,30 @@ def test_escape_codes_from_the_target_are_shown_not_obeyed() -> None:
     assert "\x1b]0;" not in colored and "\x1b[2J" not in colored
 
 
+def test_bidi_controls_c1_and_lone_surrogates_are_shown_escaped() -> None:
+    """A name with U+202E would reverse the rest of the line; one with a lone surrogate made
+    the print fail; a C1 CSI (U+009B) is an escape sequence on its own on some terminals."""
+    evil = "txt\u202egpj.exe \x9b2J x\ud800y \u2066\u2028"
+    snapshot = Snapshot(
+        process=ProcessInfo(pid=1, argv=(evil,)),
+        taken_at=NOW,
+        tasks=(
+            TaskInfo(
+                id=1,
+                name=evil,
+                state="failed",
+                coro=evil,
+                exception=evil,
+                stack=(Frame(file=evil, line=1, function=evil, code=evil),),
+            ),
+        ),
+    )
+    for text in (render_snapshot(snapshot), render_snapshot(snapshot, color=True)):
+        text.encode("utf-8")  # what print() does: a lone surrogate raises here
+        assert not any(char in text for char in "\u202e\x9b\u2066\u2028")
+        assert "txt\\u202egpj.exe \\x9b2J x\\ud800y \\u2066\\u2028" in text
+
+
 def test_colour_only_when_asked() -> None:
     assert "\x1b[" not in TEXT
     assert "\x1b[1mProcess 4242" in render_snapshot(factories.rich_snapshot(), color=True)

@@ -8,9 +8,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
+
+from inspector.tui.content import plain
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -29,9 +30,10 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog"):
-            yield Static(Content(self.question), id="confirm-question")
+            # The question names a task: text from the target, shown escaped and plain.
+            yield Static(plain(self.question), id="confirm-question")
             if self.detail:
-                yield Static(Content(self.detail), id="confirm-detail")
+                yield Static(plain(self.detail), id="confirm-detail")
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes_label} (y)", variant="error", id="confirm-yes")
                 yield Button("No (n)", variant="primary", id="confirm-no")

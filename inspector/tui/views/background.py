@@ -8,15 +8,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.markup import escape
 from textual.widgets import Static
 
 from inspector.model import BackgroundJob, Frame, Snapshot
 from inspector.tui import formatting
+from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import exception_markup
+from inspector.tui.widgets.stack_text import exception_content
 
 STATE_TONES = {
     "failed": "error",
@@ -64,25 +64,35 @@ def job_row(job: BackgroundJob, snapshot: Snapshot) -> Row:
     )
 
 
-def job_markup(job: BackgroundJob, snapshot: Snapshot) -> str:
+def job_content(job: BackgroundJob, snapshot: Snapshot) -> Content:
     tone = {"error": "$text-error", "warning": "$text-warning", "success": "$text-success"}.get(
         STATE_TONES.get(job.state, ""), "$foreground"
     )
     lines = [
-        f"[b]{escape(job.function)}[/b] [{tone}]{job.state}[/] · "
-        f"{escape(request_text(job, snapshot))}"
-        + (f" · ran in {job.dispatch}" if job.dispatch else "")
+        markup(
+            f"[b]$function[/b] [{tone}]$state[/] · $request"
+            + (" · ran in $dispatch" if job.dispatch else ""),
+            function=job.function,
+            state=job.state,
+            request=request_text(job, snapshot),
+            dispatch=job.dispatch or "",
+        )
     ]
     if job.call_site is not None:
-        code = f"  [dim]{escape(job.call_site.code)}[/dim]" if job.call_site.code else ""
-        lines.append(f"[b]Added at[/b] {escape(formatting.location(job.call_site))}{code}")
+        lines.append(
+            markup(
+                "[b]Added at[/b] $where" + ("  [dim]$code[/dim]" if job.call_site.code else ""),
+                where=formatting.location(job.call_site),
+                code=job.call_site.code or "",
+            )
+        )
     if job.reason:
-        lines.append(f"[b]Why[/b] {escape(job.reason)}")
+        lines.append(markup("[b]Why[/b] $reason", reason=job.reason))
     if job.flagged:
-        lines.append(f"[$text-warning]⚠ {escape(job.flagged)}[/]")
+        lines.append(markup("[$text-warning]⚠ $flagged[/]", flagged=job.flagged))
     if job.error is not None:
-        lines.append(exception_markup(job.error))
-    return "\n".join(lines)
+        lines.append(exception_content(job.error))
+    return Content("\n").join(lines)
 
 
 class BackgroundView(View):
@@ -135,7 +145,7 @@ class BackgroundView(View):
         if job is None or self.observation is None:
             detail.update("")
             return
-        detail.update(Content.from_markup(job_markup(job, self.observation.snapshot)))
+        detail.update(job_content(job, self.observation.snapshot))
 
     def current_location(self) -> Frame | None:
         job = self._jobs().get(self.table.cursor_key or "")

@@ -6,15 +6,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.markup import escape
 from textual.widgets import Static
 
 from inspector.model import ExceptionEvent, Frame
 from inspector.tui import formatting
+from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import exception_markup
+from inspector.tui.widgets.stack_text import exception_content
 
 KIND_TEXT = {
     "task-exception-unretrieved": "task failed, never awaited",
@@ -49,21 +49,30 @@ def event_row(event: ExceptionEvent, now: float) -> Row:
     )
 
 
-def event_markup(event: ExceptionEvent) -> str:
+def event_content(event: ExceptionEvent) -> Content:
     lines = [
-        f"[b]{KIND_TEXT.get(event.kind, event.kind)}[/b]"
-        + (f" · {escape(event.request_label)}" if event.request_label else "")
-        + (f" · {escape(event.task_name)}" if event.task_name else "")
-        + (f" · seen {event.count} times" if event.count > 1 else "")
+        markup(
+            "[b]$kind[/b]"
+            + (" · $request" if event.request_label else "")
+            + (" · $task" if event.task_name else "")
+            + (f" · seen {event.count} times" if event.count > 1 else ""),
+            kind=KIND_TEXT.get(event.kind, event.kind),
+            request=event.request_label or "",
+            task=event.task_name or "",
+        )
     ]
     if event.location is not None:
-        code = f"  [dim]{escape(event.location.code)}[/dim]" if event.location.code else ""
         lines.append(
-            f"[b]At[/b] {escape(formatting.location(event.location))} in "
-            f"{escape(event.location.function)}{code}"
+            markup(
+                "[b]At[/b] $where in $function"
+                + ("  [dim]$code[/dim]" if event.location.code else ""),
+                where=formatting.location(event.location),
+                function=event.location.function,
+                code=event.location.code or "",
+            )
         )
-    lines.append(exception_markup(event.error))
-    return "\n".join(lines)
+    lines.append(exception_content(event.error))
+    return Content("\n").join(lines)
 
 
 class ExceptionsView(View):
@@ -104,7 +113,7 @@ class ExceptionsView(View):
     def _show_detail(self) -> None:
         event = self._events().get(self.table.cursor_key or "")
         detail = self.query_one("#exception-detail", Static)
-        detail.update(Content.from_markup(event_markup(event)) if event is not None else "")
+        detail.update(event_content(event) if event is not None else "")
 
     def current_location(self) -> Frame | None:
         event = self._events().get(self.table.cursor_key or "")

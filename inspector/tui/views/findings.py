@@ -9,7 +9,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.markup import escape
 from textual.reactive import reactive
 from textual.widgets import Static
 
@@ -17,6 +16,7 @@ from inspector.diagnose import unchecked
 from inspector.diagnose.findings import Finding
 from inspector.model import Frame, Snapshot
 from inspector.tui import formatting
+from inspector.tui.content import markup
 from inspector.tui.messages import OpenRequest, OpenTask
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
@@ -50,57 +50,81 @@ def request_id_for(finding: Finding, snapshot: Snapshot) -> int | None:
     return None
 
 
-def mark_markup(finding: Finding, expanded: bool) -> str:
+def mark_content(finding: Finding, expanded: bool) -> Content:
     style = SEVERITY_STYLE.get(finding.severity, "$foreground")
     mark = SEVERITY_MARK.get(finding.severity, "•")
-    return f"{'▾' if expanded else '▸'} [{style}]{mark}[/]"
+    return Content.from_markup(f"{'▾' if expanded else '▸'} [{style}]{mark}[/]")
 
 
-def title_markup(finding: Finding) -> str:
+def title_content(finding: Finding) -> Content:
     count = f" [dim]×{finding.count}[/dim]" if finding.count > 1 else ""
-    where = (
-        f"  [dim]{escape(formatting.location(finding.location))}[/dim]" if finding.location else ""
+    where = "  [dim]$where[/dim]" if finding.location else ""
+    return markup(
+        f"[b]$title[/b]{count}{where}",
+        title=finding.title,
+        where=formatting.location(finding.location),
     )
-    return f"[b]{escape(finding.title)}[/b]{count}{where}"
 
 
-def evidence_markup(finding: Finding, snapshot: Snapshot | None) -> str:
+def evidence_content(finding: Finding, snapshot: Snapshot | None) -> Content:
     """The expanded part: what was seen, how to fix it, where, and links to tasks and requests."""
     style = SEVERITY_STYLE.get(finding.severity, "$foreground")
-    lines = [f"[{style}]{finding.severity}[/] · [dim]{escape(finding.kind)}[/dim]"]
+    lines = [
+        markup(
+            f"[{style}]$severity[/] · [dim]$kind[/dim]",
+            severity=finding.severity,
+            kind=finding.kind,
+        )
+    ]
     if finding.detail:
-        lines.append(escape(finding.detail))
+        lines.append(markup("$detail", detail=finding.detail))
     if finding.hint:
-        lines.append(f"[b $text-success]Fix:[/] {escape(finding.hint)}")
+        lines.append(markup("[b $text-success]Fix:[/] $hint", hint=finding.hint))
     if finding.location is not None:
         frame = finding.location
-        code = f"  [dim]{escape(frame.code)}[/dim]" if frame.code else ""
         lines.append(
-            f"[b]At:[/b] {escape(formatting.location(frame))} in {escape(frame.function)}{code}"
+            markup(
+                "[b]At:[/b] $where in $function" + ("  [dim]$code[/dim]" if frame.code else ""),
+                where=formatting.location(frame),
+                function=frame.function,
+                code=frame.code or "",
+            )
         )
     for frame in finding.related[:6]:
         lines.append(
-            f"[dim]Also:[/dim] {escape(formatting.location(frame))} in {escape(frame.function)}"
+            markup(
+                "[dim]Also:[/dim] $where in $function",
+                where=formatting.location(frame),
+                function=frame.function,
+            )
         )
-    links = []
+    links: list[Content] = []
     if finding.task_ids:
-        shown = ", ".join(task_link(task_id, snapshot) for task_id in finding.task_ids[:6])
+        shown = Content(", ").join(task_link(task_id, snapshot) for task_id in finding.task_ids[:6])
         more = len(finding.task_ids) - 6
-        links.append(f"[b]Tasks:[/b] {shown}" + (f" and {more} more" if more > 0 else ""))
+        links.append(
+            Content.from_markup("[b]Tasks:[/b] ")
+            + shown
+            + (f" and {more} more" if more > 0 else "")
+        )
     request_id = request_id_for(finding, snapshot) if snapshot is not None else None
     if finding.request:
-        label = escape(finding.request)
         links.append(
-            f"[b]Request:[/b] [@click=app.open_request({request_id})]{label}[/]"
-            if request_id is not None
-            else f"[b]Request:[/b] {label}"
+            markup(
+                f"[b]Request:[/b] [@click=app.open_request({request_id})]$label[/]"
+                if request_id is not None
+                else "[b]Request:[/b] $label",
+                label=finding.request,
+            )
         )
     if finding.worker is not None:
-        links.append(f"[b]Worker:[/b] {finding.worker}")
+        links.append(markup("[b]Worker:[/b] $worker", worker=finding.worker))
     if links:
-        lines.append("   ".join(links))
-    lines.append("[dim]t task · r request · c copy location · enter collapse[/dim]")
-    return "\n".join(lines)
+        lines.append(Content("   ").join(links))
+    lines.append(
+        Content.from_markup("[dim]t task · r request · c copy location · enter collapse[/dim]")
+    )
+    return Content("\n").join(lines)
 
 
 class FindingItem(Vertical, can_focus=True):
@@ -134,15 +158,11 @@ class FindingItem(Vertical, can_focus=True):
         self._render_parts()
 
     def _render_parts(self) -> None:
-        self.query_one(".finding-mark", Static).update(
-            Content.from_markup(mark_markup(self.finding, self.expanded))
-        )
-        self.query_one(".finding-title", Static).update(
-            Content.from_markup(title_markup(self.finding))
-        )
+        self.query_one(".finding-mark", Static).update(mark_content(self.finding, self.expanded))
+        self.query_one(".finding-title", Static).update(title_content(self.finding))
         if self.expanded:
             self.query_one(".finding-evidence", Static).update(
-                Content.from_markup(evidence_markup(self.finding, self.snapshot))
+                evidence_content(self.finding, self.snapshot)
             )
 
     def set_finding(self, finding: Finding, snapshot: Snapshot | None) -> None:
@@ -195,7 +215,7 @@ class FindingsView(View):
         if not findings:
             missing = unchecked(snapshot)
             empty.update(
-                Content.from_markup(
+                markup(
                     "[$text-success]✓ Nothing wrong found in the latest snapshot.[/]\n\n"
                     "[dim]Stalls, requests, tasks and exceptions are in the other views "
                     "(2–8).[/dim]"

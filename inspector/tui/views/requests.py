@@ -8,12 +8,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.widgets import Static
 
 from inspector.model import Frame, RequestInfo, RouteStats
 from inspector.render.requests import request_detail_note
 from inspector.tui import formatting
+from inspector.tui.content import plain
 from inspector.tui.messages import OpenTask, OpenThread
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
@@ -151,7 +151,7 @@ class RequestsView(View):
         )
         note = request_detail_note(snapshot)
         detail = self.query_one("#request-detail", Static)
-        detail.update(escape(note or ""))
+        detail.update(plain(note or ""))
         detail.display = note is not None
 
     def show_request(self, request_id: int) -> None:

@@ -6,17 +6,17 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.markup import escape
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
 from inspector.model import Frame, StackSample, Stall
 from inspector.tui import formatting
+from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import stack_markup
+from inspector.tui.widgets.stack_text import stack_content
 
 BAR_WIDTH = 20
 COLUMNS = (
@@ -66,25 +66,35 @@ def group_samples(
     return groups
 
 
-def stall_markup(stall: Stall) -> str:
+def stall_content(stall: Stall) -> Content:
     state = "[b $text-error]blocked now[/]" if stall.ongoing else "ended"
     lines = [
-        f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
-        + (f" · serving {escape(stall.request_label)}" if stall.request_label else "")
-        + (f" · background {escape(stall.background_label)}" if stall.background_label else "")
-        + (f" · task {escape(stall.task_name)}" if stall.task_name else "")
+        markup(
+            f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
+            + (" · serving $request" if stall.request_label else "")
+            + (" · background $background" if stall.background_label else "")
+            + (" · task $task" if stall.task_name else ""),
+            request=stall.request_label or "",
+            background=stall.background_label or "",
+            task=stall.task_name or "",
+        )
     ]
     if not stall.samples:
         lines.append(
-            "[dim]No stack was sampled (the stall was shorter than the sampling interval).[/dim]"
+            Content.from_markup(
+                "[dim]No stack was sampled "
+                "(the stall was shorter than the sampling interval).[/dim]"
+            )
         )
     for first, last, count, frames in group_samples(stall.samples):
         span = f"{first:.2f} s" if count == 1 else f"{first:.2f}–{last:.2f} s"
         lines.append(
-            f"[b]Sampled at {span}[/b] [dim]({count} sample{'s' if count > 1 else ''})[/dim]"
+            Content.from_markup(
+                f"[b]Sampled at {span}[/b] [dim]({count} sample{'s' if count > 1 else ''})[/dim]"
+            )
         )
-        lines.append(stack_markup(frames))
-    return "\n".join(lines)
+        lines.append(stack_content(frames))
+    return Content("\n").join(lines)
 
 
 class StallTimeline(Widget):
@@ -117,7 +127,7 @@ class StallTimeline(Widget):
         )
         left = f"{formatting.duration(span)} ago"
         axis = left + " " * max(1, width - len(left) - 3) + "now"
-        return Content.from_markup(line + "\n[dim]" + escape(axis) + "[/dim]")
+        return markup(line + "\n[dim]$axis[/dim]", axis=axis)
 
 
 class StallsView(View):
@@ -168,7 +178,7 @@ class StallsView(View):
     def _show_detail(self) -> None:
         stall = self._stalls().get(self.table.cursor_key or "")
         detail = self.query_one("#stall-detail", Static)
-        detail.update(Content.from_markup(stall_markup(stall)) if stall is not None else "")
+        detail.update(stall_content(stall) if stall is not None else "")
 
     def current_location(self) -> Frame | None:
         stall = self._stalls().get(self.table.cursor_key or "")

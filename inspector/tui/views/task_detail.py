@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.markup import escape
 from textual.widgets import Static
 
 from inspector.model import Frame, Snapshot, TaskInfo
 from inspector.tui import formatting
+from inspector.tui.content import markup, plain
 from inspector.tui.messages import OpenRequest
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
@@ -25,27 +25,34 @@ FRAME_COLUMNS = (
     Column("function", "Function", 20),
     Column("code", "Code", 20, flex=True),
 )
+COMMA = Content(", ")
 
 
-def task_link(task_id: int, snapshot: Snapshot | None) -> str:
+def task_link(task_id: int, snapshot: Snapshot | None) -> Content:
     task = snapshot.task(task_id) if snapshot is not None else None
-    label = escape(task.name if task else f"task {task_id}")
-    return f"[@click=app.open_task({task_id})]{label}[/]"
+    label = task.name if task else f"task {task_id}"
+    return markup(f"[@click=app.open_task({task_id})]$label[/]", label=label)
 
 
-def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> str:
-    """The facts about a task as Content markup, with links to related tasks and requests."""
-    esc = escape  # names, paths and code come from the target: never read them as markup
+def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> Content:
+    """The facts about a task, with links to related tasks and requests."""
     state_tone = {"failed": "$text-error", "running": "$text-accent", "cancelled": "$text-muted"}
     tone = state_tone.get(task.state, "$text-success" if task.state == "done" else "$foreground")
     lines = [
-        f"[b]{esc(task.name)}[/b]  [dim]#{task.id}[/dim]  [{tone}]{task.state}[/]  "
-        f"age {formatting.duration(task.age)}  [dim]{esc(task.coro)}[/dim]"
+        markup(
+            f"[b]$name[/b]  [dim]#{task.id}[/dim]  [{tone}]$state[/]  "
+            f"age {formatting.duration(task.age)}  [dim]$coro[/dim]",
+            name=task.name,
+            state=task.state,
+            coro=task.coro,
+        )
     ]
     if gone:
         lines.append(
-            "[$text-warning]This task is gone from the target (it finished or was "
-            "cancelled); showing the last data seen.[/]"
+            Content.from_markup(
+                "[$text-warning]This task is gone from the target (it finished or was "
+                "cancelled); showing the last data seen.[/]"
+            )
         )
     if task.request_id is not None:
         request = snapshot.request(task.request_id)
@@ -53,36 +60,52 @@ def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> str:
         if request is not None and request.route and request.route != request.path:
             label += f" ({request.route})"
         lines.append(
-            f"[b]Serving[/b]    [@click=app.open_request({task.request_id})]{esc(label)}[/]"
+            markup(
+                f"[b]Serving[/b]    [@click=app.open_request({task.request_id})]$label[/]",
+                label=label,
+            )
         )
     wait = task.waiting_on
     if wait is not None:
-        parts = [esc(wait.description or wait.kind)]
+        parts = [plain(wait.description or wait.kind)]
         if wait.holder_task_ids:
-            holders = ", ".join(task_link(t, snapshot) for t in wait.holder_task_ids)
-            parts.append(f"holder: {holders}")
+            holders = COMMA.join(task_link(t, snapshot) for t in wait.holder_task_ids)
+            parts.append(Content("holder: ") + holders)
         if wait.awaited_task_ids:
-            awaited = ", ".join(task_link(t, snapshot) for t in wait.awaited_task_ids[:8])
+            awaited = COMMA.join(task_link(t, snapshot) for t in wait.awaited_task_ids[:8])
             more = len(wait.awaited_task_ids) - 8
-            parts.append(f"awaits {awaited}" + (f" and {more} more" if more > 0 else ""))
+            parts.append(Content("awaits ") + awaited + (f" and {more} more" if more > 0 else ""))
         if wait.thread_id is not None:
-            parts.append(f"in [@click=app.open_thread({wait.thread_id})]thread {wait.thread_id}[/]")
+            parts.append(
+                Content.from_markup(
+                    f"in [@click=app.open_thread({wait.thread_id})]thread {wait.thread_id}[/]"
+                )
+            )
         if wait.waiters is not None:
-            parts.append(f"{wait.waiters} waiting")
+            parts.append(Content(f"{wait.waiters} waiting"))
         if wait.remaining is not None:
-            parts.append(f"{formatting.duration(wait.remaining)} left")
-        lines.append(f"[b]Waits for[/b]  {' · '.join(parts)}")
+            parts.append(Content(f"{formatting.duration(wait.remaining)} left"))
+        lines.append(Content.from_markup("[b]Waits for[/b]  ") + Content(" · ").join(parts))
     if task.created_at is not None:
         created = task.created_at
         lines.append(
-            f"[b]Created at[/b] {esc(formatting.location(created))} in {esc(created.function)}"
-            + (f"  [dim]{esc(created.code)}[/dim]" if created.code else "")
+            markup(
+                "[b]Created at[/b] $where in $function"
+                + ("  [dim]$code[/dim]" if created.code else ""),
+                where=formatting.location(created),
+                function=created.function,
+                code=created.code or "",
+            )
         )
     if task.parent_task_id is not None:
-        lines.append(f"[b]Parent[/b]     {task_link(task.parent_task_id, snapshot)}")
+        lines.append(
+            Content.from_markup("[b]Parent[/b]     ") + task_link(task.parent_task_id, snapshot)
+        )
     if task.exception:
-        lines.append(f"[b]Exception[/b]  [$text-error]{esc(task.exception)}[/]")
-    return "\n".join(lines)
+        lines.append(
+            markup("[b]Exception[/b]  [$text-error]$exception[/]", exception=task.exception)
+        )
+    return Content("\n").join(lines)
 
 
 def frame_rows(frames: tuple[Frame, ...]) -> list[tuple[str, Row]]:
@@ -154,7 +177,7 @@ class TaskDetailView(View):
             self.frames.sync([])
             self.query_one("#task-actions", Static).update("")
             return
-        facts.update(Content.from_markup(describe_task(shown, snapshot, gone)))
+        facts.update(describe_task(shown, snapshot, gone))
         first_sync = self.frames.row_count == 0
         self.frames.sync(frame_rows(shown.stack))
         if first_sync and shown.stack:

@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
 from inspector.model import Frame
+from inspector.render.escape import printable
 from inspector.tui import formatting
 from inspector.tui.messages import OpenTask
 from inspector.tui.poller import Observation
@@ -160,7 +161,7 @@ class TasksView(View):
     def open_row(self, event: LiveTable.Selected) -> None:
         event.stop()
         if event.key.startswith(GROUP_PREFIX):
-            coro = event.key[len(GROUP_PREFIX) :]
+            coro = printable(event.key[len(GROUP_PREFIX) :])  # as the rows show it
             self.query_one("#task-filter", Input).value = coro
             self._requery(grouped=False, text=coro)
             return

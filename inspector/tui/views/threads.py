@@ -6,16 +6,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.markup import escape
 from textual.widgets import Static
 
 from inspector.model import Frame, Snapshot, ThreadInfo, ThreadpoolState
 from inspector.tui import formatting
+from inspector.tui.content import markup
 from inspector.tui.messages import OpenTask
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import stack_markup
+from inspector.tui.widgets.stack_text import stack_content
 
 THREAD_COLUMNS = (
     Column("name", "Thread", 20),
@@ -138,8 +138,10 @@ class ThreadsView(View):
         if thread is None:
             target.update("")
             return
-        head = f"[b]{escape(thread.name)}[/b] [dim]({thread.id}, {thread.pool})[/dim]"
-        target.update(Content.from_markup(head + "\n" + stack_markup(thread.stack)))
+        head = markup(
+            f"[b]$name[/b] [dim]({thread.id}, $pool)[/dim]", name=thread.name, pool=thread.pool
+        )
+        target.update(Content("\n").join([head, stack_content(thread.stack)]))
 
     @on(LiveTable.Selected, "#borrowers-table")
     def open_borrower(self, event: LiveTable.Selected) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from textual.content import Content
-from textual.markup import escape
 from textual.widgets import Static
 
 from inspector.model import Snapshot
 from inspector.tui import formatting
+from inspector.tui.content import markup
 
 
 def stall_sentence(snapshot: Snapshot, extra: float = 0.0) -> str | None:
@@ -46,7 +45,7 @@ class StallBanner(Static):
         sentence = stall_sentence(snapshot, extra) if snapshot is not None else None
         self.display = sentence is not None
         if sentence is not None:
-            self.update(Content.from_markup(f"[b]⚠ {escape(sentence)}[/b]"))
+            self.update(markup("[b]⚠ $sentence[/b]", sentence=sentence))
 
 
 class ConnectionBanner(Static):
@@ -67,7 +66,5 @@ class ConnectionBanner(Static):
             else ""
         )
         self.update(
-            Content.from_markup(
-                f"[b]Disconnected:[/b] {escape(reason)}.{escape(age)}{escape(retry)}"
-            )
+            markup("[b]Disconnected:[/b] $reason.$age$retry", reason=reason, age=age, retry=retry)
         )

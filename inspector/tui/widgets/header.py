@@ -10,11 +10,11 @@ from typing import Literal
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.markup import escape
 from textual.widgets import Sparkline, Static
 
 from inspector.model import ProcessInfo, Snapshot
 from inspector.tui import formatting
+from inspector.tui.content import markup, plain
 from inspector.tui.vitals import Vitals
 
 ConnectionState = Literal["connecting", "live", "paused", "disconnected", "offline"]
@@ -70,13 +70,13 @@ class TargetHeader(Vertical):
         """`group` ("worker 2/4 (pid 4242)") replaces the pid when attached to a parent."""
         badge = STATE_MARKUP[state]
         if snapshot is None:
-            who = (
-                f"[b]{escape(group)}[/b] · {escape(address)}"
-                if group
-                else f"[b]{escape(address)}[/b]"
-            )
+            who = "[b]$group[/b] · $address" if group else "[b]$address[/b]"
             self.query_one("#target-line", Static).update(
-                Content.from_markup(f"{badge}  {who}  [dim]waiting for the first snapshot[/dim]")
+                markup(
+                    f"{badge}  {who}  [dim]waiting for the first snapshot[/dim]",
+                    group=group or "",
+                    address=address,
+                )
             )
             self.query_one("#target-info", Static).update("")
             return
@@ -87,10 +87,13 @@ class TargetHeader(Vertical):
             age = f"data {formatting.duration(data_age)} old" if data_age is not None else ""
         every = f" · every {formatting.duration(interval)}" if state == "live" else ""
         worker = f" · worker {process.worker}" if process.worker is not None else ""
-        who = f"[b]{escape(group)}[/b]" if group else f"[b]pid {process.pid}[/b]{worker}"
+        who = "[b]$group[/b]" if group else f"[b]pid {process.pid}[/b]{worker}"
         self.query_one("#target-line", Static).update(
-            Content.from_markup(
-                f"{badge} {who} · [dim]{escape(age)}{every}[/dim] · {escape(command_line(process))}"
+            markup(
+                f"{badge} {who} · [dim]$age{every}[/dim] · $command",
+                group=group or "",
+                age=age,
+                command=command_line(process),
             )
         )
         loop = snapshot.loop.implementation if snapshot.loop else (process.loop or "?")
@@ -107,7 +110,7 @@ class TargetHeader(Vertical):
             f"{len(snapshot.tasks):,} tasks",
             address,
         ]
-        self.query_one("#target-info", Static).update(" · ".join(escape(p) for p in parts))
+        self.query_one("#target-info", Static).update(plain(" · ".join(parts)))
 
     def show_lag(self, snapshot: Snapshot | None) -> None:
         loop = snapshot.loop if snapshot is not None else None

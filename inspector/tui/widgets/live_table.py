@@ -27,6 +27,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from inspector.render.escape import printable
 from inspector.tui.widgets.cells import TONES, Cell, Row, Tone
 
 __all__ = ["Cell", "Column", "LiveTable", "Row", "SyncStats", "Tone"]
@@ -409,8 +410,12 @@ class LiveTable(ScrollView, can_focus=True):
 
 
 def _fit(text: str, width: int, align: str) -> str:
-    """Pad or cut `text` to exactly `width` cells, marking a cut with an ellipsis."""
-    text = text.replace("\n", " ")
+    """Pad or cut `text` to exactly `width` cells, marking a cut with an ellipsis.
+
+    Cells hold the target's names, paths and messages as they came: escaped here, once per
+    drawn line (clean text costs one `isprintable` call), so no table can forget it.
+    """
+    text = printable(text)
     length = cell_len(text)
     if length > width:
         return set_cell_size(text, width - 1) + "…" if width > 1 else set_cell_size(text, width)

@@ -1,16 +1,19 @@
-"""Provides the markup for a stack or traceback: application lines bright, library lines dim."""
+"""Provides a stack or traceback as Content: application lines bright, library lines dim."""
 
 from __future__ import annotations
 
-from textual.markup import escape
+from textual.content import Content
 
 from inspector.model import ExceptionInfo, Frame
 from inspector.tui import formatting
+from inspector.tui.content import Multiline, markup
+
+NEWLINE = Content("\n")
 
 
-def stack_markup(frames: tuple[Frame, ...], *, collapse_library: bool = True) -> str:
+def stack_content(frames: tuple[Frame, ...], *, collapse_library: bool = True) -> Content:
     """One line per frame plus its code; runs of library frames fold into one dim line."""
-    lines: list[str] = []
+    lines: list[Content] = []
     hidden = 0
     for index, frame in enumerate(frames):
         application = formatting.is_application_frame(frame)
@@ -19,31 +22,39 @@ def stack_markup(frames: tuple[Frame, ...], *, collapse_library: bool = True) ->
             hidden += 1
             continue
         if hidden:
-            lines.append(f"  [dim]… {hidden} library frame{'s' if hidden > 1 else ''}[/dim]")
+            lines.append(_hidden_frames(hidden))
             hidden = 0
-        where = escape(formatting.location(frame))
-        function = escape(frame.function)
+        where = formatting.location(frame)
         if application:
-            lines.append(f"  [b]{where}[/b] in [b]{function}[/b]")
-        else:
-            lines.append(f"  [dim]{where} in {function}[/dim]")
-        if frame.code:
-            code = escape(frame.code)
             lines.append(
-                f"      [$text-accent]{code}[/]" if application else f"      [dim]{code}[/dim]"
+                markup("  [b]$where[/b] in [b]$function[/b]", where=where, function=frame.function)
             )
+        else:
+            lines.append(
+                markup("  [dim]$where in $function[/dim]", where=where, function=frame.function)
+            )
+        if frame.code:
+            template = "      [$text-accent]$code[/]" if application else "      [dim]$code[/dim]"
+            lines.append(markup(template, code=frame.code))
     if hidden:
-        lines.append(f"  [dim]… {hidden} library frame{'s' if hidden > 1 else ''}[/dim]")
-    return "\n".join(lines) if lines else "  [dim](no frames)[/dim]"
+        lines.append(_hidden_frames(hidden))
+    return NEWLINE.join(lines) if lines else Content.from_markup("  [dim](no frames)[/dim]")
 
 
-def exception_markup(error: ExceptionInfo) -> str:
-    head = f"[b $text-error]{escape(error.type)}[/]: {escape(error.message)}"
+def _hidden_frames(count: int) -> Content:
+    return Content.from_markup(f"  [dim]… {count} library frame{'s' if count > 1 else ''}[/dim]")
+
+
+def exception_content(error: ExceptionInfo) -> Content:
+    head = markup(
+        "[b $text-error]$type[/]: $message", type=error.type, message=Multiline(error.message)
+    )
     if not error.traceback:
-        return head + "\n  [dim](no traceback)[/dim]"
-    return (
-        "Traceback (most recent call last):\n"
-        + stack_markup(error.traceback, collapse_library=False)
-        + "\n"
-        + head
+        return NEWLINE.join([head, Content.from_markup("  [dim](no traceback)[/dim]")])
+    return NEWLINE.join(
+        [
+            Content("Traceback (most recent call last):"),
+            stack_content(error.traceback, collapse_library=False),
+            head,
+        ]
     )
