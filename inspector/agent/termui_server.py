@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from inspector.agent.telnet_input import GREETING, InputViolation, TelnetInput
-from inspector.escape import printable_lines
+from inspector.escape import printable
 
 LISTEN_BACKLOG: Final = 128
 """Connections the kernel holds while the agent's thread is busy (a burst of `doctor`s)."""
@@ -185,7 +185,7 @@ class TermuiConnection(asyncio.Protocol):
     def write_text(self, text: str) -> None:
         """Text for a person: control characters escaped, new lines as telnet's CR LF."""
         if self._transport is not None:
-            data = printable_lines(text).replace("\n", "\r\n")
+            data = printable(text, multiline=True).replace("\n", "\r\n")
             self._transport.write(data.encode("utf-8", "backslashreplace"))
 
     def write_frame(self, data: bytes) -> None:

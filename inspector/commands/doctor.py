@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from inspector.commands.target_args import add_target_arguments
 from inspector.errors import ExitStatus, InspectorError
-from inspector.render.escape import printable
+from inspector.escape import printable
 
 if TYPE_CHECKING:
     from inspector.client.source import Source

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inspector.errors import ExitStatus
-from inspector.render.escape import printable
+from inspector.escape import printable
 
 HEADERS = ("PID", "ROLE", "SERVER", "APP", "AGENT", "CPU", "RSS", "UPTIME", "LISTEN")
 

@@ -25,7 +25,7 @@ from inspector.demo.expected import (
 from inspector.demo.server import HOST, DemoServer
 from inspector.demo.traffic import DemoClient, TrafficStats, Trigger, drive
 from inspector.errors import ExitStatus
-from inspector.render.escape import printable
+from inspector.escape import printable
 
 if TYPE_CHECKING:
     from inspector.client.source import Source

@@ -17,8 +17,8 @@ from typing import TextIO
 
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import short_path
+from inspector.escape import printable
 from inspector.model import Frame
-from inspector.render.escape import printable
 
 RESET = "\x1b[0m"
 STYLES: Mapping[str, str] = {

@@ -6,7 +6,7 @@ with its await chain and what it waits for. Stacks are printed innermost last, a
 tracebacks, each frame followed by its source line.
 
 Everything that came from the target (names, paths, messages) is treated as untrusted text and
-goes through `inspector.render.escape.printable`: control and format characters and lone
+goes through `inspector.escape.printable`: control and format characters and lone
 surrogates are shown escaped, so a task named with terminal escape codes cannot repaint the
 reader's terminal, and a task name that cannot be encoded cannot crash the print. Any valid
 `Snapshot` renders; odd values (NaN, negative durations, dates beyond the year 9999) print as
@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from inspector.escape import printable
 from inspector.model import (
     BackgroundJob,
     ExceptionEvent,
@@ -35,7 +36,6 @@ from inspector.model import (
     WaitInfo,
 )
 from inspector.render.durations import two_units
-from inspector.render.escape import printable
 from inspector.render.requests import request_detail_note
 
 MAX_SAMPLES_SHOWN: Final = 3

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from textual.content import Content
 
-from inspector.render.escape import printable
+from inspector.escape import printable
 
 __all__ = ["Multiline", "markup", "palette_text", "plain", "printable"]
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
+from inspector.escape import printable
 from inspector.model import RequestInfo, Snapshot, TaskInfo
-from inspector.render.escape import printable
 from inspector.tui import formatting
 from inspector.tui.widgets.cells import Row
 

@@ -98,7 +98,9 @@ def everything_seen(snapshot: Snapshot) -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with inspector_run("tests.apps.hostile_text_app:app", tmp_path_factory.mktemp("hostile")) as running:
+    with inspector_run(
+        "tests.apps.hostile_text_app:app", tmp_path_factory.mktemp("hostile")
+    ) as running:
         running.get("/spawn")
         request = urllib.request.Request(running.url("/job"), method="POST")
         urllib.request.urlopen(request, timeout=10).read()

@@ -11,8 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
+from inspector.escape import printable
 from inspector.model import Frame
-from inspector.render.escape import printable
 from inspector.tui import formatting
 from inspector.tui.messages import OpenTask
 from inspector.tui.poller import Observation

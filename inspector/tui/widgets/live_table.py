@@ -27,7 +27,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from inspector.render.escape import printable
+from inspector.escape import printable
 from inspector.tui.widgets.cells import TONES, Cell, Row, Tone
 
 __all__ = ["Cell", "Column", "LiveTable", "Row", "SyncStats", "Tone"]

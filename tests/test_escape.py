@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from inspector.render.escape import ESCAPED_CATEGORIES, printable
+from inspector.escape import ESCAPED_CATEGORIES, printable
 
 OSC_52 = "\x1b]52;c;cm0gLXJmIH4K\x07"
 """Sets the clipboard to `rm -rf ~` on terminals that allow OSC 52."""
