@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.probes import agent_client_unavailable, connect_agent, http_call
 from benchmarks.servers import Config, LoopSet, ServerError, start_server
-from inspector.agent.commands import SNAPSHOT_TTL
+from inspector.agent.snapshot import SNAPSHOT_TTL
 
 
 @dataclass(frozen=True)

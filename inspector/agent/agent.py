@@ -1,15 +1,13 @@
 """The agent's lifecycle: take a port, start aiomonitor, install the probes, close on time.
 
-One `Agent` per server process in the usual case; every started agent is kept in a registry
-until it closes, so that metrics can find it and an exit without lifespan still removes its
-registration file. Ports live in `ports`, aiomonitor's guards in `monitor`, and
-`instrument(app)` in `instrumented`.
+One `Agent` per server process in the usual case; every started agent is kept in
+`inspector.agent.registry` until it closes. Ports live in `ports`, aiomonitor's guards in
+`monitor`, snapshots in `snapshot`, and `instrument(app)` in `instrumented`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import os
 import platform
@@ -20,12 +18,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from inspector import __version__
+from inspector.agent import registry
 from inspector.agent.budget import CpuBudget
 from inspector.agent.errors import AgentStartError
 from inspector.agent.monitor import close_monitor, guarded_monitor_class
 from inspector.agent.ports import PortSlot, check_host, port_is_free
 from inspector.agent.probe import AgentConfig, AgentContext, Probe
 from inspector.agent.process import current_dir, package_version, process_started_at, worker_index
+from inspector.agent.snapshot import SnapshotBuilder
 from inspector.agent.termui_server import ServerEvents
 from inspector.agent.watchdog import Watchdog
 from inspector.model import ALL_CAPABILITIES, Capability, ProcessInfo
@@ -70,6 +70,7 @@ class Agent:
         self.registration_path: Path | None = None
         self._process: ProcessInfo | None = None
         self._metrics: Any = None
+        self.snapshots = SnapshotBuilder(self)
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -94,7 +95,7 @@ class Agent:
         except Exception as error:
             self.close()
             raise AgentStartError(f"{type(error).__name__}: {error}") from error
-        _live_agents.add(self)
+        registry.add(self)
         logger.info(
             "inspector agent listening on %s:%d (pid %d)", self.host, self.port, os.getpid()
         )
@@ -244,6 +245,15 @@ class Agent:
             stall_threshold=self.config.stall_threshold,
         )
 
+    def paced_seconds(self) -> float:
+        """How long answers were held back by the CPU budget, in all."""
+        return self.budget.paused_seconds
+
+    @property
+    def slot_index(self) -> int:
+        """This agent's place among the workers of one server (0 for a single process)."""
+        return self.slot.index if self.slot is not None else 0
+
     @property
     def metrics_port(self) -> int | None:
         """Where Prometheus metrics are served, when `config.metrics_port` asked for them."""
@@ -261,7 +271,7 @@ class Agent:
             if self._closed:
                 return
             self._closed = True
-        _live_agents.discard(self)
+        registry.discard(self)
         if self.registration_path is not None:
             try:
                 self.registration_path.unlink()
@@ -317,19 +327,9 @@ def _runtime_dir_or_none(context: AgentContext) -> Path | None:
         return None
 
 
-_live_agents: set[Agent] = set()
-
-
 def live_agents() -> list[Agent]:
     """The agents started in this process and not closed yet (usually one)."""
-    return [agent for agent in list(_live_agents) if not agent.closed]
-
-
-@atexit.register
-def _close_live_agents() -> None:
-    """Last resort for agents nobody closed (no lifespan): remove their registration files."""
-    for agent in list(_live_agents):
-        agent.close()
+    return [agent for agent in registry.live_agents() if isinstance(agent, Agent)]
 
 
 def start_agent(

@@ -15,33 +15,20 @@ Importing this module registers the commands on `aiomonitor.monitor_cli` (a proc
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
-import time
-import weakref
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, cast
+from collections.abc import Callable
+from typing import Any, Final, Protocol, cast
 
 import click
 from aiomonitor.context import current_stdout
 from aiomonitor.termui import commands as termui
 
-from inspector import model, protocol
-from inspector.agent.probe import CollectOptions
+from inspector import protocol
+from inspector.agent.budget import CpuBudget
+from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
+from inspector.agent.snapshot import SnapshotBuilder
 from inspector.agent.termui_server import TermuiConnection
-from inspector.collector import collector_paused
-from inspector.model import Snapshot
-from inspector.protocol import Encoding, Result
+from inspector.protocol import Encoding, Hello, Result
 
-if TYPE_CHECKING:
-    from inspector.agent.agent import Agent
-
-SNAPSHOT_TTL: Final = 0.15
-"""Seconds a built snapshot is served again to other clients asking for the same variant."""
-_shared: weakref.WeakKeyDictionary[Agent, dict[tuple[bool, int | None, str], tuple[float, str]]]
-_shared = weakref.WeakKeyDictionary()
-_SNAPSHOT_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Snapshot))
-_RESERVED_FIELDS: Final = frozenset({"process", "taken_at", "health", "capabilities", "source"})
 _LENIENT: Final = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 # aiomonitor is untyped; these are its decorators with the types they have.
@@ -49,6 +36,24 @@ _Decorator = Callable[[Callable[..., None]], Callable[..., None]]
 _termui_command = cast(Callable[..., _Decorator], termui.monitor_cli.command)
 _command_done = cast(_Decorator, termui.auto_command_done)
 _help_option = cast(_Decorator, termui.custom_help_option)
+
+
+class CommandTarget(Protocol):
+    """What the commands need of the agent they answer for (`inspector.agent.agent.Agent`)."""
+
+    @property
+    def config(self) -> AgentConfig: ...
+
+    @property
+    def context(self) -> AgentContext: ...
+
+    @property
+    def budget(self) -> CpuBudget: ...
+
+    @property
+    def snapshots(self) -> SnapshotBuilder: ...
+
+    def hello(self) -> Hello: ...
 
 
 class CommandError(Exception):
@@ -79,9 +84,9 @@ def do_snapshot(ctx: click.Context, no_stacks: bool, max_tasks: str | None, enc:
         return
     encoding: Encoding = "json" if enc == "json" else "zjson"
 
-    def encode(agent: Agent) -> str:
+    def encode(agent: CommandTarget) -> str:
         options = CollectOptions(with_stacks=not no_stacks, max_tasks=_parse_max_tasks(max_tasks))
-        return shared_snapshot(agent, options, encoding)
+        return agent.snapshots.shared(options, encoding)
 
     _answer(ctx, encode)
 
@@ -93,8 +98,8 @@ def do_snapshot(ctx: click.Context, no_stacks: bool, max_tasks: str | None, enc:
 def do_cancel(ctx: click.Context, task_id: str | None) -> None:
     """Cancel one task of the app loop by id (refused when the agent is read-only)."""
 
-    def cancel(agent: Agent) -> str:
-        _forget_snapshots(agent)  # the next snapshot shows the cancellation
+    def cancel(agent: CommandTarget) -> str:
+        agent.snapshots.forget()  # the next snapshot shows the cancellation
         return protocol.encode_message("result", cancel_task(agent, task_id))
 
     _answer(ctx, cancel)
@@ -103,91 +108,7 @@ def do_cancel(ctx: click.Context, task_id: str | None) -> None:
 # --- what the commands do --------------------------------------------------------------------
 
 
-def shared_snapshot(agent: Agent, options: CollectOptions, enc: Encoding = "json") -> str:
-    """The framed snapshot, shared by every client asking within `SNAPSHOT_TTL` seconds.
-
-    Building and encoding a snapshot is the agent's most expensive work, and it holds the GIL
-    the server needs; twenty clients polling at 10 Hz would otherwise cost twenty snapshots
-    per tenth of a second. Commands run one at a time on aiomonitor's thread, so a plain dict
-    suffices; each entry is the newest frame for one (stacks, max tasks, encoding) variant.
-    """
-    key = (options.with_stacks, options.max_tasks, enc)
-    now = time.monotonic()
-    cache = _shared.get(agent)
-    if cache is None:
-        cache = _shared[agent] = {}
-    entry = cache.get(key)
-    if entry is not None and 0.0 <= now - entry[0] < SNAPSHOT_TTL:
-        return entry[1]
-    with collector_paused():
-        text = encode_snapshot(agent, options, enc)
-    cache[key] = (time.monotonic(), text)
-    return text
-
-
-def _forget_snapshots(agent: Agent) -> None:
-    _shared.pop(agent, None)
-
-
-def encode_snapshot(agent: Agent, options: CollectOptions, enc: Encoding = "json") -> str:
-    """The framed snapshot; a part that cannot be encoded is dropped, not the whole snapshot."""
-    snapshot = build_snapshot(agent, options)
-    try:
-        return protocol.encode_message("snapshot", snapshot, enc)
-    except (TypeError, ValueError, RecursionError) as error:
-        agent.context.record_error(f"snapshot did not encode ({error!r}); dropping bad parts")
-    return protocol.encode_message("snapshot", build_snapshot(agent, options, check=True), enc)
-
-
-def build_snapshot(agent: Agent, options: CollectOptions, *, check: bool = False) -> Snapshot:
-    """Ask every probe for its part and merge the parts into one Snapshot.
-
-    A probe that raises, or returns something that is not a Snapshot field, is reported in the
-    snapshot's health and left out; the other parts still arrive. With `check`, each part is
-    test-encoded first and left out when it does not encode.
-    """
-    context = agent.context
-    started = time.perf_counter()
-    parts: dict[str, Any] = {}
-    working: list[str] = []
-    for probe in agent.probes:
-        name = getattr(probe, "name", type(probe).__name__)
-        try:
-            part = probe.collect(context, options)
-        except Exception as error:
-            context.record_error(f"{name}: collect failed: {error!r}")
-            continue
-        if not isinstance(part, Mapping):
-            context.record_error(f"{name}: collect returned {type(part).__name__}, not a mapping")
-            continue
-        for key, value in part.items():
-            if key not in _SNAPSHOT_FIELDS or key in _RESERVED_FIELDS:
-                context.record_error(f"{name}: unknown snapshot field {str(key)[:40]!r}")
-            elif check and not _encodes(value):
-                context.record_error(f"{name}: its {key!r} cannot be encoded")
-            else:
-                parts[key] = value
-        working.append(name)
-    process = agent.process_info()
-    collect_seconds = time.perf_counter() - started
-    return Snapshot(
-        process=process,
-        taken_at=context.clock(),
-        health=context.health(tuple(working), collect_seconds, agent.budget.paused_seconds),
-        capabilities=agent.capabilities(),
-        **parts,
-    )
-
-
-def _encodes(value: Any) -> bool:
-    try:
-        json.dumps(model.to_json_dict(value), allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return False
-    return True
-
-
-def cancel_task(agent: Agent, task_id_text: str | None) -> Result:
+def cancel_task(agent: CommandTarget, task_id_text: str | None) -> Result:
     """Request cancellation of a task on its own loop; the answer says whether it was found."""
     if agent.config.read_only:
         return Result(ok=False, message="agent is read-only")
@@ -232,7 +153,7 @@ def _parse_max_tasks(text: str | None) -> int | None:
 # --- answering -------------------------------------------------------------------------------
 
 
-def _answer(ctx: click.Context, encode: Callable[[Agent], str]) -> None:
+def _answer(ctx: click.Context, encode: Callable[[CommandTarget], str]) -> None:
     """Send the frame `encode(agent)` makes; every failure becomes an ``error`` frame."""
     agent = _agent_of(ctx)
     if agent is None:
@@ -264,7 +185,7 @@ def _answer_error(message: str) -> None:
         pass
 
 
-def _agent_of(ctx: click.Context) -> Agent | None:
+def _agent_of(ctx: click.Context) -> CommandTarget | None:
     return getattr(ctx.obj, "inspector_agent", None)
 
 
@@ -281,17 +202,4 @@ def write_frame(text: str) -> None:
         out.flush()
 
 
-def snapshot_fields() -> frozenset[str]:
-    """The Snapshot fields a probe may fill."""
-    return _SNAPSHOT_FIELDS - _RESERVED_FIELDS
-
-
-__all__ = [
-    "CommandError",
-    "build_snapshot",
-    "encode_snapshot",
-    "shared_snapshot",
-    "cancel_task",
-    "snapshot_fields",
-    "write_frame",
-]
+__all__ = ["CommandError", "CommandTarget", "cancel_task", "write_frame"]

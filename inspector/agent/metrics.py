@@ -19,13 +19,11 @@ import threading
 import typing
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from inspector.agent.probe import CollectOptions
+from inspector.agent.registry import LiveAgent, running_agent
 from inspector.model import ExceptionKind, Snapshot
-
-if TYPE_CHECKING:
-    from inspector.agent.agent import Agent
 
 logger = logging.getLogger("inspector.agent")
 
@@ -209,11 +207,11 @@ def _short_path(path: str) -> str:
 class InspectorCollector:
     """A prometheus_client collector that reads the agent's state at scrape time."""
 
-    def __init__(self, agent: Agent | None = None) -> None:
+    def __init__(self, agent: LiveAgent | None = None) -> None:
         self._agent = agent
         self._accumulator = Accumulator()
 
-    def _current_agent(self) -> Agent | None:
+    def _current_agent(self) -> LiveAgent | None:
         agent = self._agent
         if agent is not None and not agent.closed:
             return agent
@@ -229,9 +227,7 @@ class InspectorCollector:
             up.add_metric([], 0)
             yield up
             return
-        from inspector.agent.commands import build_snapshot
-
-        snapshot = build_snapshot(agent, CollectOptions(with_stacks=False))
+        snapshot = agent.snapshots.build(CollectOptions(with_stacks=False))
         self._accumulator.add(snapshot)
         totals = self._accumulator.copy()
         up.add_metric([], 1)
@@ -322,7 +318,7 @@ def _snapshot_metrics(core: Any, snapshot: Snapshot, totals: dict[str, Any]) -> 
     yield errors
 
 
-def registry_for(agent: Agent | None = None) -> Any:
+def registry_for(agent: LiveAgent | None = None) -> Any:
     """A registry holding only the inspector collector (never the global default one)."""
     _prometheus()
     from prometheus_client import CollectorRegistry
@@ -330,16 +326,6 @@ def registry_for(agent: Agent | None = None) -> Any:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InspectorCollector(agent))
     return registry
-
-
-def running_agent() -> Agent | None:
-    """The agent running in this process, if any (for an app mounted before it started)."""
-    try:
-        from inspector.agent.agent import live_agents
-    except Exception:
-        return None
-    agents = live_agents()
-    return agents[0] if len(agents) == 1 else None
 
 
 # --- serving ---------------------------------------------------------------------------------
@@ -367,7 +353,7 @@ class MetricsServer:
             pass
 
 
-def serve(agent: Agent, port: int, host: str | None = None) -> MetricsServer:
+def serve(agent: LiveAgent, port: int, host: str | None = None) -> MetricsServer:
     """Serve the agent's metrics on host:port (the agent's host by default); port 0 picks one.
 
     Raises MetricsUnavailable with one line (missing package, port in use).
@@ -386,7 +372,7 @@ def serve(agent: Agent, port: int, host: str | None = None) -> MetricsServer:
     return MetricsServer(httpd, thread)
 
 
-def start_for(agent: Agent) -> MetricsServer | None:
+def start_for(agent: LiveAgent) -> MetricsServer | None:
     """What `Agent.start()` calls when `config.metrics_port` is set; never raises.
 
     Each worker of `--workers N` serves on metrics_port + its agent slot (0, 1, ...), so that
@@ -395,8 +381,7 @@ def start_for(agent: Agent) -> MetricsServer | None:
     base = agent.config.metrics_port
     if base is None:
         return None
-    slot = getattr(getattr(agent, "slot", None), "index", 0) or 0
-    port = base + slot if base else 0
+    port = base + agent.slot_index if base else 0
     try:
         server = serve(agent, port)
     except MetricsUnavailable as error:
@@ -410,7 +395,7 @@ def start_for(agent: Agent) -> MetricsServer | None:
 class MetricsApp:
     """An ASGI app answering GET with the metrics (a class, so routers treat it as ASGI)."""
 
-    def __init__(self, agent: Agent | None = None) -> None:
+    def __init__(self, agent: LiveAgent | None = None) -> None:
         self._registry = registry_for(agent)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -434,7 +419,7 @@ class MetricsApp:
         await _respond(send, 200, body if scope["method"] == "GET" else b"", CONTENT_TYPE_LATEST)
 
 
-def metrics_app(agent: Agent | None = None) -> MetricsApp:
+def metrics_app(agent: LiveAgent | None = None) -> MetricsApp:
     """The metrics as an ASGI app: ``app.add_route("/metrics", metrics_app())`` (Starlette,
     FastAPI) or ``app.mount("/metrics", metrics_app())`` (then scrape ``/metrics/``).
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from inspector.agent import commands, termui_server
+from inspector.agent import termui_server
 from inspector.agent.agent import start_agent
 from inspector.agent.errors import AgentStartError
 from inspector.agent.instrumented import InstrumentedApp, instrument
@@ -175,8 +175,8 @@ async def test_clients_asking_within_the_ttl_share_one_snapshot(
     rundir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Many pollers cost the server one snapshot per TTL, not one each."""
-    monkeypatch.setattr(commands, "SNAPSHOT_TTL", 60.0)
     agent = start_agent(config=AgentConfig(port=0, register=False))
+    agent.snapshots.ttl = 60.0
     try:
         task = asyncio.create_task(asyncio.Event().wait(), name="victim")
         await asyncio.sleep(0)
@@ -193,7 +193,7 @@ async def test_clients_asking_within_the_ttl_share_one_snapshot(
         after = (await ask(agent.port, "inspector-snapshot")).payload
         assert after.taken_at > first.payload.taken_at, "a cancel makes the next snapshot fresh"
         assert all(info.id != id(task) or info.state != "pending" for info in after.tasks)
-        monkeypatch.setattr(commands, "SNAPSHOT_TTL", 0.0)
+        agent.snapshots.ttl = 0.0
         fresh = (await ask(agent.port, "inspector-snapshot")).payload
         assert fresh.taken_at > after.taken_at
     finally:
@@ -293,8 +293,8 @@ async def _gather_names(names: Any) -> list[str]:
 async def test_clients_asking_past_the_cpu_share_are_paced_and_told(
     rundir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(commands, "SNAPSHOT_TTL", 0.0)
     agent = start_agent(config=AgentConfig(port=0, register=False, cpu_share=0.01))
+    agent.snapshots.ttl = 0.0
     agent.budget.burst = 0.0
     tasks = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2000)]
     try:
