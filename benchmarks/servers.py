@@ -57,8 +57,15 @@ def port_is_open(port: int) -> bool:
         return probe.connect_ex((HOST, port)) == 0
 
 
+ENV_UNPINNED: Final = "INSPECTOR_BENCH_UNPINNED"
+"""Set (to anything) to run everything unpinned, as users run it: the OS places each process."""
+
+
 def pinned(argv: Sequence[str], cpu: str) -> list[str]:
-    """`argv` pinned to `cpu` with taskset when there is one (and more than one core)."""
+    """`argv` pinned to `cpu` with taskset when there is one (and more than one core), unless
+    `ENV_UNPINNED` is set."""
+    if os.environ.get(ENV_UNPINNED):
+        return list(argv)
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         return ["taskset", "-c", cpu, *argv]
     return list(argv)

@@ -1,6 +1,7 @@
 """Faults soak: many clients polling the agent while the server is under load.
 
     python -m benchmarks.soak [--clients 20] [--hz 10] [--seconds 60] [--loop asyncio|uvloop]
+                              [--unpinned]
 
 Serves the bench app under the agent, measures the server's p99 under wrk alone (baseline),
 then again while CLIENTS real clients poll full snapshots at HZ each for SECONDS. Passes when
@@ -13,13 +14,21 @@ machine.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
-from benchmarks.servers import LOOP_SETS, ServerError, configurations, rss_bytes, start_server
+from benchmarks.servers import (
+    ENV_UNPINNED,
+    LOOP_SETS,
+    ServerError,
+    configurations,
+    rss_bytes,
+    start_server,
+)
 from benchmarks.throughput import start_poller, stop_poller
 from benchmarks.wrk import MIXED, WrkResult, run_wrk, wrk_missing
 
@@ -35,7 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--processes", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--unpinned",
+        action="store_true",
+        help="let the OS place the server, wrk and the clients (as users run it) instead of "
+        "pinning the server to core 0 and the rest to core 1",
+    )
     args = parser.parse_args(argv)
+    if args.unpinned:
+        os.environ[ENV_UNPINNED] = "1"  # read by every process start below
     missing = wrk_missing()
     if missing:
         print(f"soak: {missing}", file=sys.stderr)

@@ -263,7 +263,7 @@ def identity(finding: Finding) -> tuple[object, ...]:
 async def _watch(
     out: TextIO, options: Options, attached: list[Attached], outcome: Outcome, notes: list[str]
 ) -> None:
-    from inspector.diagnose.report import render_finding, summary, use_color
+    from inspector.render.findings import render_finding, summary, use_color
 
     assert options.watch is not None
     color = use_color(out) and not options.as_json
@@ -339,7 +339,7 @@ def _print_once(
             + "\n",
         )
         return
-    from inspector.diagnose.report import render_findings, use_color
+    from inspector.render.findings import render_findings, use_color
 
     cwd = snapshots[0][1].process.cwd if len(snapshots) == 1 else None
     _emit(

@@ -103,7 +103,7 @@ def _diagnose(snapshot: Snapshot, stuck_after: float) -> list[Finding]:
 def _render(
     findings: Sequence[Finding], snapshot: Snapshot, server: DemoServer, out: TextIO
 ) -> str:
-    from inspector.diagnose.report import render_findings, use_color
+    from inspector.render.findings import render_findings, use_color
 
     header = (
         f"inspector demo — {server.url}, agent {server.agent_address}, "

@@ -160,7 +160,8 @@ def test_doctor_shows_the_hostile_text_escaped(server: RunningServer) -> None:
     assert b"Traceback" not in done.stderr
     text = assert_bytes_safe(done.stdout)
     assert f"GET /{OSC_52_SHOWN}" in text  # the hanging requests
-    assert "task hostile-surrogate-x\\ud800y" in text  # the tasks waiting forever
+    assert "task hostile-ansi-\\x1b[31;1mRED\\x1b[0m" in text  # the oldest task waiting forever
+    assert "[$text-error]w[/]txt\\u202egpj.exex\\ud800y" in text  # its coroutine's name
     assert "RuntimeError: job failed: \\x1b[31;1mRED" in text  # the failed background job
 
 

@@ -210,6 +210,8 @@ def stuck_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         and task.age is not None
         and task.age > settings.stuck_after
     ]
+    # Oldest first, so the examples a finding names are the same on every run.
+    candidates.sort(key=lambda task: (-(task.age or 0.0), task.name, task.id))
     stuck: dict[int, _Stuck] = {}
     for task in candidates:
         found = _why_stuck(snapshot, task, live)

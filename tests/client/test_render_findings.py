@@ -7,7 +7,7 @@ import io
 import pytest
 
 from inspector.diagnose.findings import Finding
-from inspector.diagnose.report import render_finding, render_findings, summary, use_color
+from inspector.render.findings import render_finding, render_findings, summary, use_color
 from tests.factories import app
 
 FINDING = Finding(
