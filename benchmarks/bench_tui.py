@@ -31,7 +31,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inspector import model, protocol  # noqa: E402
+from inspector import codec, model, protocol  # noqa: E402
 from inspector.model import ExceptionEvent, ExceptionInfo, Snapshot, Stall, TaskInfo  # noqa: E402
 from inspector.tui.app import make_app  # noqa: E402
 from inspector.tui.history import History  # noqa: E402
@@ -94,7 +94,9 @@ def churn(base: Snapshot, step: int, *, count_changes: int = 100, replace: int =
 
 def as_received(snapshot: Snapshot) -> Snapshot:
     """Through JSON and back, so every object is new, as the agent source delivers it."""
-    return model.Snapshot.from_json_dict(json.loads(json.dumps(snapshot.to_json_dict())))
+    return codec.from_json_dict(
+        model.Snapshot, json.loads(json.dumps(codec.to_json_dict(snapshot)))
+    )
 
 
 def percentiles(values: list[float]) -> str:

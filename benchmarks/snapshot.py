@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmarks.probes import agent_client_unavailable, connect_agent, http_call
 from benchmarks.servers import Config, LoopSet, ServerError, start_server
+from inspector import codec
 from inspector.agent.snapshot import SNAPSHOT_TTL
 
 
@@ -93,7 +94,7 @@ async def _one_size(source: Any, n: int, repeats: int) -> SnapshotRow:
         await source.snapshot(with_stacks=False)
         without.append(time.perf_counter() - started)
     assert snapshot is not None
-    size = len(json.dumps(snapshot.to_json_dict(), separators=(",", ":")))
+    size = len(json.dumps(codec.to_json_dict(snapshot), separators=(",", ":")))
     return SnapshotRow(
         spawned=n,
         tasks=len(snapshot.tasks),

@@ -42,7 +42,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn
 
-from inspector import model
+from inspector import codec, model
 from inspector.model import ModelError, ProcessInfo, Snapshot
 
 PROTOCOL_VERSION: Final = 1
@@ -128,7 +128,7 @@ def encode_message(kind: MessageType, payload: Payload, enc: Encoding = "json") 
     envelope = {
         "type": kind,
         "protocol": PROTOCOL_VERSION,
-        "payload": model.to_json_dict(payload, compact=True),
+        "payload": codec.to_json_dict(payload, compact=True),
     }
     # ensure_ascii: the body never holds a raw newline or a non-ASCII byte the terminal could
     # rewrite; separators: about 15% smaller than the default.
@@ -254,7 +254,7 @@ def decode_envelope(envelope: object) -> Message:
     if payload_type is None:
         raise CorruptFrameError(f"the agent sent an unknown message type {str(kind)[:40]!r}")
     try:
-        payload: Any = model.from_json_dict(payload_type, envelope["payload"])
+        payload: Any = codec.from_json_dict(payload_type, envelope["payload"])
     except ModelError as error:
         raise CorruptFrameError(f"the agent sent a malformed {kind}: {error}") from None
     except RecursionError:
@@ -298,7 +298,7 @@ def encode_snapshot_file(snapshot: Snapshot) -> str:
     document = {
         "kind": SNAPSHOT_FILE_KIND,
         "protocol": PROTOCOL_VERSION,
-        "snapshot": snapshot.to_json_dict(),
+        "snapshot": codec.to_json_dict(snapshot),
     }
     text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
     return escape_surrogates(text)
@@ -329,7 +329,7 @@ def decode_snapshot_file(text: str) -> Snapshot:
                 f"this version reads {PROTOCOL_VERSION}"
             )
         try:
-            return Snapshot.from_json_dict(document.get("snapshot"))
+            return codec.from_json_dict(Snapshot, document.get("snapshot"))
         except (ModelError, RecursionError) as error:
             raise CorruptFrameError(f"corrupt snapshot file: {error}") from None
     if isinstance(document, dict) and document.get("type") == "snapshot":

@@ -17,7 +17,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "inspector"
 THIRD_PARTY_UI = ("textual", "rich")
-SHARED = ("inspector.model", "inspector.protocol", "inspector.escape", "inspector.addresses")
+SHARED = (
+    "inspector.model",
+    "inspector.codec",
+    "inspector.protocol",
+    "inspector.escape",
+    "inspector.addresses",
+)
 """Stdlib-only modules both sides may use."""
 
 

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from inspector import model
+from inspector import codec
+from inspector.codec import COUNT_KEY, FRAME_TABLE_KEY, WAIT_TABLE_KEY
 from inspector.model import (
-    COUNT_KEY,
-    FRAME_TABLE_KEY,
-    WAIT_TABLE_KEY,
     Frame,
     ModelError,
     ProcessInfo,
@@ -72,7 +70,7 @@ def mixed_snapshot() -> Snapshot:
 
 
 def wire(snapshot: Snapshot) -> dict[str, Any]:
-    data = model.to_json_dict(snapshot, compact=True)
+    data = codec.to_json_dict(snapshot, compact=True)
     return json.loads(json.dumps(data))  # type: ignore[no-any-return]
 
 
@@ -81,15 +79,15 @@ def test_compact_form_writes_each_frame_once_and_reads_back_equal() -> None:
     data = wire(snapshot)
     assert data[FRAME_TABLE_KEY][COUNT_KEY] == 2
     assert data["tasks"]["stack"][7] == [0, 1]
-    decoded = Snapshot.from_json_dict(data)
+    decoded = codec.from_json_dict(Snapshot, data)
     assert decoded == snapshot
     assert decoded.tasks[0].stack[0] is decoded.tasks[99].stack[0]  # shared, not copied
 
 
 def test_compact_form_leaves_out_defaults_and_full_form_keeps_them() -> None:
     snapshot = parked_snapshot(1)
-    compact = model.to_json_dict(snapshot, compact=True)
-    full = model.to_json_dict(snapshot)
+    compact = codec.to_json_dict(snapshot, compact=True)
+    full = codec.to_json_dict(snapshot)
     assert "waiting_on" not in compact["tasks"][0]
     assert full["tasks"][0]["waiting_on"] is None
     assert FRAME_TABLE_KEY not in full
@@ -101,7 +99,7 @@ def test_lists_of_objects_are_written_by_columns_without_all_default_columns() -
     assert data["tasks"][COUNT_KEY] == 3
     assert data["tasks"]["name"] == ["Task-0", "Task-1", "Task-2"]
     assert "waiting_on" not in data["tasks"] and "age" not in data["tasks"]
-    assert isinstance(model.to_json_dict(parked_snapshot(3))["tasks"], list)  # full form: rows
+    assert isinstance(codec.to_json_dict(parked_snapshot(3))["tasks"], list)  # full form: rows
 
 
 def test_columns_read_back_equal_to_the_objects_and_to_the_full_form() -> None:
@@ -109,16 +107,18 @@ def test_columns_read_back_equal_to_the_objects_and_to_the_full_form() -> None:
     data = wire(snapshot)
     assert data["tasks"]["waiting_on"][:2] == [None, 0]
     assert len(data[WAIT_TABLE_KEY]) == 1  # one wait: a row, not columns
-    decoded = Snapshot.from_json_dict(data)
+    decoded = codec.from_json_dict(Snapshot, data)
     assert decoded == snapshot
-    assert decoded == Snapshot.from_json_dict(json.loads(json.dumps(model.to_json_dict(snapshot))))
+    assert decoded == codec.from_json_dict(
+        Snapshot, json.loads(json.dumps(codec.to_json_dict(snapshot)))
+    )
     assert decoded.tasks[1].waiting_on is decoded.tasks[3].waiting_on
     assert decoded.tasks[5].created_at is decoded.tasks[5].stack[1]
 
 
 def test_many_tasks_round_trip_with_shared_stacks() -> None:
     snapshot = parked_snapshot(2000)
-    decoded = Snapshot.from_json_dict(wire(snapshot))
+    decoded = codec.from_json_dict(Snapshot, wire(snapshot))
     assert decoded == snapshot
     assert decoded.tasks[0].stack is decoded.tasks[1999].stack
 
@@ -127,12 +127,12 @@ def test_an_unknown_column_is_ignored() -> None:
     data = wire(parked_snapshot(3))
     data["tasks"]["priority"] = [1, 2, 3]
     data["tasks"]["notes"] = {"any": "shape"}
-    assert Snapshot.from_json_dict(data) == parked_snapshot(3)
+    assert codec.from_json_dict(Snapshot, data) == parked_snapshot(3)
 
 
 def refused(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ModelError) as caught:
-        Snapshot.from_json_dict(data)
+        codec.from_json_dict(Snapshot, data)
     assert str(caught.value) == message
 
 
@@ -151,7 +151,7 @@ def test_a_bool_in_an_int_column_is_refused() -> None:
 def test_an_int_in_a_float_column_is_taken_as_a_float() -> None:
     data = wire(mixed_snapshot())
     data["requests"]["started_at"][0] = 100
-    decoded = Snapshot.from_json_dict(data)
+    decoded = codec.from_json_dict(Snapshot, data)
     assert decoded.requests[0].started_at == 100.0
     assert type(decoded.requests[0].started_at) is float
 
@@ -160,7 +160,7 @@ def test_a_value_outside_a_literal_column_is_refused() -> None:
     data = wire(parked_snapshot(3))
     data["tasks"]["state"][2] = "asleep"
     with pytest.raises(ModelError, match=r"^\$\.tasks\.state\[2\]: 'asleep' is not one of"):
-        Snapshot.from_json_dict(data)
+        codec.from_json_dict(Snapshot, data)
 
 
 @pytest.mark.parametrize(("field", "values", "message"), [
@@ -215,25 +215,25 @@ def test_a_huge_count_backed_only_by_defaults_allocates_nothing() -> None:
 
 @pytest.mark.parametrize("reference", [2, -1, 10**12])
 def test_a_frame_reference_outside_the_table_is_refused(reference: int) -> None:
-    data = model.to_json_dict(parked_snapshot(1), compact=True)
+    data = codec.to_json_dict(parked_snapshot(1), compact=True)
     data["tasks"][0]["stack"][0] = reference
     with pytest.raises(ModelError, match=r"\$\.tasks\[0\]\.stack\[0\]: frame .* not in the frame"):
-        Snapshot.from_json_dict(data)
+        codec.from_json_dict(Snapshot, data)
 
 
 def test_a_frame_reference_without_a_table_is_refused() -> None:
-    data = model.to_json_dict(parked_snapshot(1))
+    data = codec.to_json_dict(parked_snapshot(1))
     data["tasks"][0]["stack"][0] = 0
     with pytest.raises(ModelError, match="not in the frame table"):
-        Snapshot.from_json_dict(data)
+        codec.from_json_dict(Snapshot, data)
 
 
 def test_assemble_builds_what_the_constructor_builds_and_refuses_missing_fields() -> None:
-    built = model.assemble(TaskInfo, id=1, name="Task-1", state="pending", coro="main", stack=PARK)
+    built = codec.assemble(TaskInfo, id=1, name="Task-1", state="pending", coro="main", stack=PARK)
     assert built == TaskInfo(id=1, name="Task-1", state="pending", coro="main", stack=PARK)
     assert built.waiting_on is None and built.request_id is None  # defaults filled in
     with pytest.raises(TypeError, match="missing"):
-        model.assemble(TaskInfo, id=1)
+        codec.assemble(TaskInfo, id=1)
 
 
 # --- numbers out of range ---------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_assemble_builds_what_the_constructor_builds_and_refuses_missing_fields(
 
 
 def full_form(snapshot: Snapshot) -> dict[str, Any]:
-    return json.loads(json.dumps(model.to_json_dict(snapshot)))  # type: ignore[no-any-return]
+    return json.loads(json.dumps(codec.to_json_dict(snapshot)))  # type: ignore[no-any-return]
 
 
 TIME = "expected a time between 1970 and 3000"
@@ -342,14 +342,14 @@ def test_an_integer_too_long_to_print_is_refused_in_one_line() -> None:
 
 def test_numbers_at_the_ends_of_their_ranges_are_taken() -> None:
     data = wire(mixed_snapshot())
-    data["taken_at"] = model.MAX_WALL_CLOCK
-    data["requests"]["started_at"] = [0.0, 0, 1.7e9, model.MAX_WALL_CLOCK, 5]
-    data["requests"]["bytes_sent"] = [model.MAX_INT, 0, model.MIN_INT, 1, 2]
-    data["tasks"]["age"][1:4] = [model.MAX_MAGNITUDE, -model.MAX_MAGNITUDE, -0.5]
-    snapshot = Snapshot.from_json_dict(data)
-    assert snapshot.taken_at == model.MAX_WALL_CLOCK
+    data["taken_at"] = codec.MAX_WALL_CLOCK
+    data["requests"]["started_at"] = [0.0, 0, 1.7e9, codec.MAX_WALL_CLOCK, 5]
+    data["requests"]["bytes_sent"] = [codec.MAX_INT, 0, codec.MIN_INT, 1, 2]
+    data["tasks"]["age"][1:4] = [codec.MAX_MAGNITUDE, -codec.MAX_MAGNITUDE, -0.5]
+    snapshot = codec.from_json_dict(Snapshot, data)
+    assert snapshot.taken_at == codec.MAX_WALL_CLOCK
     assert [r.started_at for r in snapshot.requests] == [0.0, 0.0, 1.7e9, 3.250368e10, 5.0]
-    assert snapshot.requests[2].bytes_sent == model.MIN_INT
+    assert snapshot.requests[2].bytes_sent == codec.MIN_INT
     assert [t.age for t in snapshot.tasks[1:4]] == [1e15, -1e15, -0.5]  # a clock stepped back
 
 
@@ -358,5 +358,5 @@ def test_ids_are_opaque_and_taken_at_any_size() -> None:
     data = wire(mixed_snapshot())
     data["tasks"]["id"][2] = 2**80
     data["tasks"]["request_id"][8] = -1
-    snapshot = Snapshot.from_json_dict(data)
+    snapshot = codec.from_json_dict(Snapshot, data)
     assert snapshot.tasks[2].id == 2**80 and snapshot.tasks[8].request_id == -1

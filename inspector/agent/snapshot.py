@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from inspector import model, protocol
+from inspector import codec, protocol
 from inspector.agent.probe import AgentContext, CollectOptions, Probe
 from inspector.collector import collector_paused
 from inspector.model import Capability, ProcessInfo, Snapshot
@@ -126,7 +126,7 @@ class SnapshotBuilder:
 
 def _encodes(value: Any) -> bool:
     try:
-        json.dumps(model.to_json_dict(value), allow_nan=False)
+        json.dumps(codec.to_json_dict(value), allow_nan=False)
     except (TypeError, ValueError, RecursionError):
         return False
     return True

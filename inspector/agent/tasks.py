@@ -34,7 +34,8 @@ from inspector.agent.frames import MAX_DEPTH, frame_at, frames_of
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.agent.waits import WaitContext, describe_wait
-from inspector.model import Frame, TaskInfo, TaskState, WaitInfo, assemble
+from inspector.codec import assemble
+from inspector.model import Frame, TaskInfo, TaskState, WaitInfo
 
 _UNKNOWN: Final = object()
 
