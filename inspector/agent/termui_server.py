@@ -145,6 +145,11 @@ class TermuiConnection(asyncio.Protocol):
     # --- what a session uses -----------------------------------------------------------------
 
     @property
+    def writable(self) -> bool:
+        """False while the client's receive window and our buffer are full."""
+        return self._writable.is_set()
+
+    @property
     def ended(self) -> bool:
         """The client has gone, said Ctrl-D, or was cut off: nothing more will be read."""
         return self._ended or self.closed
@@ -287,6 +292,11 @@ class TermuiServer:
     @property
     def connections(self) -> int:
         return len(self._connections)
+
+    @property
+    def stalled_writers(self) -> int:
+        """Connections whose client has stopped reading: their answers wait in the buffer."""
+        return sum(1 for connection in tuple(self._connections) if not connection.writable)
 
     def admit(self, connection: TermuiConnection) -> bool:
         """Make room for a new connection when every slot is taken: first from clients that

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from inspector.agent import termui_server
-from inspector.agent.agent import start_agent
+from inspector.agent.agent import Agent, start_agent
 from inspector.agent.errors import AgentStartError
 from inspector.agent.instrumented import InstrumentedApp, instrument
 from inspector.agent.monitor import guarded_monitor_class
@@ -396,6 +396,14 @@ async def test_a_part_that_cannot_be_encoded_is_dropped_not_the_snapshot(rundir:
         agent.close()
 
 
+def _writer_stalled(agent: Agent) -> bool:
+    termui = agent.monitor.termui if agent.monitor is not None else None
+    try:
+        return termui is not None and termui.stalled_writers > 0
+    except RuntimeError:  # the set changed while read from this thread: ask again
+        return False
+
+
 def _stop_reading_after_asking(port: int, repeats: int) -> TermuiClient:
     client = TermuiClient(HOST, port, rcvbuf=4096)
     client.wait_for_prompt()
@@ -431,7 +439,10 @@ async def test_close_is_bounded_while_a_client_does_not_read(rundir: Path) -> No
     agent.probes = (*agent.probes, _BulkyProbe())
     stuck = await asyncio.to_thread(_stop_reading_after_asking, agent.port, 40)
     try:
-        await asyncio.sleep(0.5)  # let the agent's thread block on the full socket
+        deadline = time.monotonic() + 10
+        while not _writer_stalled(agent):  # the agent's answers fill the client's window
+            assert time.monotonic() < deadline, "the agent never filled the client's window"
+            await asyncio.sleep(0.05)
         started = time.monotonic()
         agent.close()
         assert time.monotonic() - started < 3.0

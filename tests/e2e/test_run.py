@@ -220,7 +220,10 @@ def test_remote_inspect_host_needs_allow_remote() -> None:
 
 
 def test_app_that_cannot_be_imported_is_one_line_and_exit_2() -> None:
-    code, output = _run_cli("tests.apps.core_no_such_module:app", "--port", str(free_port()))
+    code, output = _run_cli(
+        "tests.apps.core_no_such_module:app",
+        *("--port", str(free_port()), "--inspect-port", str(free_port())),
+    )
     assert code == 2
     assert "cannot load the app" in output and "core_no_such_module" in output
     assert len(output.strip().splitlines()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -100,8 +101,14 @@ def test_a_blocked_loop_still_gets_the_last_reading_quickly(live_server: Start) 
     httpx.get(server.url("/sync-sleep?seconds=0.01"))
     wait_for(lambda: server.collect()["threadpool"] is not None)
     assert server.loop is not None
-    server.loop.call_soon_threadsafe(time.sleep, 1.0)
-    time.sleep(0.1)  # let the loop thread enter the sleep
+    sleeping = threading.Event()
+
+    def block_the_loop() -> None:
+        sleeping.set()
+        time.sleep(1.0)
+
+    server.loop.call_soon_threadsafe(block_the_loop)
+    assert sleeping.wait(5), "the loop never ran the blocking callback"
     started = time.monotonic()
     snapshot = server.collect()
     elapsed = time.monotonic() - started
