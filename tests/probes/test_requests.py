@@ -274,7 +274,8 @@ def test_a_failing_probe_never_breaks_the_request(
 
 
 def test_the_task_index_follows_requests_that_come_and_go() -> None:
-    from inspector.agent.probes.requests import RequestRecord, RequestTracker
+    from inspector.agent.probes.records import RequestRecord
+    from inspector.agent.probes.tracker import RequestTracker
 
     tracker = RequestTracker(max_history=10)
 

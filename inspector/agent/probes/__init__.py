@@ -13,9 +13,11 @@ from typing import Any
 from inspector.agent.probe import AgentConfig, Probe
 from inspector.agent.probes.background import BackgroundJobs, BackgroundProbe
 from inspector.agent.probes.exceptions import ExceptionLog, ExceptionsProbe
-from inspector.agent.probes.requests import InspectorMiddleware, RequestsProbe, RequestTracker
+from inspector.agent.probes.middleware import InspectorMiddleware
+from inspector.agent.probes.requests import RequestsProbe
 from inspector.agent.probes.tasklinks import RequestTaskTable
 from inspector.agent.probes.threadpool import ThreadpoolProbe
+from inspector.agent.probes.tracker import RequestTracker
 
 __all__ = ["default_probes", "wrap_asgi", "InspectorMiddleware"]
 

@@ -28,23 +28,20 @@ import types
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from inspector.agent.frames import frame_of, is_application_frame
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_job, current_task
 from inspector.agent.probes.exceptions import ExceptionLog, application_location, exception_info
-from inspector.agent.probes.requests import request_now
-from inspector.model import BackgroundJob, BackgroundState, ExceptionInfo, Frame
-
-if TYPE_CHECKING:
-    from inspector.agent.probes.requests import RequestRecord, RequestTracker
+from inspector.agent.probes.records import JobRecord, RequestRecord
+from inspector.agent.probes.tracker import RequestTracker, request_now
+from inspector.model import BackgroundJob, BackgroundState, Frame
 
 _MAX_JOBS_PER_REQUEST: Final = 100
 _MAX_RAN_NAMES: Final = 20
 _MAX_CALL_SITE_DEPTH: Final = 40
 _TASK_TABLE_PRUNE: Final = 256
-_TERMINAL: Final = frozenset({"done", "failed", "dropped", "skipped", "cancelled"})
 _FRAMEWORK_DIRS: Final = tuple(
     os.sep + name + os.sep for name in ("starlette", "fastapi", "inspector")
 )
@@ -65,90 +62,6 @@ def callable_name(func: Any) -> str:
     if isinstance(name, str):
         return name
     return type(func).__qualname__
-
-
-class JobRecord:
-    """One queued background task. Written on the loop thread; copied by the agent thread."""
-
-    __slots__ = (
-        "id",
-        "function",
-        "state",
-        "queued_at",
-        "request_id",
-        "request_label",
-        "call_site",
-        "started_at",
-        "finished_at",
-        "error",
-        "reason",
-        "flagged",
-        "dispatch",
-        "task_id",
-        "container_started",
-        "info",
-    )
-
-    def __init__(
-        self,
-        job_id: int,
-        function: str,
-        queued_at: float,
-        request: RequestRecord | None,
-        call_site: Frame | None,
-        dispatch: str | None,
-    ) -> None:
-        self.id = job_id
-        self.function = function
-        self.state: BackgroundState = "queued"
-        self.queued_at = queued_at
-        # Only the request's id and label: a job outlives its request in the history and must
-        # not keep the request's connection objects alive.
-        self.request_id = request.id if request is not None else None
-        self.request_label = request.label if request is not None else None
-        self.call_site = call_site
-        self.started_at: float | None = None
-        self.finished_at: float | None = None
-        self.error: ExceptionInfo | None = None
-        self.reason: str | None = None
-        self.flagged: str | None = None
-        self.dispatch = dispatch
-        self.task_id: int | None = None
-        self.container_started = False
-        self.info: BackgroundJob | None = None
-
-    def to_model(self) -> BackgroundJob:
-        if self.info is not None:
-            return self.info
-        job = BackgroundJob(
-            id=self.id,
-            function=self.function,
-            state=self.state,
-            queued_at=self.queued_at,
-            request_id=self.request_id,
-            call_site=self.call_site,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            error=self.error,
-            reason=self.reason,
-            flagged=self.flagged,
-            dispatch=self.dispatch,  # type: ignore[arg-type]
-            task_id=self.task_id,
-        )
-        if self.state in _TERMINAL:
-            self.info = job
-        return job
-
-    def settle(self, state: BackgroundState, at: float, reason: str | None = None) -> None:
-        self.state = state
-        self.finished_at = at
-        if reason is not None:
-            self.reason = reason
-        self.info = None
-
-    @property
-    def where(self) -> str:
-        return f" (queued at {self.call_site.location})" if self.call_site is not None else ""
 
 
 class BackgroundJobs:

@@ -10,7 +10,7 @@ back to the request that caused it, without any lookup table on the hot path.
 `current_request` holds the request's id, an int, not its record: copies of the context outlive
 the request (uvicorn's keep-alive timer is scheduled from inside the response, and a timer handle
 keeps a copy of the context until it expires), and a record would keep the connection and the
-scope alive with it. `inspector.agent.probes.requests.request_now()` turns the id into the record.
+scope alive with it. `inspector.agent.probes.tracker.request_now()` turns the id into the record.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import asyncio
 import functools
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from inspector.agent.probes.background import JobRecord
+from inspector.agent.probes.records import JobRecord
 
 current_request: ContextVar[int | None] = ContextVar("inspector_current_request", default=None)
 current_job: ContextVar[JobRecord | None] = ContextVar("inspector_current_job", default=None)

@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any, Final
 from inspector.agent.frames import frame_at, is_application_frame, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
-from inspector.agent.probes.requests import request_now
+from inspector.agent.probes.records import RequestRecord
+from inspector.agent.probes.tracker import RequestTracker, request_now
 from inspector.model import ExceptionEvent, ExceptionInfo, ExceptionKind, Frame
 
 if TYPE_CHECKING:
     from inspector.agent.probes.background import BackgroundJobs
-    from inspector.agent.probes.requests import RequestRecord, RequestTracker
     from inspector.agent.probes.tasklinks import RequestTaskTable
 
 MAX_TRACEBACK: Final = 40

@@ -31,7 +31,7 @@ from inspector.agent.frames import frame_at, is_application_frame
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
 from inspector.agent.probes.exceptions import ExceptionLog, exception_info
-from inspector.agent.probes.requests import request_now
+from inspector.agent.probes.tracker import request_now
 from inspector.model import ExceptionInfo, Frame
 
 TOOL_NAME: Final = "uvicorn-inspector"

@@ -17,15 +17,12 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from inspector.agent.probes import requests as requests_module
+from inspector.agent.probes import tracker as tracking
 from inspector.agent.probes.current import current_job, current_request
-from inspector.agent.probes.requests import request_now
-
-if TYPE_CHECKING:
-    from inspector.agent.probes.background import JobRecord
-    from inspector.agent.probes.requests import RequestRecord
+from inspector.agent.probes.records import JobRecord, RequestRecord
+from inspector.agent.probes.tracker import request_now
 
 TaskFactory = Callable[..., "asyncio.Future[Any]"]
 
@@ -114,7 +111,7 @@ class RequestTaskTable:
             except Exception:
                 return None
             request_id = context.get(current_request)
-            tracker = requests_module._active_tracker
+            tracker = tracking.active
             if request_id is not None and tracker is not None:
                 record = tracker.in_flight.get(request_id)
                 if record is not None and record.task is not task:

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from inspector.agent.frames import MAX_DEPTH, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_task
-from inspector.agent.probes.requests import request_now
+from inspector.agent.probes.records import RequestRecord
+from inspector.agent.probes.tracker import request_now
 from inspector.model import Borrower, ThreadInfo, ThreadpoolState
 
 if TYPE_CHECKING:
     from types import FrameType
 
-    from inspector.agent.probes.requests import RequestRecord
 
 REFRESH_INTERVAL: Final = 0.5
 FRESH_WAIT: Final = 0.05
