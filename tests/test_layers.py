@@ -95,6 +95,11 @@ def test_the_client_never_imports_the_agent_or_the_ui() -> None:
     assert violations(("inspector.client",), forbidden) == []
 
 
+def test_the_ui_never_imports_the_agent() -> None:
+    """The UI talks to agents over their socket only, like every other client."""
+    assert violations(("inspector.tui", "inspector.render"), ("inspector.agent",)) == []
+
+
 def test_the_diagnosis_imports_only_the_model() -> None:
     wrong = [
         f"{i.importer}:{i.line} imports {i.imported}"
