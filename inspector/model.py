@@ -119,6 +119,11 @@ class TaskInfo:
     parent_task_id: int | None = None
     exception: str | None = None
     """repr() of the exception of a finished task (read without retrieving it)."""
+    deadline_in: float | None = None
+    """Seconds until a timeout around the current wait fires (`asyncio.timeout`, `wait_for`,
+    anyio's `fail_after`): such a task is waiting, not stuck. At most this many on uvloop, where
+    only `wait_for`'s own timeout can be read. None when there is none or it cannot be read;
+    negative once it is due."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ notices it leaving the live set and keeps reporting it as a failed task (bounded
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import itertools
 import sys
@@ -30,6 +31,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
+from inspector.agent.deadlines import task_deadlines
 from inspector.agent.frames import MAX_DEPTH, frame_at, frames_of
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
 from inspector.agent.probe import AgentContext, CollectOptions
@@ -277,6 +279,12 @@ class TasksProbe:
             previous=self._parked,
         )
         infos = tuple(run.describe(task, now - seen[id(task)][1]) for task in selected)
+        try:
+            deadlines = task_deadlines(loop, {id(task): task for task in selected})
+        except Exception as error:  # the tasks are reported all the same, without deadlines
+            context.record_error(f"tasks: reading timeouts: {error!r}")
+            deadlines = {}
+        infos = _with_deadlines(infos, deadlines)
         infos += tuple(run.describe(task, now - since) for task, since in self._dead_tasks())
         if options.with_stacks:
             with self._guard:
@@ -342,6 +350,18 @@ class TasksProbe:
             current = current.f_back
         frames.reverse()
         return frames_of(frames)
+
+
+def _with_deadlines(
+    infos: tuple[TaskInfo, ...], deadlines: dict[int, float]
+) -> tuple[TaskInfo, ...]:
+    """The tasks, those waiting under a timeout with the seconds it has left."""
+    if not deadlines:
+        return infos
+    return tuple(
+        dataclasses.replace(info, deadline_in=deadlines[info.id]) if info.id in deadlines else info
+        for info in infos
+    )
 
 
 # id(task) -> (ref(the Future it was parked on), its stack, what it waited on, its request): a

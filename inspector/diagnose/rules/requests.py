@@ -105,6 +105,8 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
             continue  # a WebSocket is meant to stay open
         if request.phase == "streaming" and not request.disconnected:
             continue  # a stream (SSE, a download) is meant to take long
+        if _under_a_timeout(snapshot, request):
+            continue  # a long-poll: the timeout it waits under ends it
         item = _examine(snapshot, request, age, deadlocked)
         if item.in_deadlock:
             continue  # the deadlock finding names this request and says why it hangs
@@ -118,6 +120,12 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
         groups.setdefault(key, []).append(item)
     for items in groups.values():
         yield _finding(items, snapshot)
+
+
+def _under_a_timeout(snapshot: Snapshot, request: RequestInfo) -> bool:
+    """The request's task waits under a timeout that has not fired yet."""
+    task = snapshot.task(request.task_id) if request.task_id is not None else None
+    return task is not None and task.deadline_in is not None and task.deadline_in > 0
 
 
 def _examine(

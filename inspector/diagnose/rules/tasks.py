@@ -209,6 +209,7 @@ def stuck_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         and task.waiting_on is not None
         and task.age is not None
         and task.age > settings.stuck_after
+        and not (task.deadline_in is not None and task.deadline_in > 0)  # a timeout ends it
     ]
     # Oldest first, so the examples a finding names are the same on every run.
     candidates.sort(key=lambda task: (-(task.age or 0.0), task.name, task.id))
