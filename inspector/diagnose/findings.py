@@ -23,6 +23,7 @@ KINDS: Final = (
     "threadpool-saturated",
     "exception-swallowed",
     "logged-error",
+    "sync-async-deadlock",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

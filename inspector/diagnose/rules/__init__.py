@@ -19,10 +19,12 @@ from inspector.diagnose.rules.exceptions import (
 )
 from inspector.diagnose.rules.loop import loop_blocked
 from inspector.diagnose.rules.requests import hanging_requests
+from inspector.diagnose.rules.sync_async import sync_async_deadlocks
 from inspector.diagnose.rules.tasks import deadlocks, stuck_tasks
 from inspector.diagnose.rules.threadpool import threadpool_saturated
 
 RULES: Final[dict[str, Rule]] = {
+    "sync-async-deadlock": sync_async_deadlocks,
     "loop-blocked": loop_blocked,
     "deadlock": deadlocks,
     "hanging-request": hanging_requests,

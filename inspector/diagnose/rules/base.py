@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import describe
-from inspector.model import Frame, RequestInfo, Snapshot, TaskInfo
+from inspector.model import Frame, RequestInfo, Snapshot, StackSample, Stall, TaskInfo
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,25 @@ def distinct_frames(
 def doing(kind: str, what: str) -> str:
     """ "blocked in requests" / "running CPU-bound code in fib"."""
     return f"running {what}" if kind == "cpu" else f"blocked in {what}"
+
+
+def stalls_of(snapshot: Snapshot) -> list[Stall]:
+    """The recorded stalls, and the one going on now that the watchdog has not recorded yet."""
+    stalls = list(snapshot.stalls)
+    loop = snapshot.loop
+    if loop is not None and loop.stalled_for is not None and snapshot.ongoing_stall is None:
+        # Blocked right now, but the watchdog has not recorded the stall yet: use the stack
+        # the snapshot took of the loop thread.
+        stack = snapshot.loop_thread_stack
+        samples = (StackSample(0.0, stack),) if stack else ()
+        stalls.append(
+            Stall(
+                id=-1,
+                started_at=snapshot.taken_at - loop.stalled_for,
+                duration=loop.stalled_for,
+                ongoing=True,
+                samples=samples,
+                task_id=snapshot.current_task_id,
+            )
+        )
+    return stalls

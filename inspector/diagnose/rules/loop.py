@@ -24,9 +24,11 @@ from inspector.diagnose.rules.base import (
     plural,
     quoted_code,
     seconds,
+    stalls_of,
     where,
 )
-from inspector.model import Frame, Snapshot, StackSample, Stall
+from inspector.diagnose.rules.sync_async import self_deadlock_at
+from inspector.model import Frame, Snapshot, Stall
 
 HINTS = {
     "sleep": (
@@ -104,8 +106,11 @@ class _Observed:
 
 
 def loop_blocked(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
-    """One finding per place that blocked the loop, with how often and for how long."""
-    observed = [_observe(stall) for stall in _stalls(snapshot)]
+    """One finding per place that blocked the loop, with how often and for how long.
+
+    A loop that waits for itself is a `sync-async-deadlock` instead, said once."""
+    stalls = [stall for stall in stalls_of(snapshot) if self_deadlock_at(stall) is None]
+    observed = [_observe(stall) for stall in stalls]
     groups: dict[tuple[object, ...], list[_Observed]] = {}
     for item in observed:
         if item.location is not None:
@@ -116,27 +121,6 @@ def loop_blocked(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         groups.setdefault(key, []).append(item)
     for items in groups.values():
         yield _finding(items, snapshot, settings)
-
-
-def _stalls(snapshot: Snapshot) -> list[Stall]:
-    stalls = list(snapshot.stalls)
-    loop = snapshot.loop
-    if loop is not None and loop.stalled_for is not None and snapshot.ongoing_stall is None:
-        # Blocked right now, but the watchdog has not recorded the stall yet: use the stack
-        # the snapshot took of the loop thread.
-        stack = snapshot.loop_thread_stack
-        samples = (StackSample(0.0, stack),) if stack else ()
-        stalls.append(
-            Stall(
-                id=-1,
-                started_at=snapshot.taken_at - loop.stalled_for,
-                duration=loop.stalled_for,
-                ongoing=True,
-                samples=samples,
-                task_id=snapshot.current_task_id,
-            )
-        )
-    return stalls
 
 
 IDLE_MODULES = ("selectors", "asyncio.base_events", "asyncio.selector_events", "asyncio.events")
