@@ -24,6 +24,7 @@ KINDS: Final = (
     "exception-swallowed",
     "logged-error",
     "sync-async-deadlock",
+    "lock-contention",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

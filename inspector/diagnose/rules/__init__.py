@@ -11,6 +11,7 @@ from inspector.diagnose.rules.background import (
     background_skipped,
 )
 from inspector.diagnose.rules.base import Rule, Settings
+from inspector.diagnose.rules.contention import lock_contention
 from inspector.diagnose.rules.exceptions import (
     logged_errors,
     never_awaited,
@@ -29,6 +30,7 @@ RULES: Final[dict[str, Rule]] = {
     "deadlock": deadlocks,
     "hanging-request": hanging_requests,
     "stuck-task": stuck_tasks,
+    "lock-contention": lock_contention,
     "threadpool-saturated": threadpool_saturated,
     "background-failed": background_failed,
     "background-not-run": background_not_run,

@@ -1,0 +1,98 @@
+"""`lock-contention`: one Lock or Semaphore held across slow awaits while many tasks queue for it.
+
+No cycle and nothing stuck: the holder makes progress, so the waiters will get their turn, one
+at a time. What it costs is latency: every waiter waits for every holder before it. The line to
+fix is the one the holder awaits while it holds the lock (an HTTP call, a sleep, a query):
+moving that await out of the locked section, or narrowing what the lock protects, is the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from inspector.diagnose.findings import Finding
+from inspector.diagnose.locate import innermost_application_frame
+from inspector.diagnose.rules.base import (
+    Settings,
+    examples,
+    plural,
+    quoted_code,
+    request_label_for,
+    task_label,
+    where,
+)
+from inspector.diagnose.wait_graph import LIVE_STATES, build_wait_graph, find_cycles
+from inspector.model import Snapshot, TaskInfo
+
+MIN_WAITERS = 3
+"""Fewer waiters than this is a lock doing its job."""
+PROGRESSING = ("sleep", "stream", "future", "thread", "task", "gather", "taskgroup", "unknown")
+"""What a holder may await and still be making progress (not another lock, an Event, a queue:
+those are stuck-task and deadlock findings)."""
+HINT = (
+    "Keep the locked section to the shared state it protects: do the slow await (the HTTP "
+    "call, the query, the sleep) before or after `async with lock:`, or give each key its own "
+    "lock. If the work must be serialised, a queue with one worker says so and lets callers "
+    "time out: `async with asyncio.timeout(...)`."
+)
+
+
+def lock_contention(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """One finding per contended primitive whose holder awaits something slow."""
+    live = {task.id: task for task in snapshot.tasks if task.state in LIVE_STATES}
+    deadlocked = {t for cycle in find_cycles(build_wait_graph(snapshot)) for t in cycle}
+    queues: dict[int, list[TaskInfo]] = {}
+    for task in live.values():
+        wait = task.waiting_on
+        if wait is not None and wait.kind in ("lock", "semaphore") and wait.object_id is not None:
+            queues.setdefault(wait.object_id, []).append(task)
+    for waiters in queues.values():
+        if len(waiters) < MIN_WAITERS or any(t.id in deadlocked for t in waiters):
+            continue
+        wait = waiters[0].waiting_on
+        assert wait is not None
+        holders = [live[h] for h in wait.holder_task_ids if h in live]
+        holder = next(
+            (h for h in holders if h.waiting_on is not None and h.waiting_on.kind in PROGRESSING),
+            None,
+        )
+        if holder is None:
+            continue
+        yield _finding(snapshot, wait.description or wait.kind, holder, waiters)
+
+
+def _finding(snapshot: Snapshot, what: str, holder: TaskInfo, waiters: list[TaskInfo]) -> Finding:
+    location = innermost_application_frame(holder.stack)
+    held_while = holder.waiting_on.description if holder.waiting_on is not None else "something"
+    requests = [
+        label
+        for label in (request_label_for(snapshot, t.request_id) for t in waiters)
+        if label is not None
+    ]
+    for_whom = f", serving {examples(requests)}" if requests else ""
+    holder_request = request_label_for(snapshot, holder.request_id)
+    holder_text = task_label(holder) + (f" ({holder_request})" if holder_request else "")
+    return Finding(
+        kind="lock-contention",
+        severity="warning",
+        title=(
+            f"{plural(len(waiters), 'task')} queue for one {what.split(' ')[0]} "
+            "held across an await"
+        ),
+        detail=(
+            f"{plural(len(waiters), 'task')} wait for {what}{for_whom}. It is held by "
+            f"{holder_text}, which meanwhile awaits {held_while} at "
+            f"{where(location, snapshot)}{quoted_code(location)}: each waiter waits for every "
+            "holder before it, one at a time."
+        ),
+        hint=HINT,
+        location=location,
+        related=tuple(
+            frame
+            for frame in (innermost_application_frame(t.stack) for t in waiters[:3])
+            if frame is not None
+        ),
+        task_ids=tuple(sorted([holder.id, *(t.id for t in waiters)])),
+        request=holder_request,
+        count=len(waiters),
+    )
