@@ -17,6 +17,7 @@ numbers are never written down twice.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import sqlite3
@@ -91,6 +92,8 @@ class Shop:
     completed_jobs: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
     """Background jobs that ran to the end, newest last: the tests read it."""
     balances: dict[str, int] = field(default_factory=lambda: defaultdict(lambda: 10_000))
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    """The server's loop, for sync code in worker threads that needs the async clients."""
 
 
 def get_shop(request: Request) -> Shop:
@@ -242,6 +245,39 @@ async def recommendations(user_id: int, work: int = 8_000_000) -> dict[str, obje
     return {"user_id": user_id, "score": score}
 
 
+fx_router = APIRouter(prefix="/fx", tags=["fx"])
+EXCHANGE_RATES = {"EUR": 0.92, "GBP": 0.79, "JPY": 151.3}
+
+
+async def fetch_exchange_rate(currency: str) -> float:
+    """The async client of the exchange-rate service."""
+    await asyncio.sleep(0.01)
+    return EXCHANGE_RATES[currency]
+
+
+def price_sheet_row(shop: Shop, item: Item, currency: str, timeout: float) -> dict[str, object]:
+    """One row of the nightly price sheet. The nightly job runs in a worker thread, so this
+    sync helper hands the rate lookup to the server's loop and waits for the answer."""
+    coro, loop = fetch_exchange_rate(currency), shop.loop
+    rate = asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)  # demo: sync-async-deadlock
+    return {"item_id": item.id, "currency": currency, "price": round(item.price_cents * rate) / 100}
+
+
+@fx_router.get("/{item_id}/{currency}")
+async def price_in_currency(
+    item_id: int, currency: str, shop: ShopDep, timeout: float = 2.0
+) -> dict[str, object]:
+    item = await shop.db.get_item(item_id)
+    if item is None or currency not in EXCHANGE_RATES:
+        raise HTTPException(status_code=404, detail="no such item or currency")
+    try:
+        # BUG: the helper is meant for worker threads. Called here, on the loop thread, it makes
+        # the loop wait for a coroutine that only the loop can run: frozen until the timeout.
+        return price_sheet_row(shop, item, currency, timeout)
+    except concurrent.futures.TimeoutError:
+        raise HTTPException(status_code=503, detail="exchange rates unavailable") from None
+
+
 # --- tasks that wait forever -------------------------------------------------------------------
 
 accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -307,6 +343,41 @@ async def summarize(doc_id: int, chunks: int = 40) -> dict[str, object]:
         await asyncio.sleep(0.5)  # demo: client-left
         parts.append(f"part {chunk}")
     return {"doc_id": doc_id, "summary": " ".join(parts)}
+
+
+# --- requests that wait in line ----------------------------------------------------------------
+
+shipping_router = APIRouter(prefix="/shipping", tags=["shipping"])
+
+
+class CarrierClient:
+    """The shipping carrier's API: one client per process, shared by every request."""
+
+    def __init__(self) -> None:
+        # The lock is there so that concurrent requests do not all refresh the token at once.
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+
+    async def _refresh_token(self) -> str:
+        await asyncio.sleep(0.05)
+        return "carrier-token-1"
+
+    async def quote(self, zip_code: str, seconds: float) -> int:
+        async with self._lock:
+            if self._token is None:
+                self._token = await self._refresh_token()
+            # BUG: the rate call sits inside the lock too, so quotes are fetched one at a time:
+            # each request waits for every request before it, and latency grows with traffic.
+            await asyncio.sleep(seconds)  # ask the carrier for rates  # demo: lock-contention
+        return 490
+
+
+carrier = CarrierClient()
+
+
+@shipping_router.get("/quote")
+async def shipping_quote(zip_code: str, seconds: float = 0.5) -> dict[str, object]:
+    return {"zip_code": zip_code, "cents": await carrier.quote(zip_code, seconds)}
 
 
 # --- the threadpool is exhausted ---------------------------------------------------------------
@@ -477,11 +548,13 @@ ROUTERS = (
     cart_router,
     reports_router,
     recommendations_router,
+    fx_router,
     accounts_router,
     pricing_router,
     exports_router,
     inventory_router,
     summaries_router,
+    shipping_router,
     legacy_router,
     orders_router,
     users_router,

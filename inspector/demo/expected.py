@@ -64,6 +64,13 @@ EXPECTED: Final[tuple[ExpectedFinding, ...]] = (
         "Move CPU work off the loop: a process pool (`loop.run_in_executor`) or a job queue.",
     ),
     ExpectedFinding(
+        "sync-async-deadlock",
+        ("sync-async-deadlock",),
+        "GET /fx/{item_id}/{currency}",
+        "Prices in another currency take 2 s, then fail with 503; every request freezes meanwhile.",
+        "In async code `await fetch_exchange_rate(...)`; keep the helper for worker threads.",
+    ),
+    ExpectedFinding(
         "lock-order-deadlock",
         ("deadlock",),
         "POST /accounts/transfer",
@@ -104,6 +111,13 @@ EXPECTED: Final[tuple[ExpectedFinding, ...]] = (
         "POST /inventory/{sku}/adjust",
         "The stock worker stopped; its ValueError shows only at shutdown, if at all.",
         "Handle errors per message inside the loop; add a done callback that logs and restarts.",
+    ),
+    ExpectedFinding(
+        "lock-contention",
+        ("lock-contention",),
+        "GET /shipping/quote",
+        "Quotes take seconds under load though the carrier answers in 0.5 s; the CPU is idle.",
+        "Hold the lock for the token refresh only; call the carrier after `async with` ends.",
     ),
     ExpectedFinding(
         "threadpool-exhausted",

@@ -21,6 +21,11 @@ HEALTHY_INTERVAL: Final = 0.15
 """Seconds between two healthy requests (about 7 per second)."""
 THREADPOOL_BURST: Final = 50
 """Concurrent calls to the slow sync endpoint: more than anyio's 40 threads."""
+QUOTE_SHOPPERS: Final = 6
+"""Shoppers asking for shipping quotes at once, each asking again as soon as it is answered:
+one holds the carrier lock, the others queue for it."""
+QUOTE_ROUNDS: Final = 10
+"""Quotes each shopper asks for (about 3 s apiece while they queue: a rush of about 30 s)."""
 
 
 @dataclass
@@ -124,7 +129,8 @@ class DemoClient:
 
 Action = Callable[[DemoClient, int], Coroutine[Any, Any, None]]
 """Sets one failure off; gets the client and how many times it fired before. It returns once
-its requests are sent (it may wait for some of them, to order them)."""
+its requests are sent (it may wait for some of them, to order them), or hands a longer run of
+them to `client.spawn`."""
 
 
 async def block_with_sleep(client: DemoClient, n: int) -> None:
@@ -137,6 +143,22 @@ async def block_with_sqlite(client: DemoClient, n: int) -> None:
 
 async def block_with_cpu(client: DemoClient, n: int) -> None:
     client.fire("GET", f"/recommendations/{n + 7}?work=12000000")
+
+
+async def wait_on_own_loop(client: DemoClient, n: int) -> None:
+    client.fire("GET", f"/fx/{n % 50 + 1}/EUR")
+
+
+async def ask_for_quotes(client: DemoClient, zip_code: str) -> None:
+    for _ in range(QUOTE_ROUNDS):
+        await client.request("GET", f"/shipping/quote?zip_code={zip_code}", timeout=15)
+
+
+async def queue_for_quotes(client: DemoClient, n: int) -> None:
+    # Each shopper waits for its quote before the next: the line stays QUOTE_SHOPPERS long,
+    # and no request waits long enough to count as hanging.
+    for shopper in range(QUOTE_SHOPPERS):
+        client.spawn(ask_for_quotes(client, f"{10115 + 100 * shopper}"))
 
 
 async def deadlock_transfers(client: DemoClient, n: int) -> None:
@@ -233,6 +255,8 @@ SCHEDULE: Final[tuple[Trigger, ...]] = (
     Trigger("slow background job", 4.0, 25.0, slow_background_job),
     Trigger("CPU-bound work", 4.5, 17.0, block_with_cpu),
     Trigger("sync database call", 5.0, 19.0, block_with_sqlite),
+    Trigger("lock held across a slow call", 5.5, 45.0, queue_for_quotes),
+    Trigger("loop waits for itself", 6.5, 23.0, wait_on_own_loop),
     Trigger("threadpool exhaustion", 8.0, 45.0, exhaust_threadpool),
 )
 """Staggered so the screen evolves: a new failure every few tenths of a second at first,

@@ -121,6 +121,15 @@ async def test_blocking_endpoints_freeze_the_event_loop(
     assert gap >= 0.1, f"{path} left the loop free (longest gap {gap:.3f} s)"
 
 
+async def test_price_in_another_currency_makes_the_loop_wait_for_itself(
+    client: httpx.AsyncClient,
+) -> None:
+    gap, response = await max_loop_gap(client.get("/fx/3/EUR?timeout=0.3"))
+    assert response.status_code == 503  # the rate arrives only after the wait gave up
+    assert gap >= 0.25, f"the loop kept running (longest gap {gap:.3f} s)"
+    assert (await client.get("/fx/3/XYZ")).status_code == 404
+
+
 # --- waits forever -------------------------------------------------------------------------------
 
 
@@ -197,6 +206,25 @@ async def test_summary_keeps_working_after_the_client_left(app: Any) -> None:
     await app(scope, receive, send)
     assert time.perf_counter() - started >= 0.45  # it did all its work for nobody
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+
+
+# --- requests wait in line -----------------------------------------------------------------------
+
+
+async def test_quotes_wait_in_line_for_one_lock_while_the_loop_is_free(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DEMO, "carrier", DEMO.CarrierClient())  # its lock is this test's
+    quotes = [client.get(f"/shipping/quote?zip_code=1011{k}&seconds=0.2") for k in range(4)]
+    started = time.perf_counter()
+    gap, responses = await max_loop_gap(asyncio.gather(*quotes))
+    elapsed = time.perf_counter() - started
+    assert all(response.status_code == 200 for response in responses)
+    assert elapsed >= 4 * 0.2  # one at a time, though nothing else was busy
+    assert gap < 0.15  # they wait in line; nothing blocks the loop
+
+
+# --- the threadpool is exhausted -----------------------------------------------------------------
 
 
 async def test_slow_sync_endpoint_takes_every_threadpool_thread(client: httpx.AsyncClient) -> None:
