@@ -10,6 +10,12 @@ included) pass through unchanged; `close()` puts the original methods back.
 The patch is global (it is on the classes), so installs are counted: the originals come back when
 the last tracker closes. Wrappers already bound elsewhere (an `asyncio.Condition` binds its lock's
 methods when created) keep working after close and simply stop recording.
+
+The patched classes are asyncio's own, found through the method resolution order of whatever
+`asyncio.Lock` and `asyncio.Semaphore` are when tracking starts: an app (or a debugging library)
+that puts a subclass of its own in their place still has the stdlib methods patched, under its
+subclass, and every subclass (BoundedSemaphore, the app's `class NamedLock(asyncio.Lock)`, one
+that overrides `acquire`/`release` and calls `super()`) inherits the tracking.
 """
 
 from __future__ import annotations
@@ -164,12 +170,29 @@ def _wrap_semaphore_release(original: Callable[[Any], None]) -> Callable[[Any], 
     return release
 
 
-_PATCHES: Final[tuple[tuple[type, str, Callable[[Any], Any]], ...]] = (
-    (asyncio.Lock, "acquire", _wrap_lock_acquire),
-    (asyncio.Lock, "release", _wrap_lock_release),
-    (asyncio.Semaphore, "acquire", _wrap_semaphore_acquire),
-    (asyncio.Semaphore, "release", _wrap_semaphore_release),
+_PATCHES: Final[tuple[tuple[str, str, Callable[[Any], Any]], ...]] = (
+    ("Lock", "acquire", _wrap_lock_acquire),
+    ("Lock", "release", _wrap_lock_release),
+    ("Semaphore", "acquire", _wrap_semaphore_acquire),
+    ("Semaphore", "release", _wrap_semaphore_release),
 )
+"""(asyncio class, method, wrapper factory): what tracking patches."""
+
+
+def asyncio_class(name: str) -> type:
+    """asyncio's own `Lock` or `Semaphore`, even when the app put a subclass in its place.
+
+    `asyncio.Lock` is only a module attribute: a lock-debugging helper may replace it with a
+    subclass that overrides `acquire` alone, and that subclass's `__dict__` has no `release`.
+    Patching it would fail (and did, as KeyError('release')); the stdlib class is the one that
+    defines both methods, found in the method resolution order.
+    """
+    for candidate in (getattr(asyncio, name, None), getattr(asyncio.locks, name, None)):
+        mro: tuple[type, ...] = getattr(candidate, "__mro__", ())
+        for klass in mro:
+            if klass.__module__ == "asyncio.locks" and klass.__name__ == name:
+                return klass
+    raise LookupError(f"asyncio.{name} is not a subclass of asyncio's own {name}")
 
 
 def _wrapper_codes() -> frozenset[types.CodeType]:
@@ -186,21 +209,35 @@ WRAPPER_CODES: Final = _wrapper_codes()
 
 
 def original_method(cls: type, name: str) -> Any:
-    """The unwrapped method (`asyncio.Lock`, "acquire"), whether or not tracking is installed."""
-    return _originals.get((cls, name)) or cls.__dict__[name]
+    """The unwrapped method `name` of `cls` (`asyncio.Lock`, "acquire"), whether or not tracking
+    is installed: the first definition in its method resolution order, seen through our wrapper.
+    A subclass that does not define `name` itself gets its base's."""
+    for klass in getattr(cls, "__mro__", (cls,)):
+        original = _originals.get((klass, name))
+        if original is not None:
+            return original
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    raise AttributeError(f"{cls.__qualname__} has no method {name!r}")
 
 
 def _install(loop: asyncio.AbstractEventLoop | None, loop_thread_id: int | None) -> None:
     global _installs, _recording, _loop_hint
     with _install_lock:
-        _installs += 1
-        if _installs > 1:
+        if _installs > 0:
+            _installs += 1
             return
+        # Everything is looked up before anything is patched: a failure leaves no class half
+        # patched, and the next install tries again.
+        planned = []
+        for class_name, name, make_wrapper in _PATCHES:
+            cls = asyncio_class(class_name)
+            original = cls.__dict__[name]
+            planned.append((cls, name, original, make_wrapper(original)))
+        _installs = 1
         if loop is not None and loop_thread_id is not None:
             _loop_hint = (loop_thread_id, loop)
-        for cls, name, make_wrapper in _PATCHES:
-            original = cls.__dict__[name]
-            wrapper = make_wrapper(original)
+        for cls, name, original, wrapper in planned:
             _originals[(cls, name)] = original
             _wrappers[(cls, name)] = wrapper
             setattr(cls, name, wrapper)

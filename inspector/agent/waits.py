@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from inspector.agent.frames import is_application_frame
-from inspector.agent.locks import LockTracker, original_method
+from inspector.agent.locks import LockTracker, asyncio_class, original_method
 from inspector.model import WaitInfo
 
 REFINE_DEPTH: Final = 4
@@ -603,12 +603,16 @@ class _Table:
         self.anyio_loaded = "anyio._backends._asyncio" in sys.modules
         pinned: list[types.CodeType] = []
         leaves: dict[int, Handler] = {}
-        primitives: tuple[tuple[type, Handler], ...] = (
-            (asyncio.Lock, _asyncio_lock),
-            (asyncio.Semaphore, _asyncio_semaphore),
+        # asyncio's own classes, whatever `asyncio.Lock` names now: a wait ends in their code.
+        primitives: tuple[tuple[str, Handler], ...] = (
+            ("Lock", _asyncio_lock),
+            ("Semaphore", _asyncio_semaphore),
         )
-        for cls, handler in primitives:
-            code = _code_of(original_method(cls, "acquire"))
+        for class_name, handler in primitives:
+            try:
+                code = _code_of(original_method(asyncio_class(class_name), "acquire"))
+            except (LookupError, AttributeError):
+                continue
             if code is not None:
                 pinned.append(code)
                 leaves[id(code)] = handler

@@ -58,11 +58,30 @@ def is_application_frame(frame: Frame) -> bool:
 
 
 def innermost_application_frame(frames: Sequence[Frame]) -> Frame | None:
-    """The deepest application frame of a stack given outermost first."""
+    """The deepest application frame of a stack given outermost first.
+
+    A method that only hands over to its base class's method of the same name (an app's
+    `class CountingLock(asyncio.Lock)` whose `acquire` awaits `super().acquire()`) is not the
+    line to fix: its caller is (`async with lock_b:`). Such frames are passed over unless no
+    other application frame is left.
+    """
+    forwarding: Frame | None = None
     for frame in reversed(frames):
         if is_application_frame(frame):
+            if _forwards_to_base(frame):
+                forwarding = forwarding or frame
+                continue
             return frame
-    return None
+    return forwarding
+
+
+def _forwards_to_base(frame: Frame) -> bool:
+    """True for a frame of method `X.name` whose line calls `super().name(`."""
+    code = frame.code
+    if not code or "super()" not in code:
+        return False
+    name = frame.function.rsplit(".", 1)[-1]
+    return f"super().{name}(" in code.replace(" ", "")
 
 
 def application_frames(frames: Sequence[Frame]) -> list[Frame]:

@@ -1,0 +1,88 @@
+"""What an app does to its own loop must not blind the diagnosis.
+
+Real servers under `inspector run`, diagnosed with the real `doctor` and `dump`: a lifespan
+startup that never completes, an app that sets its own loop exception handler, locks of the
+app's own classes, and an await chain far deeper than the agent reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_doctor_e2e import (
+    REPO,
+    _cancel,
+    _hold_requests,
+    doctor_until,
+    marked_line,
+)
+from tests.helpers.server import RunningServer, inspector_run
+
+pytestmark = pytest.mark.e2e
+
+
+def dump_json(server: RunningServer) -> dict[str, Any]:
+    """`inspector dump HOST:PORT --format json` as a person runs it: the snapshot document."""
+    host, port = server.agent_address()
+    result = subprocess.run(
+        [sys.executable, "-m", "inspector", "dump", f"{host}:{port}", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+# --- locks of the app's own classes --------------------------------------------------------------
+
+
+def test_deadlocks_between_the_apps_own_lock_and_semaphore_classes_are_found(
+    tmp_path: Path,
+) -> None:
+    app = "doctor_deadlock_subclass.py"
+    expected = {
+        "lock": {marked_line(app, "lock line a"), marked_line(app, "lock line b")},
+        "semaphore": {marked_line(app, "semaphore line a"), marked_line(app, "semaphore line b")},
+    }
+    paths = ["/a-then-b", "/b-then-a", "/slots-a-then-b", "/slots-b-then-a"]
+    with inspector_run("tests.apps.doctor_deadlock_subclass:app", tmp_path) as server:
+        held = _hold_requests(server.http_port, paths)
+        try:
+            status, document = doctor_until(
+                server, lambda f: f["kind"] == "deadlock" and f["count"] == 1, timeout=20
+            )
+            deadlocks = [f for f in document["findings"] if f["kind"] == "deadlock"]
+            if len(deadlocks) < 2:
+                status, document = doctor_until(
+                    server,
+                    lambda f: f["kind"] == "deadlock" and "slots" in f["detail"],
+                    timeout=20,
+                )
+                deadlocks = [f for f in document["findings"] if f["kind"] == "deadlock"]
+            health = dump_json(server)["snapshot"]["health"]
+            assert server.get("/ok") == b'{"ok":true}'
+            _cancel(server, [t for f in deadlocks for t in f["task_ids"]])
+        finally:
+            for connection in held:
+                connection.close()
+    assert status == 1
+    assert len(deadlocks) == 2, deadlocks
+    by_lines = {
+        frozenset({f["location"]["line"], *(r["line"] for r in f["related"])}): f for f in deadlocks
+    }
+    locks = by_lines[frozenset(expected["lock"])]
+    slots = by_lines[frozenset(expected["semaphore"])]
+    assert locks["severity"] == slots["severity"] == "critical"
+    assert "GET /a-then-b" in locks["title"] and "GET /b-then-a" in locks["title"]
+    assert "`lock_a`" in locks["detail"] and "`lock_b`" in locks["detail"]
+    assert "`slots_a`" in slots["detail"] and "`slots_b`" in slots["detail"]
+    assert not [e for e in health["recent_errors"] if "lock" in e.lower()], health
