@@ -22,6 +22,7 @@ See what a running uvicorn server is doing: every asyncio task and what it waits
 requests in flight, what blocked the event loop, and the exceptions nobody saw.
 
   inspector run app:app           serve an app with the agent installed (no code change)
+  inspector run -- CMD...         any command that starts uvicorn (fastapi, gunicorn, ...)
   inspector attach                open the live terminal UI on a running server
   inspector doctor                say what is wrong, with the file:line to fix (for CI)
   inspector demo                  a buggy demo server with the UI attached
@@ -45,7 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `inspector` and `python -m inspector`; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["run"]:  # uvicorn's options and a command are handed on, not parsed
+        from inspector.commands.run import split_argv
+
+        arguments, passthrough = split_argv(arguments)
+        args = parser.parse_args(arguments)
+        args.passthrough = passthrough
+    else:
+        args = parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -13,6 +13,9 @@ class ExitStatus(IntEnum):
     """`doctor`: something at warning or above was found."""
     ERROR = 2
     """Could not connect, bad input, bad usage."""
+    COMMAND_NOT_RUNNABLE = 126
+    """`run -- COMMAND`: the command exists but cannot be executed (as a shell says)."""
+    COMMAND_NOT_FOUND = 127
     INTERRUPTED = 130
 
 

@@ -1,14 +1,6 @@
-"""What `inspector run` hands to uvicorn: ``inspector.agent.bootstrap:app``.
-
-uvicorn imports its app by name in every process that serves, including the spawned children
-of ``--workers N``, which inherit nothing but the environment. So `inspector run` puts the target
-app and the agent's configuration in environment variables, and this module (imported by uvicorn
-in each serving process) reads them back and returns the target wrapped by `instrument`.
-
-An app that cannot be imported becomes uvicorn's `ImportFromStringError` with a one-line reason,
-which uvicorn reports and turns into its start-up failure exit (in a worker, that stops the
-parent instead of restarting the worker forever). Agent start-up failures are strict here: a
-busy inspector port stops the server with a message that names the port.
+"""What every `inspector run` needs in the serving process: the agent's configuration as
+JSON, the app imported the way uvicorn does (with a one-line error), the start-up objects out of
+the collector's way, and a way to tell the parent why the server could not start.
 """
 
 from __future__ import annotations
@@ -21,15 +13,8 @@ from typing import Any, Final
 
 from inspector.agent.probe import AgentConfig
 
-ENV_APP: Final = "INSPECTOR_RUN_APP"
-ENV_APP_DIR: Final = "INSPECTOR_RUN_APP_DIR"
-ENV_FACTORY: Final = "INSPECTOR_RUN_FACTORY"
-ENV_CONFIG: Final = "INSPECTOR_RUN_CONFIG"
-ENV_GC_FREEZE: Final = "INSPECTOR_RUN_GC_FREEZE"
 ENV_STATUS_FILE: Final = "INSPECTOR_RUN_STATUS_FILE"
 """A file where a serving process writes why it could not start, for the parent to print."""
-
-IMPORT_STRING: Final = "inspector.agent.bootstrap:app"
 
 
 class AppImportError(Exception):
@@ -46,29 +31,6 @@ def config_from_json(text: str) -> AgentConfig:
         raise ValueError("agent configuration is not an object")
     known = {f.name for f in dataclasses.fields(AgentConfig)}
     return AgentConfig(**{key: value for key, value in data.items() if key in known})
-
-
-def environment(
-    app: str,
-    config: AgentConfig,
-    *,
-    app_dir: str | None,
-    factory: bool,
-    status_file: str | None,
-    gc_freeze: bool = True,
-) -> dict[str, str]:
-    """The variables that carry a `run` to every serving process."""
-    variables = {
-        ENV_APP: app,
-        ENV_CONFIG: config_to_json(config),
-        ENV_FACTORY: "1" if factory else "",
-        ENV_GC_FREEZE: "1" if gc_freeze else "",
-    }
-    if app_dir is not None:
-        variables[ENV_APP_DIR] = app_dir
-    if status_file is not None:
-        variables[ENV_STATUS_FILE] = status_file
-    return variables
 
 
 def import_target(import_string: str, app_dir: str | None = None, factory: bool = False) -> Any:
@@ -154,40 +116,3 @@ def report_failure(message: str) -> None:
             handle.write(message.replace("\n", " ") + "\n")
     except OSError:
         pass
-
-
-def build_app() -> Any:
-    """The target app from the environment, wrapped with the agent (strict start-up)."""
-    from uvicorn.importer import ImportFromStringError
-
-    from inspector.agent.instrumented import InstrumentedApp
-
-    target_name = os.environ.get(ENV_APP)
-    if not target_name:
-        raise ImportFromStringError(
-            f"{IMPORT_STRING} is started by `inspector run APP`; {ENV_APP} is not set"
-        )
-    if os.environ.get(ENV_GC_FREEZE, "1"):
-        settle_runner_objects()
-    try:
-        config = config_from_json(os.environ.get(ENV_CONFIG) or "{}")
-        target = import_target(
-            target_name,
-            app_dir=os.environ.get(ENV_APP_DIR) or None,
-            factory=bool(os.environ.get(ENV_FACTORY)),
-        )
-    except AppImportError as error:
-        report_failure(f"cannot load the app: {error}")
-        raise ImportFromStringError(str(error)) from None
-    except (ValueError, TypeError) as error:
-        report_failure(f"bad agent configuration: {error}")
-        raise ImportFromStringError(f"bad agent configuration: {error}") from None
-    return InstrumentedApp(target, config, strict=True, on_start_error=report_failure)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "app":
-        built = build_app()
-        globals()["app"] = built
-        return built
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

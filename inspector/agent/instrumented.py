@@ -59,6 +59,7 @@ class InstrumentedApp:
         *,
         strict: bool = False,
         on_start_error: Callable[[str], None] | None = None,
+        on_started: Callable[[str, int], None] | None = None,
     ) -> None:
         if isinstance(app, InstrumentedApp):  # never two agents for one app
             app = app.__dict__["_inspector_original"]
@@ -66,6 +67,7 @@ class InstrumentedApp:
         self._config = config or AgentConfig()
         self._strict = strict
         self._on_start_error = on_start_error
+        self._on_started = on_started
         self._errors: list[str] = []
         self._app = _wrap_requests(app, self._errors) if self._config.lifecycle else app
         self._agent: Agent | None = None
@@ -143,6 +145,8 @@ class InstrumentedApp:
                 self._on_start_error(message)
             return message
         self._agent = agent
+        if self._on_started is not None:
+            self._on_started(agent.host, agent.port)
         return None
 
     def _stop(self) -> None:

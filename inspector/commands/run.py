@@ -1,11 +1,21 @@
-"""`inspector run APP`: serve an ASGI app under uvicorn with the agent installed, no code change.
+"""`inspector run`: start a server with the agent inside every uvicorn it runs, no code change.
 
-uvicorn is given ``inspector.agent.bootstrap:app`` as its import string and the real app in
-environment variables, so every serving process (including ``--workers N`` children, which are
-spawned, not forked) wraps the app with the agent. Everything that can be checked before uvicorn
-starts is checked here, so mistakes end with one line and exit status 2 instead of a traceback
-or a server that never comes up: the app must import, the inspector port must be free, and a
-non-loopback inspector address needs ``--allow-remote``.
+Two forms:
+
+* ``inspector run [OPTIONS] -- COMMAND [ARGS...]`` runs any command (``uvicorn main:app ...``,
+  ``fastapi run``, ``gunicorn -k uvicorn.workers.UvicornWorker``, ``python main.py``) with
+  `inspector.agent.autoload` in every Python process it starts, then *becomes* that command
+  (``exec``): same pid, signals, exit status, stdin and stdout. Only ``PYTHONPATH`` and the
+  agent's own variables are added to the environment.
+* ``inspector run [OPTIONS] APP [UVICORN OPTIONS]`` is the short form of
+  ``-- uvicorn APP ...`` that checks what it can first, so mistakes end with one line and exit
+  status 2 instead of a traceback or a server that never comes up: the options must parse (they
+  are uvicorn's own, read by uvicorn's own command line, ``UVICORN_*`` variables included), the
+  app must import, the inspector ports must be free, and an agent that cannot start stops the
+  server with a message that names the port.
+
+Every agent option has a variable (`inspector.agent.settings`) that sets its default, and
+``INSPECTOR_ENABLED=0`` runs the server without the agent.
 """
 
 from __future__ import annotations
@@ -13,24 +23,39 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from inspector.errors import InspectorError
 
 DEFAULT_INSPECT_PORT: Final = 20101
 
+USAGE: Final = """\
+inspector run [OPTIONS] APP [UVICORN OPTIONS]
+       inspector run [OPTIONS] -- COMMAND [ARGS...]"""
+
 EPILOG: Final = """\
 examples:
   inspector run main:app                         serve main.py's app on 127.0.0.1:8000
   inspector run main:app --host 0.0.0.0         HTTP on every interface; the agent stays local
   inspector run main:app --workers 4             one agent per worker: 20101, 20102, ...
+  inspector run main:app --reload                the agent comes back after every reload
   inspector run main:app --inspect-port 0        let the OS pick the agent's port
   inspector run main:create_app --factory        APP is a function returning the app
   inspector run main:app --stall-threshold 0.05  report event-loop stalls of 50 ms or more
+  inspector run -- fastapi run main.py           any command: fastapi run / dev, gunicorn, ...
+  inspector run -- gunicorn -w 4 -k uvicorn.workers.UvicornWorker main:app
+  inspector run --read-only -- python main.py    a program that calls uvicorn.run() itself
 
 then, in another terminal:
   inspector attach                               the live UI (127.0.0.1:20101 by default)
   inspector doctor 127.0.0.1:20101               what is wrong, with the file:line to fix
+  inspector ps                                   every server on this machine, with its agent
+
+APP takes every uvicorn option with uvicorn's meaning, and UVICORN_* variables (uvicorn --help
+lists them). Every option above also reads a variable, shown as [env: ...]; INSPECTOR_ENABLED=0
+runs the server without the agent (an image can carry it off, and a deployment turn it on).
 
 The agent listens on 127.0.0.1 only. It has no authentication: anyone who can connect can read
 the server's state and cancel its tasks (--read-only refuses that, and every other action).
@@ -39,169 +64,127 @@ asks for it; it then listens on the same host and honours --read-only.
 """
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is out of range 0-65535")
-    return value
+@dataclass(frozen=True)
+class Passthrough:
+    """What `inspector run` hands on untouched: uvicorn's arguments, or a whole command."""
+
+    uvicorn_args: tuple[str, ...] = ()
+    command: tuple[str, ...] | None = None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _type(parse: Any) -> Any:
+    """An argparse type from a settings parser (ValueError → argparse's one-line error)."""
 
-
-def _detail_rate(text: str) -> int | None:
-    """--request-detail-rate: a whole number of requests a second, or "all"."""
-    if text.strip().lower() == "all":
-        return None
-    try:
-        return _positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f'not a number of requests a second or "all": {text!r}'
-        ) from None
-
-
-def _number_in(what: str, ceiling: float, unit: str = "") -> Any:
-    """An argparse type: a number above 0 and at most `ceiling`."""
-
-    def parse(text: str) -> float:
+    def convert(text: str) -> Any:
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-        if not 0 < value <= ceiling:
-            raise argparse.ArgumentTypeError(
-                f"must be more than 0 and at most {ceiling:g}{unit}, got {text}"
-            )
-        return value
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-    return parse
+    return convert
 
 
-_seconds = _number_in("a number of seconds", 3600, " seconds")
-_share = _number_in("a fraction", 1)
+class BadSetting:
+    """The default of an option whose variable cannot be read: `handle` reports it, so a bad
+    variable never breaks the commands that do not read it. (Not a str: argparse would parse
+    a str default with the option's type.)"""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "run",
-        help="serve an ASGI app under uvicorn with the agent installed (no code change)",
-        description=(
-            "Serve APP with uvicorn, with the inspector agent running inside every server\n"
-            "process. Options are uvicorn's, plus the agent's own."
-        ),
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "app", metavar="APP", help="the ASGI app as module:attribute, as for uvicorn (main:app)"
-    )
-    server = parser.add_argument_group("server options (as uvicorn's)")
-    server.add_argument(
-        "--host", default="127.0.0.1", help="address to serve HTTP on (default: %(default)s)"
-    )
-    server.add_argument("--port", type=_port, default=8000, help="HTTP port (default: %(default)s)")
-    server.add_argument(
-        "--app-dir", default=".", help="directory to import APP from (default: the current one)"
-    )
-    server.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="number of worker processes, each with its own agent",
-    )
-    server.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
-    server.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto")
-    server.add_argument(
-        "--log-level",
-        choices=("critical", "error", "warning", "info", "debug", "trace"),
-        default=None,
-        help="uvicorn's log level (default: info)",
-    )
-    server.add_argument("--root-path", default="", help="ASGI root_path for apps behind a proxy")
-    server.add_argument(
-        "--proxy-headers",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="trust X-Forwarded-* headers from 127.0.0.1 (uvicorn's default: on)",
-    )
-    server.add_argument(
-        "--factory", action="store_true", help="APP is a function that returns the app"
-    )
+def _env_default(option: str, default: Any) -> Any:
+    from inspector.agent.settings import SettingError, from_environment
+
+    try:
+        return from_environment(option, os.environ, default)
+    except SettingError as error:
+        return BadSetting(str(error))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The agent's options, each with the variable that sets its default."""
+    from inspector.agent import settings
+
+    def env(option: str) -> str:
+        return f" [env: {settings.BY_OPTION[option].variable}]"
+
     agent = parser.add_argument_group("inspector options")
     agent.add_argument(
         "--inspect-host",
-        default="127.0.0.1",
-        help="address the agent listens on (default: %(default)s)",
+        default=_env_default("--inspect-host", "127.0.0.1"),
+        help="address the agent listens on (default: %(default)s)" + env("--inspect-host"),
     )
     agent.add_argument(
         "--inspect-port",
-        type=_port,
-        default=DEFAULT_INSPECT_PORT,
-        help="the agent's port; worker N gets this + N; 0 picks free ports (default: %(default)s)",
+        type=_type(settings.parse_port),
+        default=_env_default("--inspect-port", DEFAULT_INSPECT_PORT),
+        help="the agent's port; worker N gets this + N; 0 picks free ports "
+        "(default: %(default)s)" + env("--inspect-port"),
     )
     agent.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow a non-loopback --inspect-host (no authentication: think twice)",
+        default=_env_default("--allow-remote", False),
+        help="allow a non-loopback --inspect-host (no authentication: think twice)"
+        + env("--allow-remote"),
     )
     agent.add_argument(
         "--stall-threshold",
-        type=_seconds,
-        default=0.1,
+        type=_type(settings.parse_seconds),
+        default=_env_default("--stall-threshold", 0.1),
         metavar="SECONDS",
-        help="report event-loop stalls longer than this (default: %(default)s)",
+        help="report event-loop stalls longer than this (default: %(default)s)"
+        + env("--stall-threshold"),
     )
     agent.add_argument(
         "--read-only",
         action="store_true",
+        default=_env_default("--read-only", False),
         help="refuse every action from clients: cancelling a task, sending a signal (telnet and "
-        "web UI alike)",
+        "web UI alike)" + env("--read-only"),
     )
     agent.add_argument(
         "--webui-port",
-        type=_port,
-        default=None,
+        type=_type(settings.parse_port),
+        default=_env_default("--webui-port", None),
         metavar="PORT",
         help="also serve aiomonitor's web UI on this port of the inspect host (0: a free port; "
-        "worker i of --workers N gets PORT + i); off by default",
+        "worker i of --workers N gets PORT + i); off by default" + env("--webui-port"),
     )
     agent.add_argument(
         "--lifecycle",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=_env_default("--lifecycle", True),
         help="track requests, background jobs, the threadpool and unseen exceptions, at a few "
         "microseconds per request; --no-lifecycle keeps tasks, stacks, stalls and loop lag with "
-        "nothing running per request (default: on)",
+        "nothing running per request (default: on)" + env("--lifecycle"),
     )
     agent.add_argument(
         "--request-detail-rate",
-        type=_detail_rate,
-        default=200,
+        type=_type(settings.parse_detail_rate),
+        default=_env_default("--request-detail-rate", 200),
         metavar="N|all",
         help="record up to about N requests a second in full (status, bytes, history, route "
         "latency, the work they start); above it one in every few is, and the others are only "
         "listed while in flight and counted, so a busy server keeps its speed; 'all' records "
-        "every request (default: %(default)s)",
+        "every request (default: 200)" + env("--request-detail-rate"),
     )
     agent.add_argument(
         "--trace-exceptions",
         action="store_true",
-        help="Python >= 3.12: also report exceptions raised and swallowed in app code",
+        default=_env_default("--trace-exceptions", False),
+        help="Python >= 3.12: also report exceptions raised and swallowed in app code"
+        + env("--trace-exceptions"),
     )
     agent.add_argument(
-        "--metrics-port", type=_port, default=None, help="serve Prometheus metrics on this port"
+        "--metrics-port",
+        type=_type(settings.parse_port),
+        default=_env_default("--metrics-port", None),
+        help="serve Prometheus metrics on this port" + env("--metrics-port"),
     )
     agent.add_argument(
         "--gc-freeze",
@@ -213,25 +196,126 @@ def register(subparsers: Any) -> None:
     )
     agent.add_argument(
         "--agent-cpu",
-        type=_share,
-        default=None,
+        type=_type(settings.parse_share),
+        default=_env_default("--agent-cpu", None),
         metavar="SHARE",
         help="fraction of one core the agent may spend answering clients; past it, answers wait "
-        "(default: 0.25)",
+        "(default: 0.25)" + env("--agent-cpu"),
     )
-    parser.set_defaults(handler=handle)
+
+
+class _HelpWithUvicornOptions(argparse.Action):
+    """``-h``: the agent's options, then uvicorn's, read from uvicorn's own command line."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.print_help()
+        try:
+            from inspector.commands.run_app import uvicorn_options_help
+
+            options = uvicorn_options_help()
+        except Exception as error:  # uvicorn missing or changed: the rest of the help stands
+            options = f"  (uvicorn's options could not be listed: {error})"
+        print("\nuvicorn options for APP (uvicorn's own; also UVICORN_<NAME> variables):")
+        print(options)
+        parser.exit()
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        add_help=False,
+        help="start a server with the agent inside (no code change)",
+        usage=USAGE,
+        description=(
+            "Serve APP with uvicorn, or run any COMMAND that starts uvicorn servers, with the\n"
+            "inspector agent inside every server process."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-h", "--help", action=_HelpWithUvicornOptions, help="show this help message and exit"
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=handle, passthrough=Passthrough())
+
+
+def split_argv(argv: Sequence[str]) -> tuple[list[str], Passthrough]:
+    """Split ``run ...`` into what argparse reads (the agent's options) and what is handed on.
+
+    uvicorn's options are uvicorn's to read, wherever they stand, so argparse never sees them
+    (it would take the value of ``--log-config FILE`` for APP).
+    """
+    rest = list(argv[1:])
+    command: tuple[str, ...] | None = None
+    if "--" in rest:
+        cut = rest.index("--")
+        rest, command = rest[:cut], tuple(rest[cut + 1 :])
+    probe = argparse.ArgumentParser(add_help=False)
+    add_arguments(probe)
+    takes_value = {
+        option: action.nargs != 0 for action in probe._actions for option in action.option_strings
+    }
+    ours: list[str] = [argv[0]]
+    theirs: list[str] = []
+    index = 0
+    while index < len(rest):
+        token = rest[index]
+        name = token.split("=", 1)[0]
+        if token in ("-h", "--help"):
+            ours.append(token)
+        elif name in takes_value:
+            ours.append(token)
+            if takes_value[name] and "=" not in token and index + 1 < len(rest):
+                index += 1
+                ours.append(rest[index])
+        else:
+            theirs.append(token)
+        index += 1
+    return ours, Passthrough(uvicorn_args=tuple(theirs), command=command)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from inspector.addresses import is_loopback
-    from inspector.agent.bootstrap import IMPORT_STRING, environment
+    from inspector.agent.settings import SettingError, enabled
+
+    passthrough: Passthrough = args.passthrough
+    for value in vars(args).values():
+        if isinstance(value, BadSetting):
+            raise InspectorError(str(value))
+    if passthrough.command is not None and passthrough.uvicorn_args:
+        raise InspectorError(
+            f"{passthrough.uvicorn_args[0]!r} before --: put the server's own arguments after "
+            "the command (inspector run [OPTIONS] -- COMMAND [ARGS...])"
+        )
+    if passthrough.command is None and not passthrough.uvicorn_args:
+        raise InspectorError(
+            "nothing to run: give an APP (inspector run main:app) or a command "
+            "(inspector run -- uvicorn main:app)"
+        )
+    try:
+        wanted = enabled(os.environ)
+    except SettingError as error:
+        raise InspectorError(str(error)) from None
+    config = None if not wanted else _config(args)
+    if passthrough.command is not None:
+        from inspector.commands.run_command import exec_command
+
+        return exec_command(passthrough.command, config, gc_freeze=args.gc_freeze)
+    from inspector.commands.run_app import serve
+
+    return serve(passthrough.uvicorn_args, config, gc_freeze=args.gc_freeze)
+
+
+def _config(args: argparse.Namespace) -> Any:
     from inspector.agent.errors import AgentStartError
-    from inspector.agent.ports import check_host, free_port, port_is_free
+    from inspector.agent.ports import check_host
     from inspector.agent.probe import AgentConfig
 
     if args.trace_exceptions and not args.lifecycle:
         raise InspectorError("--trace-exceptions needs the lifecycle probes: drop --no-lifecycle")
-    workers = args.workers or 1
     config = AgentConfig(
         host=args.inspect_host,
         port=args.inspect_port,
@@ -241,7 +325,6 @@ def handle(args: argparse.Namespace) -> int:
         lifecycle=args.lifecycle,
         request_detail_rate=args.request_detail_rate,
         trace_exceptions=args.trace_exceptions,
-        app=args.app,
         metrics_port=args.metrics_port,
         webui_port=args.webui_port,
         **({} if args.agent_cpu is None else {"cpu_share": args.agent_cpu}),
@@ -250,24 +333,11 @@ def handle(args: argparse.Namespace) -> int:
         check_host(config, remote_hint="pass --allow-remote")
     except AgentStartError as error:
         raise InspectorError(str(error)) from None
+    return config
 
-    if config.port == 0 and workers == 1:
-        config = _replace_port(config, free_port(config.host))
-    elif config.port != 0:
-        for port in range(config.port, config.port + workers):
-            if port > 65535 or not port_is_free(config.host, port):
-                raise InspectorError(
-                    f"the inspector port {config.host}:{port} is already in use (pick another "
-                    "with --inspect-port, or --inspect-port 0 for a free one)"
-                )
 
-    app_dir = os.path.abspath(args.app_dir)
-    if workers == 1 and args.gc_freeze:
-        # This process imports the app next (to check it) and then serves it.
-        from inspector.agent.bootstrap import settle_runner_objects
-
-        settle_runner_objects()
-    _check_app(args.app, app_dir, single_process=workers == 1)
+def warn_if_remote(config: Any) -> None:
+    from inspector.addresses import is_loopback
 
     if not is_loopback(config.host):
         print(
@@ -276,135 +346,42 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    status_file = _status_path()
-    os.environ.update(
-        environment(
-            args.app,
-            config,
-            app_dir=app_dir,
-            factory=args.factory,
-            status_file=status_file,
-            gc_freeze=args.gc_freeze,
-        )
-    )
-    print(_where_message(config, workers), file=sys.stderr, flush=True)
 
-    import uvicorn
+def check_ports_free(config: Any, count: int) -> None:
+    """Fail now, naming the port, if one of the `count` agent ports is taken."""
+    from inspector.agent.ports import port_is_free
 
-    status = 0
-    try:
-        uvicorn.run(
-            IMPORT_STRING,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            loop=args.loop,
-            http=args.http,
-            log_level=args.log_level,
-            root_path=args.root_path,
-            proxy_headers=args.proxy_headers,
-        )
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        failure = _read_status(status_file) if status_file else None
-    if failure:
-        raise InspectorError(failure)
-    return status
-
-
-def _replace_port(config: Any, port: int) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(config, port=port)
-
-
-def _check_app(app: str, app_dir: str, *, single_process: bool) -> None:
-    """Fail now, with one line, if APP cannot be imported.
-
-    With one process the app is imported here, as uvicorn would in this same process. Workers
-    import it themselves; the parent only checks the module exists, so that import-time side
-    effects do not run in a process that never serves.
-    """
-    from inspector.agent.bootstrap import AppImportError, import_target
-
-    if single_process:
-        try:
-            import_target(app, app_dir=app_dir, factory=False)
-        except AppImportError as error:
-            raise InspectorError(f"cannot load the app: {error}") from None
-        return
-    import importlib.util
-
-    module_name, _, attribute = app.partition(":")
-    if not module_name or not attribute:
-        raise InspectorError(
-            f"cannot load the app: {app!r} must look like module:attribute (for example main:app)"
-        )
-    if app_dir not in sys.path:
-        sys.path.insert(0, app_dir)
-    try:
-        spec = importlib.util.find_spec(module_name)
-    except Exception as error:
-        raise InspectorError(
-            f"cannot load the app: importing {module_name!r} failed: "
-            f"{type(error).__name__}: {error}"
-        ) from None
-    if spec is None:
-        raise InspectorError(
-            f"cannot load the app: cannot import module {module_name!r} (from {app_dir})"
-        )
-
-
-def _where_message(config: Any, workers: int) -> str:
-    host = config.host
-    if workers == 1:
-        return (
-            f"inspector: agent listening on {host}:{config.port}; "
-            f"attach with: inspector attach {host}:{config.port}"
-        )
     if config.port == 0:
-        return (
-            f"inspector: one agent per worker on free ports of {host}; list them with: inspector ps"
-        )
-    last = config.port + workers - 1
-    return (
-        f"inspector: one agent per worker on {host}:{config.port}-{last}; "
-        f"attach with: inspector attach {host}:{config.port} (or see them all: inspector ps)"
-    )
+        return
+    for port in range(config.port, config.port + count):
+        if port > 65535 or not port_is_free(config.host, port):
+            raise InspectorError(
+                f"the inspector port {config.host}:{port} is already in use (pick another "
+                "with --inspect-port, or --inspect-port 0 for a free one)"
+            )
 
 
-def _status_path() -> str | None:
-    """Where a serving process explains a failed start; created only if one fails.
+def autoload_environment(config: Any, *, strict: bool, gc_freeze: bool) -> dict[str, str]:
+    """The variables that carry the agent into every Python process of the tree."""
+    from inspector.agent.autoload import ENV_CONFIG, ENV_GC_FREEZE, ENV_STRICT, SITE_DIR
+    from inspector.agent.bootstrap import config_to_json
 
-    Nothing is created up front: uvicorn ends on SIGTERM by re-raising the signal, and a file
-    made here would outlive every normal run.
-    """
-    from inspector.registration import runtime_dir
-
-    try:
-        path = runtime_dir() / f"run-{os.getpid()}.status"
-    except OSError:
-        return None
-    try:
-        path.unlink()  # left by an earlier process with our pid
-    except OSError:
-        pass
-    return str(path)
+    existing = os.environ.get("PYTHONPATH")
+    return {
+        ENV_CONFIG: config_to_json(config),
+        ENV_STRICT: "1" if strict else "",
+        ENV_GC_FREEZE: "1" if gc_freeze else "",
+        "PYTHONPATH": SITE_DIR if not existing else SITE_DIR + os.pathsep + existing,
+    }
 
 
-def _read_status(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            lines = [line.strip() for line in handle if line.strip()]
-    except OSError:
-        lines = []
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    return lines[0] if lines else None
-
-
-__all__ = ["EPILOG", "handle", "register"]
+__all__ = [
+    "EPILOG",
+    "Passthrough",
+    "autoload_environment",
+    "check_ports_free",
+    "handle",
+    "register",
+    "split_argv",
+    "warn_if_remote",
+]

@@ -24,6 +24,9 @@ API:
   (``INSPECTOR_RUNTIME_DIR`` of the child), ``log_path``; ``url(path)``, ``get(path)``,
   ``output()``, ``registrations()``, ``agent_address()``, ``wait_exit(timeout)``,
   ``stop(sig, timeout)`` (seconds until exit), ``kill()`` (SIGTERM, wait, SIGKILL the group).
+* ``launched(command, tmp_path, *, http_port, workers=1, ...)`` / ``spawn(...)`` — the same for
+  any command (``inspector run -- uvicorn ...``, gunicorn, ``python main.py``): ready once HTTP
+  answers on ``http_port`` and ``workers`` agents have registered.
 * ``free_port()`` and ``free_port_run(count)`` ask the OS for unused ports.
 """
 
@@ -40,6 +43,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from inspector.agent import ports
 from inspector.registration import ENV_RUNTIME_DIR, Registration, read_registrations
@@ -188,8 +192,6 @@ def _start(
     ready_timeout: float,
     env: Mapping[str, str] | None,
 ) -> RunningServer:
-    runtime_dir = tmp_path / "runtime"
-    runtime_dir.mkdir(mode=0o700, exist_ok=True)
     count = workers or 1
     if inspect_port is None:
         inspect_port = free_port_run(count) if count > 1 else free_port()
@@ -209,14 +211,42 @@ def _start(
     if loop is not None:
         command += ["--loop", loop]
     command += list(args)
+    return spawn(
+        command,
+        tmp_path,
+        http_port=http_port,
+        inspect_port=inspect_port or None,
+        workers=count,
+        wait_ready=wait_ready,
+        ready_timeout=ready_timeout,
+        env=env,
+    )
+
+
+def spawn(
+    command: Sequence[str],
+    tmp_path: Path,
+    *,
+    http_port: int,
+    inspect_port: int | None = None,
+    workers: int = 1,
+    wait_ready: bool = True,
+    ready_timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = REPO_ROOT,
+) -> RunningServer:
+    """Start any server command in its own process group, logging to a file; with `wait_ready`,
+    return once HTTP answers on `http_port` and `workers` agents have registered."""
+    runtime_dir = tmp_path / "runtime"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
     child_env = dict(os.environ)
     child_env.update({ENV_RUNTIME_DIR: str(runtime_dir), "PYTHONUNBUFFERED": "1"})
     child_env.update(env or {})
     log_path = tmp_path / f"server-{http_port}.log"
     log_handle = open(log_path, "wb")  # noqa: SIM115 (closed by kill())
     process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
+        list(command),
+        cwd=cwd,
         env=child_env,
         stdin=subprocess.DEVNULL,
         stdout=log_handle,
@@ -226,10 +256,10 @@ def _start(
     server = RunningServer(
         process=process,
         http_port=http_port,
-        inspect_port=inspect_port or None,
+        inspect_port=inspect_port,
         runtime_dir=runtime_dir,
         log_path=log_path,
-        workers=count,
+        workers=workers,
         _log_handle=log_handle,
     )
     if not wait_ready:
@@ -239,7 +269,7 @@ def _start(
         while not _ready(server):
             if process.poll() is not None:
                 raise ServerStartError(
-                    f"inspector run exited with {process.returncode}\n{server.output()}"
+                    f"{command[0]} exited with {process.returncode}\n{server.output()}"
                 )
             if time.monotonic() > deadline:
                 raise ServerStartError(f"not ready after {ready_timeout} s\n{server.output()}")
@@ -248,6 +278,16 @@ def _start(
         server.kill()
         raise
     return server
+
+
+@contextlib.contextmanager
+def launched(command: Sequence[str], tmp_path: Path, **kwargs: Any) -> Iterator[RunningServer]:
+    """`spawn` as a context manager that always kills the server."""
+    server = spawn(command, tmp_path, **kwargs)
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,52 @@
+"""Run at the start of every Python process under `inspector run -- COMMAND` (via PYTHONPATH).
+
+It hands over to `inspector.agent.autoload`, then runs the ``sitecustomize`` this one hides,
+if the interpreter has one, so the command's own start-up is unchanged. It must never fail:
+a process that cannot load the agent runs without it and says so once.
+"""
+
+import os
+import sys
+
+
+def _autoload() -> None:
+    if not os.environ.get("INSPECTOR_AUTOLOAD_CONFIG"):
+        return
+    try:
+        from inspector.agent.autoload import install_from_environment
+    except Exception as error:
+        print(
+            f"inspector: {sys.executable} cannot load the inspector agent ({error}); "
+            "its servers run without it",
+            file=sys.stderr,
+        )
+        return
+    try:
+        install_from_environment()
+    except Exception as error:
+        print(f"inspector: the agent could not be set up ({error!r})", file=sys.stderr)
+
+
+def _run_hidden_sitecustomize() -> None:
+    """Find the next ``sitecustomize`` on sys.path, past this directory, and run it."""
+    import importlib.machinery
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != here]
+    ours = sys.modules.get("sitecustomize")
+    try:
+        spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
+        if spec is None or spec.loader is None:
+            return
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["sitecustomize"] = module
+        spec.loader.exec_module(module)
+    except Exception as error:
+        if ours is not None:
+            sys.modules["sitecustomize"] = ours
+        print(f"inspector: the interpreter's sitecustomize failed: {error!r}", file=sys.stderr)
+
+
+_autoload()
+_run_hidden_sitecustomize()
