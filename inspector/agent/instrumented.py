@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 from inspector.agent.agent import Agent
 from inspector.agent.probe import AgentConfig
@@ -155,19 +155,65 @@ class InstrumentedApp:
             agent.close()
 
 
-def instrument(app: Any, config: AgentConfig | None = None) -> InstrumentedApp:
-    """Wrap an ASGI app (FastAPI, Starlette, any) so the inspector agent runs inside it.
+INSTRUMENTED_MARK: Final = "__inspector_instrumented__"
+"""Set on an app that `instrument` changed in place, so nothing adds a second agent to it."""
 
-    The one call for people who start uvicorn themselves::
+
+def is_instrumented(app: Any) -> bool:
+    """Whether `app` already runs the agent (wrapped, or changed in place by `instrument`)."""
+    return isinstance(app, InstrumentedApp) or bool(getattr(app, INSTRUMENTED_MARK, False))
+
+
+def instrument(app: Any, config: AgentConfig | None = None) -> Any:
+    """Put the inspector agent inside an ASGI app (FastAPI, Starlette, any); returns the app.
+
+    The one line for people who start uvicorn themselves::
 
         app = FastAPI()
-        ...
-        app = inspector.agent.instrument(app)
+        inspector.agent.instrument(app)
+
+    A FastAPI or Starlette app stays the same object (its middleware stack, built when it first
+    serves, gets the agent outermost), so ``fastapi run`` and ``fastapi dev`` still find it and
+    everything done to it later still counts. Any other ASGI callable is returned wrapped:
+    ``app = instrument(app)``.
+
+    Without `config`, the ``INSPECTOR_*`` variables configure the agent (``INSPECTOR_ENABLED=0``
+    leaves the app untouched), so a deployment can switch it on or off without a code change.
 
     The agent starts at lifespan startup (or at the first request without lifespan) and stops
     at shutdown. If it cannot start (a busy port), one warning is logged and the app serves as
     if it were not there.
     """
-    if isinstance(app, InstrumentedApp):
+    if is_instrumented(app):
         return app
-    return InstrumentedApp(app, config)
+    if config is None:
+        config = _config_from_environment()
+        if config is None:
+            return app
+    build = getattr(app, "build_middleware_stack", None)
+    if not callable(build) or not hasattr(app, "middleware_stack"):
+        return InstrumentedApp(app, config)
+
+    def build_middleware_stack() -> Any:
+        return InstrumentedApp(build(), config)
+
+    app.build_middleware_stack = build_middleware_stack
+    if app.middleware_stack is not None:  # it has served already: rebuild with the agent
+        app.middleware_stack = build_middleware_stack()
+    setattr(app, INSTRUMENTED_MARK, True)
+    return app
+
+
+def _config_from_environment() -> AgentConfig | None:
+    """The agent's configuration from ``INSPECTOR_*``; None when switched off or unreadable."""
+    import os
+
+    from inspector.agent.settings import SettingError, config_from_environment, enabled
+
+    try:
+        if not enabled(os.environ):
+            return None
+        return config_from_environment(os.environ)
+    except SettingError as error:
+        logger.warning("inspector agent not started: %s (the app runs without it)", error)
+        return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,6 +33,20 @@ async def park() -> dict[str, bool]:
     """A request that waits for an Event nobody sets: it shows up in flight."""
     await _parked.wait()
     return {"parked": True}
+
+
+@app.get("/release")
+async def release() -> dict[str, bool]:
+    """Lets the parked requests finish, so the server can stop without waiting for them."""
+    _parked.set()
+    return {"released": True}
+
+
+@app.get("/block")
+async def block() -> dict[str, bool]:
+    """Blocks the event loop: `doctor` must name this line."""
+    time.sleep(0.4)  # marker: blocks
+    return {"blocked": True}
 
 
 if __name__ == "__main__":

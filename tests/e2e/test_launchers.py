@@ -88,7 +88,7 @@ def park_a_request(server: RunningServer) -> threading.Thread:
 
 
 def assert_requests_are_seen(server: RunningServer) -> None:
-    park_a_request(server)
+    parking = park_a_request(server)
 
     def parked() -> bool:
         return any(
@@ -98,6 +98,35 @@ def assert_requests_are_seen(server: RunningServer) -> None:
         )
 
     wait_for(parked)
+    deadline = time.monotonic() + 15
+    while parking.is_alive() and time.monotonic() < deadline:
+        server.get("/release")  # each worker has its own Event: until the parked one's is set
+        parking.join(timeout=0.2)
+    assert not parking.is_alive()
+
+
+def blocking_line(app_file: str) -> str:
+    """ "file.py:LINE" of the line marked `# marker: blocks` in a test app."""
+    lines = (REPO_ROOT / app_file).read_text(encoding="utf-8").splitlines()
+    [number] = [i for i, line in enumerate(lines, start=1) if line.endswith("# marker: blocks")]
+    return f"{Path(app_file).name}:{number}"
+
+
+def assert_a_blocked_loop_is_named(
+    server: RunningServer, app_file: str = "tests/apps/launch_app.py"
+) -> None:
+    """`doctor --pid` on the process the user started names the line that blocked the loop."""
+    server.get("/block")
+    result = cli("doctor", "--pid", str(server.process.pid), env=_runtime(server))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "loop-blocked" in result.stdout or "blocked" in result.stdout
+    assert blocking_line(app_file) in result.stdout, result.stdout
+
+
+def assert_stops_cleanly(server: RunningServer) -> None:
+    """SIGTERM to the process the user started: it exits soon and every agent unregisters."""
+    assert server.stop(signal.SIGTERM, timeout=15) < 15
+    assert server.registrations() == []
 
 
 def test_uvicorn_cli_with_options_the_short_form_never_had(tmp_path: Path) -> None:
@@ -117,6 +146,8 @@ def test_uvicorn_cli_with_options_the_short_form_never_had(tmp_path: Path) -> No
             assert response.headers["X-Served-By"] == "shop"
         assert_requests_are_seen(server)
         assert '"GET / HTTP/1.1"' not in server.output()  # --no-access-log reached uvicorn
+        assert_a_blocked_loop_is_named(server)
+        assert_stops_cleanly(server)
 
 
 def test_fastapi_run(tmp_path: Path) -> None:
@@ -128,6 +159,8 @@ def test_fastapi_run(tmp_path: Path) -> None:
         [registration] = server.registrations()
         assert registration.app is not None and registration.app.endswith(":app")
         assert_requests_are_seen(server)
+        assert_a_blocked_loop_is_named(server)
+        assert_stops_cleanly(server)
 
 
 def test_fastapi_dev_and_reload_bring_the_agent_back(tmp_path: Path) -> None:
@@ -172,6 +205,10 @@ def test_gunicorn_workers_each_get_an_agent_found_from_the_master(
         assert result.returncode == 0, result.stderr
         for registration in registrations:
             assert str(registration.pid) in result.stdout
+        for _ in range(4):  # gunicorn spreads requests: every worker's agent sees its own
+            server.get("/block")
+        assert_a_blocked_loop_is_named(server)
+        assert_stops_cleanly(server)
 
 
 def test_uvicorn_workers_each_get_an_agent(tmp_path: Path) -> None:
@@ -180,6 +217,8 @@ def test_uvicorn_workers_each_get_an_agent(tmp_path: Path) -> None:
     with launched(command, tmp_path, http_port=port, workers=2) as server:
         assert len({r.pid for r in server.registrations()}) == 2
         assert_requests_are_seen(server)
+        assert_a_blocked_loop_is_named(server)
+        assert_stops_cleanly(server)
 
 
 @pytest.mark.parametrize(
@@ -196,6 +235,28 @@ def test_a_program_that_starts_uvicorn_itself(tmp_path: Path, module: str) -> No
         if module.endswith("embedded"):
             names = {task.name for task in _tasks(server)}
             assert "housekeeping" in names  # the program's own work is seen too
+        assert_a_blocked_loop_is_named(server)
+        assert_stops_cleanly(server)
+
+
+def test_one_line_in_code_keeps_the_app_a_fastapi_app_for_fastapi_run(tmp_path: Path) -> None:
+    port = free_port()
+    command = [tool("fastapi"), "run", "tests/apps/one_line_app.py", "--port", str(port)]
+    settings = {"INSPECTOR_INSPECT_PORT": "0"}
+    with launched(command, tmp_path, http_port=port, env=settings) as server:
+        [registration] = server.registrations()
+        assert registration.pid == server.process.pid
+        assert_a_blocked_loop_is_named(server, "tests/apps/one_line_app.py")
+        assert_stops_cleanly(server)
+
+
+def test_one_line_in_code_and_inspector_run_make_one_agent(tmp_path: Path) -> None:
+    port = free_port()
+    command = inspector_run("--", tool("uvicorn"), "tests.apps.one_line_app:app")
+    command += ["--port", str(port)]
+    settings = {"INSPECTOR_INSPECT_PORT": "0"}
+    with launched(command, tmp_path, http_port=port, env=settings) as server:
+        assert len(server.registrations()) == 1
 
 
 def test_signals_and_exit_status_are_the_commands(tmp_path: Path) -> None:
