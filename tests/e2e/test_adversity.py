@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,34 @@ def test_deadlocks_between_the_apps_own_lock_and_semaphore_classes_are_found(
     assert "`lock_a`" in locks["detail"] and "`lock_b`" in locks["detail"]
     assert "`slots_a`" in slots["detail"] and "`slots_b`" in slots["detail"]
     assert not [e for e in health["recent_errors"] if "lock" in e.lower()], health
+
+
+# --- an app that sets its own loop exception handler -----------------------------------------
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_apps_own_exception_handler_is_chained_not_lost(tmp_path: Path, loop: str) -> None:
+    raise_line = marked_line("doctor_own_handler.py", "doctor-test: lost task raises")
+    with inspector_run("tests.apps.doctor_own_handler:app", tmp_path, loop=loop) as server:
+        for order in range(3):
+            request = urllib.request.Request(server.url(f"/orders/{order}"), method="POST")
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+        deadline = time.monotonic() + 15
+        while (seen := json.loads(server.get("/reported")))["count"] < 3:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.05)
+        status, document = doctor_until(
+            server,
+            lambda f: f["kind"] == "task-exception-unretrieved" and f["count"] == 3,
+        )
+        time.sleep(0.3)  # nothing more may arrive at the app's handler
+        after = json.loads(server.get("/reported"))
+        output = server.output()
+    assert after == {"count": 3, "own_handler": True}  # each exception once; its handler kept
+    [finding] = [f for f in document["findings"] if f["kind"] == "task-exception-unretrieved"]
+    assert status == 1
+    assert finding["location"]["line"] == raise_line
+    assert "ConnectionError" in finding["title"]
+    assert "POST /orders/" in finding["title"] + finding["detail"]
+    assert output.count("Task exception was never retrieved") == 3  # asyncio's log, unchanged

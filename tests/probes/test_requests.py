@@ -236,8 +236,11 @@ def test_closing_the_probes_restores_every_patch(live_server: Start) -> None:
     httpx.get(server.url("/sync-sleep?seconds=0.01"))
     assert background.BackgroundTask.__dict__["__init__"] is not before["init"]
     assert wait_for(lambda: anyio.to_thread.run_sync is not before["run_sync"])
+    loop = server.loop
+    assert loop is not None
+    # The handler on the loop itself: `loop.get_exception_handler()` answers the app's own.
     handlers = server.call_on_loop(
-        lambda: (server.loop.get_exception_handler(), server.loop.get_task_factory())
+        lambda: (type(loop).get_exception_handler(loop), loop.get_task_factory())
     )
     assert all(handler is not None for handler in handlers)
     server.stop()

@@ -5,7 +5,8 @@ without the agent:
 
 * the loop's exception handler: "Task exception was never retrieved" (and the future variant).
   Ours records, then calls the previous handler or `loop.default_exception_handler`, which logs
-  the standard line;
+  the standard line. An app that sets a handler of its own later (often in its lifespan) gets it
+  chained behind ours instead of replacing it (`_LoopHandler`);
 * tasks created while serving a request that failed and are still referenced (so the stdlib never
   reports them): their state is read from `task._exception` / `task._log_traceback`, never through
   `task.exception()`, which would mark the exception retrieved;
@@ -277,6 +278,133 @@ class ExceptionLog:
         return tuple(events)
 
 
+_SET_HANDLER: Final = "set_exception_handler"
+_GET_HANDLER: Final = "get_exception_handler"
+RECHAIN_INTERVAL: Final = 0.25
+"""Seconds between checks, on the loop, for a handler set behind the agent's back."""
+
+LoopExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+class _LoopHandler:
+    """The agent's loop exception handler, with the app's own handler chained behind it.
+
+    A loop has one exception handler. An app that sets its own after the agent started (in its
+    lifespan, say) would silently replace ours, and unretrieved task exceptions would vanish
+    from the report. So the loop's `set_exception_handler`/`get_exception_handler` are shadowed
+    on the loop object itself (asyncio's loops and uvloop's both take instance attributes): a
+    handler the app sets becomes the one ours hands over to, once per exception, and the app
+    reads back exactly what it set. A handler set past the shadows (through the class, or on a
+    loop that takes no attributes) is found by a check every `RECHAIN_INTERVAL` seconds on the
+    loop's thread and chained the same way (an exception in between reaches only the app's
+    handler; on such a loop the app reads back ours).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_exception: Callable[[dict[str, Any]], None],
+        record_error: Callable[[str], None],
+    ) -> None:
+        self.loop = loop
+        self.active = True
+        self.shadowed = False
+        # Whatever the loop answers to now: its class's methods, or an earlier shadow.
+        self._set: Callable[[LoopExceptionHandler | None], None] = loop.set_exception_handler
+        self._get: Callable[[], LoopExceptionHandler | None] = loop.get_exception_handler
+        self.app_handler: LoopExceptionHandler | None = self._get()
+        """The handler the app set (None: asyncio's default), called after ours records."""
+        self._on_exception = on_exception
+        self._record_error = record_error
+        self._inside = threading.local()
+        self._timer: asyncio.TimerHandle | None = None
+        # Bound once, so that close() recognises its own shadows by identity.
+        self.handle_bound = self.handle
+        self.set_bound = self.set_handler
+        self.get_bound = self.get_handler
+
+    def install(self) -> None:
+        self._set(self.handle_bound)
+        try:
+            setattr(self.loop, _SET_HANDLER, self.set_bound)
+            setattr(self.loop, _GET_HANDLER, self.get_bound)
+            self.shadowed = True
+        except (AttributeError, TypeError):
+            self._unshadow()
+        self._timer = self.loop.call_later(RECHAIN_INTERVAL, self._rechain)
+
+    def handle(self, loop: asyncio.AbstractEventLoop, details: dict[str, Any]) -> None:
+        """Record, then hand over to the app's handler or asyncio's default, as without us."""
+        if getattr(self._inside, "active", False):
+            # The app's handler calls the handler it found before its own, and that was ours
+            # (possible only on a loop we could not shadow): that one was asyncio's default.
+            loop.default_exception_handler(details)
+            return
+        if self.active:
+            try:
+                self._on_exception(details)
+            except Exception as error:
+                self._record_error(f"exceptions: loop handler: {error!r}")
+        behind = self.app_handler
+        if behind is None:
+            loop.default_exception_handler(details)
+            return
+        self._inside.active = True
+        try:
+            behind(loop, details)  # its own errors are the app's: asyncio reports them as before
+        finally:
+            self._inside.active = False
+
+    def set_handler(self, handler: LoopExceptionHandler | None) -> None:
+        """`loop.set_exception_handler` while installed: `handler` goes behind ours."""
+        self._set(handler)  # refused exactly as the loop refuses it (not callable: TypeError)
+        if self.active:
+            self.app_handler = handler
+            self._set(self.handle_bound)
+
+    def get_handler(self) -> LoopExceptionHandler | None:
+        """`loop.get_exception_handler` while installed: what the app set, not ours."""
+        return self.app_handler if self.active else self._get()
+
+    def _rechain(self) -> None:
+        """On the loop thread: put a handler set behind our back behind ours."""
+        self._timer = None
+        if not self.active:
+            return
+        try:
+            current = self._get()
+            if current is not self.handle_bound:
+                self.app_handler = current
+                self._set(self.handle_bound)
+            self._timer = self.loop.call_later(RECHAIN_INTERVAL, self._rechain)
+        except Exception as error:  # a closing loop; the handler stays as it is
+            self._record_error(f"exceptions: loop handler check: {error!r}")
+
+    def _unshadow(self) -> None:
+        """Remove our shadows that are still in place (one set on top of ours stays)."""
+        try:
+            attributes = vars(self.loop)
+        except TypeError:
+            return
+        for name, ours in ((_SET_HANDLER, self.set_bound), (_GET_HANDLER, self.get_bound)):
+            if attributes.get(name) is ours:
+                delattr(self.loop, name)
+
+    def close(self, loop_thread_id: int) -> None:
+        """Leave the app's latest handler (or none) on the loop, as if we had never been there."""
+        self.active = False
+        self._unshadow()
+        if self._get() is self.handle_bound:
+            self._set(self.app_handler)
+        timer, self._timer = self._timer, None
+        if timer is None or self.loop.is_closed():
+            return  # inactive, the check would not schedule itself again anyway
+        if threading.get_ident() == loop_thread_id:
+            timer.cancel()
+        else:
+            self.loop.call_soon_threadsafe(timer.cancel)
+
+
 class ExceptionsProbe:
     """Hooks the places where Python and asyncio report exceptions nobody handled."""
 
@@ -296,9 +424,7 @@ class ExceptionsProbe:
         self._tasks = tasks
         self._background = background
         self._context: AgentContext | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._previous_handler: Any = None
-        self._handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None] | None = None
+        self._loop_handler: _LoopHandler | None = None
         self._previous_factory: Callable[..., logging.LogRecord] | None = None
         self._factory: Callable[..., logging.LogRecord] | None = None
         self._original_unawaited: Any = None
@@ -332,28 +458,14 @@ class ExceptionsProbe:
                     self._context.record_error(f"exceptions: {step.__name__}: {error!r}")
 
     def _install_loop_handler(self, context: AgentContext) -> None:
-        loop = context.loop
-        previous = loop.get_exception_handler()
-
-        def handler(loop: asyncio.AbstractEventLoop, details: dict[str, Any]) -> None:
-            if self._active:
-                try:
-                    self._on_loop_exception(details)
-                except Exception as error:
-                    context.record_error(f"exceptions: loop handler: {error!r}")
-            if previous is None:
-                loop.default_exception_handler(details)
-            else:
-                previous(loop, details)
-
-        loop.set_exception_handler(handler)
-        self._loop, self._previous_handler, self._handler = loop, previous, handler
+        handler = _LoopHandler(context.loop, self._on_loop_exception, context.record_error)
+        self._loop_handler = handler  # first: close() undoes a partial install too
+        handler.install()
 
     def _close_loop_handler(self) -> None:
-        loop, handler = self._loop, self._handler
-        if loop is not None and handler is not None and loop.get_exception_handler() is handler:
-            loop.set_exception_handler(self._previous_handler)
-        self._loop = self._handler = None
+        handler, self._loop_handler = self._loop_handler, None
+        if handler is not None and self._context is not None:
+            handler.close(self._context.loop_thread_id)
 
     def _install_log_factory(self, context: AgentContext) -> None:
         previous = logging.getLogRecordFactory()
@@ -420,6 +532,8 @@ class ExceptionsProbe:
     # --- the events ----------------------------------------------------------------------------
 
     def _on_loop_exception(self, details: Mapping[str, Any]) -> None:
+        if not self._active:
+            return
         exc = details.get("exception")
         message = str(details.get("message", ""))
         if not isinstance(exc, BaseException) or not message.endswith(_NEVER_RETRIEVED):
