@@ -74,10 +74,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
+def _need_textual() -> None:
+    """The UI is an extra (a server image needs only the agent): say how to get it."""
+    try:
+        import textual  # noqa: F401 - loaded next by the UI anyway
+    except ImportError:
+        raise InspectorError(
+            "the live UI needs Textual, which is not installed: "
+            "pip install 'uvicorn-inspector[ui]' (dump, doctor and ps work without it)"
+        ) from None
+
+
 def handle(args: argparse.Namespace) -> int:
     from inspector.client.source import ConnectError
     from inspector.client.target import open_source
 
+    _need_textual()
     if args.pid is not None and args.target is None:
         group = _worker_group(args.pid)
         if group is not None:

@@ -217,8 +217,11 @@ HEALTHY_FUNCTIONS: Final[tuple[str, ...]] = (
 
 
 def demo_app_path() -> Path:
-    """`demo_app.py` at the root of the source tree this package was imported from."""
-    return Path(__file__).resolve().parents[2] / DEMO_APP_FILE
+    """`demo_app.py` at the root of the source tree this package was imported from, or the
+    copy the wheel carries beside this module (``pip install .``, then ``inspector demo``)."""
+    here = Path(__file__).resolve()
+    in_source_tree = here.parents[2] / DEMO_APP_FILE
+    return in_source_tree if in_source_tree.is_file() else here.parent / DEMO_APP_FILE
 
 
 def marker_lines(path: Path | None = None) -> dict[str, tuple[int, ...]]:
