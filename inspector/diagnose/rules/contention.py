@@ -22,7 +22,7 @@ from inspector.diagnose.rules.base import (
     where,
 )
 from inspector.diagnose.wait_graph import LIVE_STATES, build_wait_graph, find_cycles
-from inspector.model import Snapshot, TaskInfo
+from inspector.model import Frame, Snapshot, TaskInfo
 
 MIN_WAITERS = 3
 """Fewer waiters than this is a lock doing its job."""
@@ -61,8 +61,23 @@ def lock_contention(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]
         yield _finding(snapshot, wait.description or wait.kind, holder, waiters)
 
 
+def locked_section_frame(holder: TaskInfo, waiters: list[TaskInfo]) -> Frame | None:
+    """The holder's line inside the locked section: its frame in the function where the
+    waiters queue (`async with lock:` there, the holder's await a few lines below), even when
+    the slow call is in a helper further down; else its innermost application frame."""
+    queued_in = {
+        (frame.file, frame.function)
+        for frame in (innermost_application_frame(t.stack) for t in waiters)
+        if frame is not None
+    }
+    for frame in holder.stack:
+        if (frame.file, frame.function) in queued_in:
+            return frame
+    return innermost_application_frame(holder.stack)
+
+
 def _finding(snapshot: Snapshot, what: str, holder: TaskInfo, waiters: list[TaskInfo]) -> Finding:
-    location = innermost_application_frame(holder.stack)
+    location = locked_section_frame(holder, waiters)
     held_while = holder.waiting_on.description if holder.waiting_on is not None else "something"
     requests = [
         label
@@ -71,27 +86,29 @@ def _finding(snapshot: Snapshot, what: str, holder: TaskInfo, waiters: list[Task
     ]
     for_whom = f", serving {examples(requests)}" if requests else ""
     holder_request = request_label_for(snapshot, holder.request_id)
-    holder_text = task_label(holder) + (f" ({holder_request})" if holder_request else "")
+    holder_text = task_label(holder) + (f", serving {holder_request}," if holder_request else "")
+    primitive = what.split(" ")[0]
+    slow_call = innermost_application_frame(holder.stack)
+    waiting_at = tuple(
+        dict.fromkeys(
+            frame
+            for frame in (slow_call, *(innermost_application_frame(t.stack) for t in waiters))
+            if frame is not None and frame != location
+        )
+    )
     return Finding(
         kind="lock-contention",
         severity="warning",
-        title=(
-            f"{plural(len(waiters), 'task')} queue for one {what.split(' ')[0]} "
-            "held across an await"
-        ),
+        title=f"{plural(len(waiters), 'task')} queue for one {primitive} held across an await",
         detail=(
-            f"{plural(len(waiters), 'task')} wait for {what}{for_whom}. It is held by "
-            f"{holder_text}, which meanwhile awaits {held_while} at "
+            f"{plural(len(waiters), 'task')} wait for one {primitive}{for_whom}. It is held by "
+            f"{holder_text} which meanwhile awaits {held_while} at "
             f"{where(location, snapshot)}{quoted_code(location)}: each waiter waits for every "
             "holder before it, one at a time."
         ),
         hint=HINT,
         location=location,
-        related=tuple(
-            frame
-            for frame in (innermost_application_frame(t.stack) for t in waiters[:3])
-            if frame is not None
-        ),
+        related=waiting_at[:4],
         task_ids=tuple(sorted([holder.id, *(t.id for t in waiters)])),
         request=holder_request,
         count=len(waiters),

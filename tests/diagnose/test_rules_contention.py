@@ -1,0 +1,47 @@
+"""`lock-contention` names the holder's line inside the locked section, the slow call beside it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from inspector.diagnose.rules.base import Settings
+from inspector.diagnose.rules.contention import lock_contention, locked_section_frame
+from tests.factories import app, request, snapshot, task, wait
+
+LOCK = 7
+
+
+def queue_for_the_lock(holder_stack: tuple, waiters: int = 4) -> list:
+    held = wait("lock", "Lock held by Task-1; 4 waiting", object_id=LOCK, holder_task_ids=(1,))
+    holder = task(1, stack=holder_stack, waiting_on=wait("sleep", "asyncio.sleep(3)"))
+    queued = [
+        task(10 + n, stack=(app(19, "convert", "async with lock:"),), waiting_on=held)
+        for n in range(waiters)
+    ]
+    return [holder, *queued]
+
+
+def test_the_await_inside_the_locked_section_is_named_not_the_helper_it_calls() -> None:
+    holder_stack = (app(20, "convert", "rates = await fetch_rates()"), app(14, "fetch_rates"))
+    tasks = queue_for_the_lock(holder_stack)
+    assert locked_section_frame(tasks[0], tasks[1:]) == holder_stack[0]
+    [finding] = lock_contention(snapshot(tasks=tuple(tasks)), Settings())
+    assert finding.location == holder_stack[0]
+    assert holder_stack[1] in finding.related  # the slow call, beside it
+    assert len(finding.related) == len(set(finding.related)) == 2  # the queue's line, once
+
+
+def test_a_slow_call_written_inside_the_section_is_named_itself() -> None:
+    holder_stack = (app(20, "convert", "await asyncio.sleep(3)"),)
+    holder, *waiters = queue_for_the_lock(holder_stack)
+    holder = dataclasses.replace(holder, request_id=5)
+    shot = snapshot(tasks=(holder, *waiters), requests=(request(5, path="/convert"),))
+    [finding] = lock_contention(shot, Settings())
+    assert finding.location == holder_stack[0]
+    assert "serving GET /convert" in finding.detail
+    assert "((" not in finding.detail and ") (" not in finding.detail
+
+
+def test_two_waiters_are_a_lock_doing_its_job() -> None:
+    tasks = queue_for_the_lock((app(20, "convert"),), waiters=2)
+    assert list(lock_contention(snapshot(tasks=tuple(tasks)), Settings())) == []
