@@ -29,7 +29,10 @@ Commands (typed as one line, answered with one frame)::
 
 Decoding never trusts the peer: frames over `MAX_FRAME_CHARS` are refused before they are
 buffered whole, the length must match, the JSON must be an envelope of a known type and a
-compatible protocol version, and the payload must match the model (`inspector.model`).
+compatible protocol version, and the payload must match the model (`inspector.model`). Each
+refusal is a typed `ProtocolError` whose `retryable` says whether asking again can help: a frame
+damaged on the way may come whole next time; another protocol version, a peer that is not an
+agent or a payload that fails validation will not change.
 """
 
 from __future__ import annotations
@@ -66,11 +69,28 @@ CMD_CANCEL: Final = "inspector-cancel"
 
 
 class ProtocolError(Exception):
-    """The peer sent something this side cannot accept. The message is one line for a person."""
+    """The peer sent something this side cannot accept. The message is one line for a person.
+
+    `retryable` says whether asking again can help. Each class has a default (a client that
+    polls must not retry a peer of another version forever); an instance may say otherwise
+    when the same symptom has a passing cause (a peer that closed before its first prompt may
+    be an agent that is restarting).
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class NotAnAgentError(ProtocolError):
     """The peer is not an inspector agent (another server, or aiomonitor without the agent)."""
+
+
+class PlainAiomonitorError(NotAnAgentError):
+    """The peer is aiomonitor without the agent: a client may read it, with fewer facts."""
 
 
 class VersionMismatchError(ProtocolError):
@@ -78,11 +98,23 @@ class VersionMismatchError(ProtocolError):
 
 
 class FrameTooLargeError(ProtocolError):
-    """A frame exceeds `MAX_FRAME_CHARS`."""
+    """A frame exceeds `MAX_FRAME_CHARS` (the next snapshot will be as large)."""
 
 
 class CorruptFrameError(ProtocolError):
-    """A frame was truncated, its length did not match, or its body did not decode."""
+    """A frame was truncated, its length did not match, or its body did not decode.
+
+    Retryable: the damage may have happened on the way, and a fresh connection may do better.
+    """
+
+    retryable = True
+
+
+class SchemaError(CorruptFrameError):
+    """A frame arrived whole, but its message does not match this side's model (an unknown
+    type, a missing envelope, a payload that fails validation): asking again gets the same."""
+
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -239,10 +271,10 @@ def decode_frame(frame: str, max_decompressed: int = MAX_DECOMPRESSED_BYTES) -> 
 def decode_envelope(envelope: object) -> Message:
     """Check an envelope's type, version and payload against the model."""
     if not isinstance(envelope, dict) or not {"type", "protocol", "payload"} <= envelope.keys():
-        raise CorruptFrameError("the agent's message is not an inspector envelope")
+        raise SchemaError("the agent's message is not an inspector envelope")
     version = envelope["protocol"]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise CorruptFrameError("the agent's message has no valid protocol version")
+        raise SchemaError("the agent's message has no valid protocol version")
     if version != PROTOCOL_VERSION:
         raise VersionMismatchError(
             f"the agent speaks protocol {str(version)[:20]}, "
@@ -252,13 +284,13 @@ def decode_envelope(envelope: object) -> Message:
     kind = envelope["type"]
     payload_type = _PAYLOAD_TYPES.get(kind) if isinstance(kind, str) else None
     if payload_type is None:
-        raise CorruptFrameError(f"the agent sent an unknown message type {str(kind)[:40]!r}")
+        raise SchemaError(f"the agent sent an unknown message type {str(kind)[:40]!r}")
     try:
         payload: Any = codec.from_json_dict(payload_type, envelope["payload"])
     except ModelError as error:
-        raise CorruptFrameError(f"the agent sent a malformed {kind}: {error}") from None
+        raise SchemaError(f"the agent sent a malformed {kind}: {error}") from None
     except RecursionError:
-        raise CorruptFrameError(f"the agent sent a malformed {kind}: nested too deeply") from None
+        raise SchemaError(f"the agent sent a malformed {kind}: nested too deeply") from None
     return Message(type=kind, payload=payload)
 
 
@@ -331,7 +363,7 @@ def decode_snapshot_file(text: str) -> Snapshot:
         try:
             return codec.from_json_dict(Snapshot, document.get("snapshot"))
         except (ModelError, RecursionError) as error:
-            raise CorruptFrameError(f"corrupt snapshot file: {error}") from None
+            raise SchemaError(f"corrupt snapshot file: {error}") from None
     if isinstance(document, dict) and document.get("type") == "snapshot":
         message = decode_envelope(document)
         return typing_cast_snapshot(message.payload)
@@ -340,5 +372,5 @@ def decode_snapshot_file(text: str) -> Snapshot:
 
 def typing_cast_snapshot(payload: object) -> Snapshot:
     if not isinstance(payload, Snapshot):
-        raise CorruptFrameError("the message is not a snapshot")
+        raise SchemaError("the message is not a snapshot")
     return payload

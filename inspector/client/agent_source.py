@@ -34,6 +34,7 @@ from inspector.protocol import (
     Hello,
     Message,
     NotAnAgentError,
+    PlainAiomonitorError,
     ProtocolError,
     Result,
     VersionMismatchError,
@@ -238,7 +239,7 @@ class AgentSource:
             hello = await self._handshake(telnet, session, deadline)
         except ProtocolError as error:
             telnet.close()
-            raise ConnectError(self._describe_refusal(error)) from None
+            raise ConnectError(self._describe_refusal(error), protocol_error=error) from None
         except BaseException:
             telnet.close()
             raise
@@ -265,19 +266,23 @@ class AgentSource:
                 # Let the rest of a short answer ("HTTP/1.1 400 …") arrive for the message.
                 await self._wait(session, lambda: False, min(deadline, loop.time() + 0.2))
                 raise NotAnAgentError(f"is not an inspector agent (it answered {_excerpt(telnet)})")
+            # Silence and hang-ups may pass (a server stopping or frozen): worth another try.
             if session.closed:
                 raise NotAnAgentError(
                     "closed the connection before any prompt: not an inspector agent, "
-                    "or the server stopped"
+                    "or the server stopped",
+                    retryable=True,
                 )
             if telnet.bytes_received == 0:
                 raise NotAnAgentError(
                     f"accepted the connection but sent nothing within {self.connect_timeout:g} s:"
-                    " not an inspector agent, or its process is frozen"
+                    " not an inspector agent, or its process is frozen",
+                    retryable=True,
                 )
             raise NotAnAgentError(
                 f"speaks telnet but showed no prompt within {self.connect_timeout:g} s: "
-                "not an inspector agent, or its monitor thread is stuck"
+                "not an inspector agent, or its monitor thread is stuck",
+                retryable=True,
             )
 
         message = await self._exchange(
@@ -312,7 +317,11 @@ class AgentSource:
                 try:
                     await self._connect()
                 except ConnectError as error:
-                    raise DisconnectedError(f"lost the connection: {error}") from None
+                    raise DisconnectedError(
+                        f"lost the connection: {error}",
+                        retryable=error.retryable,
+                        protocol_error=error.protocol_error,
+                    ) from None
         assert self._telnet is not None and self._session is not None
         return self._telnet, self._session
 
@@ -332,7 +341,7 @@ class AgentSource:
                 return await self._exchange(telnet, session, line, kinds, deadline)
             except ProtocolError as error:
                 self._drop()
-                raise DisconnectedError(f"{self.address}: {error}") from None
+                raise DisconnectedError(f"{self.address}: {error}", protocol_error=error) from None
             except (DisconnectedError, asyncio.CancelledError):
                 # Cancelled mid-command, the answer may still arrive: a fresh connection makes
                 # sure it is never taken for the answer to the next command.
@@ -370,7 +379,9 @@ class AgentSource:
         prompt_deadline = max(deadline, loop.time() + PROMPT_GRACE)
         if not await self._wait(session, lambda: session.prompts > before, prompt_deadline):
             if handshake:
-                raise NotAnAgentError("answered the handshake but showed no prompt after it")
+                raise NotAnAgentError(
+                    "answered the handshake but showed no prompt after it", retryable=True
+                )
             self._drop()  # unknown state: the next command opens a fresh connection
         return message
 
@@ -384,14 +395,18 @@ class AgentSource:
         if session.closed:
             middle = " in the middle of an answer" if session.reader.in_frame else ""
             if handshake:
-                raise NotAnAgentError(f"closed the connection{middle}: not an inspector agent")
+                raise NotAnAgentError(
+                    f"closed the connection{middle}: not an inspector agent", retryable=True
+                )
             raise DisconnectedError(
                 f"{self.address} closed the connection{middle} (did the server stop?)"
             )
         if not answered:
             what = "the handshake" if handshake else f"`{line.split()[0]}`"
             if handshake:
-                raise NotAnAgentError(f"did not answer {what} within {self.connect_timeout:g} s")
+                raise NotAnAgentError(
+                    f"did not answer {what} within {self.connect_timeout:g} s", retryable=True
+                )
             raise DisconnectedError(
                 f"{self.address} did not answer {what} within {self.command_timeout:g} s "
                 "(is the process frozen or its monitor thread stuck?)"
@@ -399,14 +414,15 @@ class AgentSource:
         said = _printed_text(session.output, line)
         if handshake:
             if any(sign in session.banner + session.output for sign in _AIOMONITOR_SIGNS):
-                raise NotAnAgentError(
+                raise PlainAiomonitorError(
                     "is an aiomonitor without the inspector agent (try `inspector attach`, "
                     "which can read plain aiomonitor, or install the agent)"
                 )
             raise NotAnAgentError(
                 f"is a telnet service but not an inspector agent (it answered {said!r})"
             )
-        raise SourceError(f"the agent at {self.address} rejected `{line}`: {said}")
+        # An agent that does not know a command is another version: asking again is no use.
+        raise SourceError(f"the agent at {self.address} rejected `{line}`: {said}", retryable=False)
 
     async def _wait(self, session: _Session, done: Callable[[], bool], deadline: float) -> bool:
         """Wait until `done()`, the connection fails, or `deadline`; True unless timed out."""

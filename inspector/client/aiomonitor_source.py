@@ -29,7 +29,7 @@ from typing import Final
 from inspector.addresses import is_loopback
 from inspector.client.source import ConnectError, DisconnectedError, Source
 from inspector.model import Frame, ProcessInfo, Snapshot, TaskInfo, TaskState, WaitInfo
-from inspector.protocol import PROTOCOL_VERSION, Hello, Result
+from inspector.protocol import PROTOCOL_VERSION, Hello, PlainAiomonitorError, Result
 
 CONNECT_TIMEOUT: Final = 5.0
 """aiomonitor sleeps 0.3 s before its first prompt; a loaded machine needs more."""
@@ -558,7 +558,7 @@ class AiomonitorSource:
             ) from None
         if "Asyncio Monitor" not in banner:
             terminal.close()
-            raise ConnectError(f"{self.address} is not an aiomonitor terminal")
+            raise ConnectError(f"{self.address} is not an aiomonitor terminal", retryable=False)
         self._terminal = terminal
         pid = await self._read_pid()
         self._process = _describe_process(pid, self._host, self._port)
@@ -812,9 +812,6 @@ def _reason(error: BaseException) -> str:
 
 # --- falling back from the agent -------------------------------------------------------------
 
-PLAIN_AIOMONITOR_SIGN: Final = "aiomonitor without the inspector agent"
-"""What `AgentSource.connect` says when it meets a plain aiomonitor."""
-
 
 class FallbackSource:
     """The agent if there is one, else the plain aiomonitor answering at the same address.
@@ -848,7 +845,7 @@ class FallbackSource:
         try:
             return await self._primary.connect()
         except ConnectError as error:
-            if PLAIN_AIOMONITOR_SIGN not in str(error):
+            if not isinstance(error.protocol_error, PlainAiomonitorError):
                 raise
         await self._primary.close()
         fallback = AiomonitorSource(self._host, self._port)

@@ -6,14 +6,34 @@ from typing import Protocol
 
 from inspector.errors import ExitStatus, InspectorError
 from inspector.model import Snapshot
-from inspector.protocol import Hello, Result
+from inspector.protocol import Hello, ProtocolError, Result
 
 
 class SourceError(InspectorError):
-    """A source could not deliver; the message is one line for a person."""
+    """A source could not deliver; the message is one line for a person (the CLI prints it).
 
-    def __init__(self, message: str) -> None:
+    `retryable` tells a poller whether trying again can help: a refused, reset or silent
+    connection may come back (a worker restarting); an agent of another protocol version, a peer
+    that is not an agent, or a payload that fails validation will say the same thing again.
+    `protocol_error` keeps the typed `ProtocolError` behind the message, when there is one, so
+    callers can tell a `VersionMismatchError` from a `NotAnAgentError` without reading text.
+    """
+
+    retryable: bool = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        protocol_error: ProtocolError | None = None,
+    ) -> None:
         super().__init__(message, ExitStatus.ERROR)
+        self.protocol_error = protocol_error
+        if retryable is not None:
+            self.retryable = retryable
+        elif protocol_error is not None:
+            self.retryable = protocol_error.retryable
 
 
 class ConnectError(SourceError):
@@ -22,6 +42,14 @@ class ConnectError(SourceError):
 
 class DisconnectedError(SourceError):
     """The target went away or stopped answering after a successful connect."""
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether trying again can help after `error`: what the typed errors say; True for the
+    transport's own errors (OSError, timeouts), which a restarted target clears."""
+    if isinstance(error, (SourceError, ProtocolError)):
+        return error.retryable
+    return True
 
 
 class Source(Protocol):
@@ -38,11 +66,12 @@ class Source(Protocol):
         ...
 
     async def connect(self) -> Hello:
-        """Open the connection and handshake; raises ConnectError."""
+        """Open the connection and handshake; raises ConnectError (see `SourceError.retryable`)."""
         ...
 
     async def snapshot(self, *, with_stacks: bool = True) -> Snapshot:
-        """One fresh snapshot; raises DisconnectedError when the target is gone."""
+        """One fresh snapshot; raises DisconnectedError when the target is gone, SourceError
+        when it answered with a failure."""
         ...
 
     async def cancel(self, task_id: int) -> Result:
