@@ -374,3 +374,15 @@ def _runtime(server: RunningServer) -> dict[str, str]:
     from inspector.registration import ENV_RUNTIME_DIR
 
     return {ENV_RUNTIME_DIR: str(server.runtime_dir)}
+
+
+def test_help_shows_every_variable_and_uvicorns_options() -> None:
+    from inspector.agent.settings import ENV_ENABLED, SETTINGS
+
+    result = cli("run", "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0
+    for setting in SETTINGS:
+        assert setting.variable in result.stdout, setting.variable
+    assert ENV_ENABLED in result.stdout
+    assert "--forwarded-allow-ips" in result.stdout and "--reload" in result.stdout
+    assert "inspector run -- fastapi run main.py" in result.stdout
