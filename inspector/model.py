@@ -99,6 +99,20 @@ class WaitInfo:
 
 
 @dataclass(frozen=True)
+class StackCut:
+    """Where frames were left out of a stack too deep to report whole, and how many.
+
+    The agent keeps the outermost frames (what the task is: a request cycle, the lifespan, a
+    worker's entry point) and the innermost ones (the line that waits, and what it waits on).
+    """
+
+    outer: int
+    """How many of the reported frames come before the cut: the outermost ones kept."""
+    left_out: int
+    """How many frames were left out at that point."""
+
+
+@dataclass(frozen=True)
 class TaskInfo:
     """One asyncio task of the app's loop."""
 
@@ -124,6 +138,11 @@ class TaskInfo:
     anyio's `fail_after`): such a task is waiting, not stuck. At most this many on uvloop, where
     only `wait_for`'s own timeout can be read. None when there is none or it cannot be read;
     negative once it is due."""
+    stack_cut: StackCut | None = None
+    """Set when the await chain (or traceback) was deeper than the agent reports: `stack` holds
+    its `stack_cut.outer` outermost frames, then the innermost ones, and `stack_cut.left_out`
+    frames in between were left out. `waiting_on` is read from the real innermost frame all the
+    same. None: `stack` is the whole chain."""
 
 
 @dataclass(frozen=True)

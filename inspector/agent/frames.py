@@ -18,13 +18,15 @@ import re
 import sys
 import sysconfig
 import types
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import Final, TypeVar
 
-from inspector.model import Frame
+from inspector.model import Frame, StackCut
 
 __all__ = [
     "MAX_DEPTH",
+    "OUTER_DEPTH",
+    "cut_frames",
     "frame_at",
     "frame_of",
     "frames_of",
@@ -36,6 +38,32 @@ __all__ = [
 
 MAX_DEPTH: Final = 64
 """Default cap on the frames reported for one stack (the innermost ones are kept)."""
+OUTER_DEPTH: Final = 8
+"""Of a stack cut to `MAX_DEPTH` by `cut_frames`, how many outermost frames are kept."""
+
+_T = TypeVar("_T")
+
+
+def cut_frames(
+    frames: Sequence[_T], limit: int = MAX_DEPTH, outer: int = OUTER_DEPTH
+) -> tuple[Sequence[_T], StackCut | None]:
+    """At most `limit` of `frames` (outermost first): the `outer` outermost and the innermost
+    rest, with where and how many were left out; `frames` itself and None when they all fit.
+
+    The innermost frames say what a task waits on and the line to fix; the outermost say what
+    the task is (uvicorn's request cycle or lifespan, a worker's entry point, the endpoint's
+    middleware), which a recursion hundreds of frames deep would otherwise push out of sight.
+    """
+    count = len(frames)
+    if count <= limit:
+        return frames, None
+    if limit <= 0:
+        return [], StackCut(outer=0, left_out=count)
+    head = min(outer, limit // 2)
+    tail = limit - head
+    kept = [*frames[:head], *frames[count - tail :]]
+    return kept, StackCut(outer=head, left_out=count - limit)
+
 
 _CACHE_LIMIT: Final = 16_384
 # (id(code), line) -> Frame. `_pinned_codes` keeps every cached code object alive so that its id

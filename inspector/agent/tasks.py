@@ -7,6 +7,10 @@ frames into `Frame`s (outermost first) and asks `waits.describe_wait` what the l
 running right now has no meaningful await chain: its stack is the loop thread's real stack, cut
 just above the task's outer coroutine frame.
 
+A chain deeper than the probe reports (a recursion 500 awaits deep) is still walked to its real
+leaf, so the wait is read where it is (an Event, not "Future"); the stack keeps its outermost
+and innermost frames, and `TaskInfo.stack_cut` says how many were left out between them.
+
 Ages count from the first time the probe saw a task: a sweep on the probe's own thread (once a
 second) notes new tasks, so a task's age is right on a client's first snapshot. The table holds
 weak references only and is rebuilt from the live tasks at every sweep, so it never keeps a task
@@ -32,12 +36,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from inspector.agent.deadlines import task_deadlines
-from inspector.agent.frames import MAX_DEPTH, frame_at, frames_of
+from inspector.agent.frames import MAX_DEPTH, cut_frames, frame_at, frames_of
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.agent.waits import WaitContext, describe_wait
 from inspector.codec import assemble
-from inspector.model import Frame, TaskInfo, TaskState, WaitInfo
+from inspector.model import Frame, StackCut, TaskInfo, TaskState, WaitInfo
 
 _UNKNOWN: Final = object()
 
@@ -46,8 +50,10 @@ SWEEP_INTERVAL: Final = 1.0
 MAX_DEAD_TASKS: Final = 50
 """Failed-but-referenced tasks reported at most (the newest are kept)."""
 
-CHAIN_LIMIT: Final = 256
-"""Objects walked down one await chain at most (a guard against cycles and runaway recursion)."""
+CHAIN_LIMIT: Final = 16_384
+"""Objects walked down one await chain at most (a guard against cycles). Well past what
+Python's recursion limit lets a chain reach, so a deep chain is walked to its real leaf; only the
+frames reported are capped (`max_depth`)."""
 
 _COROUTINE = types.CoroutineType
 _GENERATOR = types.GeneratorType
@@ -152,7 +158,11 @@ def _live_tasks(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task[Any]]:
     return asyncio.all_tasks(loop)  # a last try; its error is recorded by collect()
 
 
-def _running_frames(coro: object, top: types.FrameType | None, limit: int) -> list[types.FrameType]:
+_RUNNING_WALK: Final = 4096
+"""Frames of the loop thread walked at most looking for the running task's outer frame."""
+
+
+def _running_frames(coro: object, top: types.FrameType | None) -> list[types.FrameType]:
     """The loop thread's frames from the task's outer coroutine frame down, outermost first;
     empty when that frame is not on the stack (the task just yielded)."""
     target = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
@@ -160,13 +170,25 @@ def _running_frames(coro: object, top: types.FrameType | None, limit: int) -> li
         return []
     frames: list[types.FrameType] = []
     current = top
-    while current is not None and len(frames) < 4096:
+    while current is not None and len(frames) < _RUNNING_WALK:
         frames.append(current)
         if current is target:
             frames.reverse()
-            return frames[-limit:]
+            return frames
         current = current.f_back
     return []
+
+
+def reported_stack(
+    frames: list[types.FrameType], limit: int
+) -> tuple[tuple[Frame, ...], StackCut | None]:
+    """The `Frame`s reported for an await chain: the lock wrappers' frames hidden, at most
+    `limit` of them (outermost and innermost kept, see `frames.cut_frames`), and the cut."""
+    if len(frames) <= limit:
+        return frames_of(frames, HIDDEN_CODE_IDS), None
+    visible = [frame for frame in frames if id(frame.f_code) not in HIDDEN_CODE_IDS]
+    kept, cut = cut_frames(visible, limit)
+    return frames_of(kept), cut
 
 
 class PeriodicScheduler(Protocol):
@@ -364,10 +386,10 @@ def _with_deadlines(
     )
 
 
-# id(task) -> (ref(the Future it was parked on), its stack, what it waited on, its request): a
-# task parked on the same Future since the last snapshot has not run, so its await chain, its
-# stack and the request it works for are unchanged.
-_Parked = tuple["weakref.ref[Any]", tuple[Frame, ...], WaitInfo | None, int | None]
+# id(task) -> (ref(the Future it was parked on), its stack, what it waited on, its request, the
+# stack's cut): a task parked on the same Future since the last snapshot has not run, so its await
+# chain, its stack and the request it works for are unchanged.
+_Parked = tuple["weakref.ref[Any]", tuple[Frame, ...], WaitInfo | None, int | None, StackCut | None]
 _ParkedMemo = dict[int, _Parked]
 
 _ASK_LINKERS: Final[Any] = object()
@@ -408,19 +430,20 @@ class _Run:
             coro_name = _coro_name(coro)
             state = _state(task, self.current)
             stack: tuple[Frame, ...] = ()
+            cut: StackCut | None = None
             waiting: WaitInfo | None = None
             exception: str | None = None
             request_id: int | None = _ASK_LINKERS
             if state == "running":
                 if self.with_stacks:
-                    stack = self._running_stack(coro)
+                    stack, cut = self._running_stack(coro)
             elif state == "pending":
-                stack, waiting, request_id = self._parked(task, coro)
+                stack, cut, waiting, request_id = self._parked(task, coro)
             elif state == "failed":
                 error = getattr(task, "_exception", None)
                 exception = repr(error)
                 if self.with_stacks and error is not None:
-                    stack = _traceback_stack(error, self.max_depth)
+                    stack, cut = _traceback_stack(error, self.max_depth)
             if request_id is _ASK_LINKERS:
                 request_id = self._request_of(task)
             # Without the frozen __init__: a third of the cost of describing a parked task.
@@ -435,6 +458,7 @@ class _Run:
                 age=age,
                 request_id=request_id,
                 exception=exception,
+                stack_cut=cut,
             )
         except Exception as error:
             self.context.record_error(f"tasks: describing {name}: {error!r}")
@@ -446,8 +470,8 @@ class _Run:
 
     def _parked(
         self, task: asyncio.Task[Any], coro: object
-    ) -> tuple[tuple[Frame, ...], WaitInfo | None, int | None]:
-        """The stack, the wait and the request of a pending task.
+    ) -> tuple[tuple[Frame, ...], StackCut | None, WaitInfo | None, int | None]:
+        """The stack (and its cut), the wait and the request of a pending task.
 
         A task still parked on the Future it was parked on at the last collect has not run since:
         its stack and request are the ones found then, and tasks that waited on one shared
@@ -459,7 +483,7 @@ class _Run:
         key = id(task)
         memo = self.previous.get(key) if fut is not None and fut is not _UNKNOWN else None
         if memo is not None and memo[0]() is fut:
-            ref, stack, before, request_id = memo
+            ref, stack, before, request_id, cut = memo
             if before is not None and id(before) in self._renewed:
                 waiting = self._renewed[id(before)]
             else:
@@ -470,9 +494,9 @@ class _Run:
                         waiting = before
                     self._renewed[id(before)] = waiting
             if not self.with_stacks:
-                return (), waiting, request_id
-            self.parked[key] = memo if waiting is before else (ref, stack, waiting, request_id)
-            return stack, waiting, request_id
+                return (), None, waiting, request_id
+            self.parked[key] = memo if waiting is before else (ref, stack, waiting, request_id, cut)
+            return stack, cut, waiting, request_id
         frames, leaf = await_chain(coro)
         if fut is _UNKNOWN:  # a Task-like without the attribute: describe from frames
             fut = None
@@ -482,30 +506,36 @@ class _Run:
         else:  # parked on nothing: the task is scheduled to run (new, or just woken)
             waiting = None
         request_id = self._request_of(task)
-        stack = ()
+        stack, cut = (), None
         if self.with_stacks:
-            stack = frames_of(frames[-self.max_depth :], HIDDEN_CODE_IDS)
+            stack, cut = reported_stack(frames, self.max_depth)
             if fut is not None:
                 try:
-                    self.parked[key] = (weakref.ref(fut), stack, waiting, request_id)
+                    self.parked[key] = (weakref.ref(fut), stack, waiting, request_id, cut)
                 except TypeError:  # a Future-like without weak reference support
                     pass
-        return stack, waiting, request_id
+        return stack, cut, waiting, request_id
 
-    def _running_stack(self, coro: object) -> tuple[Frame, ...]:
-        frames = _running_frames(coro, self.loop_top, self.max_depth)
+    def _running_stack(self, coro: object) -> tuple[tuple[Frame, ...], StackCut | None]:
+        frames = _running_frames(coro, self.loop_top)
         if not frames:
-            frames = await_chain(coro)[0][-self.max_depth :]
-        return frames_of(frames, HIDDEN_CODE_IDS)
+            frames = await_chain(coro)[0]
+        return reported_stack(frames, self.max_depth)
 
 
-def _traceback_stack(error: BaseException, limit: int) -> tuple[Frame, ...]:
-    """Where a finished task's exception was raised, outermost first (traceback order)."""
-    stack: list[Frame] = []
+_TRACEBACK_WALK: Final = 16_384
+"""Traceback entries walked at most (a RecursionError's has about a thousand)."""
+
+
+def _traceback_stack(error: BaseException, limit: int) -> tuple[tuple[Frame, ...], StackCut | None]:
+    """Where a finished task's exception was raised, outermost first (traceback order), cut
+    like an await chain when deeper than `limit`."""
+    codes: list[tuple[types.CodeType, int]] = []
     tb = error.__traceback__
-    while tb is not None:
+    while tb is not None and len(codes) < _TRACEBACK_WALK:
         code = tb.tb_frame.f_code
         if id(code) not in HIDDEN_CODE_IDS:
-            stack.append(frame_at(code, tb.tb_lineno))
+            codes.append((code, tb.tb_lineno))
         tb = tb.tb_next
-    return tuple(stack[-limit:])
+    kept, cut = cut_frames(codes, limit)
+    return tuple(frame_at(code, line) for code, line in kept), cut

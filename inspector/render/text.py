@@ -30,6 +30,7 @@ from inspector.model import (
     Frame,
     RequestInfo,
     Snapshot,
+    StackCut,
     Stall,
     TaskInfo,
     ThreadInfo,
@@ -488,7 +489,7 @@ class _View:
             self.add("      running now: its stack is the loop thread's stack above")
         elif task.stack:
             self.add(self.style.dim("      await chain (outermost first):"))
-            self.stack(task.stack, indent=8)
+            self.stack(task.stack, indent=8, cut=task.stack_cut)
         if task.waiting_on is not None:
             self.add("      " + self.wait(task.waiting_on))
         if same:
@@ -560,14 +561,22 @@ class _View:
 
     # --- building blocks -------------------------------------------------------------------
 
-    def stack(self, frames: Iterable[Frame], *, indent: int) -> None:
+    def stack(self, frames: Iterable[Frame], *, indent: int, cut: StackCut | None = None) -> None:
+        """One line per frame and its source line; where `cut` says frames were left out, one
+        line saying how many, at that point."""
         pad = " " * indent
-        for frame in frames:
+        shown = list(frames)
+        at = cut_position(cut, len(shown))
+        for index, frame in enumerate(shown):
+            if index == at:
+                self.add(pad + self.style.warn(left_out_note(cut)))
             where = f"{printable(frame.function)} ({self.path(frame.file)}:{frame.line})"
             library = _is_library(frame.file)
             self.add(pad + (self.style.dim(where) if library else self.style.app(where)))
             if frame.code:
                 self.add(pad + "    " + printable(frame.code))
+        if at == len(shown):
+            self.add(pad + self.style.warn(left_out_note(cut)))
 
     def where(self, frame: Frame) -> str:
         return f"{self.path(frame.file)}:{frame.line} in {printable(frame.function)}"
@@ -659,6 +668,7 @@ def _fold(tasks: Sequence[TaskInfo]) -> list[list[TaskInfo]]:
             task.state,
             task.coro,
             tuple((f.file, f.line, f.function) for f in task.stack),
+            task.stack_cut,
             (wait.kind, wait.object_id, wait.holder_task_ids) if wait else None,
         )
         group = groups.get(key)
@@ -671,6 +681,20 @@ def _fold(tasks: Sequence[TaskInfo]) -> list[list[TaskInfo]]:
 
 
 # --- text helpers ---------------------------------------------------------------------------
+
+
+def cut_position(cut: StackCut | None, count: int) -> int | None:
+    """Before which of `count` shown frames the note of a cut goes (`count`: after the last);
+    None without a cut. A position outside the stack (a corrupt file) is brought inside it."""
+    if cut is None or cut.left_out <= 0:
+        return None
+    return min(max(cut.outer, 0), count)
+
+
+def left_out_note(cut: StackCut | None) -> str:
+    """ "… 436 frames left out …": said where a stack too deep to report whole was cut."""
+    count = cut.left_out if cut is not None else 0
+    return f"… {count:,} frame{_s(count)} left out …"
 
 
 def _s(count: int) -> str:

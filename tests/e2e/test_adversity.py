@@ -119,3 +119,50 @@ def test_an_apps_own_exception_handler_is_chained_not_lost(tmp_path: Path, loop:
     assert "ConnectionError" in finding["title"]
     assert "POST /orders/" in finding["title"] + finding["detail"]
     assert output.count("Task exception was never retrieved") == 3  # asyncio's log, unchanged
+
+
+# --- an await chain 500 deep ---------------------------------------------------------------------
+
+
+def run_cli(server: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
+    host, port = server.agent_address()
+    command, *rest = args
+    return subprocess.run(
+        [sys.executable, "-m", "inspector", command, f"{host}:{port}", *rest],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_a_chain_500_deep_is_cut_visibly_and_its_wait_read_at_the_leaf(tmp_path: Path) -> None:
+    leaf = marked_line("deep_chain.py", "doctor-test: deep leaf")
+    recursion = marked_line("deep_chain.py", "doctor-test: deep recursion")
+    with inspector_run("tests.apps.deep_chain:app", tmp_path) as server:
+        deadline = time.monotonic() + 20
+        while True:
+            doctor = run_cli(server, "doctor", "--json", "--stuck-after", "1")
+            assert doctor.returncode in (0, 1), doctor.stderr
+            findings = json.loads(doctor.stdout)["findings"]
+            stuck = [f for f in findings if f["kind"] == "stuck-task"]
+            if stuck or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        text = run_cli(server, "dump", "--color", "never")
+        document = dump_json(server)
+    [walker] = [t for t in document["snapshot"]["tasks"] if t["name"] == "tree-walker"]
+    # 500 coroutine frames and the Event's own `wait`: 64 shown, 437 left out.
+    assert walker["stack_cut"] == {"outer": 8, "left_out": 437}
+    assert len(walker["stack"]) == 64
+    assert walker["stack"][0]["line"] == recursion
+    assert walker["stack"][-2]["line"] == leaf
+    assert walker["waiting_on"]["kind"] == "event"
+    chain = text.stdout[text.stdout.index("tree-walker") :]
+    note = chain.index("… 437 frames left out …")
+    assert chain.count("walk (tests/apps/deep_chain.py:", 0, note) == 8
+    assert "await tree_loaded.wait()" in chain[note:]
+    assert "waiting on Event" in chain[note:]
+    [finding] = stuck
+    assert finding["location"]["line"] == leaf
+    assert "Event nobody sets" in finding["title"]
