@@ -218,7 +218,7 @@ def _module_attribute_holding(app: Any) -> str | None:
 def _instrumented(loaded_app: Any, config: Any, plan: Plan) -> Any:
     """`loaded_app` with the agent; inside uvicorn's proxy-headers middleware when there is
     one, so requests are seen with the client address it puts in the scope."""
-    from inspector.agent.instrumented import InstrumentedApp, is_instrumented
+    from inspector.agent.instrumented import InstrumentedApp, is_instrumented, reconfigure
     from inspector.agent.probes import wrap_asgi  # noqa: F401 - fail here, not per request
 
     agent_config = plan.config
@@ -238,7 +238,10 @@ def _instrumented(loaded_app: Any, config: Any, plan: Plan) -> Any:
 
     for candidate in (loaded_app, getattr(loaded_app, "app", None)):
         if candidate is not None and is_instrumented(candidate):
-            return loaded_app  # the app calls instrument() itself: one agent is enough
+            # The app calls instrument() itself: one agent, configured where it was started.
+            if not reconfigure(candidate, agent_config):
+                warn("the app's own agent has started already; the run's options do not apply")
+            return loaded_app
     if type(loaded_app).__name__ == "ProxyHeadersMiddleware" and hasattr(loaded_app, "app"):
         loaded_app.app = wrap(loaded_app.app)
         return loaded_app

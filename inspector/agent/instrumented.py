@@ -156,12 +156,13 @@ class InstrumentedApp:
 
 
 INSTRUMENTED_MARK: Final = "__inspector_instrumented__"
-"""Set on an app that `instrument` changed in place, so nothing adds a second agent to it."""
+"""The agent configuration of an app that `instrument` changed in place: also the mark that
+keeps anything from adding a second agent to it."""
 
 
 def is_instrumented(app: Any) -> bool:
     """Whether `app` already runs the agent (wrapped, or changed in place by `instrument`)."""
-    return isinstance(app, InstrumentedApp) or bool(getattr(app, INSTRUMENTED_MARK, False))
+    return isinstance(app, InstrumentedApp) or getattr(app, INSTRUMENTED_MARK, None) is not None
 
 
 def instrument(app: Any, config: AgentConfig | None = None) -> Any:
@@ -195,13 +196,28 @@ def instrument(app: Any, config: AgentConfig | None = None) -> Any:
         return InstrumentedApp(app, config)
 
     def build_middleware_stack() -> Any:
-        return InstrumentedApp(build(), config)
+        return InstrumentedApp(build(), getattr(app, INSTRUMENTED_MARK))
 
     app.build_middleware_stack = build_middleware_stack
+    setattr(app, INSTRUMENTED_MARK, config)
     if app.middleware_stack is not None:  # it has served already: rebuild with the agent
         app.middleware_stack = build_middleware_stack()
-    setattr(app, INSTRUMENTED_MARK, True)
     return app
+
+
+def reconfigure(app: Any, config: AgentConfig) -> bool:
+    """Give an app that called `instrument` itself the agent configuration `config` instead, as
+    long as its agent has not started; whether it could. `inspector run` does this: the options
+    given where the server is started win over the ones written in the app."""
+    if isinstance(app, InstrumentedApp):
+        if app._attempted:
+            return False
+        app._config = config
+        return True
+    if getattr(app, INSTRUMENTED_MARK, None) is not None and app.middleware_stack is None:
+        setattr(app, INSTRUMENTED_MARK, config)
+        return True
+    return False
 
 
 def _config_from_environment() -> AgentConfig | None:

@@ -250,13 +250,17 @@ def test_one_line_in_code_keeps_the_app_a_fastapi_app_for_fastapi_run(tmp_path: 
         assert_stops_cleanly(server)
 
 
-def test_one_line_in_code_and_inspector_run_make_one_agent(tmp_path: Path) -> None:
+def test_one_line_in_code_and_inspector_run_make_one_agent_with_the_runs_options(
+    tmp_path: Path,
+) -> None:
     port = free_port()
-    command = inspector_run("--", tool("uvicorn"), "tests.apps.one_line_app:app")
+    command = inspector_run("--read-only", "--", tool("uvicorn"), "tests.apps.one_line_app:app")
     command += ["--port", str(port)]
     settings = {"INSPECTOR_INSPECT_PORT": "0"}
     with launched(command, tmp_path, http_port=port, env=settings) as server:
-        assert len(server.registrations()) == 1
+        [registration] = server.registrations()
+        with TermuiClient(registration.host, registration.port) as client:
+            assert client.command("inspector-hello").payload.read_only is True
 
 
 def test_signals_and_exit_status_are_the_commands(tmp_path: Path) -> None:
