@@ -8,6 +8,7 @@ app's own classes, and an await chain far deeper than the agent reports.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from tests.e2e.test_doctor_e2e import (
     doctor_until,
     marked_line,
 )
-from tests.helpers.server import RunningServer, inspector_run
+from tests.helpers.server import HOST, RunningServer, free_port, inspector_run, launched
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +43,75 @@ def dump_json(server: RunningServer) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     document: dict[str, Any] = json.loads(result.stdout)
     return document
+
+
+def run_cli(server: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
+    host, port = server.agent_address()
+    command, *rest = args
+    return subprocess.run(
+        [sys.executable, "-m", "inspector", command, f"{host}:{port}", *rest],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+# --- a lifespan startup that never completes -------------------------------------------------
+
+
+def registered(server: RunningServer, timeout: float = 20.0) -> None:
+    """Wait until the agent has registered: it is up before the HTTP port, at lifespan startup."""
+    deadline = time.monotonic() + timeout
+    while not server.registrations():
+        assert server.process.poll() is None, server.output()
+        assert time.monotonic() < deadline, f"no agent registered\n{server.output()}"
+        time.sleep(0.05)
+
+
+def refuses_http(server: RunningServer) -> bool:
+    try:
+        socket.create_connection((HOST, server.http_port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def assert_startup_found(server: RunningServer) -> None:
+    line = marked_line("doctor_startup.py", "doctor-test: startup waits here")
+    registered(server)
+    doctor = run_cli(server, "doctor", "--json", "--stuck-after", "1")
+    assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+    [finding] = json.loads(doctor.stdout)["findings"]
+    assert finding["kind"] == "stuck-task"
+    assert finding["severity"] == "critical"
+    assert finding["location"]["line"] == line
+    assert finding["location"]["function"] == "connect_to_database"
+    assert "startup has not finished" in finding["title"]
+    assert "no request is served" in finding["title"]
+    assert "StreamReader.readexactly()" in finding["detail"]
+    dump = run_cli(server, "dump", "--color", "never")
+    assert dump.returncode == 0, dump.stderr
+    assert "LifespanOn.main" in dump.stdout and "await reader.readexactly(4)" in dump.stdout
+    assert refuses_http(server)  # what the finding says: nothing is served yet
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_lifespan_startup_that_never_completes_is_found_while_nothing_is_served(
+    tmp_path: Path, loop: str
+) -> None:
+    app = "tests.apps.doctor_startup:app"
+    with inspector_run(app, tmp_path, loop=loop, wait_ready=False) as server:
+        assert_startup_found(server)
+
+
+def test_a_stuck_startup_is_found_under_inspector_run_dash_dash_uvicorn(tmp_path: Path) -> None:
+    port, inspect_port = free_port(), free_port()
+    uvicorn = str(Path(sys.executable).parent / "uvicorn")
+    command = [sys.executable, "-m", "inspector", "run", "--inspect-port", str(inspect_port)]
+    command += ["--", uvicorn, "tests.apps.doctor_startup:app", "--port", str(port)]
+    with launched(command, tmp_path, http_port=port, wait_ready=False) as server:
+        assert_startup_found(server)
 
 
 # --- locks of the app's own classes --------------------------------------------------------------
@@ -122,18 +192,6 @@ def test_an_apps_own_exception_handler_is_chained_not_lost(tmp_path: Path, loop:
 
 
 # --- an await chain 500 deep ---------------------------------------------------------------------
-
-
-def run_cli(server: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
-    host, port = server.agent_address()
-    command, *rest = args
-    return subprocess.run(
-        [sys.executable, "-m", "inspector", command, f"{host}:{port}", *rest],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
 
 
 def test_a_chain_500_deep_is_cut_visibly_and_its_wait_read_at_the_leaf(tmp_path: Path) -> None:

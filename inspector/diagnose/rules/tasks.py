@@ -5,6 +5,10 @@ believe they never end: a cycle of tasks waiting on each other; an Event nobody 
 Semaphore whose holders have ended or are stuck themselves; producers blocked on a full queue
 that nobody takes from. A consumer idling on `Queue.get()` or a loop in `asyncio.sleep()` is
 never a finding.
+
+One wait is a finding whatever it waits on: the app's lifespan startup still running after
+`stuck_after`. Until it completes uvicorn serves no request (run by itself, it has not even
+bound its HTTP port), so the server looks dead while every other check finds nothing wrong.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import (
@@ -158,6 +163,89 @@ def _who(snapshot: Snapshot, task: TaskInfo) -> str:
     return f"{request} ({task.name})" if request else task_label(task)
 
 
+# --- a lifespan startup that does not finish ------------------------------------------------
+
+STARTUP_HINT = (
+    "Give each startup step a timeout (`async with asyncio.timeout(10): await db.connect()`), so "
+    "a dependency that does not answer fails the startup with an error uvicorn reports instead "
+    "of a server that never comes up. Connect lazily, or retry in a background task, what the "
+    "server can start without."
+)
+_UVICORN_LIFESPAN: Final = "/uvicorn/lifespan/on.py"
+
+
+def _uvicorn_lifespan(frame: Frame, method: str) -> bool:
+    """A frame of uvicorn's `LifespanOn.<method>` (named "method" alone before Python 3.11)."""
+    path = frame.file.replace("\\", "/")
+    return path.endswith(_UVICORN_LIFESPAN) and frame.function in (f"LifespanOn.{method}", method)
+
+
+def starting_up(snapshot: Snapshot) -> list[TaskInfo]:
+    """The app's lifespan tasks while uvicorn still waits for their startup to complete.
+
+    uvicorn runs the lifespan in a task of its own (`LifespanOn.main`, the outermost frame of
+    its await chain, which a stack too deep to report whole keeps) while its server task waits
+    in `LifespanOn.startup`; once startup completes that wait ends, and the lifespan task
+    waits for the shutdown message instead.
+    """
+    live = [task for task in snapshot.tasks if task.state in LIVE_STATES]
+    if not any(_uvicorn_lifespan(f, "startup") for task in live for f in task.stack):
+        return []
+    return [task for task in live if task.stack and _uvicorn_lifespan(task.stack[0], "main")]
+
+
+def startup_not_finished(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """A lifespan startup still running after `stuck_after`: the server serves nothing yet."""
+    for task in starting_up(snapshot):
+        if task.age is not None and task.age > settings.stuck_after:
+            yield _startup_finding(snapshot, task)
+
+
+def _startup_finding(snapshot: Snapshot, task: TaskInfo) -> Finding:
+    age = seconds(task.age or 0.0)
+    location = innermost_application_frame(task.stack)
+    wait = task.waiting_on
+    place = f" at {where(location, snapshot)}{quoted_code(location)}" if location else ""
+    if task.state == "running":
+        doing = f"is running{place}, holding the event loop"
+    elif wait is not None:
+        doing = f"waits{place} on {wait.description or wait.kind}"
+    else:
+        doing = f"is about to run{place}"
+    awaited = [
+        snapshot.task(task_id) for task_id in (wait.awaited_task_ids if wait is not None else ())
+    ]
+    related = distinct_frames(
+        (innermost_application_frame(t.stack) for t in awaited if t is not None), location
+    )
+    inside = (
+        f" The tasks it awaits wait at {', '.join(where(f, snapshot) for f in related)}."
+        if related
+        else ""
+    )
+    timeout = task.deadline_in is not None and task.deadline_in > 0
+    until = (
+        f" A timeout ends this wait in {seconds(task.deadline_in or 0.0)}."
+        if timeout
+        else " Nothing limits how long it waits."
+    )
+    at = f" in {location.function}" if location is not None else ""
+    verb = "runs" if task.state == "running" else "waits"
+    return Finding(
+        kind="stuck-task",
+        severity="warning" if timeout else "critical",
+        title=f"Server startup has not finished after {age}: the lifespan {verb}{at}, "
+        "no request is served",
+        detail=f"The app's lifespan startup (task {task.name}) has been running for {age} and "
+        f"{doing}.{inside}{until} uvicorn serves requests only once startup completes: until "
+        "then the server answers nothing (run by itself, it has not even bound its HTTP port).",
+        hint=STARTUP_HINT,
+        location=location,
+        related=related,
+        task_ids=(task.id,),
+    )
+
+
 # --- stuck tasks -----------------------------------------------------------------------------
 
 LEAKED = re.compile(r"never released|leaked", re.I)
@@ -197,7 +285,11 @@ class _Stuck:
 
 
 def stuck_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
-    """Tasks outside requests that wait, longer than `stuck_after`, on a wait nothing ends."""
+    """Tasks outside requests that wait, longer than `stuck_after`, on a wait nothing ends; and
+    a lifespan startup that has not finished in that time, whatever it waits on."""
+    startup = list(startup_not_finished(snapshot, settings))
+    yield from startup
+    said = {task_id for finding in startup for task_id in finding.task_ids}
     live = {task.id: task for task in snapshot.tasks if task.state in LIVE_STATES}
     deadlocked = {t for cycle in find_cycles(build_wait_graph(snapshot)) for t in cycle}
     serving = {r.task_id for r in snapshot.requests if r.task_id is not None}
@@ -205,6 +297,7 @@ def stuck_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         task
         for task in live.values()
         if task.id not in serving
+        and task.id not in said
         and task.id not in deadlocked
         and task.waiting_on is not None
         and task.age is not None
