@@ -76,13 +76,17 @@ def register(subparsers: Any) -> None:
 
 def _need_textual() -> None:
     """The UI is an extra (a server image needs only the agent): say how to get it."""
+    import importlib.util
+
     try:
-        import textual  # noqa: F401 - loaded next by the UI anyway
-    except ImportError:
+        available = importlib.util.find_spec("textual") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation
+        available = False
+    if not available:
         raise InspectorError(
             "the live UI needs Textual, which is not installed: "
             "pip install 'uvicorn-inspector[ui]' (dump, doctor and ps work without it)"
-        ) from None
+        )
 
 
 def handle(args: argparse.Namespace) -> int:
