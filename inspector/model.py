@@ -147,10 +147,16 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class StackSample:
-    """The loop thread's stack sampled `offset` seconds after a stall began."""
+    """One place the loop thread was during a stall: first seen `offset` seconds after it began.
+
+    The agent samples a stalled loop thread every 10 ms; samples at the same stack add to one
+    entry, so a stall's samples are its profile: where its time went (`count` samples of about
+    10 ms each)."""
 
     offset: float
     frames: tuple[Frame, ...]
+    count: int = 1
+    """How many of the stall's samples found the thread at this stack."""
 
 
 @dataclass(frozen=True)

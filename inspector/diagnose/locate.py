@@ -336,24 +336,40 @@ def _via(frames: Sequence[Frame], what: str) -> str:
     return f"{what} (in {module.split('.')[0]})"
 
 
-def classify_samples(samples: Iterable[Sequence[Frame]]) -> Blocking | None:
-    """The most common classification over several samples of one stall (the first wins ties)."""
-    results = [classify_stack(frames) for frames in samples if frames]
+def classify_samples(
+    samples: Iterable[Sequence[Frame]], weights: Sequence[int] | None = None
+) -> Blocking | None:
+    """The classification that took most of one stall's samples (each stack counted `weights`
+    times, once without; the first wins ties)."""
+    stacks = list(samples)
+    counted = weights if weights is not None else [1] * len(stacks)
+    results = [
+        (classify_stack(frames), n) for frames, n in zip(stacks, counted, strict=True) if frames
+    ]
     if not results:
         return None
-    counts = Counter(result.kind for result in results)
+    counts: Counter[str] = Counter()
+    for result, n in results:
+        counts[result.kind] += n
     best = max(counts.values())
-    return next(result for result in results if counts[result.kind] == best)
+    return next(result for result, _ in results if counts[result.kind] == best)
 
 
-def most_common_frame(frames: Iterable[Frame | None]) -> Frame | None:
-    """The location seen most often (by file and line), first seen on ties."""
-    present = [frame for frame in frames if frame is not None]
+def most_common_frame(
+    frames: Iterable[Frame | None], weights: Sequence[int] | None = None
+) -> Frame | None:
+    """The location seen most often (by file and line; each frame counted `weights` times, once
+    without), first seen on ties."""
+    listed = list(frames)
+    counted = weights if weights is not None else [1] * len(listed)
+    present = [(frame, n) for frame, n in zip(listed, counted, strict=True) if frame is not None]
     if not present:
         return None
-    counts = Counter((frame.file, frame.line) for frame in present)
+    counts: Counter[tuple[str, int | None]] = Counter()
+    for frame, n in present:
+        counts[(frame.file, frame.line)] += n
     best = max(counts.values())
-    return next(frame for frame in present if counts[(frame.file, frame.line)] == best)
+    return next(frame for frame, _ in present if counts[(frame.file, frame.line)] == best)
 
 
 def short_path(path: str, *bases: str | None) -> str:

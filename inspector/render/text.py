@@ -15,6 +15,7 @@ reader's terminal, and a task name that cannot be encoded cannot crash the print
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -31,6 +32,7 @@ from inspector.model import (
     RequestInfo,
     Snapshot,
     StackCut,
+    StackSample,
     Stall,
     TaskInfo,
     ThreadInfo,
@@ -223,18 +225,27 @@ class _View:
         if who:
             line += "  in " + ", ".join(who)
         self.add(line)
-        shown: list[tuple[Frame, ...]] = []
+        # The agent's profile of the stall: the stacks it spent most of its time at first
+        # (snapshots saved by older agents list a stack once per sample: they add up the same).
+        merged: dict[tuple[Frame, ...], StackSample] = {}
         for sample in stall.samples:
-            if sample.frames in shown:
-                continue
-            if len(shown) == MAX_SAMPLES_SHOWN:
-                self.add(self.style.dim("      (more distinct stacks were sampled)"))
+            seen = merged.get(sample.frames)
+            merged[sample.frames] = (
+                sample
+                if seen is None
+                else dataclasses.replace(seen, count=seen.count + sample.count)
+            )
+        total = sum(sample.count for sample in merged.values())
+        heaviest = sorted(merged.values(), key=lambda sample: -sample.count)
+        for shown, sample in enumerate(heaviest):
+            if shown == MAX_SAMPLES_SHOWN:
+                rest = sum(other.count for other in heaviest[shown:])
+                more = f"{len(heaviest) - shown} more stacks, {_share(rest, total)} of the samples"
+                self.add(self.style.dim(f"      ({more})"))
                 break
-            shown.append(sample.frames)
-            same = sum(1 for other in stall.samples if other.frames == sample.frames)
-            note = f"sampled at +{_duration(sample.offset)}"
-            if same > 1:
-                note += f" (same stack in {same} samples)"
+            note = f"first seen at +{_duration(sample.offset)}"
+            if total > 1:
+                note += f", {_share(sample.count, total)} of {total} samples"
             self.add(self.style.dim(f"    {note}:"))
             self.stack(sample.frames, indent=6)
         if not stall.samples:
@@ -705,6 +716,11 @@ def _hex(value: int | None) -> str:
     if value is None:
         return "?"
     return f"0x{value:x}" if value >= 0 else f"-0x{-value:x}"
+
+
+def _share(part: int, whole: int) -> str:
+    """ "94 %": a part of a stall's samples."""
+    return f"{round(100 * part / whole)} %" if whole else "0 %"
 
 
 def _duration(seconds: float | None) -> str:

@@ -80,7 +80,7 @@ def test_stall_shows_when_how_long_where_and_for_which_request() -> None:
     stalls = section("Stalls (1, newest last)")
     assert "#3" in stalls and "2.01 s" in stalls and "in GET /block, task Task-9" in stalls
     assert "29.00 s before the snapshot" in stalls
-    assert "sampled at +250 ms (same stack in 2 samples)" in stalls
+    assert "first seen at +250 ms, 100 % of 2 samples" in stalls  # one stack, sampled twice
     lines = stalls.splitlines()
     innermost = lines.index(next(line for line in lines if "block (app.py:63)" in line))
     assert lines[innermost + 1].strip() == "time.sleep(2)  # blocks the loop"
@@ -292,3 +292,19 @@ def test_multiline_exception_messages_keep_their_lines() -> None:
     events = section("Exceptions nobody saw (1)", text)
     assert "ValidationError: 2 errors ⏎ name: missing ⏎ age: bad" in events
     assert "\n        name: missing" in events
+
+
+def test_a_stall_shows_its_profile_heaviest_stack_first() -> None:
+    from inspector.model import Frame, StackSample
+
+    brief = (Frame(file="/srv/app.py", line=10, function="prepare", code="rows = load()"),)
+    long = (Frame(file="/srv/app.py", line=20, function="report", code="time.sleep(2)"),)
+    snapshot = factories.rich_snapshot()
+    stall = dataclasses.replace(
+        snapshot.stalls[-1],
+        samples=(StackSample(0.1, brief, count=2), StackSample(0.12, long, count=30)),
+    )
+    text = render_snapshot(dataclasses.replace(snapshot, stalls=(stall,)))
+    assert text.index("report (/srv/app.py:20)") < text.index("prepare (/srv/app.py:10)")
+    assert "first seen at +120 ms, 94 % of 32 samples" in text
+    assert "first seen at +100 ms, 6 % of 32 samples" in text

@@ -175,3 +175,16 @@ def test_blocking_during_startup_is_information() -> None:
     assert finding.location == startup[-1]
     assert "lifespan" in finding.title
     assert "only delays startup" in finding.hint
+
+
+def test_a_stall_is_located_where_it_spent_most_of_its_time() -> None:
+    """The agent's profile: a stack seen in 30 samples outweighs one seen first but once."""
+    import dataclasses
+
+    brief = loop_stack(app(10, "prepare", "rows = load()"), std("json/encoder.py", 1, "encode"))
+    long = loop_stack(app(20, "report", "time.sleep(2)"), std("time.py", 1, "sleep"))
+    profiled = stall(1, 0.4, brief, long)
+    first, second = profiled.samples
+    profiled = dataclasses.replace(profiled, samples=(first, dataclasses.replace(second, count=30)))
+    [finding] = findings(snapshot(stalls=(profiled,)), "loop-blocked")
+    assert finding.location is not None and finding.location.line == 20

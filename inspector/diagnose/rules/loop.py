@@ -136,12 +136,16 @@ def _is_idle(stack: Sequence[Frame]) -> bool:
 
 
 def _observe(stall: Stall) -> _Observed:
-    all_stacks = [loop_work_frames(sample.frames) for sample in stall.samples]
-    if stall.samples and all(_is_idle(stack) for stack in all_stacks):
+    """Where the stall spent most of its time: each sampled stack weighs as many samples as
+    found the loop thread there (the agent samples a stall every 10 ms)."""
+    all_stacks = [(loop_work_frames(sample.frames), sample.count) for sample in stall.samples]
+    if stall.samples and all(_is_idle(stack) for stack, _ in all_stacks):
         return _Observed(stall, None, Blocking("idle", "nothing (the loop was idle)", None), ())
-    stacks = [stack for stack in all_stacks if stack and not _is_idle(stack)]
-    blocking = classify_samples(stacks)
-    location = most_common_frame(innermost_application_frame(stack) for stack in stacks)
+    busy = [(stack, n) for stack, n in all_stacks if stack and not _is_idle(stack)]
+    stacks = [stack for stack, _ in busy]
+    weights = [n for _, n in busy]
+    blocking = classify_samples(stacks, weights)
+    location = most_common_frame((innermost_application_frame(s) for s in stacks), weights)
     representative = next(
         (s for s in stacks if location is not None and location in s), stacks[-1] if stacks else ()
     )
