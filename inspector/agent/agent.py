@@ -39,6 +39,10 @@ _PROBE_CAPABILITIES: Final[dict[str, tuple[Capability, ...]]] = {
     "tasks": ("tasks", "stacks"),
     "watchdog": ("stalls",),
 }
+_OFF_LOOP_PROBES: Final = frozenset({"watchdog", "tasks"})
+"""Probes an agent started away from the loop's thread installs at once: they only start
+threads and patch classes. The others touch the loop (task factory, exception handler, timers)
+and are installed by the loop itself when it next runs callbacks."""
 
 
 class Agent:
@@ -50,12 +54,13 @@ class Agent:
         config: AgentConfig | None = None,
         *,
         extra_errors: tuple[str, ...] = (),
+        loop_thread_id: int | None = None,
     ) -> None:
         self.config = config or AgentConfig()
         self.loop = loop
-        self.context = AgentContext(
-            loop=loop, loop_thread_id=threading.get_ident(), config=self.config
-        )
+        if loop_thread_id is None:
+            loop_thread_id = threading.get_ident()
+        self.context = AgentContext(loop=loop, loop_thread_id=loop_thread_id, config=self.config)
         for message in extra_errors:
             self.context.record_error(message)
         self.host = self.config.host
@@ -70,15 +75,26 @@ class Agent:
         self.registration_path: Path | None = None
         self._process: ProcessInfo | None = None
         self._metrics: Any = None
+        self._events: Any = None
         self.snapshots = SnapshotBuilder(self)
         self._closed = False
         self._close_lock = threading.Lock()
+        self.off_loop = False
+        """Started from another thread than the loop's (`inspector inject`, the loop maybe
+        blocked): what needs the loop's thread waits until the loop runs again."""
 
     # --- start -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start everything, or raise AgentStartError having undone what was started."""
+        """Start everything, or raise AgentStartError having undone what was started.
+
+        On the loop's thread everything is installed now. From another thread (an injected
+        agent) the listener, the watchdog's thread and the task probe start now, so a loop that
+        is blocked at this moment is reported with its stack; the heartbeat and the probes that
+        touch the loop are installed by the loop itself when it comes back.
+        """
         check_host(self.config)
+        self.off_loop = threading.get_ident() != self.context.loop_thread_id
         try:
             import inspector.agent.commands  # noqa: F401  (registers the termui commands)
         except Exception as error:
@@ -89,6 +105,7 @@ class Agent:
             self._process = self._describe_process()
             self._register()
             self._start_metrics()
+            self._start_events()
         except AgentStartError:
             self.close()
             raise
@@ -123,6 +140,7 @@ class Agent:
         )
         monitor.inspector_agent = self
         monitor.start()
+        monitor._event_loop_thread_id = self.context.loop_thread_id  # start() took ours
         error = monitor.startup_error
         if error is not None:
             if isinstance(error, OSError) and monitor.termui is None:
@@ -135,8 +153,17 @@ class Agent:
             self.slot = PortSlot(0, self.port)
 
     def _install_probes(self) -> None:
+        now, later = self._make_probes(), []
+        if self.off_loop:
+            later = [p for p in now if getattr(p, "name", "") not in _OFF_LOOP_PROBES]
+            now = [p for p in now if p not in later]
+        self.probes = self._install(now)
+        if later:
+            self.loop.call_soon_threadsafe(self._install_on_loop, later)
+
+    def _install(self, probes: list[Probe]) -> tuple[Probe, ...]:
         installed: list[Probe] = []
-        for probe in self._make_probes():
+        for probe in probes:
             name = getattr(probe, "name", type(probe).__name__)
             try:
                 probe.install(self.context)
@@ -147,10 +174,19 @@ class Agent:
             installed.append(probe)
             if isinstance(probe, Watchdog):
                 self.watchdog = probe
-        self.probes = tuple(installed)
+        return tuple(installed)
+
+    def _install_on_loop(self, probes: list[Probe]) -> None:
+        """The loop-bound probes of an agent started off the loop, on the loop. Never raises."""
+        try:
+            with self._close_lock:
+                if not self._closed:
+                    self.probes = self.probes + self._install(probes)
+        except Exception as error:  # never raise into the app's loop
+            self.context.record_error(f"deferred probe install: {error!r}")
 
     def _make_probes(self) -> list[Probe]:
-        watchdog = Watchdog()
+        watchdog = _OffLoopWatchdog() if self.off_loop else Watchdog()
         probes: list[Probe] = [watchdog]
         try:
             from inspector.agent.tasks import TasksProbe
@@ -221,6 +257,16 @@ class Agent:
         except Exception as error:  # metrics are optional: never fail the agent for them
             self.context.record_error(f"metrics unavailable: {error!r}")
 
+    def _start_events(self) -> None:
+        if self.config.log_events == "off" and not self.config.otel:
+            return
+        try:
+            from inspector.agent.events import start_for
+
+            self._events = start_for(self)
+        except Exception as error:  # logs and OpenTelemetry are optional, like metrics
+            self.context.record_error(f"events unavailable: {error!r}")
+
     # --- what commands ask -------------------------------------------------------------------
 
     def process_info(self) -> ProcessInfo:
@@ -277,6 +323,9 @@ class Agent:
                 self.registration_path.unlink()
             except OSError:
                 pass
+        events, self._events = self._events, None
+        if events is not None:
+            events.close()  # never raises; writes what is left first
         metrics, self._metrics = self._metrics, None
         if metrics is not None:
             try:
@@ -291,6 +340,27 @@ class Agent:
             _close_probe(probe, self.context)
         if self.slot is not None:
             self.slot.release()
+
+
+class _OffLoopWatchdog(Watchdog):
+    """The watchdog of an agent started away from the loop's thread: its thread watches at
+    once, so a loop blocked right now is seen as a stall and sampled; the heartbeat that shows
+    the loop runs is armed by the loop itself, when it next runs callbacks."""
+
+    def install(self, context: AgentContext) -> None:
+        self.bind(context)
+        self._thread = threading.Thread(target=self._run, name="inspector-watchdog", daemon=True)
+        self._thread.start()
+        context.loop.call_soon_threadsafe(self._arm)
+
+    def _arm(self) -> None:
+        context = self._context
+        if self._closed or context is None:
+            return
+        try:
+            self._handle = context.loop.call_later(self._interval, self._on_heartbeat)
+        except Exception as error:  # never raise into the app's loop
+            context.record_error(f"watchdog heartbeat: {error!r}")
 
 
 class _AgentEvents(ServerEvents):
@@ -333,13 +403,17 @@ def live_agents() -> list[Agent]:
 
 
 def start_agent(
-    loop: asyncio.AbstractEventLoop | None = None, config: AgentConfig | None = None
+    loop: asyncio.AbstractEventLoop | None = None,
+    config: AgentConfig | None = None,
+    *,
+    loop_thread_id: int | None = None,
 ) -> Agent:
-    """Start an agent for `loop`; call it on the loop's thread while the loop runs.
+    """Start an agent for `loop`; call it on the loop's thread while the loop runs, or from
+    another thread naming the loop's in `loop_thread_id` (see `Agent.start`).
 
     Returns the started Agent (`.port` is the termui port it listens on); raises
     AgentStartError with a one-line reason when it cannot start.
     """
-    agent = Agent(loop or asyncio.get_running_loop(), config)
+    agent = Agent(loop or asyncio.get_running_loop(), config, loop_thread_id=loop_thread_id)
     agent.start()
     return agent

@@ -1,14 +1,15 @@
-"""`inspector inject PID`: start the agent inside a server that is already running (Python 3.14+).
+"""`inspector inject PID`: start the agent inside a uvicorn server that is already running.
 
-Python 3.14's `sys.remote_exec(pid, script)` makes the target run a script on its main thread,
-between two bytecodes. In uvicorn that thread runs the event loop, so the script must not start
-anything itself: it finds the running loop, schedules `start_agent` on it with
-`call_soon_threadsafe`, and returns. The agent then starts on the loop's thread like any other.
-The script reports back through a result file (and the agent's registration file).
-
-What an injected agent cannot do: the ASGI app is already built, so the request middleware is
-not installed (no requests, no background jobs); tasks, stalls, the threadpool, threads and
-unretrieved task exceptions work.
+Two ways into the target, both ending in the same launcher (`LAUNCHER`): Python 3.14's
+`sys.remote_exec` on a 3.14 server, and lldb or gdb on 3.10-3.13 (see `inject_debugger` for
+when the debugger runs it, which is the delicate part). The launcher runs inside the target
+with the GIL held and only starts a thread, so the target spends microseconds in it and never
+sees an exception from it; that thread runs the bootstrap (`BOOTSTRAP`), which imports the agent
+(from the server's environment, or from this package's directory) and calls
+`inspector.agent.injected.start_injected`: the agent starts from that thread even when the loop
+is blocked right now, the request middleware is put around the running app when the loop comes
+back. The bootstrap reports through a result file this command waits for; nothing is ever
+raised into the app.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,70 +28,83 @@ from typing import Any, Final
 
 from inspector.errors import ExitStatus, InspectorError
 
-MIN_PYTHON: Final = (3, 14)
+REMOTE_EXEC_PYTHON: Final = (3, 14)
+MIN_TARGET_PYTHON: Final = (3, 10)
+METHODS: Final = ("auto", "remote-exec", "lldb", "gdb")
 RESULT_TIMEOUT: Final = 10.0
-"""Seconds the target gets to run the script and start the agent (uvicorn's main loop wakes
-every 0.1 s; a loop blocked in C code wakes later)."""
+"""Seconds the target gets to run the launcher and start the agent (a loop blocked in native
+code with the GIL held runs a queued launcher only when it returns)."""
 _CAP_SYS_PTRACE_BIT: Final = 19
 
+LAUNCHER = r"""
+try:
+    exec(
+        "import sys, _thread\n"
+        "events = sys.modules.get('asyncio.events')\n"
+        "loop = events._get_running_loop() if events is not None else None\n"
+        "_thread.start_new_thread(exec, (BODY, {'__name__': '__inspector_inject__', 'PATH': PATH,"
+        " 'INJECT_LOOP': loop, 'INJECT_LOOP_THREAD': _thread.get_ident() if loop else None}))",
+        {"BODY": "exec(compile(open(PATH, 'rb').read(), PATH, 'exec'))", "PATH": BOOTSTRAP_PATH},
+    )
+except KeyboardInterrupt:
+    __import__("_thread").interrupt_main()
+except BaseException:
+    pass
+"""
+"""Run in the target with the GIL held, on the thread that was stopped or between bytecodes:
+note the running loop (when this thread runs it) and start the bootstrap's thread. Binds no
+name in `__main__`, never raises (a pending call that fails would raise into the app)."""
+
 BOOTSTRAP = r"""
-# Run inside the target by `inspector inject`, on its main thread, between two bytecodes.
-# Only schedules the agent's start on the running event loop and returns.
-def _inspector_inject(result_path, package_parent, host, port):
+# Run inside the target by `inspector inject`, on a thread of its own.
+def _inspector_inject(result_path, package_parent, host, port, loop, loop_thread):
     import json, os, sys
 
-    def report(**data):
+    def report(data):
         temporary = result_path + ".tmp"
         with open(temporary, "w") as handle:
             json.dump(data, handle)
         os.replace(temporary, result_path)
 
     try:
-        import asyncio
-        try:
-            import inspector.agent  # noqa: F401
-        except ImportError:
-            sys.path.append(package_parent)
-            import inspector.agent  # noqa: F401
-        loop = asyncio.events._get_running_loop()
-        if loop is None:
-            import gc
-            running = [
-                obj for obj in gc.get_objects()
-                if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running()
-            ]
-            loop = running[0] if len(running) == 1 else None
-        if loop is None:
-            report(ok=False, error="no running asyncio event loop found in this process")
+        python = "%d.%d" % sys.version_info[:2]
+        if sys.version_info < (3, 10):
+            report({"ok": False, "refused": "python", "error": "it runs Python " + python})
             return
-
-        def start():
+        if "uvicorn" not in sys.modules:
+            report({"ok": False, "refused": "no-uvicorn", "python": python,
+                    "error": "it is a Python process without uvicorn"})
+            return
+        try:
+            from inspector.agent.injected import start_injected
+        except ImportError:
+            if package_parent not in sys.path:
+                sys.path.append(package_parent)
             try:
-                from inspector.agent import AgentConfig, start_agent
-                agent = start_agent(loop, AgentConfig(host=host, port=port))
-                report(ok=True, host=agent.host, port=agent.port, pid=os.getpid())
-            except BaseException as error:
-                report(ok=False, error=f"{type(error).__name__}: {error}")
-
-        loop.call_soon_threadsafe(start)
+                from inspector.agent.injected import start_injected
+            except ImportError as error:
+                report({"ok": False, "refused": "import", "python": python,
+                        "executable": sys.executable, "error": str(error)})
+                return
+        report(start_injected(host, port, loop, loop_thread))
     except BaseException as error:
-        report(ok=False, error=f"{type(error).__name__}: {error}")
+        report({"ok": False, "error": "%s: %s" % (type(error).__name__, error)})
 
 
-_inspector_inject(RESULT_PATH, PACKAGE_PARENT, HOST, PORT)
-del _inspector_inject
+_inspector_inject(RESULT_PATH, PACKAGE_PARENT, HOST, PORT, INJECT_LOOP, INJECT_LOOP_THREAD)
 """
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "inject",
-        help="start the agent inside a running server (Python 3.14+, needs ptrace rights)",
+        help="start the agent inside a running server (needs ptrace rights; lldb/gdb < 3.14)",
         description=(
-            "Start the inspector agent inside a uvicorn process that is already running, "
-            "through Python 3.14's sys.remote_exec. Needs the same Python version as the "
-            "server, the right to ptrace it, and uvicorn-inspector importable by the server. "
-            "Requests and background jobs are not tracked by an injected agent."
+            "Start the inspector agent inside a uvicorn process that is already running: "
+            "through sys.remote_exec on Python 3.14, through lldb or gdb on Python 3.10-3.13. "
+            "Needs the right to ptrace the server and uvicorn-inspector's dependencies "
+            "(aiomonitor) importable by the server. Works on a server whose loop is blocked; "
+            "requests are tracked from the moment of injection."
         ),
     )
     parser.add_argument("pid", type=int, help="the worker process to inject into")
@@ -100,30 +115,55 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout", type=float, default=RESULT_TIMEOUT, help="seconds to wait for the agent"
     )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="auto",
+        help="how to run code in the server (default: remote-exec on 3.14, else lldb or gdb)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    check_python()
-    target = check_target(args.pid)
-    existing = _registered_address(args.pid)
+    pid: int = args.pid
+    if pid <= 0:
+        raise InspectorError(f"no process with pid {pid}")
+    if not 0 < args.timeout <= 3600:
+        raise InspectorError("--timeout must be between 0 and 3600 seconds")
+    if not 0 <= args.port <= 65535:
+        raise InspectorError("--port must be between 0 and 65535")
+    target = check_target(pid)
+    existing = _registered_address(pid)
     if existing is not None:
-        print(f"pid {args.pid} already runs an agent at {existing}: inspector attach {existing}")
+        print(f"pid {pid} already runs an agent at {existing}: inspector attach {existing}")
         return ExitStatus.OK
-    check_same_python(target)
-    address = inject(args.pid, args.host, args.port, args.timeout)
-    print(f"agent started in pid {args.pid} at {address}: inspector attach {address}")
+    version = check_python_process(target)
+    method = choose_method(args.method, pid, version)
+    check_ptrace_rights(pid)
+    answer, how = inject(pid, args.host, args.port, args.timeout, method)
+    address = f"{answer.get('host')}:{answer.get('port')}"
+    if answer.get("already"):
+        print(f"pid {pid} already runs an agent at {address}: inspector attach {address}")
+        return ExitStatus.OK
+    print(f"agent started in pid {pid} at {address} ({how}): {_tracking(answer)}")
     return ExitStatus.OK
 
 
-def check_python() -> None:
-    if sys.version_info < MIN_PYTHON:
-        version = ".".join(str(part) for part in sys.version_info[:3])
-        raise InspectorError(
-            f"inspector inject needs Python 3.14 or newer (sys.remote_exec); this is Python "
-            f"{version}: start the server with `inspector run APP` or add "
-            "`app = inspector.agent.instrument(app)` instead"
+def _tracking(answer: dict[str, Any]) -> str:
+    if answer.get("loop_busy"):
+        return (
+            "its loop is blocked right now (inspector doctor --pid shows where); requests are "
+            "tracked once it runs again"
         )
+    listed = answer.get("in_flight") or 0
+    if not answer.get("apps"):
+        return "no uvicorn app found to track requests in; tasks and stalls are reported"
+    before = (
+        f"; the {listed} already in flight are listed, timed from now"
+        if listed
+        else "; none was in flight"
+    )
+    return f"requests are tracked from now on{before}"
 
 
 def check_target(pid: int) -> Any:
@@ -150,15 +190,49 @@ def check_target(pid: int) -> Any:
     return process
 
 
-def check_same_python(process: Any) -> None:
-    """sys.remote_exec needs the target to run the same Python minor version as we do."""
-    mine = f"{sys.version_info[0]}.{sys.version_info[1]}"
+def check_python_process(process: Any) -> tuple[int, int] | None:
+    """The target's Python version (None when it cannot be told); refuses a process that runs
+    no Python, or one older than the agent supports."""
+    pid = process.pid
     try:
         executable = process.exe()
     except Exception:
         executable = ""
-    if not executable or not os.path.exists(executable):
-        return  # cannot tell; remote_exec will refuse a mismatch itself
+    try:
+        mapped = Path(f"/proc/{pid}/maps").read_text(errors="replace")
+    except OSError:
+        mapped = None  # not ours to read: the attach will say why
+    version = _version_in(mapped or "", r"libpython(\d+)\.(\d+)") or _version_in(
+        os.path.basename(executable), r"python(\d+)\.(\d+)"
+    )
+    if mapped is not None and "python" not in mapped.lower() and "python" not in executable:
+        name = os.path.basename(executable) or _name(process)
+        raise InspectorError(
+            f"pid {pid} ({name}) is not a Python process: inspector inject starts the agent in "
+            "a uvicorn server's worker (see `inspector ps`)"
+        )
+    if version is None and executable and os.path.exists(executable):
+        version = _ask_version(executable)
+    if version is not None and version < MIN_TARGET_PYTHON:
+        raise InspectorError(
+            f"pid {pid} runs Python {version[0]}.{version[1]}: the agent needs Python 3.10 or newer"
+        )
+    return version
+
+
+def _name(process: Any) -> str:
+    try:
+        return str(process.name())
+    except Exception:
+        return "?"
+
+
+def _version_in(text: str, pattern: str) -> tuple[int, int] | None:
+    match = re.search(pattern, text)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _ask_version(executable: str) -> tuple[int, int] | None:
     try:
         done = subprocess.run(
             [executable, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -167,53 +241,175 @@ def check_same_python(process: Any) -> None:
             timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return
-    theirs = done.stdout.strip()
-    if done.returncode == 0 and theirs and theirs != mine:
+        return None
+    return _version_in(done.stdout, r"^(\d+)\.(\d+)$") if done.returncode == 0 else None
+
+
+def choose_method(method: str, pid: int, version: tuple[int, int] | None) -> list[str]:
+    """The ways to try, in order: ["remote-exec"] or debugger names."""
+    from inspector.commands.inject_debugger import installed, missing_debugger_message
+
+    mine = sys.version_info[:2]
+    if method == "remote-exec":
+        if mine < REMOTE_EXEC_PYTHON:
+            raise InspectorError(
+                "--method remote-exec needs Python 3.14 (sys.remote_exec); this inspector runs "
+                f"Python {mine[0]}.{mine[1]}"
+            )
+        _check_same_python(pid, version)
+        return ["remote-exec"]
+    if method in ("lldb", "gdb"):
+        if shutil.which(method) is None:
+            raise InspectorError(
+                f"{method} is not installed: apt-get install {method} (Debian, Ubuntu), or "
+                "use --method auto"
+            )
+        return [method]
+    if version is not None and version >= REMOTE_EXEC_PYTHON and mine >= REMOTE_EXEC_PYTHON:
+        if version == mine:
+            return ["remote-exec"]
+    debuggers = installed()
+    if debuggers:
+        return debuggers
+    if version is not None and version >= REMOTE_EXEC_PYTHON:
+        _check_same_python(pid, version)  # says which interpreter to run us with
+    raise InspectorError(missing_debugger_message(pid))
+
+
+def _check_same_python(pid: int, version: tuple[int, int] | None) -> None:
+    """sys.remote_exec needs the target to run the same Python minor version as we do."""
+    mine = sys.version_info[:2]
+    if version is not None and version != mine:
         raise InspectorError(
-            f"pid {process.pid} runs Python {theirs} and this inspector runs Python {mine}: "
-            f"run `inspector inject` with the server's interpreter ({executable} -m inspector "
-            f"inject {process.pid})"
+            f"pid {pid} runs Python {version[0]}.{version[1]} and this inspector runs Python "
+            f"{mine[0]}.{mine[1]}: run `inspector inject` with the server's interpreter "
+            f"(python{version[0]}.{version[1]} -m inspector inject {pid}), or install lldb"
         )
 
 
-def bootstrap_script(result_path: Path, host: str, port: int) -> str:
-    """The script the target runs: schedule the agent's start, report to `result_path`."""
+def check_ptrace_rights(pid: int) -> None:
+    """Refuse early, with the fix, when the kernel will not let us trace `pid` (opening its
+    memory needs the same right as attaching to it)."""
+    try:
+        with open(f"/proc/{pid}/mem", "rb"):
+            pass
+    except PermissionError as error:
+        raise InspectorError(permission_message(pid, error)) from None
+    except OSError:
+        pass  # not Linux, or gone: the attach will say
+
+
+def bootstrap_source(result_path: Path, host: str, port: int) -> str:
+    """The bootstrap the launcher's thread runs: start the agent, report to `result_path`."""
     package_parent = str(Path(__file__).resolve().parents[2])
     arguments = ", ".join(repr(value) for value in (str(result_path), package_parent, host, port))
     return BOOTSTRAP.replace("RESULT_PATH, PACKAGE_PARENT, HOST, PORT", arguments)
 
 
-def inject(pid: int, host: str, port: int, timeout: float) -> str:
-    """Run the bootstrap in `pid` and wait for the agent; returns "host:port"."""
+def launcher_source(bootstrap_path: Path) -> str:
+    """The launcher for a bootstrap written at `bootstrap_path`."""
+    return LAUNCHER.replace("BOOTSTRAP_PATH", repr(str(bootstrap_path)))
+
+
+def bootstrap_script(result_path: Path, host: str, port: int) -> str:
+    """Write the bootstrap beside `result_path`; return the launcher that runs it (what the
+    target runs between two bytecodes)."""
+    bootstrap = result_path.with_name(result_path.stem + "-bootstrap.py")
+    bootstrap.write_text(bootstrap_source(result_path, host, port), encoding="utf-8")
+    return launcher_source(bootstrap)
+
+
+def inject(
+    pid: int, host: str, port: int, timeout: float, methods: list[str]
+) -> tuple[dict[str, Any], str]:
+    """Run the launcher in `pid` and wait for the bootstrap's answer; returns the answer (ok)
+    and how the launcher got in."""
     directory = Path(tempfile.mkdtemp(prefix="inspector-inject-"))
+    keep = False
     try:
-        script = directory / "bootstrap.py"
         result = directory / "result.json"
-        script.write_text(bootstrap_script(result, host, port), encoding="utf-8")
-        _share_with_target(directory, script, pid)
-        try:
-            sys.remote_exec(pid, str(script))  # type: ignore[attr-defined]
-        except PermissionError as error:
-            raise InspectorError(permission_message(pid, error)) from None
-        except (OSError, RuntimeError) as error:
-            raise InspectorError(f"could not run code in pid {pid}: {error}") from None
+        launcher = bootstrap_script(result, host, port)
+        script = directory / "launcher.py"
+        script.write_text(launcher, encoding="utf-8")
+        _share_with_target(directory, [script, result.with_name("result-bootstrap.py")], pid)
+        queued = False
+        if methods == ["remote-exec"]:
+            _remote_exec(pid, script)
+            how = "through sys.remote_exec"
+            queued = True
+        else:
+            planted = _plant(pid, launcher, methods, timeout)
+            how = planted.describe()
+            queued = not planted.now
         answer = _wait_for_result(result, timeout)
         if answer is None:
-            raise InspectorError(
-                f"pid {pid} did not run the bootstrap within {timeout:g} s (its main thread is "
-                "not running Python code, or remote debugging is disabled in it with "
-                "PYTHON_DISABLE_REMOTE_DEBUG / -X disable_remote_debug)"
-            )
+            keep = queued  # a queued launcher may still run: its bootstrap must be there
+            raise InspectorError(_no_answer(pid, timeout, how, queued))
         if not answer.get("ok"):
-            raise InspectorError(f"the agent did not start in pid {pid}: {answer.get('error')}")
-        return f"{answer.get('host')}:{answer.get('port')}"
+            raise InspectorError(_refusal(pid, answer))
+        return answer, how
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
-def _share_with_target(directory: Path, script: Path, pid: int) -> None:
-    """Let the target's user read the script and write the result (root injecting into
+def _remote_exec(pid: int, script: Path) -> None:
+    try:
+        sys.remote_exec(pid, str(script))  # type: ignore[attr-defined]
+    except PermissionError as error:
+        raise InspectorError(permission_message(pid, error)) from None
+    except (OSError, RuntimeError) as error:
+        raise InspectorError(f"could not run code in pid {pid}: {error}") from None
+
+
+def _plant(pid: int, launcher: str, debuggers: list[str], timeout: float) -> Any:
+    from inspector.commands.inject_debugger import AttachFailed, plant
+
+    try:
+        return plant(pid, launcher.encode(), debuggers, timeout)
+    except PermissionError as error:
+        raise InspectorError(permission_message(pid, error)) from None
+    except AttachFailed as error:
+        if not _has_cap_sys_ptrace() or (_ptrace_scope() or 0) > 0:
+            raise InspectorError(permission_message(pid, error)) from None
+        raise InspectorError(f"could not attach to pid {pid}: {error}") from None
+    except InspectorError as error:
+        raise InspectorError(f"could not inject into pid {pid}: {error}") from None
+
+
+def _no_answer(pid: int, timeout: float, how: str, queued: bool) -> str:
+    if not queued:
+        return (
+            f"pid {pid} ran the launcher ({how}) but no agent answered within {timeout:g} s "
+            "(see the server's output)"
+        )
+    return (
+        f"pid {pid} has not run the launcher within {timeout:g} s ({how}): its main thread is "
+        "not running Python code (busy in native code, or remote debugging is disabled in it); "
+        "the agent starts when it does (`inspector ps` shows it then)"
+    )
+
+
+def _refusal(pid: int, answer: dict[str, Any]) -> str:
+    refused = answer.get("refused")
+    error = str(answer.get("error") or "unknown error")
+    if refused == "no-uvicorn":
+        return (
+            f"pid {pid} is a Python process without uvicorn: nothing for the agent to inspect "
+            "(inject into a uvicorn worker; see `inspector ps`)"
+        )
+    if refused == "python":
+        return f"pid {pid} cannot run the agent: {error} (it needs Python 3.10 or newer)"
+    if refused == "import":
+        return (
+            f"pid {pid}'s Python ({answer.get('executable')}, {answer.get('python')}) cannot "
+            f"import the agent ({error}): install uvicorn-inspector in the server's environment"
+        )
+    return f"the agent did not start in pid {pid}: {error}"
+
+
+def _share_with_target(directory: Path, files: list[Path], pid: int) -> None:
+    """Let the target's user read the scripts and write the result (root injecting into
     another user's server)."""
     try:
         import psutil
@@ -222,7 +418,7 @@ def _share_with_target(directory: Path, script: Path, pid: int) -> None:
     except Exception:
         return
     if uid != os.getuid() and os.geteuid() == 0:
-        for path in (directory, script):
+        for path in (directory, *files):
             try:
                 os.chown(path, uid, -1)
             except OSError:
@@ -238,7 +434,7 @@ def _wait_for_result(path: Path, timeout: float) -> dict[str, Any] | None:
                 return data
         except (OSError, ValueError):
             pass
-        time.sleep(0.05)
+        time.sleep(0.02)
     return None
 
 
@@ -256,8 +452,9 @@ def permission_message(pid: int, error: BaseException) -> str:
     if not _has_cap_sys_ptrace():
         reasons.append("this process lacks CAP_SYS_PTRACE")
     fixes = (
-        "run `inspector inject` with sudo, grant CAP_SYS_PTRACE (containers: --cap-add "
-        "SYS_PTRACE), or relax Yama with `echo 0 | sudo tee /proc/sys/kernel/yama/ptrace_scope`"
+        "run `inspector inject` with sudo, grant CAP_SYS_PTRACE (docker run --cap-add "
+        'SYS_PTRACE; Kubernetes: securityContext.capabilities.add: ["SYS_PTRACE"]), or '
+        "relax Yama with `echo 0 | sudo tee /proc/sys/kernel/yama/ptrace_scope`"
     )
     why = "; ".join(reasons) or str(error)
     return f"not allowed to attach to pid {pid}: {why}; {fixes}"

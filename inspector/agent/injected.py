@@ -1,0 +1,244 @@
+"""An agent started inside a server that is already running (`inspector inject`).
+
+The bootstrap `inspector inject` plants runs `start_injected` on a thread of its own, not on the
+loop's: the loop may be blocked right now (that is often why someone injects), and then nothing
+scheduled on it would run. So the agent starts from here (`Agent.start` off the loop: listener,
+watchdog thread and task probe at once) and everything that must happen on the loop's thread is
+queued for when the loop comes back: the loop-bound probes, then `adopt`, which puts the request
+middleware around the app the server already built and lists the requests already in flight.
+
+Never raises: every outcome is a dict the bootstrap writes to its result file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+from inspector.agent.agent import live_agents, start_agent
+from inspector.agent.probe import AgentConfig
+
+_lock: Final = threading.Lock()
+"""Two injections at once start one agent."""
+
+_LOOP_METHODS: Final = frozenset({"run_forever", "_run_once", "run_until_complete"})
+ADOPTION_WAIT: Final = 0.5
+"""Seconds the answer waits for the loop to wrap the app, to say whether it did."""
+
+
+def start_injected(
+    host: str,
+    port: int,
+    loop: asyncio.AbstractEventLoop | None = None,
+    loop_thread_id: int | None = None,
+) -> dict[str, Any]:
+    """Start an agent for the running uvicorn server; the answer for `inspector inject`.
+
+    `loop`/`loop_thread_id` are the running loop and its thread when the bootstrap was planted
+    on that thread (found here otherwise).
+    """
+    try:
+        with _lock:
+            return _start(host, port, loop, loop_thread_id)
+    except BaseException as error:  # the bootstrap reports; nothing reaches the app
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+
+
+def _start(
+    host: str,
+    port: int,
+    loop: asyncio.AbstractEventLoop | None,
+    loop_thread_id: int | None,
+) -> dict[str, Any]:
+    pid = os.getpid()
+    if "uvicorn" not in sys.modules:
+        return {
+            "ok": False,
+            "refused": "no-uvicorn",
+            "error": "this Python process runs no uvicorn",
+        }
+    running = live_agents()
+    if running:
+        agent = running[0]
+        return {"ok": True, "already": True, "host": agent.host, "port": agent.port, "pid": pid}
+    servers = uvicorn_servers()
+    if loop is None or not loop.is_running():
+        loop = _running_loop(servers)
+        loop_thread_id = None
+    if loop is None:
+        return {"ok": False, "error": "no running asyncio event loop found in this process"}
+    if loop_thread_id is None:
+        loop_thread_id = loop_thread(loop)
+    config = AgentConfig(host=host, port=port, app=_app_name(servers))
+    agent = start_agent(loop, config, loop_thread_id=loop_thread_id)
+    adoption = _Adoption(servers, agent.context.record_error)
+    loop.call_soon_threadsafe(adoption.run)
+    answer: dict[str, Any] = {"ok": True, "host": agent.host, "port": agent.port, "pid": pid}
+    if adoption.done.wait(ADOPTION_WAIT):
+        answer.update(adoption.counts)
+    else:
+        answer["loop_busy"] = True  # requests are tracked once the loop runs again
+    return answer
+
+
+def uvicorn_servers() -> list[Any]:
+    """The `uvicorn.Server` objects alive in this process (usually one)."""
+    module = sys.modules.get("uvicorn.server")
+    server_class = getattr(module, "Server", None)
+    if not isinstance(server_class, type):
+        return []
+    return [obj for obj in gc.get_objects() if isinstance(obj, server_class)]
+
+
+def _running_loop(servers: list[Any]) -> asyncio.AbstractEventLoop | None:
+    """The loop the server's listening sockets belong to, else the one running loop."""
+    for server in servers:
+        for listener in getattr(server, "servers", None) or ():
+            try:
+                loop = listener.get_loop()
+            except Exception:
+                continue
+            if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_running():
+                return loop
+    running = [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, asyncio.AbstractEventLoop) and obj.is_running()
+    ]
+    return running[0] if len(running) == 1 else None
+
+
+def loop_thread(loop: asyncio.AbstractEventLoop) -> int:
+    """The thread running `loop`: the one whose stack is in its run_forever, else the main
+    thread (where uvicorn runs its loop; uvloop's run_forever has no Python frame)."""
+    for ident, frame in sys._current_frames().items():
+        current: Any = frame
+        while current is not None:
+            if current.f_code.co_name in _LOOP_METHODS:
+                try:
+                    if current.f_locals.get("self") is loop:
+                        return ident
+                except Exception:
+                    pass
+            current = current.f_back
+    main = threading.main_thread().ident
+    return main if main is not None else threading.get_ident()
+
+
+def _app_name(servers: list[Any]) -> str | None:
+    for server in servers:
+        app = getattr(getattr(server, "config", None), "app", None)
+        if isinstance(app, str):
+            return app
+    return None
+
+
+class _Adoption:
+    """`adopt` on the loop's thread, queued behind the agent's loop-bound probes."""
+
+    def __init__(self, servers: list[Any], report: Callable[[str], None]) -> None:
+        self.servers = servers
+        self.report = report
+        self.counts: dict[str, int] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.counts = adopt(self.servers)
+        except Exception as error:  # never raise into the app's loop
+            self.report(f"inject: requests not tracked: {error!r}")
+        finally:
+            self.done.set()
+
+
+def adopt(servers: list[Any]) -> dict[str, int]:
+    """Track the requests of servers built without the agent, from now on. Call on the loop.
+
+    New connections get the app from `config.loaded_app`; open ones (keep-alive) hold their
+    own reference in `protocol.app`: both are wrapped in the request middleware. Requests
+    already being served are listed while they run (their start is not known: they are timed
+    from now).
+    """
+    from inspector.agent.probes import wrap_asgi
+
+    wrapped: dict[int, Any] = {}
+
+    def wrap(app: Any) -> Any:
+        done = wrapped.get(id(app))
+        if done is None:
+            done = wrapped[id(app)] = wrap_asgi(app)
+        return done
+
+    counts = {"apps": 0, "connections": 0, "in_flight": 0}
+    for server in servers:
+        config: Any = getattr(server, "config", None)
+        app = getattr(config, "loaded_app", None)
+        if app is not None:
+            config.loaded_app = wrap(app)
+            counts["apps"] += 1
+        state = getattr(server, "server_state", None)
+        for connection in tuple(getattr(state, "connections", ()) or ()):
+            if getattr(connection, "app", None) is not None:
+                connection.app = wrap(connection.app)
+                counts["connections"] += 1
+        counts["in_flight"] += _list_in_flight(tuple(getattr(state, "tasks", ()) or ()))
+    return counts
+
+
+def _list_in_flight(tasks: tuple[asyncio.Task[Any], ...]) -> int:
+    """List the requests uvicorn is serving now as in flight (without a full record), each
+    until its task ends."""
+    from inspector.agent.probes import tracker as tracking
+
+    tracker = tracking.active
+    if tracker is None:
+        return 0
+    listed = 0
+    for task in tasks:
+        if task.done():
+            continue
+        scope = _scope_of(task)
+        if scope is None or scope.get("type") not in ("http", "websocket"):
+            continue
+        receive = getattr(_cycle_of(task), "receive", None) or _no_receive
+        tracker.light[task] = (next(tracker.ids), tracker.perf(), scope, receive)
+        task.add_done_callback(_unlister(tracker))
+        listed += 1
+    return listed
+
+
+def _unlister(tracker: Any) -> Any:
+    def unlist(task: asyncio.Task[Any]) -> None:
+        try:
+            entry = tracker.light.pop(task, None)
+            if entry is not None and type(entry) is not tuple:
+                tracker.finish(entry)  # given a record late (a thread, a failure)
+        except Exception as error:
+            tracker.report(f"inject: {error!r}")
+
+    return unlist
+
+
+async def _no_receive() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+def _cycle_of(task: asyncio.Task[Any]) -> Any:
+    """uvicorn's RequestResponseCycle a request task runs (`cycle.run_asgi(app)`)."""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    if frame is None or frame.f_code.co_name != "run_asgi":
+        return None
+    try:
+        return frame.f_locals.get("self")
+    except Exception:
+        return None
+
+
+def _scope_of(task: asyncio.Task[Any]) -> dict[str, Any] | None:
+    scope = getattr(_cycle_of(task), "scope", None)
+    return scope if isinstance(scope, dict) else None
