@@ -22,6 +22,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+import weakref
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class Shop:
     completed_jobs: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
     """Background jobs that ran to the end, newest last: the tests read it."""
     balances: dict[str, int] = field(default_factory=lambda: defaultdict(lambda: 10_000))
+    shipment_watchers: dict[int, weakref.ref[asyncio.Future[str]]] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     """The server's loop, for sync code in worker threads that needs the async clients."""
 
@@ -429,6 +431,21 @@ async def cancel_order(order_id: int, shop: ShopDep) -> dict[str, object]:
     # BUG: missing `await`: the coroutine is created and thrown away.
     shop.audit.record("order-cancelled", str(order_id))  # demo: forgotten-await
     return {"order_id": order_id, "status": "cancelled"}
+
+
+async def notify_when_shipped(shop: Shop, order_id: int) -> None:  # demo: task-collected
+    shipped: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    # BUG: the watch list holds the future weakly and nobody holds the task, so the garbage
+    # collector takes both while the task waits: the customer is never told.
+    shop.shipment_watchers[order_id] = weakref.ref(shipped)
+    carrier = await shipped
+    shop.completed_jobs.append(f"notify_when_shipped:{order_id}:{carrier}")
+
+
+@orders_router.post("/orders/{order_id}/track")
+async def track_order(order_id: int, shop: ShopDep) -> dict[str, object]:
+    asyncio.create_task(notify_when_shipped(shop, order_id))  # demo: task-collected/created
+    return {"order_id": order_id, "tracking": True}
 
 
 users_router = APIRouter(prefix="/signup", tags=["users"])

@@ -36,6 +36,7 @@ ExceptionKind = Literal[
     "background-failed",
     "logged-error",
     "exception-swallowed",
+    "task-destroyed-pending",
 ]
 WaitKind = Literal[
     "lock",

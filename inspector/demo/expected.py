@@ -176,6 +176,13 @@ EXPECTED: Final[tuple[ExpectedFinding, ...]] = (
         "Keep a reference to the task and add a done callback that logs its exception.",
     ),
     ExpectedFinding(
+        "task-collected",
+        ("task-destroyed-pending",),
+        "POST /orders/{order_id}/track",
+        "Shipping notifications are never sent; 'Task was destroyed but it is pending!' appears.",
+        "Keep a strong reference to the task (a set, or a TaskGroup) and to the future it awaits.",
+    ),
+    ExpectedFinding(
         "client-left",
         ("hanging-request",),
         "GET /summaries/{doc_id}",

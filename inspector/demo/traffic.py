@@ -215,6 +215,11 @@ async def fire_and_forget(client: DemoClient, n: int) -> None:
     client.fire("POST", "/cache/refresh")
 
 
+async def track_orders(client: DemoClient, n: int) -> None:
+    for order in range(3):
+        client.fire("POST", f"/orders/{2000 + 3 * n + order}/track")
+
+
 async def swallow_exception(client: DemoClient, n: int) -> None:
     client.fire("POST", f"/coupons/apply?code=SAVE{'x' if n % 2 == 0 else 10}")
 
@@ -244,6 +249,7 @@ SCHEDULE: Final[tuple[Trigger, ...]] = (
     Trigger("failing background job", 1.2, 9.0, fail_background_jobs),
     Trigger("dropped background job", 1.4, 11.0, drop_background_jobs),
     Trigger("add_task(coroutine)", 1.6, 13.0, enqueue_coroutine),
+    Trigger("collected tracking task", 1.7, 14.0, track_orders),
     Trigger("swallowed exception", 1.8, 7.0, swallow_exception),
     Trigger("error logged, 200 sent", 1.9, 16.0, log_an_error),
     Trigger("blocking sleep", 2.0, 12.0, block_with_sleep),

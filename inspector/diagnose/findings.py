@@ -25,6 +25,7 @@ KINDS: Final = (
     "logged-error",
     "sync-async-deadlock",
     "lock-contention",
+    "task-destroyed-pending",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

@@ -146,3 +146,32 @@ def test_a_failed_worker_the_agent_still_lists_is_reported_once() -> None:
         id=10, name="Task-4", state="failed", coro="x", request_id=3, exception="E()"
     )
     assert findings(snapshot(tasks=(from_request,)), "task-exception-unretrieved") == []
+
+
+def test_tasks_collected_while_pending_are_one_finding_naming_their_coroutine() -> None:
+    function = app(15, "notify_when_shipped", "async def notify_when_shipped(order_id):")
+    events = tuple(
+        exception_event(
+            n,
+            "task-destroyed-pending",
+            error("Task", "notify_when_shipped() was destroyed while pending"),
+            location=function,
+            request_label=f"POST /orders/{n}/track",
+        )
+        for n in (1, 2, 3)
+    )
+    [finding] = findings(snapshot(exceptions=events), "task-destroyed-pending")
+    assert finding.severity == "warning" and finding.count == 3
+    assert finding.location == function
+    assert finding.title.startswith("A pending task was garbage-collected: notify_when_shipped()")
+    assert "3 tasks running notify_when_shipped() were destroyed" in finding.detail
+    assert "POST /orders/1/track" in finding.detail
+    assert "reference" in finding.hint
+
+
+def test_one_task_collected_while_pending_is_worded_for_one() -> None:
+    event = exception_event(
+        1, "task-destroyed-pending", error("Task", "refresh() was destroyed while pending")
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "task-destroyed-pending")
+    assert finding.detail.startswith("A task running refresh() was destroyed before it finished")

@@ -56,6 +56,9 @@ _RECENT_EXCEPTIONS: Final = 256
 """Exception objects (by id) already recorded: a later log line about one is not a second event."""
 
 _NEVER_RETRIEVED: Final = ("exception was never retrieved",)
+_DESTROYED_PENDING: Final = "Task was destroyed but it is pending"
+_MAX_DEPTH: Final = 32
+"""Innermost frames kept of a destroyed task's await chain."""
 _AGENT_LOGGERS: Final = ("inspector", "aiomonitor")
 """The agent's own errors go to its health report, not to the app's exceptions."""
 
@@ -536,10 +539,68 @@ class ExceptionsProbe:
             return
         exc = details.get("exception")
         message = str(details.get("message", ""))
+        if message.startswith(_DESTROYED_PENDING):
+            self._record_destroyed_pending(details.get("task"))
+            return
         if not isinstance(exc, BaseException) or not message.endswith(_NEVER_RETRIEVED):
             return  # other loop errors are logged with exc_info: the log factory records them
         future = details.get("future")
         self._record_task_failure(future, exc)
+
+    def _record_destroyed_pending(self, task: Any) -> None:
+        """A pending task the garbage collector took: nothing referenced it, so the rest of its
+        work will never run (`create_task(...)` with the result dropped, waiting on a future
+        only it knew). Its await chain says where it waited when still intact; usually the
+        collector has closed the coroutine first, and its code says which function it ran."""
+        if not isinstance(task, asyncio.Task):
+            return
+        from inspector.agent.tasks import await_chain
+
+        coro = task.get_coro()
+        try:
+            chain, _ = await_chain(coro)
+            stack = tuple(frame_at(f.f_code, f.f_lineno) for f in chain[-_MAX_DEPTH:])
+            name = task.get_name()
+        except Exception:  # the task is half torn down: report what can be read
+            stack, name = (), None
+        location = innermost_application(stack)
+        code = getattr(coro, "cr_code", None)
+        if location is None and isinstance(code, types.CodeType):
+            # The collector usually closes the coroutine before the task's finalizer reports
+            # it: its code still says which function it was.
+            location = frame_at(code, code.co_firstlineno)
+        request_id, request_label = self._creating_request(task)
+        qualname = getattr(coro, "__qualname__", None) or "a coroutine"
+        info = ExceptionInfo(
+            type="Task",
+            message=f"{qualname}() was destroyed while pending",
+            traceback=stack,
+        )
+        self.log.record(
+            "task-destroyed-pending",
+            info,
+            location=location,
+            request_id=request_id,
+            request_label=request_label,
+            task_name=name,
+        )
+
+    def _creating_request(self, task: asyncio.Task[Any]) -> tuple[int | None, str | None]:
+        """The request a dying task was created in: read from the context it was created with
+        (its weak references, which the task links use, are already gone)."""
+        if self._tasks is not None:
+            gone = self._tasks.request_of_gone(task)
+            if gone is not None:
+                return gone
+        get_context = getattr(task, "get_context", None)  # Python >= 3.12
+        try:
+            request_id = get_context().get(current_request) if get_context is not None else None
+        except Exception:
+            return None, None
+        if request_id is None:
+            return None, None
+        label = self._requests.label_of(request_id) if self._requests is not None else None
+        return request_id, label
 
     def _record_task_failure(self, future: Any, exc: BaseException) -> None:
         request_id = request_label = task_name = None

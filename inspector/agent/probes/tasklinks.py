@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from inspector.agent.probes.records import JobRecord, RequestRecord
 from inspector.agent.probes.tracker import request_now
 
 TaskFactory = Callable[..., "asyncio.Future[Any]"]
+_GONE_REMEMBERED = 64
 
 
 class _TaskRef(weakref.ref):  # type: ignore[type-arg]
@@ -43,6 +45,9 @@ class RequestTaskTable:
 
     def __init__(self) -> None:
         self._entries: dict[int, _TaskRef] = {}
+        self._gone: OrderedDict[int, tuple[int, str]] = OrderedDict()
+        """id(task) -> (request id, label) of the last tasks collected: the collector drops a
+        task's weak references before its finalizer reports it "destroyed but pending"."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: TaskFactory | None = None
         self._active = False
@@ -98,6 +103,15 @@ class RequestTaskTable:
         key = getattr(ref, "key", None)
         if key is not None and self._entries.get(key) is ref:
             del self._entries[key]
+            request = getattr(ref, "request", None)
+            if request is not None:
+                self._gone[key] = (request.id, request.label)
+                if len(self._gone) > _GONE_REMEMBERED:
+                    self._gone.popitem(last=False)
+
+    def request_of_gone(self, task: asyncio.Future[Any]) -> tuple[int, str] | None:
+        """(id, label) of the request a task that is being collected was created under."""
+        return self._gone.get(id(task))
 
     def lookup(self, task: asyncio.Future[Any]) -> tuple[RequestRecord, JobRecord | None] | None:
         """The request and job `task` was created under, if known."""

@@ -268,6 +268,16 @@ class RequestTracker:
                 except Exception as error:  # a listener bug must not break the request
                     self.report(f"request finish listener: {error!r}")
 
+    def label_of(self, request_id: int) -> str | None:
+        """ "GET /path" of a request in flight or in the history (a rare lookup: it scans)."""
+        record = self.in_flight.get(request_id)
+        if record is not None:
+            return record.label
+        for finished in reversed(self.finished):
+            if finished.id == request_id:
+                return f"{finished.method} {finished.path}"
+        return None
+
     def in_flight_for(self, task: asyncio.Task[Any]) -> RequestRecord | None:
         """The in-flight request `task` serves, if any.
 

@@ -13,6 +13,7 @@ from inspector.diagnose.rules.background import (
 from inspector.diagnose.rules.base import Rule, Settings
 from inspector.diagnose.rules.contention import lock_contention
 from inspector.diagnose.rules.exceptions import (
+    destroyed_pending_tasks,
     logged_errors,
     never_awaited,
     swallowed_exceptions,
@@ -37,6 +38,7 @@ RULES: Final[dict[str, Rule]] = {
     "background-skipped": background_skipped,
     "task-exception-unretrieved": unretrieved_task_exceptions,
     "coroutine-never-awaited": never_awaited,
+    "task-destroyed-pending": destroyed_pending_tasks,
     "exception-swallowed": swallowed_exceptions,
     "logged-error": logged_errors,
 }

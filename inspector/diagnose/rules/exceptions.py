@@ -25,6 +25,12 @@ SWALLOWED_HINT = (
     "Log it (`logger.exception(...)`) or re-raise it; catch only the exceptions you expect, "
     "and handle them."
 )
+DESTROYED_PENDING_HINT = (
+    "The loop keeps only a weak reference to a task: keep a strong one until it is done "
+    "(`task = asyncio.create_task(...)`; `background.add(task)`; "
+    "`task.add_done_callback(background.discard)`), or start it in a TaskGroup. A task whose "
+    "only reference is a future nobody else holds is collected mid-wait: keep the future too."
+)
 LOGGED_HINT = "It was logged, so it is in the server's log; this is the line it came from."
 BROAD_EXCEPT = re.compile(r"^\s*except\s*(\(?\s*(Exception|BaseException)\b[^:]*)?:")
 
@@ -168,6 +174,42 @@ def never_awaited(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
                 f"awaited, so its body never ran.{place}"
             ).replace("coroutines was", "coroutines were"),
             hint=NEVER_AWAITED_HINT,
+            location=location,
+            request=requests[0] if requests else None,
+            count=count,
+        )
+
+
+def destroyed_pending_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
+    """Pending tasks the garbage collector took: the rest of their work never runs, silently
+    (asyncio only logs "Task was destroyed but it is pending!")."""
+    for events in _grouped(snapshot, "task-destroyed-pending"):
+        first = events[0]
+        location = _location(first)
+        count = _count(events)
+        requests = _requests(events)
+        context = f", created in {examples(requests)}" if requests else ""
+        waiting = (
+            f" It was waiting at {where(location, snapshot)}{quoted_code(location)} when it "
+            "went: nothing else referenced the task or what it awaited."
+            if location
+            else ""
+        )
+        what = first.error.message.removesuffix(" was destroyed while pending")
+        tasks, were, they = (
+            ("a task", "was", "it") if count == 1 else (plural(count, "task"), "were", "they")
+        )
+        yield Finding(
+            kind="task-destroyed-pending",
+            severity="warning",
+            title=f"A pending task was garbage-collected: {what}{context}"
+            + (f" ({count} times)" if count > 1 else ""),
+            detail=(
+                f"{tasks.capitalize()} running {what} {were} destroyed before {they} finished"
+                f"{context}, so the rest of the work never ran and no error was raised."
+                f"{waiting}"
+            ),
+            hint=DESTROYED_PENDING_HINT,
             location=location,
             request=requests[0] if requests else None,
             count=count,

@@ -22,6 +22,7 @@ KIND_TEXT = {
     "background-failed": "background job failed",
     "logged-error": "logged error",
     "exception-swallowed": "swallowed",
+    "task-destroyed-pending": "task destroyed pending",
 }
 COLUMNS = (
     Column("when", "When", 7, align="right"),
