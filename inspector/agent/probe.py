@@ -14,10 +14,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from inspector.agent.budget import DEFAULT_SHARE
 from inspector.model import AgentHealth
+
+LogEvents = Literal["off", "text", "json", "logging"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class AgentConfig:
     """Write a registration file in the per-user runtime directory."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (needs prometheus_client)."""
+    metrics_host: str | None = None
+    """Address the metrics port listens on; None is `host`. Non-loopback needs `allow_remote`."""
+    log_events: LogEvents = "off"
+    """Log each stall, unseen exception and failed background job (logger "inspector.events"):
+    "text" or "json" lines on stderr, "logging" through the app's own logging setup."""
+    otel: bool = False
+    """Report the metrics through OpenTelemetry's global meter and add each stall as an event to
+    the current request's span (needs opentelemetry-api)."""
     max_history: int = 200
     """Bound of each history (stalls, finished requests, background jobs, exceptions)."""
     request_detail_rate: int | None = 200

@@ -85,6 +85,27 @@ def number_in(what: str, ceiling: float, unit: str = "") -> Callable[[str], floa
     return parse
 
 
+def parse_optional_host(text: str) -> str | None:
+    """An address to listen on, or nothing (""): then the agent's own host."""
+    return text.strip() or None
+
+
+LOG_EVENT_MODES: Final = ("off", "text", "json", "logging")
+"""`AgentConfig.log_events`: off; one line of text or JSON per event on stderr; or records
+handed to the app's logging setup as they are."""
+
+
+def parse_log_events(text: str) -> str:
+    value = text.strip().lower() or "off"
+    if value in _TRUE:
+        return "text"
+    if value in _FALSE:
+        return "off"
+    if value not in LOG_EVENT_MODES:
+        raise ValueError(f"not one of {', '.join(LOG_EVENT_MODES)}: {text!r}")
+    return value
+
+
 parse_seconds: Final = number_in("a number of seconds", 3600, " seconds")
 parse_share: Final = number_in("a fraction", 1)
 
@@ -113,6 +134,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("--request-detail-rate", "request_detail_rate", parse_detail_rate),
     Setting("--trace-exceptions", "trace_exceptions", parse_bool),
     Setting("--metrics-port", "metrics_port", parse_optional_port),
+    Setting("--metrics-host", "metrics_host", parse_optional_host),
+    Setting("--log-events", "log_events", parse_log_events),
+    Setting("--otel", "otel", parse_bool),
     Setting("--agent-cpu", "cpu_share", parse_share),
 )
 BY_OPTION: Final = {setting.option: setting for setting in SETTINGS}

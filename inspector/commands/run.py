@@ -44,6 +44,8 @@ examples:
   inspector run main:app --inspect-port 0        let the OS pick the agent's port
   inspector run main:create_app --factory        APP is a function returning the app
   inspector run main:app --stall-threshold 0.05  report event-loop stalls of 50 ms or more
+  inspector run main:app --metrics-port 9100     Prometheus metrics (worker i on 9100 + i)
+  inspector run main:app --log-events json       a JSON line per stall, lost exception, failed job
   inspector run -- fastapi run main.py           any command: fastapi run / dev, gunicorn, ...
   inspector run -- gunicorn -w 4 -k uvicorn.workers.UvicornWorker main:app
   inspector run --read-only -- python main.py    a program that calls uvicorn.run() itself
@@ -184,7 +186,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=_type(settings.parse_port),
         default=_env_default("--metrics-port", None),
-        help="serve Prometheus metrics on this port" + env("--metrics-port"),
+        help="serve Prometheus metrics on this port; worker i of --workers N gets PORT + i"
+        + env("--metrics-port"),
+    )
+    agent.add_argument(
+        "--metrics-host",
+        type=_type(settings.parse_optional_host),
+        default=_env_default("--metrics-host", None),
+        metavar="HOST",
+        help="address the metrics port listens on (default: the --inspect-host); a non-loopback "
+        "one needs --allow-remote, e.g. 0.0.0.0 for a Prometheus in another pod"
+        + env("--metrics-host"),
+    )
+    agent.add_argument(
+        "--log-events",
+        type=_type(settings.parse_log_events),
+        default=_env_default("--log-events", "off"),
+        metavar="|".join(settings.LOG_EVENT_MODES),
+        help="log every stall, unseen exception and failed background job, one line each "
+        "(logger 'inspector.events', rate-limited): text or json on stderr, or 'logging' to "
+        "hand the records to the app's logging setup (default: off)" + env("--log-events"),
+    )
+    agent.add_argument(
+        "--otel",
+        action=argparse.BooleanOptionalAction,
+        default=_env_default("--otel", False),
+        help="also report the metrics through OpenTelemetry's global meter, and add each stall "
+        "as an event to the current request's span (pip install 'uvicorn-inspector[otel]'; "
+        "default: off)" + env("--otel"),
     )
     agent.add_argument(
         "--gc-freeze",
@@ -239,8 +268,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-h", "--help", action=_HelpWithUvicornOptions, help="show this help message and exit"
     )
-    add_arguments(parser)
     parser.set_defaults(handler=handle, passthrough=Passthrough())
+    _run_parsers.append(parser)
+
+
+_run_parsers: list[argparse.ArgumentParser] = []
+"""The `run` subparser, completed with the agent's options only when `run` is the command:
+their defaults read the INSPECTOR_* variables, which loads the agent's settings, and `dump`,
+`doctor` and `ps` load nothing of the agent."""
 
 
 def split_argv(argv: Sequence[str]) -> tuple[list[str], Passthrough]:
@@ -249,6 +284,8 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], Passthrough]:
     uvicorn's options are uvicorn's to read, wherever they stand, so argparse never sees them
     (it would take the value of ``--log-config FILE`` for APP).
     """
+    while _run_parsers:
+        add_arguments(_run_parsers.pop())
     rest = list(argv[1:])
     command: tuple[str, ...] | None = None
     if "--" in rest:
@@ -326,6 +363,9 @@ def _config(args: argparse.Namespace) -> Any:
         request_detail_rate=args.request_detail_rate,
         trace_exceptions=args.trace_exceptions,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        log_events=args.log_events,
+        otel=args.otel,
         webui_port=args.webui_port,
         **({} if args.agent_cpu is None else {"cpu_share": args.agent_cpu}),
     )
@@ -333,6 +373,13 @@ def _config(args: argparse.Namespace) -> Any:
         check_host(config, remote_hint="pass --allow-remote")
     except AgentStartError as error:
         raise InspectorError(str(error)) from None
+    if config.metrics_port is not None:
+        from inspector.agent.metrics import MetricsUnavailable, metrics_host
+
+        try:
+            metrics_host(config)
+        except MetricsUnavailable as error:
+            raise InspectorError(str(error)) from None
     return config
 
 

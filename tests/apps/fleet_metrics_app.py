@@ -2,7 +2,8 @@
 
 ``GET /stall?s=N`` holds the event loop in ``time.sleep``; ``GET /background-fails`` answers and
 then runs a background job that raises; ``GET /orphan`` starts a task that fails with nobody
-awaiting it. Served with the agent on a free port (``INSPECTOR_TEST_AGENT_PORT``, 0 by default).
+awaiting it; ``GET /slow/{item}?s=N`` awaits N seconds (a request in flight). Served with the
+agent on a free port (``INSPECTOR_TEST_AGENT_PORT``, 0 by default).
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ async def lost_task() -> None:
 async def stall(s: float = 0.3) -> dict[str, str]:
     time.sleep(s)  # blocks the event loop on purpose
     return {"slept": str(s)}
+
+
+@api.get("/slow/{item}")
+async def slow(item: int, s: float = 1.0) -> dict[str, int]:
+    await asyncio.sleep(s)
+    return {"item": item}
 
 
 @api.get("/background-fails")
