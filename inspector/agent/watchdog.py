@@ -33,7 +33,7 @@ import types
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from inspector.agent.frames import stack_of
 from inspector.agent.probe import AgentContext, CollectOptions
@@ -62,6 +62,20 @@ MAX_LATE_BEATS: Final = 256
 
 FrameSource = Callable[[], Mapping[int, types.FrameType]]
 TaskSource = Callable[[asyncio.AbstractEventLoop], "asyncio.Task[Any] | None"]
+
+
+class StallListener(Protocol):
+    """Told of each stall as it is seen to begin and as it ends (logs, span events).
+
+    Called on the watchdog thread with its lock held: only queue what is needed and return, and
+    never call back into the watchdog.
+    """
+
+    def stall_began(self, stall: Stall, task: asyncio.Task[Any] | None) -> None:
+        """`stall` is ongoing; `task` is the task running on the loop (None in a callback)."""
+
+    def stall_ended(self, stall: Stall) -> None:
+        """`stall` is finished (also for stalls too short to be seen while they lasted)."""
 
 
 def loop_implementation(loop: asyncio.AbstractEventLoop) -> str:
@@ -201,6 +215,7 @@ class Watchdog:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._periodic: list[_PeriodicJob] = []
+        self.listeners: list[StallListener] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -406,7 +421,8 @@ class Watchdog:
 
     def _end(self, stall: _OngoingStall, resumed_at: float) -> None:
         duration = max(0.0, resumed_at - stall.start)
-        self._history.append(stall.to_stall(duration, ongoing=False))
+        finished = stall.to_stall(duration, ongoing=False)
+        self._history.append(finished)
         if len(self._history) > DETAILED_STALLS:
             index = len(self._history) - DETAILED_STALLS - 1
             self._history[index] = _summarised(self._history[index])
@@ -417,6 +433,11 @@ class Watchdog:
         # The lag series shows the stall at once, in the same snapshot as the stall itself.
         self._window_max_lag = max(self._window_max_lag, duration)
         self._last_point = float("-inf")
+        for listener in self.listeners:
+            try:
+                listener.stall_ended(finished)
+            except Exception as error:
+                self._listener_failed(error)
 
     def _begin_stall(self, context: AgentContext, now: float, due: float) -> None:
         stall = self._new_stall(due)
@@ -444,6 +465,17 @@ class Watchdog:
             stall.next_offsets.popleft()
         self._current = stall
         self._sample(context, stall, now)
+        if self.listeners:
+            ongoing = stall.to_stall(now - stall.start, ongoing=True)
+            for listener in self.listeners:
+                try:
+                    listener.stall_began(ongoing, task)
+                except Exception as error:
+                    self._listener_failed(error)
+
+    def _listener_failed(self, error: Exception) -> None:
+        if self._context is not None:
+            self._context.record_error(f"watchdog: stall listener: {error!r}")
 
     def _sample(self, context: AgentContext, stall: _OngoingStall, now: float) -> None:
         if len(stall.samples) >= MAX_SAMPLES:
