@@ -1,11 +1,17 @@
-"""Provides the app-wide messages: what the poller and the vitals sampler post to the app."""
+"""Provides the app-wide messages: what the pollers and the vitals sampler post to the app, and
+what the views ask of it (open a task, a request or a thread; copy a location; switch worker).
+
+Views never call the app: they post these, and the app, which owns the tabs and the clipboard,
+decides.
+"""
 
 from __future__ import annotations
 
 from textual.message import Message
 
+from inspector.model import Frame
 from inspector.protocol import Hello
-from inspector.tui.poller import Observation
+from inspector.tui.poller import Connected, Disconnected, Fetched, Observation, PollEvent
 from inspector.tui.vitals import Vitals
 from inspector.tui.workers import WorkerStatus
 
@@ -25,6 +31,8 @@ class SnapshotReceived(Message):
 
 
 class SourceConnected(Message):
+    """The poller connected (or reconnected) and the target introduced itself."""
+
     def __init__(self, hello: Hello, origin: object = None) -> None:
         super().__init__()
         self.hello = hello
@@ -32,6 +40,8 @@ class SourceConnected(Message):
 
 
 class SourceDisconnected(Message):
+    """The poller lost the target, or could not reach it."""
+
     def __init__(
         self, reason: str, retry_in: float | None, ever_connected: bool, origin: object = None
     ) -> None:
@@ -43,6 +53,8 @@ class SourceDisconnected(Message):
 
 
 class VitalsSampled(Message):
+    """A new reading of the target's vitals; None when there is none (see the reason)."""
+
     def __init__(self, vitals: Vitals | None) -> None:
         super().__init__()
         self.vitals = vitals
@@ -75,6 +87,15 @@ class OpenThread(Message):
         self.thread_id = thread_id
 
 
+class CopyLocation(Message):
+    """A view asks to copy a source line (file:line) to the clipboard."""
+
+    def __init__(self, frame: Frame | None) -> None:
+        super().__init__()
+        self.frame = frame
+        """None when there is no line under the cursor (the app says so)."""
+
+
 class WorkersUpdated(Message):
     """A new round of worker statuses from the fleet poller (only the newest matters)."""
 
@@ -92,3 +113,14 @@ class SwitchWorker(Message):
     def __init__(self, pid: int) -> None:
         super().__init__()
         self.pid = pid
+
+
+def poll_message(event: PollEvent, origin: object) -> Message:
+    """The message that carries a poller's event to the app (`post_message` is thread-safe).
+    `origin` is the poller's source, so news from a worker switched away from is dropped."""
+    if isinstance(event, Fetched):
+        return SnapshotReceived(event.observation, origin)
+    if isinstance(event, Connected):
+        return SourceConnected(event.hello, origin)
+    assert isinstance(event, Disconnected)
+    return SourceDisconnected(event.reason, event.retry_in, event.ever_connected, origin)

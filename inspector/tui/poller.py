@@ -46,9 +46,14 @@ Clock = Callable[[], float]
 Diagnose = Callable[[Snapshot, float], list[Finding]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Observation:
-    """One snapshot as the screen shows it: with findings, history and an index by task id."""
+    """One snapshot as the screen shows it: with findings, history and an index by task id.
+
+    Compared by identity (`eq=False`): each is new, and the app's reactive compares the old
+    value with the new on every update; comparing two 10,000-task snapshots field by field
+    would cost more than showing one.
+    """
 
     snapshot: Snapshot
     findings: tuple[Finding, ...]

@@ -10,6 +10,7 @@ import pytest
 from inspector import protocol
 from inspector.model import Snapshot, TaskInfo
 from inspector.protocol import Result
+from inspector.tui import palette
 from inspector.tui.app import InspectorApp
 from inspector.tui.screens.confirm import ConfirmScreen
 from inspector.tui.screens.help import HelpScreen
@@ -508,7 +509,7 @@ async def test_number_keys_help_and_palette(healthy) -> None:
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
-        commands = [c.title for c in app.get_system_commands(app.screen)]
+        commands = [c.title for c in palette.commands(app)]  # the palette's own provider
         assert "Show Stalls" in commands and "Save snapshot" in commands
 
 

@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from inspector.model import TaskInfo
+from inspector.tui import formatting
 from inspector.tui.content import plain
 
 
@@ -47,3 +49,11 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
+
+
+def confirm_cancel(task: TaskInfo) -> ConfirmScreen:
+    """The question before cancelling `task`: what it runs, where, and what cancelling does."""
+    detail = f"{task.coro} at {formatting.task_where(task)}. It receives CancelledError at its " + (
+        "current await and its request fails." if task.request_id is not None else "current await."
+    )
+    return ConfirmScreen(f"Cancel {task.name} (#{task.id})?", detail, yes_label="Cancel task")

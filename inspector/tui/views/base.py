@@ -1,8 +1,13 @@
-"""Provides View, the base of the eight tabs: capability checks and lazy refresh."""
+"""Provides View, the base of the tabs: capability checks and lazy refresh.
+
+Views get what they need from above (each observation through `show`, configuration through
+their constructor, live state through reactives the app binds with `data_bind`) and ask for
+anything beyond themselves with messages (`inspector.tui.messages`); they never call the app.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -10,9 +15,6 @@ from textual.widgets import Static
 
 from inspector.model import Capability, Frame
 from inspector.tui.poller import Observation
-
-if TYPE_CHECKING:
-    from inspector.tui.app import InspectorApp
 
 WITHOUT_AGENT = (
     "Start the server with [b]inspector run app:app[/b], or wrap the app with "
@@ -45,15 +47,9 @@ class View(Vertical):
     def compose_body(self) -> ComposeResult:
         yield from ()
 
-    @property
-    def inspector(self) -> InspectorApp:
-        from inspector.tui.app import InspectorApp
-
-        assert isinstance(self.app, InspectorApp)
-        return self.app
-
     def show(self, observation: Observation) -> None:
-        """Render `observation` (the newest the app has)."""
+        """Render `observation`, the newest the app has. The app calls it on the view on screen
+        (and on one it is about to show); the others are marked `stale` and catch up when shown."""
         self.observation = observation
         self.stale = False
         missing = [c for c in self.requires if c not in observation.snapshot.capabilities]

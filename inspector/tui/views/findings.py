@@ -21,6 +21,7 @@ from inspector.tui.messages import OpenRequest, OpenTask
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.views.task_detail import task_link
+from inspector.tui.widgets.links import LinkedText
 
 SEVERITY_STYLE = {"critical": "$text-error", "warning": "$text-warning", "info": "$text-primary"}
 SEVERITY_MARK = {"critical": "●", "warning": "▲", "info": "ℹ"}
@@ -111,7 +112,7 @@ def evidence_content(finding: Finding, snapshot: Snapshot | None) -> Content:
     if finding.request:
         links.append(
             markup(
-                f"[b]Request:[/b] [@click=app.open_request({request_id})]$label[/]"
+                f"[b]Request:[/b] [@click=open_request({request_id})]$label[/]"
                 if request_id is not None
                 else "[b]Request:[/b] $label",
                 label=finding.request,
@@ -152,7 +153,7 @@ class FindingItem(Vertical, can_focus=True):
         with Horizontal(classes="finding-head"):
             yield Static(classes="finding-mark")
             yield Static(classes="finding-title")
-        yield Static(classes="finding-evidence")
+        yield LinkedText(classes="finding-evidence")
 
     def on_mount(self) -> None:
         self._render_parts()
@@ -161,7 +162,7 @@ class FindingItem(Vertical, can_focus=True):
         self.query_one(".finding-mark", Static).update(mark_content(self.finding, self.expanded))
         self.query_one(".finding-title", Static).update(title_content(self.finding))
         if self.expanded:
-            self.query_one(".finding-evidence", Static).update(
+            self.query_one(".finding-evidence", LinkedText).update(
                 evidence_content(self.finding, self.snapshot)
             )
 
@@ -248,8 +249,10 @@ class FindingsView(View):
                 fresh.append(item)
             container.mount_all(fresh)
         target = next((item for item in fresh if item.key == focused), None)
-        if target is None and not items and self.inspector.views.active == "findings":
-            target = fresh[0] if fresh else None  # the first findings: put the cursor on the worst
+        if target is None and not items:
+            # The first findings: put the cursor on the worst. This view is the one on screen:
+            # the app shows observations to the visible view only (`View.show`).
+            target = fresh[0] if fresh else None
         if target is not None:
             self.call_after_refresh(target.focus)
 
@@ -285,9 +288,7 @@ class FindingsView(View):
         if request_id is not None:
             self.post_message(OpenRequest(request_id))
         else:
-            self.app.notify(
-                "This finding names no request that is still known.", severity="warning"
-            )
+            self.notify("This finding names no request that is still known.", severity="warning")
 
     def current_location(self) -> Frame | None:
         item = self._focused()

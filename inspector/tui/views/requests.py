@@ -112,6 +112,11 @@ class RequestsView(View):
     requires = ("requests",)
     missing_text = "Requests"
 
+    def __init__(self, *, stuck_after: float = 5.0, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self.stuck_after = stuck_after
+        """Seconds after which a request in flight is marked slow (`attach --stuck-after`)."""
+
     def compose_body(self) -> ComposeResult:
         yield Static("In flight, oldest first", id="requests-title", classes="section-title")
         yield Static("", id="request-detail", classes="hint")
@@ -133,7 +138,7 @@ class RequestsView(View):
 
     def update_view(self, observation: Observation) -> None:
         snapshot = observation.snapshot
-        stuck_after = self.inspector.stuck_after
+        stuck_after = self.stuck_after
         names = {task.id: task.name for task in snapshot.tasks if task.request_id is not None}
         self.in_flight.sync(
             (str(r.id), in_flight_row(r, stuck_after, names))
@@ -188,14 +193,14 @@ class RequestsView(View):
         elif request.thread_ids:
             self.post_message(OpenThread(request.thread_ids[0]))
         else:
-            self.app.notify("This request has no live task or thread.", severity="warning")
+            self.notify("This request has no live task or thread.", severity="warning")
 
     def action_open_thread(self) -> None:
         request = self._selected()
         if request is not None and request.thread_ids:
             self.post_message(OpenThread(request.thread_ids[0]))
         elif request is not None:
-            self.app.notify("This request runs on the event loop, not in a worker thread.")
+            self.notify("This request runs on the event loop, not in a worker thread.")
 
     def selected_task_id(self) -> int | None:
         request = self._selected()

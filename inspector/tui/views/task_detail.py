@@ -9,14 +9,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.reactive import var
 from textual.widgets import Static
 
 from inspector.model import Frame, Snapshot, TaskInfo
 from inspector.tui import formatting
 from inspector.tui.content import markup, plain
-from inspector.tui.messages import OpenRequest
+from inspector.tui.messages import CopyLocation, OpenRequest
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.links import LinkedText
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 
 FRAME_COLUMNS = (
@@ -31,7 +33,7 @@ COMMA = Content(", ")
 def task_link(task_id: int, snapshot: Snapshot | None) -> Content:
     task = snapshot.task(task_id) if snapshot is not None else None
     label = task.name if task else f"task {task_id}"
-    return markup(f"[@click=app.open_task({task_id})]$label[/]", label=label)
+    return markup(f"[@click=open_task({task_id})]$label[/]", label=label)
 
 
 def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> Content:
@@ -61,7 +63,7 @@ def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> Content:
             label += f" ({request.route})"
         lines.append(
             markup(
-                f"[b]Serving[/b]    [@click=app.open_request({task.request_id})]$label[/]",
+                f"[b]Serving[/b]    [@click=open_request({task.request_id})]$label[/]",
                 label=label,
             )
         )
@@ -78,7 +80,7 @@ def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> Content:
         if wait.thread_id is not None:
             parts.append(
                 Content.from_markup(
-                    f"in [@click=app.open_thread({wait.thread_id})]thread {wait.thread_id}[/]"
+                    f"in [@click=open_thread({wait.thread_id})]thread {wait.thread_id}[/]"
                 )
             )
         if wait.waiters is not None:
@@ -134,6 +136,9 @@ class TaskDetailView(View):
     requires = ("tasks",)
     missing_text = "Tasks"
 
+    cancel_unavailable: var[str | None] = var(None)
+    """Why the target cannot cancel a task now (None: it can); bound to the app's state."""
+
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.task_id: int | None = None
@@ -141,7 +146,7 @@ class TaskDetailView(View):
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="task-facts-scroll"):
-            yield Static("Choose a task in [b]Tasks[/b] (2) and press Enter.", id="task-facts")
+            yield LinkedText("Choose a task in [b]Tasks[/b] (2) and press Enter.", id="task-facts")
         yield Static("Await chain, outermost first", classes="section-title")
         yield LiveTable(FRAME_COLUMNS, id="frame-table", empty_text="No stack (the task finished).")
         yield Static("", id="task-actions", classes="hint")
@@ -171,7 +176,7 @@ class TaskDetailView(View):
         if task is not None:
             self._last_seen = task
         shown = task or self._last_seen
-        facts = self.query_one("#task-facts", Static)
+        facts = self.query_one("#task-facts", LinkedText)
         if shown is None:
             facts.update(f"Task #{self.task_id} is not in the latest snapshot.")
             self.frames.sync([])
@@ -187,8 +192,13 @@ class TaskDetailView(View):
             self.frames.move_to_key(str(index))
         self.query_one("#task-actions", Static).update(self._actions_hint(gone))
 
+    def watch_cancel_unavailable(self) -> None:
+        """Say at once when cancelling becomes (un)available: a disconnect brings no snapshot."""
+        if self.is_mounted and self.observation is not None and not self.stale:
+            self.show(self.observation)
+
     def _actions_hint(self, gone: bool) -> str:
-        refusal = self.inspector.cancel_refusal()
+        refusal = self.cancel_unavailable
         if gone:
             cancel = "the task is gone"
         elif refusal:
@@ -216,4 +226,4 @@ class TaskDetailView(View):
     @on(LiveTable.Selected, "#frame-table")
     def copy_frame(self, event: LiveTable.Selected) -> None:
         event.stop()
-        self.inspector.action_copy_location()
+        self.post_message(CopyLocation(self.current_location()))

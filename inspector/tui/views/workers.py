@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
+from textual.reactive import var
 from textual.widgets import Static
 
 from inspector.tui import formatting
 from inspector.tui.messages import SwitchWorker
 from inspector.tui.poller import Observation
+from inspector.tui.switcher import WorkerRoster
 from inspector.tui.views.base import View
 from inspector.tui.widgets.cells import Cell, Tone
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
@@ -81,6 +83,9 @@ def _cpu(value: float | None) -> str:
 class WorkersView(View):
     """Fed by the fleet poller, not by the current worker's observation; enter switches."""
 
+    roster: var[WorkerRoster | None] = var(None)
+    """The workers, their last statuses and the one shown; bound to the app's state."""
+
     def compose_body(self) -> ComposeResult:
         yield Static(
             "Every worker, polled every few seconds without stacks. Enter shows one in the "
@@ -99,6 +104,11 @@ class WorkersView(View):
     def show(self, observation: Observation) -> None:
         self.observation = observation
         self.stale = False  # its rows come from `show_workers`
+
+    def watch_roster(self, roster: WorkerRoster | None) -> None:
+        if roster is not None and self.children:
+            current = roster.current.pid if roster.current is not None else None
+            self.show_workers(roster.statuses, current)
 
     def show_workers(self, statuses: Sequence[WorkerStatus], current_pid: int | None) -> None:
         total = len(statuses)

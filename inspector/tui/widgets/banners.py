@@ -1,12 +1,18 @@
-"""Provides the banners: the loop is blocked right now; the target went away."""
+"""Provides the banners: the loop is blocked right now; the target went away.
+
+Both draw themselves from reactives the app binds to its state (`data_bind`).
+"""
 
 from __future__ import annotations
 
+from textual.reactive import var
 from textual.widgets import Static
 
 from inspector.model import Snapshot
 from inspector.tui import formatting
+from inspector.tui.connection import STALE_STATES, ConnectionState
 from inspector.tui.content import markup
+from inspector.tui.poller import Observation
 
 
 def stall_sentence(snapshot: Snapshot, extra: float = 0.0) -> str | None:
@@ -39,30 +45,53 @@ def relative_location(file: str, line: int, cwd: str | None) -> str:
 
 
 class StallBanner(Static):
-    """Shown only while the loop is blocked; counts up between snapshots."""
+    """Shown only while the loop is blocked; counts up between snapshots while live."""
 
-    def show_stall(self, snapshot: Snapshot | None, extra: float) -> None:
-        sentence = stall_sentence(snapshot, extra) if snapshot is not None else None
+    observation: var[Observation | None] = var(None)
+    connection: var[ConnectionState] = var("connecting")
+    data_age: var[float | None] = var(None)
+    """The block's duration grows by the data's age while the target is live."""
+
+    def watch_observation(self) -> None:
+        self._show()
+
+    watch_connection = watch_data_age = watch_observation
+
+    def _show(self) -> None:
+        snapshot = self.observation.snapshot if self.observation is not None else None
+        extra = self.data_age if self.connection == "live" and self.data_age else 0.0
+        sentence = stall_sentence(snapshot, max(0.0, extra)) if snapshot is not None else None
         self.display = sentence is not None
         if sentence is not None:
             self.update(markup("[b]⚠ $sentence[/b]", sentence=sentence))
 
 
 class ConnectionBanner(Static):
-    """Shown while disconnected: the data on screen is the last seen."""
+    """Shown while the target is away: the data on screen is the last seen."""
 
-    def show_state(
-        self, reason: str | None, retry_in: float | None, data_age: float | None
-    ) -> None:
-        self.display = reason is not None
-        if reason is None:
+    connection: var[ConnectionState] = var("connecting")
+    disconnect_reason: var[str | None] = var(None)
+    retry_in: var[float | None] = var(None)
+    data_age: var[float | None] = var(None)
+
+    def watch_connection(self) -> None:
+        self._show()
+
+    watch_disconnect_reason = watch_retry_in = watch_data_age = watch_connection
+
+    def _show(self) -> None:
+        reason = self.disconnect_reason
+        self.display = self.connection in STALE_STATES and reason is not None
+        if not self.display or reason is None:
             return
-        retry = (
-            f" Reconnecting every {formatting.duration(retry_in)}…" if retry_in is not None else ""
-        )
         age = (
-            f" Showing the last data, {formatting.duration(data_age)} old."
-            if data_age is not None
+            f" Showing the last data, {formatting.duration(self.data_age)} old."
+            if self.data_age is not None
+            else ""
+        )
+        retry = (
+            f" Reconnecting every {formatting.duration(self.retry_in)}…"
+            if self.retry_in is not None
             else ""
         )
         self.update(

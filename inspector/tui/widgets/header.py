@@ -1,24 +1,30 @@
-"""Provides the header: the target, the connection and the age of the data, and the vitals."""
+"""Provides the header: the target, the connection and the age of the data, and the vitals.
+
+Its reactives are bound to the app's state (`data_bind` in the app's compose), so the header
+redraws itself when the connection, the data, the interval or the shown worker change.
+"""
 
 from __future__ import annotations
 
 import shlex
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Final
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.reactive import var
 from textual.widgets import Sparkline, Static
 
-from inspector.model import ProcessInfo, Snapshot
+from inspector.model import ProcessInfo
 from inspector.tui import formatting
+from inspector.tui.connection import ConnectionState
 from inspector.tui.content import markup, plain
+from inspector.tui.poller import Observation
 from inspector.tui.vitals import Vitals
 
-ConnectionState = Literal["connecting", "live", "paused", "disconnected", "offline"]
-STATE_MARKUP: dict[str, str] = {
+STATE_MARKUP: Final[dict[ConnectionState, str]] = {
     "connecting": "[$text-warning]◌ connecting[/]",
     "live": "[$text-success]● live[/]",
     "paused": "[$text-warning]❚❚ paused[/]",
@@ -44,6 +50,19 @@ def python_version(python: str) -> str:
 class TargetHeader(Vertical):
     """Three lines: who, what runs, how it is doing."""
 
+    connection: var[ConnectionState] = var("connecting")
+    """Whether the data is live, paused, stale, or from a saved file."""
+    address: var[str] = var("")
+    """What the user would type to reach the target again."""
+    observation: var[Observation | None] = var(None)
+    """The data on screen; None until the first snapshot."""
+    data_age: var[float | None] = var(None)
+    """Seconds since the data was fetched (a saved file: since it was taken)."""
+    interval: var[float] = var(1.0)
+    """Seconds between snapshots, shown while live."""
+    worker_label: var[str | None] = var(None)
+    """ "worker 2/4 (pid 4242)" when attached to a parent with workers: replaces the pid."""
+
     def compose(self) -> ComposeResult:
         yield Static("", id="target-line")
         yield Static("", id="target-info")
@@ -56,20 +75,26 @@ class TargetHeader(Vertical):
             yield Static("lag —", id="lag-label", classes="vital")
             yield Sparkline([], id="lag-spark", classes="spark")
 
-    def show_target(
-        self,
-        *,
-        state: ConnectionState,
-        address: str,
-        snapshot: Snapshot | None,
-        data_age: float | None,
-        interval: float,
-        now: float,
-        group: str | None = None,
-    ) -> None:
-        """`group` ("worker 2/4 (pid 4242)") replaces the pid when attached to a parent."""
+    def on_mount(self) -> None:
+        self._show_target()
+        self._show_lag()
+
+    # Every part of the first two lines depends on several of these: each change redraws both.
+    def watch_connection(self) -> None:
+        self._show_target()
+
+    watch_address = watch_data_age = watch_interval = watch_worker_label = watch_connection
+
+    def watch_observation(self) -> None:
+        self._show_target()
+        self._show_lag()
+
+    def _show_target(self) -> None:
+        if not self.children:
+            return  # not composed yet: on_mount draws it
+        state, address, group = self.connection, self.address, self.worker_label
         badge = STATE_MARKUP[state]
-        if snapshot is None:
+        if self.observation is None:
             who = "[b]$group[/b] · $address" if group else "[b]$address[/b]"
             self.query_one("#target-line", Static).update(
                 markup(
@@ -80,12 +105,14 @@ class TargetHeader(Vertical):
             )
             self.query_one("#target-info", Static).update("")
             return
+        snapshot = self.observation.snapshot
         process = snapshot.process
         if state == "offline":
             age = "taken " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snapshot.taken_at))
         else:
+            data_age = self.data_age
             age = f"data {formatting.duration(data_age)} old" if data_age is not None else ""
-        every = f" · every {formatting.duration(interval)}" if state == "live" else ""
+        every = f" · every {formatting.duration(self.interval)}" if state == "live" else ""
         worker = f" · worker {process.worker}" if process.worker is not None else ""
         who = "[b]$group[/b]" if group else f"[b]pid {process.pid}[/b]{worker}"
         self.query_one("#target-line", Static).update(
@@ -112,8 +139,10 @@ class TargetHeader(Vertical):
         ]
         self.query_one("#target-info", Static).update(plain(" · ".join(parts)))
 
-    def show_lag(self, snapshot: Snapshot | None) -> None:
-        loop = snapshot.loop if snapshot is not None else None
+    def _show_lag(self) -> None:
+        if not self.children:
+            return
+        loop = self.observation.snapshot.loop if self.observation is not None else None
         label = self.query_one("#lag-label", Static)
         if loop is None:
             label.update("lag —")
@@ -126,6 +155,7 @@ class TargetHeader(Vertical):
     def show_vitals(
         self, vitals: Vitals | None, cpu: Sequence[float], rss: Sequence[float], reason: str
     ) -> None:
+        """A stream rather than a state: the app pushes each reading with the curves so far."""
         if vitals is None:
             self.query_one("#cpu-label", Static).update(f"vitals: {reason}")
             self.query_one("#rss-label", Static).update("")
