@@ -105,8 +105,8 @@ class InspectorApp(App[int]):
     # The state the screen shows. Set only on the UI thread; what depends on it follows by
     # itself (watchers here, `data_bind` in the widgets).
     connection: var[ConnectionState] = var("connecting", init=False)
-    """connecting, then live ⇄ paused; disconnected while the poller retries; offline for a
-    saved snapshot."""
+    """connecting, then live ⇄ paused; disconnected while the poller retries; failed once
+    retrying cannot help (the poller stopped); offline for a saved snapshot."""
     observation: var[Observation | None] = var(None, init=False)
     """The newest snapshot with its findings and event history; None until the first."""
     hello: var[Hello | None] = var(None, init=False)
@@ -348,7 +348,7 @@ class InspectorApp(App[int]):
         with self.batch_update():
             self.retry_in = message.retry_in
             self.disconnect_reason = message.reason
-            self.connection = "disconnected"
+            self.connection = "disconnected" if message.retryable else "failed"
         if self.fleet is not None:
             self.fleet.wake()  # the worker may be gone for good: look for the live ones now
 

@@ -1,7 +1,7 @@
 """Provides the connection's state as the screen shows it, and what each state allows.
 
 Pure functions of the app's reactives (no Textual), so the header, the banners and the Task view
-agree on what "disconnected" means, and the rules are testable without a screen.
+agree on what "disconnected" or "failed" means, and the rules are testable without a screen.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Final, Literal
 from inspector.protocol import Hello
 from inspector.tui.poller import Observation
 
-ConnectionState = Literal["connecting", "live", "paused", "disconnected", "offline"]
-"""``disconnected``: gone for now, the poller retries; ``offline``: a saved file."""
+ConnectionState = Literal["connecting", "live", "paused", "disconnected", "failed", "offline"]
+"""``disconnected``: gone for now, the poller retries; ``failed``: trying again cannot help (an
+agent of another version, not an agent at all), the poller stopped; ``offline``: a saved file."""
 
-STALE_STATES: Final = frozenset({"disconnected"})
+STALE_STATES: Final = frozenset({"disconnected", "failed"})
 """States in which the data on screen is the last seen, not the target's present."""
 
 

@@ -40,16 +40,23 @@ class SourceConnected(Message):
 
 
 class SourceDisconnected(Message):
-    """The poller lost the target, or could not reach it."""
+    """The poller lost the target, or could not reach it; `retryable` False: it stopped."""
 
     def __init__(
-        self, reason: str, retry_in: float | None, ever_connected: bool, origin: object = None
+        self,
+        reason: str,
+        retry_in: float | None,
+        ever_connected: bool,
+        origin: object = None,
+        *,
+        retryable: bool = True,
     ) -> None:
         super().__init__()
         self.reason = reason
         self.retry_in = retry_in
         self.ever_connected = ever_connected
         self.origin = origin
+        self.retryable = retryable
 
 
 class VitalsSampled(Message):
@@ -123,4 +130,6 @@ def poll_message(event: PollEvent, origin: object) -> Message:
     if isinstance(event, Connected):
         return SourceConnected(event.hello, origin)
     assert isinstance(event, Disconnected)
-    return SourceDisconnected(event.reason, event.retry_in, event.ever_connected, origin)
+    return SourceDisconnected(
+        event.reason, event.retry_in, event.ever_connected, origin, retryable=event.retryable
+    )

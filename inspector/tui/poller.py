@@ -8,6 +8,9 @@ thread-safe: the app passes `post_message`).
 
 The poller reconnects by itself: when the target goes away it reports `Disconnected` and tries
 `connect()` again with a growing delay, so a restarted worker is picked up without a keypress.
+It stops instead when the error says trying again cannot help (`SourceError.retryable`: an agent
+of another protocol version, a peer that is not an agent, a snapshot that fails validation),
+and reports that once, as a `Disconnected` that is not retryable.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Union
 
-from inspector.client.source import Source, SourceError
+from inspector.client.source import Source, SourceError, is_retryable
 from inspector.diagnose.findings import Finding
 from inspector.model import Snapshot, TaskInfo
 from inspector.protocol import Hello, ProtocolError, Result
@@ -82,12 +85,15 @@ class Fetched:
 class Disconnected:
     reason: str
     retry_in: float | None
-    """Seconds until the next attempt; None when the source cannot be retried (a file)."""
+    """Seconds until the next attempt; None when there is none (a file, or `retryable` False)."""
     ever_connected: bool
+    retryable: bool = True
+    """False when trying again cannot help: the poller has stopped for good."""
 
 
 PollEvent = Union[Connected, Fetched, Disconnected]  # noqa: UP007 - a runtime alias on 3.10
-_RETRYABLE: Final = (SourceError, ProtocolError, OSError, asyncio.TimeoutError, EOFError)
+_FAILURES: Final = (SourceError, ProtocolError, OSError, asyncio.TimeoutError, EOFError)
+"""What a source may raise; `is_retryable` says which of them are worth another attempt."""
 
 
 def load_diagnose() -> Diagnose:
@@ -200,10 +206,12 @@ class Poller(LoopThread):
         while not self._stopping:
             try:
                 hello = await asyncio.wait_for(self.source.connect(), CONNECT_TIMEOUT)
-            except _RETRYABLE as error:
+            except _FAILURES as error:
                 retry_in = self._backoff[min(attempt, len(self._backoff) - 1)]
-                if not self.source.live:
-                    self._emit(Disconnected(_reason(error), None, ever_connected))
+                if not self.source.live or not is_retryable(error):
+                    self._emit(
+                        Disconnected(_reason(error), None, ever_connected, is_retryable(error))
+                    )
                     return
                 self._emit(Disconnected(_reason(error), retry_in, ever_connected))
                 attempt += 1
@@ -218,11 +226,14 @@ class Poller(LoopThread):
             await self._close_quietly()
             if not self.source.live:
                 return
-            self._emit(Disconnected(failure, self._backoff[0], True))
+            if not is_retryable(failure):
+                self._emit(Disconnected(_reason(failure), None, True, retryable=False))
+                return
+            self._emit(Disconnected(_reason(failure), self._backoff[0], True))
             await self._sleep(self._backoff[0])
 
-    async def _poll(self) -> str | None:
-        """Fetch until the source fails (returns why) or the poller stops (returns None)."""
+    async def _poll(self) -> BaseException | None:
+        """Fetch until the source fails (returns the error) or the poller stops (None)."""
         assert self._io_lock is not None
         while not self._stopping:
             if self._paused:
@@ -232,8 +243,8 @@ class Poller(LoopThread):
             try:
                 async with self._io_lock:
                     snapshot = await asyncio.wait_for(self.source.snapshot(), SNAPSHOT_TIMEOUT)
-            except _RETRYABLE as error:
-                return _reason(error)
+            except _FAILURES as error:
+                return error
             fetch_seconds = time.perf_counter() - started
             observation = observe(
                 snapshot,
@@ -260,7 +271,7 @@ class Poller(LoopThread):
         try:
             async with self._io_lock:
                 return await asyncio.wait_for(self.source.cancel(task_id), CANCEL_TIMEOUT)
-        except _RETRYABLE as error:
+        except _FAILURES as error:
             return Result(ok=False, message=_reason(error))
 
     async def _close_quietly(self) -> None:

@@ -30,6 +30,7 @@ HELLO = protocol.Hello(protocol=1, agent_version="test", process=HEALTHY.process
         pytest.param(True, "live", HEALTHY, HELLO, None, id="live agent"),
         pytest.param(False, "offline", HEALTHY, HELLO, "this is a saved snapshot", id="file"),
         pytest.param(True, "disconnected", HEALTHY, HELLO, "the target is disconnected", id="away"),
+        pytest.param(True, "failed", HEALTHY, HELLO, "the target is disconnected", id="stopped"),
         pytest.param(True, "connecting", None, None, "no data yet", id="no data"),
         pytest.param(
             True,

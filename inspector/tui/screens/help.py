@@ -40,7 +40,8 @@ ABOUT: Final = (
     "The header shows the target, whether the data is live and how old it is, and the "
     "process's CPU, memory, threads, files, connections and event-loop lag. A red banner "
     "appears while the event loop is blocked. When the target goes away the last data "
-    "stays on screen and the inspector reconnects when it is back."
+    "stays on screen and the inspector reconnects when it is back; when retrying cannot "
+    "help (an agent of another version, a server that is not an agent) it says so and stops."
 )
 
 

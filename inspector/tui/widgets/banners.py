@@ -67,7 +67,8 @@ class StallBanner(Static):
 
 
 class ConnectionBanner(Static):
-    """Shown while the target is away: the data on screen is the last seen."""
+    """Shown while the target is away: the data on screen is the last seen. Says whether the
+    inspector keeps trying, or stopped because trying again cannot help."""
 
     connection: var[ConnectionState] = var("connecting")
     disconnect_reason: var[str | None] = var(None)
@@ -81,7 +82,9 @@ class ConnectionBanner(Static):
 
     def _show(self) -> None:
         reason = self.disconnect_reason
+        failed = self.connection == "failed"
         self.display = self.connection in STALE_STATES and reason is not None
+        self.set_class(failed, "-failed")
         if not self.display or reason is None:
             return
         age = (
@@ -89,6 +92,15 @@ class ConnectionBanner(Static):
             if self.data_age is not None
             else ""
         )
+        if failed:
+            self.update(
+                markup(
+                    "[b]Stopped:[/b] $reason.$age Not retrying: this will not change by waiting.",
+                    reason=reason,
+                    age=age,
+                )
+            )
+            return
         retry = (
             f" Reconnecting every {formatting.duration(self.retry_in)}…"
             if self.retry_in is not None

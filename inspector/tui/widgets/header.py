@@ -29,6 +29,7 @@ STATE_MARKUP: Final[dict[ConnectionState, str]] = {
     "live": "[$text-success]● live[/]",
     "paused": "[$text-warning]❚❚ paused[/]",
     "disconnected": "[b $text-error]✖ disconnected[/]",
+    "failed": "[b $text-error]✖ stopped[/]",
     "offline": "[$text-accent]▣ saved snapshot[/]",
 }
 
