@@ -255,8 +255,10 @@ class Reader:
     before the agent started works; `read()` is None while there is none.
     """
 
-    def __init__(self, agent: LiveAgent | None = None) -> None:
+    def __init__(self, agent: LiveAgent | None = None, worker: int | None = None) -> None:
         self._agent = agent
+        self._worker = worker
+        """The worker index to report, when the agent's own is not the one (`start_for`)."""
         self._accumulator = Accumulator()
         self._routes: set[str] = set()
         self._lock = threading.Lock()
@@ -310,14 +312,15 @@ class Reader:
                 label = self._route_label(request.route)
                 oldest[label] = max(oldest.get(label, 0.0), age)
         pool = snapshot.threadpool
+        worker = self._worker if self._worker is not None else process.worker
         return Measurements(
             taken_at=snapshot.taken_at,
-            worker=process.worker,
+            worker=worker,
             info={
                 "pid": str(process.pid),
                 "app": process.app or "",
                 "version": process.agent_version or "",
-                "worker": "" if process.worker is None else str(process.worker),
+                "worker": "" if worker is None else str(worker),
             },
             lag_counts=tuple(totals.lag_counts),
             lag_sum=totals.lag_sum,
@@ -342,8 +345,8 @@ class Reader:
 class InspectorCollector:
     """A prometheus_client collector that reads the agent's state at scrape time."""
 
-    def __init__(self, agent: LiveAgent | None = None) -> None:
-        self._reader = Reader(agent)
+    def __init__(self, agent: LiveAgent | None = None, worker: int | None = None) -> None:
+        self._reader = Reader(agent, worker)
 
     def collect(self) -> Iterator[Any]:
         core = _prometheus()
@@ -448,7 +451,9 @@ def prometheus_families(core: Any, m: Measurements) -> Iterator[Any]:
     yield add(family("Counter", "agent_errors", "Errors inside the agent itself"), m.agent_errors)
 
 
-def registry_for(agent: LiveAgent | None = None, *, standard: bool = True) -> Any:
+def registry_for(
+    agent: LiveAgent | None = None, *, standard: bool = True, worker: int | None = None
+) -> Any:
     """A registry of its own (never the global default one) holding the inspector collector and,
     with `standard`, prometheus_client's process_* and python_* collectors."""
     _prometheus()
@@ -460,7 +465,7 @@ def registry_for(agent: LiveAgent | None = None, *, standard: bool = True) -> An
     )
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(InspectorCollector(agent))
+    registry.register(InspectorCollector(agent, worker))
     if standard:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
@@ -499,7 +504,9 @@ class MetricsServer:
             slot.release()
 
 
-def serve(agent: LiveAgent, port: int, host: str | None = None) -> MetricsServer:
+def serve(
+    agent: LiveAgent, port: int, host: str | None = None, worker: int | None = None
+) -> MetricsServer:
     """Serve the agent's metrics on host:port (the configured metrics host by default); port 0
     picks one.
 
@@ -510,7 +517,8 @@ def serve(agent: LiveAgent, port: int, host: str | None = None) -> MetricsServer
 
     address = host or metrics_host(agent.config)
     try:
-        started = start_http_server(port, addr=address, registry=registry_for(agent))
+        registry = registry_for(agent, worker=worker)
+        started = start_http_server(port, addr=address, registry=registry)
     except OSError as error:
         raise MetricsUnavailable(f"cannot serve metrics on {address}:{port}: {error}") from None
     if not isinstance(started, tuple):  # prometheus_client < 0.19 returns nothing
@@ -528,13 +536,18 @@ def start_for(agent: LiveAgent) -> MetricsServer | None:
     base = agent.config.metrics_port
     if base is None:
         return None
-    slot = None
+    slot = worker = None
     try:
         index = agent.slot_index
         if base and agent.config.port == 0:
-            slot = _own_slot(agent, base)  # the agent took no slot: workers need one each
+            # The agent took no slot (its port came from the OS): workers need one each, and
+            # the slot is then the worker index to label the series with.
+            from inspector.agent.process import worker_index
+
+            slot = _own_slot(agent, base)
             index = slot.index
-        server = serve(agent, base + index if base else 0)
+            worker = worker_index(index)
+        server = serve(agent, base + index if base else 0, worker=worker)
     except Exception as error:  # metrics are optional: report and go on
         if slot is not None:
             slot.release()

@@ -168,12 +168,18 @@ def test_a_request_in_flight_is_aged_by_route_template(tmp_path: Path) -> None:
         slow.join(timeout=10)
 
 
-def test_every_worker_serves_its_own_port_with_its_worker_label(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "inspect_port", [None, 0], ids=["agent-ports-in-slots", "agent-ports-free"]
+)
+def test_every_worker_serves_its_own_port_with_its_worker_label(
+    tmp_path: Path, inspect_port: int | None
+) -> None:
     base = free_port_run(2)
     with inspector_run(
         "tests.apps.fleet_metrics_app:api",
         tmp_path,
         workers=2,
+        inspect_port=inspect_port,
         args=["--metrics-port", str(base)],
     ):
         workers = set()
