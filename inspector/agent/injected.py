@@ -27,7 +27,7 @@ _lock: Final = threading.Lock()
 """Two injections at once start one agent."""
 
 _LOOP_METHODS: Final = frozenset({"run_forever", "_run_once", "run_until_complete"})
-ADOPTION_WAIT: Final = 0.5
+ADOPTION_WAIT: Final = 0.25
 """Seconds the answer waits for the loop to wrap the app, to say whether it did."""
 
 

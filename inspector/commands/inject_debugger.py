@@ -141,22 +141,12 @@ def installed() -> list[str]:
 
 
 def gdb_known_bad() -> bool:
-    """gdb before 15 cannot call functions in a process on a CPU with AMX ("Couldn't write
-    extended state status: Bad address")."""
+    """gdb fails every call into a process on CPUs with AMX on some kernels ("Couldn't write
+    extended state status: Bad address"): there lldb goes first."""
     try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+        return "amx_tile" in Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
         return False
-    if "amx_tile" not in flags:
-        return False
-    try:
-        out = subprocess.run(
-            ["gdb", "--version"], capture_output=True, text=True, timeout=10
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return True
-    match = re.search(r"(\d+)\.\d+", out)
-    return match is None or int(match.group(1)) < 15
 
 
 def missing_debugger_message(pid: int) -> str:
@@ -376,8 +366,8 @@ class Session(ABC):
                 raise NotPython(f"pid {self.pid} is not a Python process (no CPython in it)")
             if "extended state" in output:
                 error = (
-                    f"{self.name} cannot call functions on this CPU (a gdb bug with AMX, fixed "
-                    "in gdb 15): install lldb (apt-get install lldb)"
+                    f"{self.name} cannot call functions in processes on this machine (a gdb "
+                    "bug seen on CPUs with AMX): install lldb (apt-get install lldb)"
                 )
             raise DebuggerFailed(f"could not call {what} in the target: {error}")
         return value

@@ -1,4 +1,6 @@
-"""`inspector inject`: refusal on old Pythons, and the bootstrap it sends, run in a real server."""
+"""`inspector inject`: the launcher it sends, run in a real server the way `sys.remote_exec`
+runs it, and a real 3.14 run where the machine has one (the debugger way is tested in
+tests/e2e/test_inject_debugger.py)."""
 
 from __future__ import annotations
 
@@ -34,18 +36,23 @@ def _python_314() -> str | None:
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 14), reason="checks the refusal on Python < 3.14")
-def test_old_python_refuses_in_one_line() -> None:
-    done = subprocess.run(
-        [str(VENV_BIN / "inspector"), "inject", str(os.getpid())],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=REPO,
-    )
+def test_remote_exec_before_314_refuses_in_one_line() -> None:
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as child:
+        try:
+            done = subprocess.run(
+                [str(VENV_BIN / "inspector"), "inject", "--method", "remote-exec", str(child.pid)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                cwd=REPO,
+            )
+        finally:
+            child.kill()
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Python 3.14" in lines[0] and "inspector run" in lines[0]
+    assert len(lines) == 1, done.stderr
+    assert "Python 3.14" in lines[0] and "sys.remote_exec" in lines[0]
 
 
 @pytest.mark.e2e
