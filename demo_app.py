@@ -189,6 +189,25 @@ async def get_item(item_id: int, shop: ShopDep) -> dict[str, object]:
     return item.__dict__
 
 
+async def watch_price(shop: Shop, item_id: int, user: str) -> None:
+    last: int | None = None
+    while True:
+        item = await shop.db.get_item(item_id)
+        if item is not None and last is not None and item.price_cents < last:
+            shop.completed_jobs.append(f"price_alert:{user}:{item_id}")
+        last = item.price_cents if item is not None else last
+        await asyncio.sleep(5)  # demo: task-leak
+
+
+@catalog_router.post("/{item_id}/price-alerts")
+async def subscribe_price_alert(item_id: int, user: str, shop: ShopDep) -> dict[str, object]:
+    # BUG: one watcher per subscription, kept for ever: nothing stops it when the user goes,
+    # and subscribing again starts another.
+    watcher = asyncio.create_task(watch_price(shop, item_id, user))  # demo: task-leak/created
+    shop.background_tasks.add(watcher)
+    return {"item_id": item_id, "alert": "on"}
+
+
 class CartLine(BaseModel):
     item_id: int
     quantity: int = 1

@@ -176,6 +176,14 @@ EXPECTED: Final[tuple[ExpectedFinding, ...]] = (
         "Keep a reference to the task and add a done callback that logs its exception.",
     ),
     ExpectedFinding(
+        "task-leak",
+        ("task-leak",),
+        "POST /items/{item_id}/price-alerts",
+        "Memory and CPU creep up with every subscription until the worker is restarted.",
+        "Cancel the watcher when the user unsubscribes or goes (keep it by user), or run one "
+        "shared watcher for all alerts.",
+    ),
+    ExpectedFinding(
         "task-collected",
         ("task-destroyed-pending",),
         "POST /orders/{order_id}/track",

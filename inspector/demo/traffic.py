@@ -215,6 +215,16 @@ async def fire_and_forget(client: DemoClient, n: int) -> None:
     client.fire("POST", "/cache/refresh")
 
 
+ALERT_SUBSCRIBERS: Final = 24
+"""Price alerts subscribed at a time: each leaves a watcher task behind for ever."""
+
+
+async def subscribe_alerts(client: DemoClient, n: int) -> None:
+    for user in range(ALERT_SUBSCRIBERS):
+        subscriber = ALERT_SUBSCRIBERS * n + user
+        client.fire("POST", f"/items/{1 + user % 3}/price-alerts?user=u{subscriber}")
+
+
 async def track_orders(client: DemoClient, n: int) -> None:
     for order in range(3):
         client.fire("POST", f"/orders/{2000 + 3 * n + order}/track")
@@ -250,6 +260,7 @@ SCHEDULE: Final[tuple[Trigger, ...]] = (
     Trigger("dropped background job", 1.4, 11.0, drop_background_jobs),
     Trigger("add_task(coroutine)", 1.6, 13.0, enqueue_coroutine),
     Trigger("collected tracking task", 1.7, 14.0, track_orders),
+    Trigger("price watchers never stopped", 1.3, 30.0, subscribe_alerts),
     Trigger("swallowed exception", 1.8, 7.0, swallow_exception),
     Trigger("error logged, 200 sent", 1.9, 16.0, log_an_error),
     Trigger("blocking sleep", 2.0, 12.0, block_with_sleep),

@@ -26,6 +26,7 @@ KINDS: Final = (
     "sync-async-deadlock",
     "lock-contention",
     "task-destroyed-pending",
+    "task-leak",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

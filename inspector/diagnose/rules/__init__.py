@@ -19,6 +19,7 @@ from inspector.diagnose.rules.exceptions import (
     swallowed_exceptions,
     unretrieved_task_exceptions,
 )
+from inspector.diagnose.rules.leaks import task_leaks
 from inspector.diagnose.rules.loop import loop_blocked
 from inspector.diagnose.rules.requests import hanging_requests
 from inspector.diagnose.rules.sync_async import sync_async_deadlocks
@@ -32,6 +33,7 @@ RULES: Final[dict[str, Rule]] = {
     "hanging-request": hanging_requests,
     "stuck-task": stuck_tasks,
     "lock-contention": lock_contention,
+    "task-leak": task_leaks,
     "threadpool-saturated": threadpool_saturated,
     "background-failed": background_failed,
     "background-not-run": background_not_run,
