@@ -614,12 +614,16 @@ def explain_pid(pid: int) -> str:
             f"requests itself; pick a worker with --pid: {listed}"
         )
     if not target.serves_requests and not with_agent:
+        first = f"`inspector inject {target.children[0]}` for each, or " if target.children else ""
         return (
             f"pid {pid} is a {target.role} and serves no requests; its workers "
-            f"({_pids(target.children)}) run no inspector agent: "
+            f"({_pids(target.children)}) run no inspector agent: {first}"
             + ADD_AGENT_HINT.format(app=target.app or "APP")
         )
-    return f"pid {pid} runs no inspector agent: " + ADD_AGENT_HINT.format(app=target.app or "APP")
+    return (
+        f"no agent in pid {pid}; run `inspector inject {pid}` (or start it with "
+        f"`inspector run {target.app or 'APP'}`)"
+    )
 
 
 def targets_listening_on(port: int, targets: Sequence[Target] | None = None) -> list[Target]:

@@ -338,6 +338,10 @@ def test_a_python_without_uvicorn_is_refused_and_left_alone(debugger: str) -> No
 
 def test_no_debugger_says_which_package_to_install(tmp_path: Path) -> None:
     with plain_server(Path(sys.executable), tmp_path) as server:
+        pid = server.process.pid
+        for command in ("dump", "doctor"):  # what to do about a server without an agent
+            line = one_line_refusal(cli(command, "--pid", str(pid), server=server))
+            assert f"no agent in pid {pid}; run `inspector inject {pid}`" in line, line
         env = {**os.environ, "PATH": str(tmp_path / "empty")}
         result = subprocess.run(
             [sys.executable, "-m", "inspector", "inject", str(server.process.pid)],
