@@ -35,9 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from inspector.agent.frames import stack_of
+from inspector.agent.frames import frame_at
 from inspector.agent.probe import AgentContext, CollectOptions
-from inspector.model import LoopStats, StackSample, Stall
+from inspector.model import Frame, LoopStats, StackSample, Stall
 
 TICK: Final = 0.005
 """Shortest sleep of the watchdog thread, seconds: a floor against spinning, never the rhythm."""
@@ -45,10 +45,13 @@ WAKE_MARGIN: Final = 0.002
 """The thread wakes this long after the heartbeat would become a stall, so one look suffices."""
 HANDOFF_WAIT: Final = 0.002
 """Longest the heartbeat waits for the watchdog thread to take its turn (typically ~0.05 ms)."""
-SAMPLE_OFFSETS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-"""Seconds after a stall began at which further stack samples are taken (the first is taken as
-soon as the stall is seen). Long stalls get a few samples, never an unbounded number."""
-MAX_SAMPLES: Final = 8
+PROFILE_INTERVAL: Final = 0.01
+"""Seconds between two samples of a stalled loop thread (the first is taken as soon as the
+stall is seen). Samples at the same stack add to one entry, so a stall carries a profile of
+where its time went; each costs the stalled thread at most one GIL hand-over."""
+MAX_SAMPLES: Final = 24
+"""Distinct stacks kept per stall; a sample at a stack past these adds to none (a profile of the
+places a stall spent its time in, not a trace)."""
 MAX_STACK_DEPTH: Final = 64
 """Innermost frames kept per sample."""
 DETAILED_STALLS: Final = 20
@@ -111,12 +114,28 @@ def _uvicorn_request_label(task: asyncio.Task[Any]) -> str | None:
 
 
 def _summarised(stall: Stall) -> Stall:
+    """An old stall keeps the stack it spent most of its time at, cut to its innermost frames."""
     if len(stall.samples) <= 1 and all(len(s.frames) <= SUMMARY_DEPTH for s in stall.samples):
         return stall
-    first = stall.samples[0]
+    heaviest = max(stall.samples, key=lambda sample: sample.count)
     return dataclasses.replace(
-        stall, samples=(dataclasses.replace(first, frames=first.frames[-SUMMARY_DEPTH:]),)
+        stall, samples=(dataclasses.replace(heaviest, frames=heaviest.frames[-SUMMARY_DEPTH:]),)
     )
+
+
+def still_stack(frame: types.FrameType | None, limit: int) -> tuple[Frame, ...]:
+    """The innermost `limit` frames of the stack ending at `frame`, read in one go first.
+
+    Describing a frame may read its source line from disk, which lets the sampled thread run
+    on: reading every (code, line) before describing any keeps a sample one moment of the
+    thread (never an outer frame already past the call its callee is still in)."""
+    points: list[tuple[types.CodeType, int | None]] = []
+    current = frame
+    while current is not None and len(points) < limit:
+        points.append((current.f_code, current.f_lineno))
+        current = current.f_back
+    points.reverse()
+    return tuple(frame_at(code, line) for code, line in points)
 
 
 @dataclass
@@ -137,7 +156,10 @@ class _OngoingStall:
     started_at: float
     """`start` on the wall clock."""
     samples: list[StackSample] = field(default_factory=list)
-    next_offsets: deque[float] = field(default_factory=lambda: deque(SAMPLE_OFFSETS))
+    sampled_at: float = float("-inf")
+    """Monotonic time of the latest sample."""
+    places: dict[tuple[Frame, ...], int] = field(default_factory=dict)
+    """Index in `samples` of each stack seen."""
     task_id: int | None = None
     task_name: str | None = None
     request_id: int | None = None
@@ -352,11 +374,8 @@ class Watchdog:
             # Overdue yet no stall: the loop is not running (yet, or any more).
             wake = now + self._threshold
         elif current is not None:
-            # Stalled: no heartbeat to wait for; look again at the next sample offset, and at
-            # least once per threshold to see the loop stop.
-            wake = now + self._threshold
-            if current.next_offsets:
-                wake = min(wake, current.start + current.next_offsets[0])
+            # Stalled: no heartbeat to wait for; sample again in PROFILE_INTERVAL.
+            wake = min(now + self._threshold, current.sampled_at + PROFILE_INTERVAL)
         for job in self._periodic:
             wake = min(wake, job.due)
         return max(self._tick, wake - now)
@@ -387,9 +406,7 @@ class Watchdog:
             if current is None:
                 if lateness > self._threshold and self._loop_running(context):
                     self._begin_stall(context, now, beat_at + self._interval)
-            elif current.next_offsets and now - current.start >= current.next_offsets[0]:
-                while current.next_offsets and now - current.start >= current.next_offsets[0]:
-                    current.next_offsets.popleft()
+            elif now - current.sampled_at >= 0.9 * PROFILE_INTERVAL and self._loop_running(context):
                 self._sample(context, current, now)
             elif not self._loop_running(context):
                 # The loop stopped (the server is exiting): this is not a stall any more.
@@ -461,8 +478,6 @@ class Watchdog:
                     stall.request_label = _uvicorn_request_label(task)
                 except Exception:
                     stall.request_label = None
-        while stall.next_offsets and now - stall.start >= stall.next_offsets[0]:
-            stall.next_offsets.popleft()
         self._current = stall
         self._sample(context, stall, now)
         if self.listeners:
@@ -478,14 +493,17 @@ class Watchdog:
             self._context.record_error(f"watchdog: stall listener: {error!r}")
 
     def _sample(self, context: AgentContext, stall: _OngoingStall, now: float) -> None:
-        if len(stall.samples) >= MAX_SAMPLES:
-            return
+        stall.sampled_at = now
         frame = self._frame_source().get(context.loop_thread_id)
-        frames = stack_of(frame, MAX_STACK_DEPTH)
+        frames = still_stack(frame, MAX_STACK_DEPTH)
         del frame  # do not keep the loop thread's frames alive
-        if stall.samples and stall.samples[-1].frames == frames:
-            return  # still in the same place: the duration says for how long
-        stall.samples.append(StackSample(offset=max(0.0, now - stall.start), frames=frames))
+        index = stall.places.get(frames)
+        if index is not None:
+            seen = stall.samples[index]
+            stall.samples[index] = dataclasses.replace(seen, count=seen.count + 1)
+        elif len(stall.samples) < MAX_SAMPLES:
+            stall.places[frames] = len(stall.samples)
+            stall.samples.append(StackSample(offset=max(0.0, now - stall.start), frames=frames))
 
     def _add_lag_point(self, now: float, lateness: float) -> None:
         if now - self._last_point < LAG_POINT_INTERVAL:

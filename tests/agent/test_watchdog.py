@@ -20,6 +20,7 @@ from inspector.agent.watchdog import (
     LAG_POINT_INTERVAL,
     LAG_SERIES_LENGTH,
     MAX_SAMPLES,
+    PROFILE_INTERVAL,
     SUMMARY_DEPTH,
     WAKE_MARGIN,
     Watchdog,
@@ -240,7 +241,7 @@ def test_samples_are_taken_during_the_stall_and_name_the_blocking_line() -> None
     rig.run(1.2, beating=False)
     [ongoing] = rig.stalls()
     offsets = [sample.offset for sample in ongoing.samples]
-    assert len(offsets) >= 3, "a 1.2 s stall is sampled more than once"
+    assert sum(s.count for s in ongoing.samples) >= 3, "a 1.2 s stall is sampled more than once"
     assert offsets == sorted(offsets)
     assert offsets[0] < 0.15  # right after the threshold was crossed
     innermost = ongoing.samples[0].frames[-1]
@@ -265,7 +266,32 @@ def test_a_very_long_stall_keeps_a_bounded_number_of_samples() -> None:
     rig.run(120.0, beating=False, step=0.05)
     [ongoing] = rig.stalls()
     assert 1 < len(ongoing.samples) <= MAX_SAMPLES
-    assert rig.frame_calls <= MAX_SAMPLES
+    # One look per PROFILE_INTERVAL at most (here one per 50 ms tick), each counted once.
+    assert rig.frame_calls <= 120.0 / PROFILE_INTERVAL
+    assert sum(sample.count for sample in ongoing.samples) == rig.frame_calls
+
+
+def test_a_stall_carries_a_profile_of_where_its_time_went() -> None:
+    """Four samples in five at one line, one in five at another: the counts say so."""
+    blocking, other = _blocking_frame(), _other_frame()
+    rig = Rig(frames=[blocking, blocking, blocking, blocking, other])
+    rig.run(0.1, beating=True)
+    rig.run(2.0, beating=False, step=PROFILE_INTERVAL)
+    rig.resume()
+    [stall] = rig.stalls()
+    counts = {sample.frames[-1].function: sample.count for sample in stall.samples}
+    assert set(counts) == {"_blocking_frame", "_other_frame"}
+    assert 3.5 <= counts["_blocking_frame"] / counts["_other_frame"] <= 4.5
+    assert sum(counts.values()) >= 80  # about one sample per 10 ms of the stall once it is seen
+
+
+def test_samples_of_a_stall_past_the_distinct_cap_add_to_none() -> None:
+    frames = [_deep_frame(depth) for depth in range(1, MAX_SAMPLES + 10)]
+    rig = Rig(frames=frames)
+    rig.run(0.1, beating=True)
+    rig.run(1.0, beating=False, step=PROFILE_INTERVAL)
+    [ongoing] = rig.stalls()
+    assert len(ongoing.samples) == MAX_SAMPLES
 
 
 def test_history_is_bounded_and_keeps_the_newest() -> None:
