@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from inspector.agent.agent import live_agents, start_agent
+from inspector.agent.agent import Agent, live_agents, start_agent
 from inspector.agent.probe import AgentConfig
 
 _lock: Final = threading.Lock()
@@ -76,6 +76,8 @@ def _start(
         loop_thread_id = loop_thread(loop)
     config = AgentConfig(host=host, port=port, app=_app_name(servers))
     agent = start_agent(loop, config, loop_thread_id=loop_thread_id)
+    for server in servers:
+        _close_at_shutdown(server, agent)
     adoption = _Adoption(servers, agent.context.record_error)
     loop.call_soon_threadsafe(adoption.run)
     answer: dict[str, Any] = {"ok": True, "host": agent.host, "port": agent.port, "pid": pid}
@@ -128,6 +130,27 @@ def loop_thread(loop: asyncio.AbstractEventLoop) -> int:
             current = current.f_back
     main = threading.main_thread().ident
     return main if main is not None else threading.get_ident()
+
+
+def _close_at_shutdown(server: Any, agent: Agent) -> None:
+    """Close the agent (and remove its registration) when the server has shut down: uvicorn
+    re-raises the SIGTERM it caught once it is done, so atexit handlers never run, and an
+    injected agent has no lifespan to follow."""
+    original = getattr(server, "shutdown", None)
+    if original is None or getattr(original, "inspector_closes", None) is not None:
+        return
+
+    async def shutdown(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            agent.close()
+
+    shutdown.inspector_closes = agent  # type: ignore[attr-defined]
+    try:
+        server.shutdown = shutdown
+    except (AttributeError, TypeError) as error:
+        agent.context.record_error(f"inject: the agent will not close with the server: {error!r}")
 
 
 def _app_name(servers: list[Any]) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -259,6 +260,9 @@ def test_inject_while_the_loop_is_blocked(
 
         wait_for(tracked, 15, "a request after the stall")
         assert "requests" in snapshot(server).health.probes
+
+        assert server.stop(signal.SIGTERM) < 10  # the agent closes with the server
+        assert server.registrations() == []
 
 
 def test_inject_into_a_cpu_bound_loop(debugger: str, tmp_path: Path) -> None:
