@@ -12,7 +12,8 @@ from textual.content import Content
 from textual.reactive import var
 from textual.widgets import Static
 
-from inspector.model import Frame, Snapshot, TaskInfo
+from inspector.model import Frame, Snapshot, StackCut, TaskInfo
+from inspector.render.text import cut_position, left_out_note
 from inspector.tui import formatting
 from inspector.tui.content import markup, plain
 from inspector.tui.messages import CopyLocation, OpenRequest
@@ -110,9 +111,16 @@ def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> Content:
     return Content("\n").join(lines)
 
 
-def frame_rows(frames: tuple[Frame, ...]) -> list[tuple[str, Row]]:
+CUT_KEY = "cut"
+"""The row that says how many frames the agent left out of a chain too deep to report whole."""
+
+
+def frame_rows(frames: tuple[Frame, ...], cut: StackCut | None = None) -> list[tuple[str, Row]]:
     rows: list[tuple[str, Row]] = []
+    at = cut_position(cut, len(frames))
     for index, frame in enumerate(frames):
+        if index == at:
+            rows.append((CUT_KEY, ("", "", (left_out_note(cut), "warning"), "")))
         application = formatting.is_application_frame(frame)
         where = formatting.location(frame)
         rows.append(
@@ -126,6 +134,8 @@ def frame_rows(frames: tuple[Frame, ...]) -> list[tuple[str, Row]]:
                 ),
             )
         )
+    if at is not None and at >= len(frames):
+        rows.append((CUT_KEY, ("", "", (left_out_note(cut), "warning"), "")))
     return rows
 
 
@@ -184,7 +194,7 @@ class TaskDetailView(View):
             return
         facts.update(describe_task(shown, snapshot, gone))
         first_sync = self.frames.row_count == 0
-        self.frames.sync(frame_rows(shown.stack))
+        self.frames.sync(frame_rows(shown.stack, shown.stack_cut))
         if first_sync and shown.stack:
             # Start on the line to fix: the innermost application frame.
             app_frame = formatting.innermost_application_frame(shown.stack)
@@ -215,7 +225,7 @@ class TaskDetailView(View):
     def current_location(self) -> Frame | None:
         shown = self._last_seen
         key = self.frames.cursor_key
-        if shown is None or key is None or int(key) >= len(shown.stack):
+        if shown is None or key is None or key == CUT_KEY or int(key) >= len(shown.stack):
             return None
         return shown.stack[int(key)]
 
