@@ -195,7 +195,7 @@ def stall_location(stall: Stall) -> str | None:
     (the sample seen most often; the first one among equals)."""
     from inspector.agent.frames import innermost_application_frame
 
-    samples = sorted(stall.samples, key=lambda sample: -getattr(sample, "count", 1))
+    samples = sorted(stall.samples, key=lambda sample: -sample.count)
     for sample in samples:
         frame = innermost_application_frame(sample.frames)
         if frame is not None:

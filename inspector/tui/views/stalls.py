@@ -30,10 +30,12 @@ COLUMNS = (
 
 
 def stall_location(stall: Stall) -> tuple[Frame | None, str | None]:
-    """The innermost application frame of the latest sample, and what it was calling."""
-    if not stall.samples:
+    """The innermost application frame of the stack the stall spent most of its time at, and
+    what it was calling there (the line `doctor` names)."""
+    places = profile(stall.samples)
+    if not places:
         return None, None
-    frames = stall.samples[-1].frames
+    frames = places[0][2]
     return formatting.innermost_application_frame(frames), formatting.blocking_call(frames)
 
 
@@ -52,18 +54,17 @@ def stall_row(stall: Stall, now: float, longest: float) -> Row:
     )
 
 
-def group_samples(
-    samples: tuple[StackSample, ...],
-) -> list[tuple[float, float, int, tuple[Frame, ...]]]:
-    """Consecutive samples with the same stack, as (first offset, last offset, count, frames)."""
-    groups: list[tuple[float, float, int, tuple[Frame, ...]]] = []
+def profile(samples: tuple[StackSample, ...]) -> list[tuple[float, int, tuple[Frame, ...]]]:
+    """A stall's stacks as (first seen, samples there, frames), where it spent most time first.
+
+    The agent counts the samples at each stack (one every 10 ms); snapshots from older agents
+    list a stack once per sample, which adds up the same."""
+    merged: dict[tuple[Frame, ...], tuple[float, int]] = {}
     for sample in samples:
-        if groups and groups[-1][3] == sample.frames:
-            first, _last, count, frames = groups[-1]
-            groups[-1] = (first, sample.offset, count + 1, frames)
-        else:
-            groups.append((sample.offset, sample.offset, 1, sample.frames))
-    return groups
+        first, count = merged.get(sample.frames, (sample.offset, 0))
+        merged[sample.frames] = (min(first, sample.offset), count + sample.count)
+    places = [(first, count, frames) for frames, (first, count) in merged.items()]
+    return sorted(places, key=lambda place: -place[1])
 
 
 def stall_content(stall: Stall) -> Content:
@@ -86,11 +87,14 @@ def stall_content(stall: Stall) -> Content:
                 "(the stall was shorter than the sampling interval).[/dim]"
             )
         )
-    for first, last, count, frames in group_samples(stall.samples):
-        span = f"{first:.2f} s" if count == 1 else f"{first:.2f}–{last:.2f} s"
+    places = profile(stall.samples)
+    total = sum(count for _, count, _ in places)
+    for first, count, frames in places:
+        share = f"{round(100 * count / total)} %" if total else "?"
         lines.append(
             Content.from_markup(
-                f"[b]Sampled at {span}[/b] [dim]({count} sample{'s' if count > 1 else ''})[/dim]"
+                f"[b]{share} of the stall[/b] [dim]({count} of {total} samples, first at "
+                f"{first:.2f} s)[/dim]"
             )
         )
         lines.append(stack_content(frames))
