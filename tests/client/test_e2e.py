@@ -19,6 +19,7 @@ import pytest
 from inspector import protocol
 from inspector.client.agent_source import AgentSource
 from inspector.client.source import ConnectError, DisconnectedError
+from tests.helpers.processes import OutputProcess
 from tests.helpers.server import RunningServer, inspector_run
 
 pytestmark = pytest.mark.e2e
@@ -205,24 +206,11 @@ def test_frozen_target_times_out_with_one_line(tmp_path: Path) -> None:
 @pytest.fixture
 def plain_aiomonitor() -> Iterator[int]:
     """A plain aiomonitor (no agent) in a subprocess; yields its termui port."""
-    monitor = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("monitor_app.py"))],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
+    monitor = OutputProcess([sys.executable, str(Path(__file__).with_name("monitor_app.py"))])
     try:
-        assert monitor.stdout is not None
-        line = monitor.stdout.readline()  # bounded by the test timeout
-        assert line.startswith("READY "), line
-        yield int(line.split()[1])
+        yield int(monitor.wait_for_output(r"READY (\d+)").group(1))
     finally:
-        monitor.terminate()
-        try:
-            monitor.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            monitor.kill()
-            monitor.wait(timeout=5)
+        monitor.stop()
 
 
 async def test_agent_source_tells_a_plain_aiomonitor_apart(plain_aiomonitor: int) -> None:

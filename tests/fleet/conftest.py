@@ -1,74 +1,22 @@
-"""Start real server processes for the fleet tests and always stop them."""
+"""Start real server processes for the fleet tests and always stop them.
+
+`Server` is `tests.helpers.processes.OutputProcess`: a process read up to the line that says it
+is ready (the fleet apps print their ports)."""
 
 from __future__ import annotations
 
-import os
-import re
-import selectors
-import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import stop_process_group
+from tests.helpers.processes import OutputProcess as Server
 
 REPO = Path(__file__).resolve().parents[2]
 APPS = REPO / "tests" / "apps"
 VENV_BIN = Path(sys.executable).parent
-
-
-class Server:
-    """A subprocess whose stdout and stderr are read up to a line that says it is ready."""
-
-    def __init__(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
-        self.argv = list(argv)
-        self.output = ""
-        self.process = subprocess.Popen(
-            self.argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO,
-            start_new_session=True,  # its workers die with it: we signal the whole group
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def wait_for_output(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
-        """Read output until `pattern` matches; fail with what was printed otherwise."""
-        assert self.process.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.process.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                match = re.search(pattern, self.output)
-                if match:
-                    return match
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.process.poll() is not None and not selector.select(0):
-                    pytest.fail(
-                        f"{self.argv} did not print {pattern!r} "
-                        f"(exit {self.process.poll()}):\n{self.output[-3000:]}"
-                    )
-                if selector.select(min(remaining, 0.5)):
-                    chunk = os.read(self.process.stdout.fileno(), 65536)
-                    if not chunk and self.process.poll() is not None:
-                        continue
-                    self.output += chunk.decode(errors="replace")
-        finally:
-            selector.close()
-
-    def stop(self) -> None:
-        """terminate → wait → kill, for the process and every child in its group."""
-        stop_process_group(self.process)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def wait_until(condition, timeout: float = 15.0, interval: float = 0.1, message: str = ""):  # type: ignore[no-untyped-def]
