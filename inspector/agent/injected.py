@@ -27,6 +27,8 @@ _lock: Final = threading.Lock()
 """Two injections at once start one agent."""
 
 _LOOP_METHODS: Final = frozenset({"run_forever", "_run_once", "run_until_complete"})
+_CHAIN_LIMIT: Final = 32
+"""Awaits followed down each task looking for `Server.serve`."""
 ADOPTION_WAIT: Final = 0.25
 """Seconds the answer waits for the loop to wrap the app, to say whether it did."""
 
@@ -66,12 +68,11 @@ def _start(
     if running:
         agent = running[0]
         return {"ok": True, "already": True, "host": agent.host, "port": agent.port, "pid": pid}
-    servers = uvicorn_servers()
     if loop is None or not loop.is_running():
-        loop = _running_loop(servers)
-        loop_thread_id = None
+        loop, loop_thread_id = _running_loop(uvicorn_servers()), None
     if loop is None:
         return {"ok": False, "error": "no running asyncio event loop found in this process"}
+    servers = uvicorn_servers(loop)
     if loop_thread_id is None:
         loop_thread_id = loop_thread(loop)
     config = AgentConfig(host=host, port=port, app=_app_name(servers))
@@ -88,13 +89,44 @@ def _start(
     return answer
 
 
-def uvicorn_servers() -> list[Any]:
-    """The `uvicorn.Server` objects alive in this process (usually one)."""
+def uvicorn_servers(loop: asyncio.AbstractEventLoop | None = None) -> list[Any]:
+    """The `uvicorn.Server` objects alive in this process (usually one).
+
+    Found in the await chains of the loop's tasks (`Server.serve` is one of them), which costs
+    little; else among every object the collector tracks, which holds the GIL for a moment
+    proportional to the heap.
+    """
     module = sys.modules.get("uvicorn.server")
     server_class = getattr(module, "Server", None)
     if not isinstance(server_class, type):
         return []
+    if loop is not None:
+        found = _servers_in_tasks(loop, server_class)
+        if found:
+            return found
     return [obj for obj in gc.get_objects() if isinstance(obj, server_class)]
+
+
+def _servers_in_tasks(loop: asyncio.AbstractEventLoop, server_class: type) -> list[Any]:
+    found: list[Any] = []
+    try:
+        tasks = asyncio.all_tasks(loop)
+    except Exception:
+        return found
+    for task in tasks:
+        awaitable: Any = task.get_coro()
+        for _ in range(_CHAIN_LIMIT):
+            frame = getattr(awaitable, "cr_frame", None)
+            if frame is None or getattr(awaitable, "cr_running", True):
+                break  # a coroutine running on the loop's thread right now is not read
+            try:
+                candidate = frame.f_locals.get("self")
+            except Exception:
+                candidate = None
+            if isinstance(candidate, server_class) and candidate not in found:
+                found.append(candidate)
+            awaitable = getattr(awaitable, "cr_await", None)
+    return found
 
 
 def _running_loop(servers: list[Any]) -> asyncio.AbstractEventLoop | None:
