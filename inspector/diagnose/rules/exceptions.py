@@ -189,9 +189,12 @@ def destroyed_pending_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[
         count = _count(events)
         requests = _requests(events)
         context = f", created in {examples(requests)}" if requests else ""
+        # Its await chain when the agent could still read it, else its coroutine's first line
+        # (the collector usually closes the coroutine before asyncio reports the task).
+        at = "was waiting at" if first.error.traceback else "ran the coroutine at"
         waiting = (
-            f" It was waiting at {where(location, snapshot)}{quoted_code(location)} when it "
-            "went: nothing else referenced the task or what it awaited."
+            f" It {at} {where(location, snapshot)}{quoted_code(location)}: nothing else "
+            "referenced the task or what it awaited."
             if location
             else ""
         )
