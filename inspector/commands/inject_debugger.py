@@ -401,6 +401,8 @@ class Session(ABC):
         process = self._process
         if process is None:
             return
+        if self._attached:  # a failure half-way: never leave the target stopped
+            self.detach()
         try:
             assert process.stdin is not None
             process.stdin.write(b"quit\n")
