@@ -30,14 +30,16 @@ from inspector.registration import ENV_RUNTIME_DIR
 from tests.helpers.server import HOST, REPO_ROOT, RunningServer, free_port, launched
 from tests.helpers.telnet import TermuiClient
 
-pytestmark = [pytest.mark.e2e]
+VENV_TIMEOUT = 300.0
+"""Seconds to make a venv with uvicorn and aiomonitor for another Python (pip, cached or not)."""
+
+# The first test on each Python also makes its venv; every wait inside is bounded on its own.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(VENV_TIMEOUT + 120)]
 
 APP_DIR = REPO_ROOT / "tests" / "apps"
 APP_FILE = APP_DIR / "inject_app.py"
 MINE = f"{sys.version_info[0]}.{sys.version_info[1]}"
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
-VENV_TIMEOUT = 300.0
-"""Seconds to make a venv with uvicorn and aiomonitor for another Python (pip, cached or not)."""
 STALL_VISIBLE_WITHIN = 3.0
 """The blocked loop must show in `doctor --pid` this soon after `inject` starts."""
 
