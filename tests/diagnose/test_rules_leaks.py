@@ -8,7 +8,10 @@ from inspector.diagnose.rules.base import Settings
 from inspector.diagnose.rules.leaks import MIN_PILE, task_leaks
 from tests.factories import app, request, snapshot, std, task, wait
 
-WATCHING = (app(199, "watch_price", "await asyncio.sleep(5)"), std("asyncio/tasks.py", 649, "sleep"))
+WATCHING = (
+    app(199, "watch_price", "await asyncio.sleep(5)"),
+    std("asyncio/tasks.py", 649, "sleep"),
+)
 
 
 def watchers(count: int, *, oldest: float = 60.0, request_base: int = 100) -> tuple:
