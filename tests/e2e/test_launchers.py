@@ -390,3 +390,29 @@ def test_help_shows_every_variable_and_uvicorns_options() -> None:
     assert ENV_ENABLED in result.stdout
     assert "--forwarded-allow-ips" in result.stdout and "--reload" in result.stdout
     assert "inspector run -- fastapi run main.py" in result.stdout
+
+
+def test_a_python_without_the_inspector_warns_only_if_it_serves(tmp_path: Path) -> None:
+    """A command's other interpreters (here one without the inspector installed) stay silent,
+    unless they import uvicorn: then they say once that this server runs without the agent."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")],
+        check=True,
+        timeout=60,
+    )
+    bare = str(tmp_path / "bare" / "bin" / "python")
+    quiet = subprocess.run(
+        inspector_run("--", bare, "-c", "print('migrated')"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert quiet.stdout == "migrated\n"
+    assert "cannot load" not in quiet.stderr
+    serving = subprocess.run(
+        inspector_run("--", bare, "-c", "import uvicorn"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert serving.stderr.count("cannot load the inspector agent") == 1

@@ -15,16 +15,30 @@ def _autoload() -> None:
     try:
         from inspector.agent.autoload import install_from_environment
     except Exception as error:
-        print(
+        _warn_when_uvicorn_loads(
             f"inspector: {sys.executable} cannot load the inspector agent ({error}); "
-            "its servers run without it",
-            file=sys.stderr,
+            "this server runs without it"
         )
         return
     try:
         install_from_environment()
     except Exception as error:
         print(f"inspector: the agent could not be set up ({error!r})", file=sys.stderr)
+
+
+def _warn_when_uvicorn_loads(message: str) -> None:
+    """Say `message` once, and only in a process that goes on to import uvicorn: the command's
+    other Python processes (a migration script, a shell's helpers) stay silent."""
+    import importlib.abc
+
+    class _Warner(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+            if fullname == "uvicorn":
+                sys.meta_path.remove(self)
+                print(message, file=sys.stderr)
+            return None
+
+    sys.meta_path.insert(0, _Warner())
 
 
 def _run_hidden_sitecustomize() -> None:
