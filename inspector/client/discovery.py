@@ -54,8 +54,6 @@ _OPTIONS_WITH_VALUE: Final = frozenset(
     {"-W", "-X", "-Q"}
 )
 
-_BOOTSTRAP_APP: Final = "inspector.agent.bootstrap:app"
-_BOOTSTRAP_APP_ENV: Final = "INSPECTOR_RUN_APP"
 
 ADD_AGENT_HINT: Final = (
     "run it with `inspector run {app}` or add `app = inspector.agent.instrument(app)`"
@@ -407,9 +405,6 @@ def _app_for(pid: int, procs: Mapping[int, _Proc], chosen: set[int]) -> str | No
             return str(registration.app)
         if not current.spawn_child:
             app = app_of(current.cmdline, current.kind or "python")
-            if app == _BOOTSTRAP_APP:
-                # uvicorn started by `inspector run`: the real app travels in the environment.
-                app = _environ(current.pid).get(_BOOTSTRAP_APP_ENV) or app
             if app:
                 return app
         parent = procs.get(current.ppid)
