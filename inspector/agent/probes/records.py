@@ -3,9 +3,9 @@
 Every probe that ties something to a request (threads, jobs, tasks, exceptions) works with these
 records, so they live here, apart from the probes that fill them. A `RequestRecord` is mutable
 and written on the loop thread only; the agent thread copies it into a frozen `RequestInfo` at
-snapshot time. A finished request is kept as a `FinishedRequest`, a tuple of plain values with
-named fields: the record itself holds the server's `receive`/`send` and with them the
-connection, which the history must not keep alive.
+snapshot time. A finished request is kept as a tuple of plain values, named as a
+`FinishedRequest` when read: the record itself holds the server's `receive`/`send` and with
+them the connection, which the history must not keep alive.
 """
 
 from __future__ import annotations

@@ -45,9 +45,8 @@ from inspector.agent.probes.records import (
 from inspector.agent.probes.routes import STATS_WINDOW, route_stats
 from inspector.model import RequestInfo, RequestPhase
 
-_new_finished = tuple.__new__
-"""Builds a `FinishedRequest` from a tuple in C: the named tuple's own constructor is a Python
-function, a measurable share of a request's cost in the middleware."""
+_named = FinishedRequest._make
+"""A history row with its field names, made on the agent's thread when a snapshot reads it."""
 
 
 def light_info(
@@ -153,7 +152,10 @@ class RequestTracker:
         self._recent = max(1, max_history)
         # One entry per finished request, kept longer than the recent list: the route latency
         # statistics are computed from it at snapshot time, so finishing a request is one append.
-        self.finished: deque[FinishedRequest] = deque(maxlen=max(STATS_WINDOW, 5 * self._recent))
+        # The entries are plain tuples in `FinishedRequest`'s field order, named only when read:
+        # the collector stops tracking a plain tuple of plain values, never a tuple subclass,
+        # and every collection walked the whole history (counted: 1,650 instructions a request).
+        self.finished: deque[tuple[Any, ...]] = deque(maxlen=max(STATS_WINDOW, 5 * self._recent))
         self._infos: dict[int, RequestInfo] = {}
         """Finished requests already converted, by id (touched by the agent thread only)."""
         self.finish_listeners: list[Callable[[RequestRecord], None]] = []
@@ -239,26 +241,23 @@ class RequestTracker:
         record.scope = None
         jobs = record.jobs
         self.finished.append(
-            _new_finished(
-                FinishedRequest,
-                (
-                    record.id,
-                    record.method,
-                    record.path,
-                    record.started_at,
-                    route_template(scope),
-                    client,
-                    end - record.start,
-                    record.status,
-                    record.bytes_sent,
-                    record.disconnected,
-                    record.disconnected_at,
-                    record.task_id,
-                    tuple(job.id for job in jobs) if jobs else (),
-                    record.error,
-                    record.scheme,
-                    record.detailed,
-                ),
+            (
+                record.id,
+                record.method,
+                record.path,
+                record.started_at,
+                route_template(scope),
+                client,
+                end - record.start,
+                record.status,
+                record.bytes_sent,
+                record.disconnected,
+                record.disconnected_at,
+                record.task_id,
+                tuple(job.id for job in jobs) if jobs else (),
+                record.error,
+                record.scheme,
+                record.detailed,
             )
         )
         if jobs:
@@ -273,7 +272,8 @@ class RequestTracker:
         record = self.in_flight.get(request_id)
         if record is not None:
             return record.label
-        for finished in reversed(self.finished):
+        for row in reversed(self.finished):
+            finished = _named(row)
             if finished.id == request_id:
                 return f"{finished.method} {finished.path}"
         return None
@@ -349,7 +349,7 @@ class RequestTracker:
             if type(entry) is tuple:  # else given a record late: listed above
                 in_flight.append(light_info(entry, task, now, wall_now))
         in_flight.sort(key=lambda info: info.started_at)
-        entries = _retrying_tuple(self.finished)
+        entries = tuple(map(_named, _retrying_tuple(self.finished)))
         infos = self._infos
         recent = []
         for values in entries[-self._recent :]:
