@@ -94,6 +94,8 @@ class Shop:
     """Background jobs that ran to the end, newest last: the tests read it."""
     balances: dict[str, int] = field(default_factory=lambda: defaultdict(lambda: 10_000))
     shipment_watchers: dict[int, weakref.ref[asyncio.Future[str]]] = field(default_factory=dict)
+    supplier_syncs: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    supplier_items: dict[str, int] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     """The server's loop, for sync code in worker threads that needs the async clients."""
 
@@ -206,6 +208,29 @@ async def subscribe_price_alert(item_id: int, user: str, shop: ShopDep) -> dict[
     watcher = asyncio.create_task(watch_price(shop, item_id, user))  # demo: task-leak/created
     shop.background_tasks.add(watcher)
     return {"item_id": item_id, "alert": "on"}
+
+
+suppliers_router = APIRouter(prefix="/suppliers", tags=["catalog"])
+
+
+async def sync_supplier_catalog(shop: Shop, supplier: str) -> None:
+    """Pulls a supplier's catalog every few seconds, retrying whatever goes wrong."""
+    while True:
+        try:
+            shop.supplier_items[supplier] = len(await shop.db.list_items(5))
+            await asyncio.sleep(2)  # demo: cancellation-swallowed
+        except:  # noqa: E722  BUG: a bare except takes the task's cancellation too
+            await asyncio.sleep(2)  # demo: cancellation-swallowed/retry
+
+
+@suppliers_router.post("/{supplier}/resync")
+async def resync_supplier(supplier: str, shop: ShopDep) -> dict[str, object]:
+    running = shop.supplier_syncs.get(supplier)
+    if running is not None:
+        running.cancel()  # believed stopped; it goes on, beside the new one
+    sync = asyncio.create_task(sync_supplier_catalog(shop, supplier))
+    shop.supplier_syncs[supplier] = sync
+    return {"supplier": supplier, "sync": "restarted"}
 
 
 class CartLine(BaseModel):
@@ -597,6 +622,7 @@ ROUTERS = (
     newsletter_router,
     uploads_router,
     cache_router,
+    suppliers_router,
     coupons_router,
     webhooks_router,
 )

@@ -139,6 +139,10 @@ class TaskInfo:
     anyio's `fail_after`): such a task is waiting, not stuck. At most this many on uvloop, where
     only `wait_for`'s own timeout can be read. None when there is none or it cannot be read;
     negative once it is due."""
+    cancelled_for: float | None = None
+    """Seconds since the agent first saw a cancellation requested of this task, which is still
+    not done (Python >= 3.11, `Task.cancelling()`): a task that outlives its cancellation by
+    long caught `CancelledError` and went on. None: no cancellation pending."""
     stack_cut: StackCut | None = None
     """Set when the await chain (or traceback) was deeper than the agent reports: `stack` holds
     its `stack_cut.outer` outermost frames, then the innermost ones, and `stack_cut.left_out`

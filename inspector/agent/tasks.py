@@ -208,6 +208,8 @@ class TasksProbe:
         self._locks = LockTracker()
         # id(task) -> (weak ref, first seen (monotonic), order seen)
         self._first_seen: dict[int, tuple[weakref.ref[Any], float, int]] = {}
+        self._cancel_seen: dict[int, float] = {}
+        """id(task) -> monotonic time a cancellation of it was first seen pending."""
         self._parked: _ParkedMemo = {}
         self._order = itertools.count()
         self._guard = threading.Lock()
@@ -307,6 +309,7 @@ class TasksProbe:
             context.record_error(f"tasks: reading timeouts: {error!r}")
             deadlines = {}
         infos = _with_deadlines(infos, deadlines)
+        infos = _with_cancellations(infos, self._cancel_seen, now)
         infos += tuple(run.describe(task, now - since) for task, since in self._dead_tasks())
         if options.with_stacks:
             with self._guard:
@@ -338,7 +341,20 @@ class TasksProbe:
             while len(self._dead) > MAX_DEAD_TASKS:
                 del self._dead[next(iter(self._dead))]
             self._first_seen = fresh  # tasks that ended drop out here
+            self._note_cancellations(tasks, now)
         return fresh
+
+    def _note_cancellations(self, tasks: set[asyncio.Task[Any]], now: float) -> None:
+        """When each task still running was first seen with a cancellation requested: one C
+        call per task (`cancelling()`, Python >= 3.11; asyncio.timeout and TaskGroup take
+        theirs back with `uncancel()` within moments)."""
+        previous = self._cancel_seen
+        fresh: dict[int, float] = {}
+        for task in tasks:
+            cancelling = getattr(task, "cancelling", None)
+            if cancelling is not None and not task.done() and cancelling():
+                fresh[id(task)] = previous.get(id(task), now)
+        self._cancel_seen = fresh
 
     def _dead_tasks(self) -> list[tuple[asyncio.Task[Any], float]]:
         """Failed tasks still referenced whose exception nobody retrieved yet."""
@@ -372,6 +388,18 @@ class TasksProbe:
             current = current.f_back
         frames.reverse()
         return frames_of(frames)
+
+
+def _with_cancellations(
+    infos: tuple[TaskInfo, ...], seen: dict[int, float], now: float
+) -> tuple[TaskInfo, ...]:
+    """The tasks, those with a cancellation pending with how long it has been."""
+    if not seen:
+        return infos
+    return tuple(
+        dataclasses.replace(info, cancelled_for=now - seen[info.id]) if info.id in seen else info
+        for info in infos
+    )
 
 
 def _with_deadlines(

@@ -184,6 +184,14 @@ EXPECTED: Final[tuple[ExpectedFinding, ...]] = (
         "shared watcher for all alerts.",
     ),
     ExpectedFinding(
+        "cancellation-swallowed",
+        ("cancellation-swallowed",),
+        "POST /suppliers/{supplier}/resync",
+        "After a resync two catalog syncs run side by side; cancelling the old one did nothing.",
+        "Catch `Exception`, not everything: a bare `except:` takes the task's cancellation too.",
+        min_python=(3, 11),
+    ),
+    ExpectedFinding(
         "task-collected",
         ("task-destroyed-pending",),
         "POST /orders/{order_id}/track",

@@ -225,6 +225,10 @@ async def subscribe_alerts(client: DemoClient, n: int) -> None:
         client.fire("POST", f"/items/{1 + user % 3}/price-alerts?user=u{subscriber}")
 
 
+async def resync_supplier(client: DemoClient, n: int) -> None:
+    client.fire("POST", "/suppliers/acme/resync")  # starts a sync; the next one cancels it
+
+
 async def track_orders(client: DemoClient, n: int) -> None:
     for order in range(3):
         client.fire("POST", f"/orders/{2000 + 3 * n + order}/track")
@@ -261,6 +265,8 @@ SCHEDULE: Final[tuple[Trigger, ...]] = (
     Trigger("add_task(coroutine)", 1.6, 13.0, enqueue_coroutine),
     Trigger("collected tracking task", 1.7, 14.0, track_orders),
     Trigger("price watchers never stopped", 1.3, 30.0, subscribe_alerts),
+    Trigger("supplier sync started", 2.1, None, resync_supplier),
+    Trigger("supplier sync restarted", 2.3, 60.0, resync_supplier),
     Trigger("swallowed exception", 1.8, 7.0, swallow_exception),
     Trigger("error logged, 200 sent", 1.9, 16.0, log_an_error),
     Trigger("blocking sleep", 2.0, 12.0, block_with_sleep),

@@ -27,6 +27,7 @@ KINDS: Final = (
     "lock-contention",
     "task-destroyed-pending",
     "task-leak",
+    "cancellation-swallowed",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

@@ -11,6 +11,7 @@ from inspector.diagnose.rules.background import (
     background_skipped,
 )
 from inspector.diagnose.rules.base import Rule, Settings
+from inspector.diagnose.rules.cancellation import swallowed_cancellations
 from inspector.diagnose.rules.contention import lock_contention
 from inspector.diagnose.rules.exceptions import (
     destroyed_pending_tasks,
@@ -34,6 +35,7 @@ RULES: Final[dict[str, Rule]] = {
     "stuck-task": stuck_tasks,
     "lock-contention": lock_contention,
     "task-leak": task_leaks,
+    "cancellation-swallowed": swallowed_cancellations,
     "threadpool-saturated": threadpool_saturated,
     "background-failed": background_failed,
     "background-not-run": background_not_run,

@@ -1,0 +1,45 @@
+"""`cancellation-swallowed`: only a task still going well after its cancellation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from inspector.diagnose.rules.base import Settings
+from inspector.diagnose.rules.cancellation import swallowed_cancellations
+from tests.factories import app, request, snapshot, std, task, wait
+
+STACK = (
+    app(21, "sync_supplier_catalog", "await asyncio.sleep(2)"),
+    std("asyncio/tasks.py", 1, "sleep"),
+)
+
+
+def cancelled(seconds: float | None, **fields: object) -> object:
+    return dataclasses.replace(
+        task(7, coro="shop.sync_supplier_catalog", stack=STACK, waiting_on=wait("sleep")),
+        cancelled_for=seconds,
+        **fields,
+    )
+
+
+def test_a_task_running_long_after_its_cancellation_is_named_where_it_is() -> None:
+    shot = snapshot(tasks=(cancelled(12.0, request_id=3),), requests=(request(3, "POST", "/sync"),))
+    [finding] = swallowed_cancellations(shot, Settings())
+    assert finding.kind == "cancellation-swallowed" and finding.location == STACK[0]
+    assert (
+        finding.title == "Task Task-7 (sync_supplier_catalog()) kept running after it was cancelled"
+    )
+    assert "cancelled 12 s ago" in finding.detail and "started by POST /sync" in finding.detail
+    assert "`Exception`" in finding.hint
+
+
+def test_a_cancellation_in_progress_and_no_cancellation_are_not_findings() -> None:
+    for seconds in (None, 0.5):
+        assert (
+            list(swallowed_cancellations(snapshot(tasks=(cancelled(seconds),)), Settings())) == []
+        )
+
+
+def test_a_task_that_is_done_is_not_a_finding() -> None:
+    shot = snapshot(tasks=(cancelled(30.0, state="done"),))
+    assert list(swallowed_cancellations(shot, Settings())) == []
