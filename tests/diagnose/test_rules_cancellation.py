@@ -43,3 +43,15 @@ def test_a_cancellation_in_progress_and_no_cancellation_are_not_findings() -> No
 def test_a_task_that_is_done_is_not_a_finding() -> None:
     shot = snapshot(tasks=(cancelled(30.0, state="done"),))
     assert list(swallowed_cancellations(shot, Settings())) == []
+
+
+def test_workers_restarted_over_and_over_are_one_finding() -> None:
+    """Each restart of a stubborn worker leaves one more running: one bug, said once."""
+    tasks = (
+        cancelled(40.0),
+        dataclasses.replace(cancelled(20.0), id=8, name="Task-8"),
+    )
+    [finding] = swallowed_cancellations(snapshot(tasks=tasks), Settings())
+    assert finding.count == 2 and finding.task_ids == (7, 8)
+    assert finding.title.endswith("kept running after it was cancelled (2 tasks)")
+    assert "cancelled 40 s ago" in finding.detail and "1 more task" in finding.detail

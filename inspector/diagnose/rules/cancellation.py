@@ -16,6 +16,7 @@ from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import innermost_application_frame
 from inspector.diagnose.rules.base import (
     Settings,
+    plural,
     quoted_code,
     request_label_for,
     seconds,
@@ -23,7 +24,7 @@ from inspector.diagnose.rules.base import (
     where,
 )
 from inspector.diagnose.wait_graph import LIVE_STATES
-from inspector.model import Snapshot
+from inspector.model import Snapshot, TaskInfo
 
 HINT = (
     "Let `CancelledError` through: catch `Exception` rather than everything (`except:` and "
@@ -33,31 +34,47 @@ HINT = (
 
 
 def swallowed_cancellations(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
-    """One finding per task still running long after it was cancelled."""
+    """One finding per coroutine and line where tasks run on long after they were cancelled
+    (each restart of a stubborn worker leaves one more behind: one bug, said once)."""
+    groups: dict[tuple[str, str | None, int | None], list[TaskInfo]] = {}
     for task in snapshot.tasks:
         if task.state not in LIVE_STATES or task.cancelled_for is None:
             continue
         if task.cancelled_for < settings.stuck_after:
             continue
-        location = innermost_application_frame(task.stack)
-        request = request_label_for(snapshot, task.request_id)
-        serving = f", started by {request}," if request else ""
-        at = (
-            f" It is now at {where(location, snapshot)}{quoted_code(location)}." if location else ""
-        )
-        label = task_label(task)
-        label = label[:1].upper() + label[1:]
-        yield Finding(
-            kind="cancellation-swallowed",
-            severity="warning",
-            title=f"{label} kept running after it was cancelled",
-            detail=(
-                f"{label}{serving} was cancelled "
-                f"{seconds(task.cancelled_for)} ago and is still not done: something caught "
-                f"`CancelledError` and went on, so whoever cancelled it believes it stopped.{at}"
-            ),
-            hint=HINT,
-            location=location,
-            task_ids=(task.id,),
-            request=request,
-        )
+        frame = innermost_application_frame(task.stack)
+        key = (task.coro, frame.file if frame else None, frame.line if frame else None)
+        groups.setdefault(key, []).append(task)
+    for tasks in groups.values():
+        yield _finding(snapshot, tasks)
+
+
+def _finding(snapshot: Snapshot, tasks: list[TaskInfo]) -> Finding:
+    first = max(tasks, key=lambda task: task.cancelled_for or 0.0)
+    location = innermost_application_frame(first.stack)
+    request = request_label_for(snapshot, first.request_id)
+    serving = f", started by {request}," if request else ""
+    at = f" It is now at {where(location, snapshot)}{quoted_code(location)}." if location else ""
+    label = task_label(first)
+    label = label[:1].upper() + label[1:]
+    others = (
+        f" {plural(len(tasks) - 1, 'more task')} running the same code did the same."
+        if len(tasks) > 1
+        else ""
+    )
+    return Finding(
+        kind="cancellation-swallowed",
+        severity="warning",
+        title=f"{label} kept running after it was cancelled"
+        + (f" ({len(tasks)} tasks)" if len(tasks) > 1 else ""),
+        detail=(
+            f"{label}{serving} was cancelled {seconds(first.cancelled_for or 0.0)} ago and is "
+            "still not done: something caught `CancelledError` and went on, so whoever "
+            f"cancelled it believes it stopped.{at}{others}"
+        ),
+        hint=HINT,
+        location=location,
+        task_ids=tuple(sorted(task.id for task in tasks)),
+        request=request,
+        count=len(tasks),
+    )
