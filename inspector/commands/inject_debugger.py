@@ -384,9 +384,18 @@ class Session(ABC):
     @abstractmethod
     def _print(self, expression: str) -> str: ...
 
-    @abstractmethod
     def run_now(self, address: int, timeout: float) -> int:
         """Take the GIL on the stopped thread, run the launcher at `address`, release it."""
+        output = self._evaluate(self._run_now_expression(address), timeout)
+        value = self._result(output)
+        if value is None:
+            raise DebuggerFailed(f"could not run the launcher: {_first_error(output)}")
+        return value
+
+    @abstractmethod
+    def _run_now_expression(self, address: int) -> str:
+        """`run_now` as one expression of this debugger: the GIL is never left taken between
+        two commands."""
 
     def detach(self) -> None:
         try:
@@ -460,18 +469,12 @@ class LldbSession(Session):
         found = re.findall(r"\(long\) \$\d+ = (-?\d+)", output)
         return int(found[-1]) if found else None
 
-    def run_now(self, address: int, timeout: float) -> int:
-        # One expression: the GIL is never left taken between two commands.
-        expression = (
+    def _run_now_expression(self, address: int) -> str:
+        return (
             f"long inspector_state = {_ENSURE}; "
             f"long inspector_result = {_RUN.format(address=address)}; "
             f"{_RELEASE}((int)inspector_state); (long)inspector_result"
         )
-        output = self._evaluate(expression, timeout)
-        value = self._result(output)
-        if value is None:
-            raise DebuggerFailed(f"could not run the launcher: {_first_error(output)}")
-        return value
 
 
 class GdbSession(Session):
@@ -517,18 +520,12 @@ class GdbSession(Session):
         found = re.findall(r"^\$\d+ = (-?\d+)", output, re.MULTILINE)
         return int(found[-1]) if found else None
 
-    def run_now(self, address: int, timeout: float) -> int:
-        # One expression (comma operator): the GIL is never left taken between two commands.
-        expression = (
+    def _run_now_expression(self, address: int) -> str:
+        return (  # the comma operator: one expression
             f"($inspector_state = {_ENSURE}, "
             f"$inspector_result = {_RUN.format(address=address)}, "
             f"{_RELEASE}($inspector_state), (long)$inspector_result)"
         )
-        output = self._evaluate(expression, timeout)
-        value = self._result(output)
-        if value is None:
-            raise DebuggerFailed(f"could not run the launcher: {_first_error(output)}")
-        return value
 
 
 _SESSIONS: Final[dict[str, type[Session]]] = {"lldb": LldbSession, "gdb": GdbSession}
