@@ -276,6 +276,17 @@ _run_parsers: list[argparse.ArgumentParser] = []
 """The `run` subparser, completed with the agent's options only when `run` is the command:
 their defaults read the INSPECTOR_* variables, which loads the agent's settings, and `dump`,
 `doctor` and `ps` load nothing of the agent."""
+_completed: set[argparse.ArgumentParser] = set()
+
+
+def _agent_options_parser() -> argparse.ArgumentParser:
+    """The latest registered `run` subparser with the agent's options added (once), or a parser
+    of those options alone when none was registered."""
+    parser = _run_parsers[-1] if _run_parsers else argparse.ArgumentParser(add_help=False)
+    if parser not in _completed:
+        add_arguments(parser)
+        _completed.add(parser)
+    return parser
 
 
 def split_argv(argv: Sequence[str]) -> tuple[list[str], Passthrough]:
@@ -284,17 +295,14 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], Passthrough]:
     uvicorn's options are uvicorn's to read, wherever they stand, so argparse never sees them
     (it would take the value of ``--log-config FILE`` for APP).
     """
-    while _run_parsers:
-        add_arguments(_run_parsers.pop())
+    parser = _agent_options_parser()
     rest = list(argv[1:])
     command: tuple[str, ...] | None = None
     if "--" in rest:
         cut = rest.index("--")
         rest, command = rest[:cut], tuple(rest[cut + 1 :])
-    probe = argparse.ArgumentParser(add_help=False)
-    add_arguments(probe)
     takes_value = {
-        option: action.nargs != 0 for action in probe._actions for option in action.option_strings
+        option: action.nargs != 0 for action in parser._actions for option in action.option_strings
     }
     ours: list[str] = [argv[0]]
     theirs: list[str] = []
