@@ -225,18 +225,8 @@ class _View:
         if who:
             line += "  in " + ", ".join(who)
         self.add(line)
-        # The agent's profile of the stall: the stacks it spent most of its time at first
-        # (snapshots saved by older agents list a stack once per sample: they add up the same).
-        merged: dict[tuple[Frame, ...], StackSample] = {}
-        for sample in stall.samples:
-            seen = merged.get(sample.frames)
-            merged[sample.frames] = (
-                sample
-                if seen is None
-                else dataclasses.replace(seen, count=seen.count + sample.count)
-            )
-        total = sum(sample.count for sample in merged.values())
-        heaviest = sorted(merged.values(), key=lambda sample: -sample.count)
+        heaviest = stall_profile(stall.samples)
+        total = sum(sample.count for sample in heaviest)
         for shown, sample in enumerate(heaviest):
             if shown == MAX_SAMPLES_SHOWN:
                 rest = sum(other.count for other in heaviest[shown:])
@@ -716,6 +706,23 @@ def _hex(value: int | None) -> str:
     if value is None:
         return "?"
     return f"0x{value:x}" if value >= 0 else f"-0x{-value:x}"
+
+
+def stall_profile(samples: Sequence[StackSample]) -> list[StackSample]:
+    """A stall's stacks, the one it spent most of its time at first, each once with its count
+    and the first time it was seen (snapshots saved by older agents list a stack once per
+    sample: they add up the same)."""
+    merged: dict[tuple[Frame, ...], StackSample] = {}
+    for sample in samples:
+        seen = merged.get(sample.frames)
+        merged[sample.frames] = (
+            sample
+            if seen is None
+            else dataclasses.replace(
+                seen, offset=min(seen.offset, sample.offset), count=seen.count + sample.count
+            )
+        )
+    return sorted(merged.values(), key=lambda sample: -sample.count)
 
 
 def _share(part: int, whole: int) -> str:

@@ -11,6 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from inspector.model import Frame, StackSample, Stall
+from inspector.render.text import stall_profile
 from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
@@ -55,16 +56,9 @@ def stall_row(stall: Stall, now: float, longest: float) -> Row:
 
 
 def profile(samples: tuple[StackSample, ...]) -> list[tuple[float, int, tuple[Frame, ...]]]:
-    """A stall's stacks as (first seen, samples there, frames), where it spent most time first.
-
-    The agent counts the samples at each stack (one every 10 ms); snapshots from older agents
-    list a stack once per sample, which adds up the same."""
-    merged: dict[tuple[Frame, ...], tuple[float, int]] = {}
-    for sample in samples:
-        first, count = merged.get(sample.frames, (sample.offset, 0))
-        merged[sample.frames] = (min(first, sample.offset), count + sample.count)
-    places = [(first, count, frames) for frames, (first, count) in merged.items()]
-    return sorted(places, key=lambda place: -place[1])
+    """A stall's stacks as (first seen, samples there, frames), where it spent most time first
+    (`stall_profile`, as `dump` lists them)."""
+    return [(sample.offset, sample.count, sample.frames) for sample in stall_profile(samples)]
 
 
 def stall_content(stall: Stall) -> Content:
