@@ -46,6 +46,8 @@ from inspector.model import Frame, StackCut, TaskInfo, TaskState, WaitInfo
 _UNKNOWN: Final = object()
 
 SWEEP_INTERVAL: Final = 1.0
+_HAS_CANCELLING: Final = hasattr(asyncio.Task, "cancelling")
+"""Python >= 3.11 counts the cancellations requested of a task (`Task.cancelling()`)."""
 """Seconds between sweeps that date new tasks and notice dead ones."""
 MAX_DEAD_TASKS: Final = 50
 """Failed-but-referenced tasks reported at most (the newest are kept)."""
@@ -348,11 +350,12 @@ class TasksProbe:
         """When each task still running was first seen with a cancellation requested: one C
         call per task (`cancelling()`, Python >= 3.11; asyncio.timeout and TaskGroup take
         theirs back with `uncancel()` within moments)."""
+        if not _HAS_CANCELLING:
+            return
         previous = self._cancel_seen
         fresh: dict[int, float] = {}
         for task in tasks:
-            cancelling = getattr(task, "cancelling", None)
-            if cancelling is not None and not task.done() and cancelling():
+            if task.cancelling() and not task.done():  # type: ignore[attr-defined]  # 3.11+
                 fresh[id(task)] = previous.get(id(task), now)
         self._cancel_seen = fresh
 
