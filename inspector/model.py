@@ -53,6 +53,7 @@ WaitKind = Literal[
     "thread",  # a concurrent future run in a thread (to_thread, run_in_executor, anyio)
     "limiter",  # an anyio CapacityLimiter token
     "stream",  # a stream / socket read
+    "pool",  # a connection from a pool (httpx, aiohttp, a home-made pool)
     "future",
     "unknown",
 ]
@@ -97,6 +98,10 @@ class WaitInfo:
     """Seconds left for a sleep or timeout."""
     thread_id: int | None = None
     """The worker thread running the awaited function, for kind="thread"."""
+    capacity: int | None = None
+    """Connections a pool can lend at once, for kind="pool" (None: no limit or not known)."""
+    in_use: int | None = None
+    """Connections of the pool lent out now, for kind="pool"."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,15 @@ class LoopStats:
     """Seconds the loop has been stalled right now, or None when it is running."""
     total_stalls: int = 0
     total_stalled_seconds: float = 0.0
+    busy: float | None = None
+    """Share of the last 5 s the loop thread spent on the CPU, 0..1 (None: not measurable)."""
+    busy_profile: tuple[StackSample, ...] = ()
+    """Where a busy loop spent its time between stalls: the stacks of the last burst of
+    samples, with their counts, heaviest first (taken only while the loop is busy)."""
+    busy_idle_samples: int = 0
+    """Samples of that burst that found the loop waiting for I/O."""
+    busy_sampled_at: float | None = None
+    """Wall-clock time that burst ended."""
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,9 @@ class TasksProbe:
             with_stacks=options.with_stacks,
             current=current,
             loop_top=loop_top,
-            waits=WaitContext(loop, self._locks if self._locks.installed else None),
+            waits=WaitContext(
+                loop, self._locks if self._locks.installed else None, chain=await_chain
+            ),
             previous=self._parked,
         )
         infos = tuple(run.describe(task, now - seen[id(task)][1]) for task in selected)

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from inspector.agent.frames import is_application_frame
 from inspector.agent.locks import LockTracker, asyncio_class, original_method
+from inspector.agent.pools import Chain, pool_wait
 from inspector.model import WaitInfo
 
 REFINE_DEPTH: Final = 4
@@ -37,9 +38,16 @@ _CONCURRENT_FUTURE = concurrent.futures.Future
 class WaitContext:
     """Per-collect state shared by every description: the loop, lock owners, caches."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, locks: LockTracker | None = None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        locks: LockTracker | None = None,
+        chain: Chain | None = None,
+    ) -> None:
         self.loop = loop
         self.locks = locks
+        self.chain = chain
+        """How to read another task's await chain (to find who holds a pool's connections)."""
         self.table = _table.fresh()
         self.caller: types.FrameType | None = None
         """The frame that awaits the innermost one (set per description: a suspended coroutine
@@ -721,6 +729,10 @@ def describe_wait(
         info = _describe_future(fut, innermost, ctx)
     if info is None and leaf is not None:
         info = WaitInfo(kind="unknown", description=f"awaits {type(leaf).__name__}")
+    if fut is not None or info is not None:
+        pooled = pool_wait(frames, info, ctx.loop, ctx.chain, ctx.shared)
+        if pooled is not None:
+            return pooled
     return info
 
 

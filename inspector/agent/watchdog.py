@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from inspector.agent.busy import BusySampler, thread_clock
 from inspector.agent.frames import frame_at
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.model import Frame, LoopStats, StackSample, Stall
@@ -238,6 +239,7 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._periodic: list[_PeriodicJob] = []
         self.listeners: list[StallListener] = []
+        self._busy = BusySampler(None, clock)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -254,6 +256,12 @@ class Watchdog:
         self._last_point = now
         self._kick_every = max(self._interval, self._threshold / 2)
         self._last_kick = now
+        self._busy = BusySampler(
+            thread_clock() if threading.get_ident() == context.loop_thread_id else None,
+            self._clock,
+            context.loop,
+            lambda frame: still_stack(frame, MAX_STACK_DEPTH),
+        )
 
     def install(self, context: AgentContext) -> None:
         """Arm the heartbeat (we are on the loop thread) and start the watchdog thread."""
@@ -278,6 +286,7 @@ class Watchdog:
         if self._closed:
             return
         self._closed = True
+        self._busy.close()
         self._stop.set()
         self._release(self._kick)
         thread = self._thread
@@ -411,6 +420,7 @@ class Watchdog:
             elif not self._loop_running(context):
                 # The loop stopped (the server is exiting): this is not a stall any more.
                 self._current = None
+            self._busy.look(max(self._beat[1], self._window_max_lag), self._current is not None)
             self._add_lag_point(now, lateness)
 
     def _finish_stalls(self, beat_at: float) -> None:
@@ -547,6 +557,14 @@ class Watchdog:
                 stalled_for=stalled_for,
                 total_stalls=self._total_stalls,
                 total_stalled_seconds=self._total_stalled,
+                busy=self._busy.share(),
+                busy_profile=self._busy.profile,
+                busy_idle_samples=self._busy.idle_samples,
+                busy_sampled_at=(
+                    self._wall_at(self._busy.sampled_at)
+                    if self._busy.sampled_at is not None
+                    else None
+                ),
             )
 
     def stalls(self) -> tuple[Stall, ...]:

@@ -28,6 +28,8 @@ KINDS: Final = (
     "task-destroyed-pending",
     "task-leak",
     "cancellation-swallowed",
+    "pool-exhausted",
+    "loop-saturated",
 )
 """Kinds scripts depend on: add new ones, never rename these."""
 

@@ -36,12 +36,16 @@ def main(argv: list[str] | None = None) -> int:
         failed += bool(bad) and not outcome.skipped
         status = "skip" if outcome.skipped else ("FAIL" if bad else "ok")
         times = ", ".join(f"{line}: {seconds:.1f} s" for line, seconds in outcome.named.items())
-        print(f"{status:4} {outcome.name}  named {len(outcome.named)}/{len(outcome.marks)}"
-              f"  warnings {len(outcome.warnings)}  {times}")
+        print(
+            f"{status:4} {outcome.name}  named {len(outcome.named)}/{len(outcome.marks)}"
+            f"  warnings {len(outcome.warnings)}  {times}"
+        )
         if (bad or args.verbose) and not outcome.skipped:
             print(outcome.error or outcome.explain())
     named, total, alarmed, healthy = runner.score(outcomes.values())
-    print(f"\nmarked faults named: {named}/{total}; healthy apps with a warning: {alarmed}/{healthy}")
+    print(
+        f"\nmarked faults named: {named}/{total}; healthy apps with a warning: {alarmed}/{healthy}"
+    )
     return 1 if failed else 0
 
 

@@ -119,11 +119,7 @@ def _where(finding: dict[str, Any]) -> str:
 
 def _lines_named(finding: dict[str, Any], file_name: str) -> set[int]:
     frames = [finding.get("location"), *finding.get("related", ())]
-    return {
-        frame["line"]
-        for frame in frames
-        if frame and Path(frame["file"]).name == file_name
-    }
+    return {frame["line"] for frame in frames if frame and Path(frame["file"]).name == file_name}
 
 
 def interpreter_for(scenario: Scenario) -> str | None:
@@ -275,16 +271,29 @@ class Connections:
                     connection.close()
                     return
                 self._open.append(connection)
-            connection.sendall(_request(call))
+            if call.mode == "load":
+                connection.close()
+                self._load(port, call)
+                return
+            connection.sendall(_request(call, port))
             if call.mode in ("complete", "stream", "websocket"):
                 for _ in _drain(connection, self._closed):
                     pass
             if call.mode == "complete":
                 connection.close()
 
+    def _load(self, port: int, call: Call) -> None:
+        until = time.monotonic() + call.seconds
+        request = _request(call, port)
+        while time.monotonic() < until and not self._closed.is_set():
+            with socket.create_connection((HOST, port), timeout=10) as connection:
+                connection.sendall(request)
+                for _ in _drain(connection, self._closed):
+                    pass
 
-def _request(call: Call) -> bytes:
-    headers = [f"{call.method} {call.path} HTTP/1.1", "Host: scenario"]
+
+def _request(call: Call, port: int) -> bytes:
+    headers = [f"{call.method} {call.path} HTTP/1.1", f"Host: {HOST}:{port}"]
     if call.mode == "websocket":
         key = base64.b64encode(os.urandom(16)).decode()
         headers += [

@@ -19,7 +19,7 @@ from typing import Final, Literal
 
 MARK: Final = re.compile(r"#\s*bug:\s*(?P<kinds>[a-z-]+(?:\|[a-z-]+)*)\s*$")
 
-Mode = Literal["complete", "hold", "stream", "websocket"]
+Mode = Literal["complete", "hold", "stream", "websocket", "load"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class Call:
     """Seconds to wait after the server is ready before sending them."""
     mode: Mode = "complete"
     """complete: read the whole response; hold: send and never read (stays in flight);
-    stream: keep reading a streaming response; websocket: open one and keep it open."""
+    stream: keep reading a streaming response; websocket: open one and keep it open;
+    load: `times` clients each sending requests one after another for `seconds`."""
+    seconds: float = 0.0
 
 
 def get(path: str, *, times: int = 1, after: float = 0.0) -> Call:
@@ -52,6 +54,12 @@ def hold(path: str, *, times: int = 1, after: float = 0.0) -> Call:
 
 def stream(path: str, *, times: int = 1, after: float = 0.0) -> Call:
     return Call(path, times=times, after=after, mode="stream")
+
+
+def load(path: str, *, clients: int = 4, seconds: float = 4.0, after: float = 0.0) -> Call:
+    """Steady traffic: `clients` connections, each sending the next request when the last
+    is answered, for `seconds`."""
+    return Call(path, times=clients, after=after, mode="load", seconds=seconds)
 
 
 def websocket(path: str, *, times: int = 1, after: float = 0.0) -> Call:

@@ -22,7 +22,9 @@ from inspector.diagnose.rules.exceptions import (
 )
 from inspector.diagnose.rules.leaks import task_leaks
 from inspector.diagnose.rules.loop import loop_blocked
+from inspector.diagnose.rules.pools import pool_exhausted
 from inspector.diagnose.rules.requests import hanging_requests
+from inspector.diagnose.rules.saturation import loop_saturated
 from inspector.diagnose.rules.sync_async import sync_async_deadlocks
 from inspector.diagnose.rules.tasks import deadlocks, stuck_tasks
 from inspector.diagnose.rules.threadpool import threadpool_saturated
@@ -30,10 +32,12 @@ from inspector.diagnose.rules.threadpool import threadpool_saturated
 RULES: Final[dict[str, Rule]] = {
     "sync-async-deadlock": sync_async_deadlocks,
     "loop-blocked": loop_blocked,
+    "loop-saturated": loop_saturated,
     "deadlock": deadlocks,
     "hanging-request": hanging_requests,
     "stuck-task": stuck_tasks,
     "lock-contention": lock_contention,
+    "pool-exhausted": pool_exhausted,
     "task-leak": task_leaks,
     "cancellation-swallowed": swallowed_cancellations,
     "threadpool-saturated": threadpool_saturated,

@@ -1,0 +1,285 @@
+"""Waits for a connection from a pool, in the pool's own terms.
+
+A task waiting for httpx's pool ends in an anyio Event; one waiting for aiohttp's connector in a
+bare Future; one waiting for a home-made pool in `Queue.get` or `Semaphore.acquire`. Said as
+"Event not set" none of them tells the user that every connection is checked out. Here the
+frames of a waiting task are matched against the pools' own waiting functions (httpcore's
+`AsyncPoolRequest.wait_for_connection`, aiohttp's `_wait_for_available_connection`, or a
+`get`/`acquire` called from a method of a class named like a pool), and the pool object found
+there says its capacity, how many are in use, how many wait, and, where the frames of other
+tasks show it, which tasks hold the connections.
+
+Every read is of a suspended frame's locals and of plain attributes, from the agent's thread,
+once per pool per collect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final
+
+from inspector.model import WaitInfo
+
+SCAN_TASKS: Final = 2000
+"""Tasks whose frames are searched for the holders of one pool, at most."""
+HOME_MADE_DEPTH: Final = 4
+"""Frames above a Queue.get / Semaphore.acquire searched for a pool's method."""
+LIBRARY_DIRS: Final = ("httpcore", "httpx", "aiohttp")
+"""Packages whose frames can hold a pool's connection."""
+
+Chain = Callable[[object], "tuple[list[types.FrameType], object | None]"]
+
+
+@dataclass(frozen=True)
+class _Library:
+    """A pool library: where its waiters wait and how its pool object counts."""
+
+    name: str
+    module: str
+    waiting_function: str
+    """The function a task waiting for a connection is suspended in (dotted, in `module`)."""
+
+
+HTTPCORE: Final = _Library(
+    "httpx", "httpcore._async.connection_pool", "AsyncPoolRequest.wait_for_connection"
+)
+AIOHTTP: Final = _Library(
+    "aiohttp", "aiohttp.connector", "BaseConnector._wait_for_available_connection"
+)
+LIBRARIES: Final = (HTTPCORE, AIOHTTP)
+
+
+class _Codes:
+    """Code objects of the libraries' waiting functions, looked up once each is imported."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, _Library] = {}
+        self.pinned: list[types.CodeType] = []
+        self.missing = list(LIBRARIES)
+
+    def fresh(self) -> dict[int, _Library]:
+        if self.missing and any(library.module in sys.modules for library in self.missing):
+            for library in list(self.missing):
+                code = _code(library.module, library.waiting_function)
+                if code is not None:
+                    self.pinned.append(code)
+                    self.by_id[id(code)] = library
+                    self.missing.remove(library)
+        return self.by_id
+
+
+def _code(module_name: str, path: str) -> types.CodeType | None:
+    obj: object = sys.modules.get(module_name)  # never import: only what the app uses
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    code = getattr(obj, "__code__", None)
+    return code if isinstance(code, types.CodeType) else None
+
+
+_codes = _Codes()
+
+
+@dataclass(frozen=True)
+class PoolState:
+    name: str
+    """"httpx's pool", "aiohttp's connector", "ConnectionPool"."""
+    capacity: int | None
+    in_use: int | None
+    waiting: int
+
+
+def pool_wait(
+    frames: list[types.FrameType],
+    info: WaitInfo | None,
+    loop: asyncio.AbstractEventLoop,
+    chain: Chain | None,
+    shared: Callable[[tuple[Any, ...], Callable[[], WaitInfo]], WaitInfo],
+) -> WaitInfo | None:
+    """A `kind="pool"` description when the task waits for a pool's connection, else None."""
+    codes = _codes.fresh()
+    if codes:
+        for index in range(len(frames) - 1, max(-1, len(frames) - 8), -1):
+            library = codes.get(id(frames[index].f_code))
+            if library is not None:
+                pool = _library_pool(library, frames, index)
+                if pool is not None:
+                    return shared(
+                        ("pool", id(pool)), partial(_describe, library, pool, loop, chain)
+                    )
+    if info is not None and info.kind in ("queue-get", "semaphore"):
+        return _home_made(frames, info)
+    return None
+
+
+def _self_of(frame: types.FrameType) -> Any:
+    return frame.f_locals.get("self")  # read only (a write-through proxy on 3.13)
+
+
+def _library_pool(library: _Library, frames: list[types.FrameType], index: int) -> Any:
+    if library is HTTPCORE:
+        # wait_for_connection belongs to the request; the pool is the caller's `self`.
+        return _self_of(frames[index - 1]) if index > 0 else None
+    return _self_of(frames[index])
+
+
+def _state(library: _Library, pool: Any) -> PoolState:
+    if library is HTTPCORE:
+        requests = list(getattr(pool, "_requests", ()))
+        waiting = sum(1 for request in requests if getattr(request, "connection", 1) is None)
+        capacity = getattr(pool, "_max_connections", None)
+        if not isinstance(capacity, int) or capacity >= sys.maxsize:
+            capacity = None
+        return PoolState("httpx's pool", capacity, len(requests) - waiting, waiting)
+    limit = getattr(pool, "_limit", 0)
+    waiters = getattr(pool, "_waiters", {}) or {}
+    waiting = sum(len(queue) for queue in list(waiters.values()))
+    return PoolState(
+        "aiohttp's connector",
+        limit if isinstance(limit, int) and limit > 0 else None,
+        len(getattr(pool, "_acquired", ())),
+        waiting,
+    )
+
+
+def _describe(
+    library: _Library, pool: Any, loop: asyncio.AbstractEventLoop, chain: Chain | None
+) -> WaitInfo:
+    state = _state(library, pool)
+    holders = _holders(pool, library, loop, chain) if chain is not None else ()
+    return WaitInfo(
+        kind="pool",
+        description=_words(state, len(holders) if chain is not None else None),
+        object_id=id(pool),
+        holder_task_ids=holders,
+        waiters=state.waiting,
+        capacity=state.capacity,
+        in_use=state.in_use,
+    )
+
+
+def _words(state: PoolState, holders: int | None) -> str:
+    capacity = f" of {state.capacity}" if state.capacity is not None else ""
+    text = f"waiting for a connection from {state.name}: {state.in_use}{capacity} in use"
+    text += f", {state.waiting} waiting"
+    if holders is not None and state.in_use is not None and holders < state.in_use:
+        text += f"; {state.in_use - holders} held by no running task (never released)"
+    return text
+
+
+def _holders(
+    pool: Any, library: _Library, loop: asyncio.AbstractEventLoop, chain: Chain
+) -> tuple[int, ...]:
+    """Tasks inside a call through `pool` that are not waiting for it: they hold a connection."""
+    waiting_code = next(
+        (code for code in _codes.pinned if _codes.by_id.get(id(code)) is library), None
+    )
+    holders: list[int] = []
+    for task in _tasks(loop)[:SCAN_TASKS]:
+        try:
+            frames, _ = chain(task.get_coro())
+        except Exception:
+            continue
+        library_frames = [f for f in frames if _in_library(f.f_code.co_filename)]
+        if not library_frames or any(f.f_code is waiting_code for f in library_frames):
+            continue
+        if any(_refers_to(_self_of(frame), pool) for frame in library_frames):
+            holders.append(id(task))
+    return tuple(holders)
+
+
+def _in_library(filename: str) -> bool:
+    parts = filename.replace("\\", "/").split("/")
+    return any(package in parts for package in LIBRARY_DIRS)
+
+
+def _refers_to(obj: Any, pool: Any) -> bool:
+    """`obj` is the pool, or one of the objects that lead to it (a stream, a transport, a
+    session, a response's connection)."""
+    if obj is None:
+        return False
+    if obj is pool:
+        return True
+    for attribute in ("_pool", "_connector"):
+        if getattr(obj, attribute, None) is pool:
+            return True
+    transport = getattr(obj, "_transport", None)
+    if getattr(transport, "_pool", None) is pool:
+        return True
+    connection = getattr(obj, "_connection", None)
+    return getattr(connection, "_connector", None) is pool
+
+
+def _tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    for _ in range(20):
+        try:
+            return list(asyncio.all_tasks(loop))
+        except RuntimeError:  # the set changed while it was copied
+            continue
+    return []
+
+
+# --- home-made pools ---------------------------------------------------------------------------
+
+
+def _home_made(frames: list[types.FrameType], info: WaitInfo) -> WaitInfo | None:
+    """A Queue.get or Semaphore.acquire called from a method of a class named like a pool."""
+    for frame in _callers(frames, HOME_MADE_DEPTH):
+        owner = _self_of(frame)
+        if owner is None or isinstance(owner, _PRIMITIVES):
+            continue  # the primitive itself (a Semaphore subclass), not a pool holding one
+        if "pool" not in type(owner).__name__.lower():
+            continue
+        capacity = _capacity(owner)
+        name = type(owner).__name__
+        if info.kind == "semaphore":
+            in_use: int | None = len(info.holder_task_ids) or None
+            if capacity is not None:
+                in_use = max(in_use or 0, capacity - max(0, _semaphore_value(owner, capacity)))
+        else:
+            in_use = capacity  # the queue is empty: every connection is out
+        state = PoolState(name, capacity, in_use, info.waiters or 1)
+        return WaitInfo(
+            kind="pool",
+            description=_words(state, None),
+            object_id=id(owner),
+            holder_task_ids=info.holder_task_ids,
+            waiters=state.waiting,
+            capacity=capacity,
+            in_use=in_use,
+        )
+    return None
+
+
+_PRIMITIVES: Final = (asyncio.Semaphore, asyncio.Lock, asyncio.Queue, asyncio.Condition)
+
+
+def _callers(frames: list[types.FrameType], depth: int) -> Iterable[types.FrameType]:
+    """The frames above the asyncio primitive's own, innermost first."""
+    outer = [f for f in frames if not _is_asyncio(f.f_code.co_filename)]
+    return reversed(outer[-depth:])
+
+
+def _is_asyncio(filename: str) -> bool:
+    return "asyncio" in filename.replace("\\", "/").split("/")
+
+
+def _capacity(pool: Any) -> int | None:
+    for attribute in ("max_size", "maxsize", "size", "capacity", "_max_size", "_maxsize", "_size"):
+        value = getattr(pool, attribute, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _semaphore_value(pool: Any, capacity: int) -> int:
+    for value in vars(pool).values() if hasattr(pool, "__dict__") else ():
+        if isinstance(value, asyncio.Semaphore):
+            return int(getattr(value, "_value", capacity))
+    return capacity

@@ -1,0 +1,117 @@
+"""Waits for a pool's connection are said in the pool's terms: capacity, in use, who holds them.
+
+Real httpx and aiohttp clients on a real loop thread, talking to a local server that accepts
+requests and never answers, so the connections stay checked out; and a home-made pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+
+from inspector.model import WaitInfo
+from tests.agent.test_tasks import Inspected, LoopThread, inspecting, running_app
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def inspected(request: pytest.FixtureRequest) -> Iterator[Inspected]:
+    for app in running_app(request.param):
+        yield from inspecting(app)
+
+
+def silent_server(app: LoopThread) -> tuple[asyncio.AbstractServer, str]:
+    """A server on the loop that reads requests and never answers."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        await asyncio.Event().wait()
+
+    async def start() -> tuple[asyncio.AbstractServer, str]:
+        server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        return server, f"http://127.0.0.1:{port}/slow"
+
+    return app.run(start())
+
+
+def pool_wait_of(inspected: Inspected, task: asyncio.Task[Any]) -> WaitInfo:
+    wait = inspected.waiting(task, "pool").waiting_on
+    assert wait is not None
+    return wait
+
+
+def test_httpx_pool_says_it_is_full_and_which_tasks_hold_its_connections(
+    inspected: Inspected,
+) -> None:
+    app = inspected.app
+    server, url = silent_server(app)
+    client = app.call(lambda: httpx.AsyncClient(limits=httpx.Limits(max_connections=2)))
+    holders = [app.spawn(client.get(url), name=f"holder-{n}") for n in range(2)]
+    for holder in holders:
+        inspected.wait_for(holder, lambda t: t.waiting_on is not None)
+    waiter = app.spawn(client.get(url), name="waiter")
+    wait = pool_wait_of(inspected, waiter)
+    assert (wait.capacity, wait.in_use, wait.waiters) == (2, 2, 1)
+    assert set(wait.holder_task_ids) == {id(holder) for holder in holders}
+    assert wait.description == (
+        "waiting for a connection from httpx's pool: 2 of 2 in use, 1 waiting"
+    )
+    app.call(server.close)
+
+
+def test_aiohttp_connector_says_it_is_full(inspected: Inspected) -> None:
+    app = inspected.app
+    server, url = silent_server(app)
+
+    async def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+
+    client = app.run(session())
+
+    async def fetch() -> None:
+        async with client.get(url) as response:
+            await response.read()
+
+    holder = app.spawn(fetch(), name="holder")
+    inspected.wait_for(holder, lambda t: t.waiting_on is not None)
+    waiter = app.spawn(fetch(), name="waiter")
+    wait = pool_wait_of(inspected, waiter)
+    assert (wait.capacity, wait.in_use, wait.waiters) == (1, 1, 1)
+    assert wait.holder_task_ids == (id(holder),)
+    assert "aiohttp's connector: 1 of 1 in use" in wait.description
+    app.call(server.close)
+
+
+class ConnectionPool:
+    """A pool as applications write one: connections in a Queue, `size` of them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: asyncio.Queue[object] = asyncio.Queue()
+        for _ in range(size):
+            self._idle.put_nowait(object())
+
+    async def acquire(self) -> object:
+        return await self._idle.get()
+
+
+def test_a_home_made_pool_on_a_queue_is_a_pool_wait(inspected: Inspected) -> None:
+    app = inspected.app
+    pool = app.call(lambda: ConnectionPool(2))
+    for _ in range(2):
+        app.run(pool.acquire())  # both checked out, never returned
+    waiter = app.spawn(pool.acquire(), name="waiter")
+    wait = pool_wait_of(inspected, waiter)
+    assert (wait.capacity, wait.in_use) == (2, 2)
+    assert wait.description.startswith("waiting for a connection from ConnectionPool: 2 of 2")
+
+
+def test_a_queue_outside_any_pool_stays_a_queue_wait(inspected: Inspected) -> None:
+    queue = inspected.app.call(asyncio.Queue)
+    consumer = inspected.app.spawn(queue.get(), name="consumer")
+    assert inspected.waiting(consumer, "queue-get").waiting_on is not None
