@@ -10,9 +10,11 @@ the refusals. Skipped, with the reason, where no debugger can attach.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -302,6 +304,57 @@ def test_inject_into_uvloop(debugger: str, tmp_path: Path) -> None:
         assert snapshot(server).process.loop == "uvloop"
         server.get("/on-uvloop")
         wait_for(lambda: "/on-uvloop" in paths_seen(server), 10, "request seen")
+
+
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def agent_in_ps(server: RunningServer) -> str | None:
+    listed = json.loads(cli("ps", "--json", server=server).stdout)["targets"]
+    [mine] = [t for t in listed if t["pid"] == server.process.pid]
+    return mine["agent"]
+
+
+def refuses_connections(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_detach_leaves_the_server_as_it_was_and_inject_works_again(
+    debugger: str, tmp_path: Path
+) -> None:
+    with plain_server(Path(sys.executable), tmp_path) as server:
+        pid = server.process.pid
+        threads = thread_count(pid)
+        inject(server)
+        address = server.agent_address()
+        assert agent_in_ps(server) == f"{address[0]}:{address[1]}"
+        server.get("/tracked")
+        wait_for(lambda: "/tracked" in paths_seen(server), 10, "request seen")
+
+        detached = cli("inject", "--detach", str(pid), server=server)
+        assert detached.returncode == 0, detached.stderr
+        assert detached.stdout.strip() == (
+            f"agent detached from pid {pid}: probes removed, {address[0]}:{address[1]} closed"
+        ), detached.stdout
+        assert server.registrations() == []
+        assert refuses_connections(address)
+        assert agent_in_ps(server) is None
+        assert server.get("/after-detach") == b"ok"
+        wait_for(lambda: thread_count(pid) == threads, 5, "the agent's threads gone")
+
+        again = cli("inject", "--detach", str(pid), server=server)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == f"no agent in pid {pid}: nothing to detach"
+
+        inject(server)  # a new agent, on a new port
+        server.get("/reinjected")
+        wait_for(lambda: "/reinjected" in paths_seen(server), 10, "request seen")
+        assert "Traceback" not in server.output()
 
 
 # --- refusals: one line, exit 2 -------------------------------------------------------------
