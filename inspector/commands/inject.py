@@ -156,16 +156,30 @@ def handle(args: argparse.Namespace) -> int:
     if existing is not None:
         print(f"pid {pid} already runs an agent at {existing}: inspector attach {existing}")
         return ExitStatus.OK
+    start(pid, target, args.host, args.port, args.timeout, args.method)
+    return ExitStatus.OK
+
+
+def start(
+    pid: int,
+    target: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = RESULT_TIMEOUT,
+    method: str = "auto",
+) -> tuple[str, int]:
+    """Start the agent in `pid` (checked with `check_target`), say so in one line; returns
+    the agent's address (also when it was running already). `attach --pid` uses it too."""
     version = check_python_process(target)
-    method = choose_method(args.method, pid, version)
+    methods = choose_method(method, pid, version)
     check_ptrace_rights(pid)
-    answer, how = inject(pid, args.host, args.port, args.timeout, method)
+    answer, how = inject(pid, host, port, timeout, methods)
     address = f"{answer.get('host')}:{answer.get('port')}"
     if answer.get("already"):
         print(f"pid {pid} already runs an agent at {address}: inspector attach {address}")
-        return ExitStatus.OK
-    print(f"agent started in pid {pid} at {address} ({how}): {_tracking(answer)}")
-    return ExitStatus.OK
+    else:
+        print(f"agent started in pid {pid} at {address} ({how}): {_tracking(answer)}")
+    return str(answer.get("host")), int(answer.get("port") or 0)
 
 
 def detach(pid: int, target: Any, args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from inspector.model import Snapshot
 from inspector.registration import ENV_RUNTIME_DIR
 from tests.helpers.server import HOST, REPO_ROOT, RunningServer, free_port, launched
 from tests.helpers.telnet import TermuiClient
+from tests.helpers.terminal import Terminal
 
 VENV_TIMEOUT = 300.0
 """Seconds to make a venv with uvicorn and aiomonitor for another Python (pip, cached or not)."""
@@ -355,6 +356,63 @@ def test_detach_leaves_the_server_as_it_was_and_inject_works_again(
         server.get("/reinjected")
         wait_for(lambda: "/reinjected" in paths_seen(server), 10, "request seen")
         assert "Traceback" not in server.output()
+
+
+# --- attach --pid on a server without an agent ------------------------------------------------
+
+
+@contextmanager
+def attach_in_a_terminal(server: RunningServer, *args: str) -> Iterator[Terminal]:
+    env = {**os.environ, ENV_RUNTIME_DIR: str(server.runtime_dir)}
+    command = [sys.executable, "-m", "inspector", "attach", "--pid", str(server.process.pid)]
+    terminal = Terminal([*command, *args], env, REPO_ROOT)
+    try:
+        yield terminal
+    finally:
+        terminal.stop()
+
+
+def test_attach_offers_to_inject_once(debugger: str, tmp_path: Path) -> None:
+    """No terminal: one line saying what to do. At a terminal: asked once, 'n' leaves the
+    server alone, 'y' injects and opens the UI; --inject does not ask."""
+    pytest.importorskip("textual")
+    with plain_server(Path(sys.executable), tmp_path) as server:
+        pid = server.process.pid
+        env = {**os.environ, ENV_RUNTIME_DIR: str(server.runtime_dir)}
+        piped = subprocess.run(
+            [sys.executable, "-m", "inspector", "attach", "--pid", str(pid)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+            env=env,
+        )
+        line = one_line_refusal(piped)
+        assert "pass --inject" in line and f"`inspector inject {pid}`" in line, line
+
+        question = rf"pid {pid} \(.*inject_app:app.*\) has no agent; inject one now\? \[y/N\]"
+        with attach_in_a_terminal(server) as terminal:
+            terminal.wait_for(question)
+            terminal.type("n\r")
+            assert terminal.exit_status() == 2
+            assert f"not injected: no agent in pid {pid}" in terminal.text
+        assert server.registrations() == []
+
+        with attach_in_a_terminal(server) as terminal:
+            terminal.wait_for(question)
+            terminal.type("y\r")
+            terminal.wait_for(rf"agent started in pid {pid} at 127\.0\.0\.1:\d+", 20)
+            assert len(server.registrations()) == 1
+            terminal.wait_for(rf"live pid {pid}", 20)  # the UI shows the server
+            assert terminal.process.poll() is None
+
+        assert cli("inject", "--detach", str(pid), server=server).returncode == 0
+        with attach_in_a_terminal(server, "--inject") as terminal:
+            terminal.wait_for(rf"agent started in pid {pid}", 20)
+            assert "[y/N]" not in terminal.text
+            terminal.wait_for(rf"live pid {pid}", 20)
+            assert terminal.process.poll() is None
 
 
 # --- refusals: one line, exit 2 -------------------------------------------------------------
