@@ -3,8 +3,9 @@
 For every CPython the machine has (this venv's; 3.10, 3.12, 3.13 in small venvs made here with
 uvicorn and aiomonitor only, so the agent is imported from this checkout): an idle server with
 a parked request and a keep-alive connection, and a server whose loop is blocked in
-`time.sleep` when the agent arrives. On this venv's Python also a CPU-bound loop, uvloop, and
-the refusals. Skipped, with the reason, where no debugger can attach.
+`time.sleep` when the agent arrives. On this venv's Python also a CPU-bound loop, uvloop, an
+injection under wrk's load, `--detach`, `attach --pid` offering to inject, and the refusals.
+Skipped, with the reason, where no debugger can attach.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -356,6 +358,86 @@ def test_detach_leaves_the_server_as_it_was_and_inject_works_again(
         server.get("/reinjected")
         wait_for(lambda: "/reinjected" in paths_seen(server), 10, "request seen")
         assert "Traceback" not in server.output()
+
+
+# --- under load ------------------------------------------------------------------------------
+
+LOAD_SECONDS = 5
+INJECT_AFTER = 1.5
+
+
+def load_with_wrk(server: RunningServer, seconds: int) -> subprocess.Popen[str]:
+    command = ["wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "10s", server.url("/load")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wrk_failures(output: str) -> tuple[int, str]:
+    """(requests served, what failed: "" when nothing did) from wrk's report."""
+    served = re.search(r"(\d+) requests in", output)
+    assert served is not None, output
+    failed = [
+        line.strip() for line in output.splitlines() if "Socket errors" in line or "Non-2xx" in line
+    ]
+    return int(served.group(1)), "; ".join(failed)
+
+
+def load_in_python(server: RunningServer, stop: threading.Event, out: list[str]) -> None:
+    """wrk's job when it is missing: keep-alive GETs on 4 connections until `stop`."""
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(HOST, server.http_port, timeout=10)
+        try:
+            while not stop.is_set():
+                connection.request("GET", "/load")
+                response = connection.getresponse()
+                body = response.read()
+                out.append(
+                    "ok" if response.status == 200 and body == b"ok" else str(response.status)
+                )
+        except Exception as error:
+            out.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+
+def test_inject_under_load_loses_no_request(debugger: str, tmp_path: Path) -> None:
+    """wrk's keep-alive connections run through the injection: every request answered 200, no
+    socket error, nothing raised in the server; the agent tracks the open connections' next
+    requests."""
+    with plain_server(Path(sys.executable), tmp_path) as server:
+        wrk = load_with_wrk(server, LOAD_SECONDS) if shutil.which("wrk") else None
+        stop, answers = threading.Event(), []
+        python_load = None
+        if wrk is None:  # wrk missing: the same check with a Python client
+            python_load = threading.Thread(target=load_in_python, args=(server, stop, answers))
+            python_load.start()
+        try:
+            time.sleep(INJECT_AFTER)
+            inject(server)
+            wait_for(lambda: "/load" in paths_seen(server), 10, "the load's requests tracked")
+            if wrk is not None:
+                output, _ = wrk.communicate(timeout=LOAD_SECONDS + 30)
+                served, failed = wrk_failures(output)
+            else:
+                time.sleep(1)
+                stop.set()
+                python_load.join(30)  # type: ignore[union-attr]
+                served = len(answers)
+                failed = "; ".join(sorted({a for a in answers if a != "ok"}))
+        finally:
+            stop.set()
+            if wrk is not None and wrk.poll() is None:
+                wrk.kill()
+                wrk.wait(10)
+        assert served > 100, served
+        assert failed == "", failed
+        assert "Traceback" not in server.output() and "ERROR" not in server.output()
 
 
 # --- attach --pid on a server without an agent ------------------------------------------------
