@@ -296,15 +296,18 @@ def _list_in_flight(tasks: tuple[asyncio.Task[Any], ...]) -> int:
         if scope is None or scope.get("type") not in ("http", "websocket"):
             continue
         receive = getattr(_cycle_of(task), "receive", None) or _no_receive
-        tracker.light[task] = (next(tracker.ids), tracker.perf(), scope, receive)
-        task.add_done_callback(_unlister(tracker))
+        request_id = next(tracker.ids)
+        tracker.start_unknown.add(request_id)
+        tracker.light[task] = (request_id, tracker.perf(), scope, receive)
+        task.add_done_callback(_unlister(tracker, request_id))
         listed += 1
     return listed
 
 
-def _unlister(tracker: Any) -> Any:
+def _unlister(tracker: Any, request_id: int) -> Any:
     def unlist(task: asyncio.Task[Any]) -> None:
         try:
+            tracker.start_unknown.discard(request_id)
             entry = tracker.light.pop(task, None)
             if entry is not None and type(entry) is not tuple:
                 tracker.finish(entry)  # given a record late (a thread, a failure)

@@ -87,6 +87,7 @@ def test_an_agent_started_off_the_loop_sees_the_blocked_loop_then_installs_the_r
     try:
         assert agent.off_loop
         assert {p.name for p in agent.probes} == {"watchdog", "tasks"}  # the loop is blocked
+        assert "requests" in snapshot(agent.port).health.waiting_for_loop
 
         def stalled_in_block() -> bool:
             stall = snapshot(agent.port).ongoing_stall
@@ -101,6 +102,7 @@ def test_an_agent_started_off_the_loop_sees_the_blocked_loop_then_installs_the_r
         wait_for(lambda: "requests" in {p.name for p in agent.probes})
         wait_for(lambda: snapshot(agent.port).ongoing_stall is None)  # the heartbeat runs
         assert "requests" in snapshot(agent.port).capabilities
+        assert snapshot(agent.port).health.waiting_for_loop == ()
     finally:
         release.set()
         agent.close()

@@ -217,12 +217,17 @@ def test_inject_into_an_idle_server(target_python: Path, debugger: str, tmp_path
         first_snapshot = time.monotonic() - started
         print(f"\nPython {target_python}: inject to first snapshot {first_snapshot:.2f} s")
         assert shot.process.pid == server.process.pid
-        assert "/park" in {r.path for r in shot.requests}  # listed from the moment it arrived
+        [parked] = [r for r in shot.requests if r.path == "/park"]  # listed from the injection
+        assert parked.start_unknown
+        dump = cli("dump", "--pid", str(server.process.pid), server=server)
+        unknown = "1 request was in flight before the agent was injected: its start time is unknown"
+        assert dump.stdout.count(unknown) == 1, dump.stdout
 
         def parked_line_named() -> bool:  # stuck: in flight 0.5 s since the agent came
             pid = str(server.process.pid)
             doctor = cli("doctor", "--pid", pid, "--stuck-after", "0.5", server=server)
-            return doctor.returncode == 1 and marked_line("parked line") in doctor.stdout
+            named = doctor.returncode == 1 and marked_line("parked line") in doctor.stdout
+            return named and doctor.stdout.count(unknown) == 1
 
         wait_for(parked_line_named, 10, "doctor naming the parked line")
 
@@ -258,6 +263,8 @@ def test_inject_while_the_loop_is_blocked(
         print(f"\nPython {target_python}: blocked loop named {elapsed:.2f} s after inject began")
         assert doctor.returncode == 1, doctor.stderr
         assert "loop-blocked" in doctor.stdout and "blocked right now" in doctor.stdout
+        assert "probes are waiting for the blocked loop to come back" in doctor.stdout
+        assert "--no-lifecycle" not in doctor.stdout
         assert marked_line("blocking line") in doctor.stdout, doctor.stdout
         assert elapsed < STALL_VISIBLE_WITHIN
 
