@@ -1,7 +1,7 @@
 """Run the benchmarks and print a Markdown report (raw data in benchmarks/results/*.json).
 
-    python -m benchmarks                 # everything, ~25 minutes on 2 cores
-    python -m benchmarks --quick         # one short round of each, ~6 minutes
+    python -m benchmarks                 # everything, ~30 minutes on 2 cores
+    python -m benchmarks --quick         # one short round of each, ~7 minutes
     python -m benchmarks --long          # memory over one million requests (+5 minutes)
     python -m benchmarks --only throughput,stalls
 
