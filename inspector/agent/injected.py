@@ -364,7 +364,7 @@ def _detach() -> dict[str, Any]:
             "refused": "not-injected",
             "host": agent.host,
             "port": agent.port,
-            "error": "its agent started with the server (inspector run or instrument(app))",
+            "error": "it started with the server (inspector run or instrument(app))",
         }
     agent = injection.agent
     answer: dict[str, Any] = {

@@ -193,7 +193,7 @@ def detach(pid: int, target: Any, args: argparse.Namespace) -> int:
         return ExitStatus.OK
     address = f"{answer.get('host')}:{answer.get('port')}"
     later = (
-        "; its loop is blocked, so the app gets its own handlers back when the loop runs again "
+        "; its loop is blocked: the server gets its own app back when the loop runs again "
         "(requests pass through untracked until then)"
         if answer.get("loop_busy")
         else ""
