@@ -49,8 +49,8 @@ class _Injection:
     servers: list[Any]
     wrappers: dict[int, Any] = field(default_factory=dict)
     """id(wrapper) -> the request middleware put around an app the server held."""
-    shutdowns: list[tuple[Any, Any]] = field(default_factory=list)
-    """(server, its own `shutdown` attribute or None): the `shutdown`s replaced."""
+    shutdowns: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    """(server, its own `shutdown` attribute or None, ours): the `shutdown`s replaced."""
 
 
 _injection: _Injection | None = None
@@ -196,8 +196,9 @@ def _close_at_shutdown(server: Any, injection: _Injection) -> None:
     injected agent has no lifespan to follow."""
     agent = injection.agent
     original = getattr(server, "shutdown", None)
-    if original is None or getattr(original, "inspector_closes", None) is not None:
-        return
+    closes = getattr(original, "inspector_closes", None)
+    if original is None or (closes is not None and not closes.closed):
+        return  # it closes a live agent already; a detached one's (not given back yet) is chained
     own = getattr(server, "__dict__", {}).get("shutdown")
 
     async def shutdown(*args: Any, **kwargs: Any) -> Any:
@@ -212,7 +213,7 @@ def _close_at_shutdown(server: Any, injection: _Injection) -> None:
     except (AttributeError, TypeError) as error:
         agent.context.record_error(f"inject: the agent will not close with the server: {error!r}")
         return
-    injection.shutdowns.append((server, own))
+    injection.shutdowns.append((server, own, shutdown))
 
 
 def _app_name(servers: list[Any]) -> str | None:
@@ -395,8 +396,8 @@ class _Restore:
     def run(self) -> None:
         try:
             unadopt(self.injection.servers, self.injection.wrappers)
-            for server, own in self.injection.shutdowns:
-                _restore_shutdown(server, own)
+            for server, own, ours in self.injection.shutdowns:
+                _restore_shutdown(server, own, ours)
         except Exception:  # never raise into the app's loop; the wrappers pass through
             pass
         finally:
@@ -427,10 +428,9 @@ def unadopt(servers: list[Any], wrappers: dict[int, Any]) -> int:
     return restored
 
 
-def _restore_shutdown(server: Any, own: Any) -> None:
-    current = getattr(server, "__dict__", {}).get("shutdown")
-    if getattr(current, "inspector_closes", None) is None:
-        return  # replaced again since: leave theirs (ours only closes a closed agent)
+def _restore_shutdown(server: Any, own: Any, ours: Any) -> None:
+    if getattr(server, "__dict__", {}).get("shutdown") is not ours:
+        return  # replaced again since: leave it (ours, inside, only closes a closed agent)
     if own is None:
         del server.shutdown
     else:
