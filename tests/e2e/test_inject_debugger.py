@@ -323,7 +323,8 @@ def thread_count(pid: int) -> int:
 def agent_in_ps(server: RunningServer) -> str | None:
     listed = json.loads(cli("ps", "--json", server=server).stdout)["targets"]
     [mine] = [t for t in listed if t["pid"] == server.process.pid]
-    return mine["agent"]
+    agent: str | None = mine["agent"]
+    return agent
 
 
 def refuses_connections(address: tuple[str, int]) -> bool:
@@ -419,7 +420,8 @@ def test_inject_under_load_loses_no_request(debugger: str, tmp_path: Path) -> No
     requests."""
     with plain_server(Path(sys.executable), tmp_path) as server:
         wrk = load_with_wrk(server, LOAD_SECONDS) if shutil.which("wrk") else None
-        stop, answers = threading.Event(), []
+        stop = threading.Event()
+        answers: list[str] = []
         python_load = None
         if wrk is None:  # wrk missing: the same check with a Python client
             python_load = threading.Thread(target=load_in_python, args=(server, stop, answers))
