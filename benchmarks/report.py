@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.inject import InjectRow, summarize
 from benchmarks.memory import MemoryResult
 from benchmarks.request_cost import MODES, CostRow
 from benchmarks.snapshot import SnapshotRow
@@ -76,6 +77,53 @@ def throughput_markdown(results: ThroughputResults) -> str:
         lines += [f"- {'; '.join(labels)}: {reason}" for reason, labels in by_reason.items()]
     lines += [f"Note: {note}" for note in results.notes]
     return "\n".join(lines)
+
+
+def inject_markdown(rows: list[InjectRow], seconds: float) -> str:
+    rounds = max((row.round + 1 for row in rows), default=0)
+    lines = [
+        "### Inject into a running server (plain uvicorn, `inspector inject PID`; wrk -t1 -c50 "
+        f"on GET /, {seconds:g} s per run, {rounds} round(s); ratios to the same process "
+        "before the injection, median of rounds, min–max in brackets)",
+        "",
+        "| placement | loop | inject → first snapshot | command | before rps | injected rps "
+        "| ratio | after --detach | detach | wrk errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for summary in summarize(rows):
+        head = f"| {summary['placement']} | {summary['loop_set']} |"
+        if "unavailable" in summary:
+            lines.append(f"{head} n/a ({summary['unavailable']}) | | | | | | | |")
+            continue
+        lines.append(
+            f"{head} {_seconds_range(summary['first_snapshot_s'], summary['first_snapshot_range'])}"
+            f" | {_num(summary['inject_s'], '.2f')} s | {_num(summary['before_rps'])} |"
+            f" {_num(summary['injected_rps'])} |"
+            f" {_spread(summary['injected_ratio'], summary['injected_ratio_range'])} |"
+            f" {_spread(summary['detached_ratio'], summary['detached_ratio_range'])} |"
+            f" {_num(summary['detach_s'], '.2f')} s | {summary['errors']} |"
+        )
+    lines += [
+        "",
+        '"inject → first snapshot": from starting the command to the first full snapshot a '
+        'client received (the loop idle between wrk runs); "command": the command alone. "after '
+        '--detach": throughput once the agent is detached, as a ratio to before.',
+    ]
+    return "\n".join(lines)
+
+
+def _seconds_range(median: float | None, spread: tuple[float, float] | None) -> str:
+    text = f"{_num(median, '.2f')} s"
+    if spread and spread[0] != spread[1]:
+        text += f" ({spread[0]:.2f}–{spread[1]:.2f})"
+    return text
+
+
+def _spread(ratio: float | None, spread: tuple[float, float] | None) -> str:
+    text = _ratio(ratio)
+    if spread and spread[0] != spread[1]:
+        text += f" ({spread[0]:.2f}–{spread[1]:.2f})"
+    return text
 
 
 def snapshot_markdown(rows: list[SnapshotRow], loop_set: str) -> str:

@@ -1,15 +1,17 @@
 """Run the benchmarks and print a Markdown report (raw data in benchmarks/results/*.json).
 
-    python -m benchmarks                 # everything, ~25 minutes on 2 cores
-    python -m benchmarks --quick         # one short round of each, ~6 minutes
+    python -m benchmarks                 # everything, ~30 minutes on 2 cores
+    python -m benchmarks --quick         # one short round of each, ~7 minutes
     python -m benchmarks --long          # memory over one million requests (+5 minutes)
     python -m benchmarks --only throughput,stalls
 
 Sections: throughput (overhead of each configuration against plain uvicorn, on asyncio and
-uvloop), cost (instructions and cache misses per request, counted by valgrind), snapshot (round
-trip at 10 to 50,000 tasks), stalls (detection of 100 ms / 500 ms / 2 s blocks), memory (RSS
-over 100k requests, or 1M with --long), tui (benchmarks/bench_tui.py). Needs wrk (apt-get install
--y wrk) for throughput and memory, valgrind for cost; a configuration or section that cannot run
+uvloop), inject (`inspector inject` into plain uvicorn: time to the first snapshot, throughput
+injected and detached against before, pinned and unpinned), cost (instructions and cache misses
+per request, counted by valgrind), snapshot (round trip at 10 to 50,000 tasks), stalls
+(detection of 100 ms / 500 ms / 2 s blocks), memory (RSS over 100k requests, or 1M with --long),
+tui (benchmarks/bench_tui.py). Needs wrk (apt-get install -y wrk) for throughput, inject and
+memory, lldb or gdb for inject, valgrind for cost; a configuration or section that cannot run
 here is reported as "n/a (reason)".
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("throughput", "cost", "snapshot", "stalls", "memory", "tui")
+SECTIONS = ("throughput", "inject", "cost", "snapshot", "stalls", "memory", "tui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--configs", help="throughput: comma-separated configuration keys (default: all)"
     )
     parser.add_argument(
-        "--loops", help="comma-separated loops for throughput: asyncio, uvloop (default: both)"
+        "--loops",
+        help="comma-separated loops for throughput and inject: asyncio, uvloop (default: both)",
     )
     parser.add_argument("--json", type=Path, help="write the raw results here")
     return parser
@@ -118,6 +121,23 @@ def main(argv: list[str] | None = None) -> int:
         }
         return report.throughput_markdown(results)
 
+    def inject() -> str:
+        from benchmarks.inject import run_inject_bench
+
+        loop_sets: tuple[LoopSet, ...] = LOOP_SETS
+        if args.loops:
+            loop_sets = tuple(s for s in LOOP_SETS if s.loop in args.loops.split(","))
+        rows = run_inject_bench(
+            by_key["plain"],
+            loop_sets,
+            rounds=rounds,
+            seconds=seconds,
+            warmup=1.0 if quick else 2.0,
+            log=log,
+        )
+        data["inject"] = rows
+        return report.inject_markdown(rows, seconds)
+
     def cost() -> str:
         from benchmarks.request_cost import run_request_cost, valgrind_missing
 
@@ -167,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         section("throughput", throughput)
+        section("inject", inject)
         section("cost", cost)
         section("snapshot", snapshot)
         section("stalls", stalls)

@@ -243,6 +243,9 @@ class RequestInfo:
     detailed: bool = True
     """Recorded in full. Above the agent's detail rate most requests are only listed while in
     flight: their status, bytes sent, threads and background work are not known."""
+    start_unknown: bool = False
+    """Already in flight when the agent was injected: its real start is not known, so
+    `started_at` and `duration` count from the injection (the request is older)."""
 
 
 @dataclass(frozen=True)
@@ -378,6 +381,9 @@ class AgentHealth:
     """Clients turned away because the agent served as many as it may at once."""
     actions_refused: int = 0
     """Commands that act on the server (cancel, signal), refused because it is read-only."""
+    waiting_for_loop: tuple[str, ...] = ()
+    """Probes of an agent injected while the loop was blocked that install when the loop runs
+    again ("requests", "background"...): what they report is missing until then."""
 
 
 # --- the snapshot ----------------------------------------------------------------------------

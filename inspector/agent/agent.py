@@ -159,6 +159,7 @@ class Agent:
             now = [p for p in now if p not in later]
         self.probes = self._install(now)
         if later:
+            self.context.waiting_for_loop = tuple(getattr(p, "name", "") for p in later)
             self.loop.call_soon_threadsafe(self._install_on_loop, later)
 
     def _install(self, probes: list[Probe]) -> tuple[Probe, ...]:
@@ -184,6 +185,8 @@ class Agent:
                     self.probes = self.probes + self._install(probes)
         except Exception as error:  # never raise into the app's loop
             self.context.record_error(f"deferred probe install: {error!r}")
+        finally:
+            self.context.waiting_for_loop = ()
 
     def _make_probes(self) -> list[Probe]:
         watchdog = _OffLoopWatchdog() if self.off_loop else Watchdog()

@@ -7,6 +7,11 @@ watchdog thread and task probe at once) and everything that must happen on the l
 queued for when the loop comes back: the loop-bound probes, then `adopt`, which puts the request
 middleware around the app the server already built and lists the requests already in flight.
 
+`detach_injected` (`inspector inject --detach`) undoes it: the agent closes from that thread
+(listener, registration, watchdog and sweep threads, every probe's patch), and the loop gives
+back the apps and the `shutdown` it was handed when it next runs; until then the request
+middleware passes everything through. Injecting again afterwards starts a new agent.
+
 Never raises: every outcome is a dict the bootstrap writes to its result file.
 """
 
@@ -18,6 +23,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from inspector.agent.agent import Agent, live_agents, start_agent
@@ -31,6 +37,24 @@ _CHAIN_LIMIT: Final = 32
 """Awaits followed down each task looking for `Server.serve`."""
 ADOPTION_WAIT: Final = 0.25
 """Seconds the answer waits for the loop to wrap the app, to say whether it did."""
+RESTORE_WAIT: Final = 1.0
+"""Seconds a detach waits for the loop to take the wrappers off, to say whether it did."""
+
+
+@dataclass
+class _Injection:
+    """What an injection changed in the server, so that a detach can give it back."""
+
+    agent: Agent
+    servers: list[Any]
+    wrappers: dict[int, Any] = field(default_factory=dict)
+    """id(wrapper) -> the request middleware put around an app the server held."""
+    shutdowns: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    """(server, its own `shutdown` attribute or None, ours): the `shutdown`s replaced."""
+
+
+_injection: _Injection | None = None
+"""The agent `start_injected` started and what it changed (guarded by `_lock`)."""
 
 
 def start_injected(
@@ -77,9 +101,11 @@ def _start(
         loop_thread_id = loop_thread(loop)
     config = AgentConfig(host=host, port=port, app=_app_name(servers))
     agent = start_agent(loop, config, loop_thread_id=loop_thread_id)
+    global _injection
+    _injection = injection = _Injection(agent, servers)
     for server in servers:
-        _close_at_shutdown(server, agent)
-    adoption = _Adoption(servers, agent.context.record_error)
+        _close_at_shutdown(server, injection)
+    adoption = _Adoption(injection)
     loop.call_soon_threadsafe(adoption.run)
     answer: dict[str, Any] = {"ok": True, "host": agent.host, "port": agent.port, "pid": pid}
     if adoption.done.wait(ADOPTION_WAIT):
@@ -164,13 +190,16 @@ def loop_thread(loop: asyncio.AbstractEventLoop) -> int:
     return main if main is not None else threading.get_ident()
 
 
-def _close_at_shutdown(server: Any, agent: Agent) -> None:
+def _close_at_shutdown(server: Any, injection: _Injection) -> None:
     """Close the agent (and remove its registration) when the server has shut down: uvicorn
     re-raises the SIGTERM it caught once it is done, so atexit handlers never run, and an
     injected agent has no lifespan to follow."""
+    agent = injection.agent
     original = getattr(server, "shutdown", None)
-    if original is None or getattr(original, "inspector_closes", None) is not None:
-        return
+    closes = getattr(original, "inspector_closes", None)
+    if original is None or (closes is not None and not closes.closed):
+        return  # it closes a live agent already; a detached one's (not given back yet) is chained
+    own = getattr(server, "__dict__", {}).get("shutdown")
 
     async def shutdown(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -183,6 +212,8 @@ def _close_at_shutdown(server: Any, agent: Agent) -> None:
         server.shutdown = shutdown
     except (AttributeError, TypeError) as error:
         agent.context.record_error(f"inject: the agent will not close with the server: {error!r}")
+        return
+    injection.shutdowns.append((server, own, shutdown))
 
 
 def _app_name(servers: list[Any]) -> str | None:
@@ -194,24 +225,27 @@ def _app_name(servers: list[Any]) -> str | None:
 
 
 class _Adoption:
-    """`adopt` on the loop's thread, queued behind the agent's loop-bound probes."""
+    """`adopt` on the loop's thread, queued behind the agent's loop-bound probes (skipped when
+    the agent was detached before the loop came back)."""
 
-    def __init__(self, servers: list[Any], report: Callable[[str], None]) -> None:
-        self.servers = servers
-        self.report = report
+    def __init__(self, injection: _Injection) -> None:
+        self.injection = injection
+        self.report: Callable[[str], None] = injection.agent.context.record_error
         self.counts: dict[str, int] = {}
         self.done = threading.Event()
 
     def run(self) -> None:
         try:
-            self.counts = adopt(self.servers)
+            injection = self.injection
+            if not injection.agent.closed:  # a detach queues its restore behind this
+                self.counts = adopt(injection.servers, injection.wrappers)
         except Exception as error:  # never raise into the app's loop
             self.report(f"inject: requests not tracked: {error!r}")
         finally:
             self.done.set()
 
 
-def adopt(servers: list[Any]) -> dict[str, int]:
+def adopt(servers: list[Any], wrappers: dict[int, Any] | None = None) -> dict[str, int]:
     """Track the requests of servers built without the agent, from now on. Call on the loop.
 
     New connections get the app from `config.loaded_app`; open ones (keep-alive) hold their
@@ -227,6 +261,8 @@ def adopt(servers: list[Any]) -> dict[str, int]:
         done = wrapped.get(id(app))
         if done is None:
             done = wrapped[id(app)] = wrap_asgi(app)
+            if wrappers is not None and done is not app:
+                wrappers[id(done)] = done
         return done
 
     counts = {"apps": 0, "connections": 0, "in_flight": 0}
@@ -261,15 +297,18 @@ def _list_in_flight(tasks: tuple[asyncio.Task[Any], ...]) -> int:
         if scope is None or scope.get("type") not in ("http", "websocket"):
             continue
         receive = getattr(_cycle_of(task), "receive", None) or _no_receive
-        tracker.light[task] = (next(tracker.ids), tracker.perf(), scope, receive)
-        task.add_done_callback(_unlister(tracker))
+        request_id = next(tracker.ids)
+        tracker.start_unknown.add(request_id)
+        tracker.light[task] = (request_id, tracker.perf(), scope, receive)
+        task.add_done_callback(_unlister(tracker, request_id))
         listed += 1
     return listed
 
 
-def _unlister(tracker: Any) -> Any:
+def _unlister(tracker: Any, request_id: int) -> Any:
     def unlist(task: asyncio.Task[Any]) -> None:
         try:
+            tracker.start_unknown.discard(request_id)
             entry = tracker.light.pop(task, None)
             if entry is not None and type(entry) is not tuple:
                 tracker.finish(entry)  # given a record late (a thread, a failure)
@@ -297,3 +336,102 @@ def _cycle_of(task: asyncio.Task[Any]) -> Any:
 def _scope_of(task: asyncio.Task[Any]) -> dict[str, Any] | None:
     scope = getattr(_cycle_of(task), "scope", None)
     return scope if isinstance(scope, dict) else None
+
+
+# --- detach ---------------------------------------------------------------------------------
+
+
+def detach_injected() -> dict[str, Any]:
+    """Close the injected agent and give the server back what the injection changed; the
+    answer for `inspector inject --detach`. Never raises."""
+    try:
+        with _lock:
+            return _detach()
+    except BaseException as error:  # the bootstrap reports; nothing reaches the app
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+
+
+def _detach() -> dict[str, Any]:
+    global _injection
+    pid = os.getpid()
+    injection, _injection = _injection, None
+    if injection is None or injection.agent.closed:
+        running = live_agents()
+        if not running:
+            return {"ok": True, "detached": False, "pid": pid}
+        agent = running[0]
+        return {
+            "ok": False,
+            "refused": "not-injected",
+            "host": agent.host,
+            "port": agent.port,
+            "error": "it started with the server (inspector run or instrument(app))",
+        }
+    agent = injection.agent
+    answer: dict[str, Any] = {
+        "ok": True,
+        "detached": True,
+        "host": agent.host,
+        "port": agent.port,
+        "pid": pid,
+    }
+    agent.close()  # from this thread: a blocked loop does not hold the ports open
+    restore = _Restore(injection)
+    try:
+        agent.loop.call_soon_threadsafe(restore.run)
+    except RuntimeError:  # the loop is closed: the server is going away
+        return answer
+    if not restore.done.wait(RESTORE_WAIT):
+        answer["loop_busy"] = True  # the wrappers pass requests through until it runs
+    return answer
+
+
+class _Restore:
+    """On the loop's thread: the apps and `shutdown`s the injection replaced, given back."""
+
+    def __init__(self, injection: _Injection) -> None:
+        self.injection = injection
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            unadopt(self.injection.servers, self.injection.wrappers)
+            for server, own, ours in self.injection.shutdowns:
+                _restore_shutdown(server, own, ours)
+        except Exception:  # never raise into the app's loop; the wrappers pass through
+            pass
+        finally:
+            self.done.set()
+
+
+def unadopt(servers: list[Any], wrappers: dict[int, Any]) -> int:
+    """Put back the apps `adopt` wrapped, where the server still holds our wrapper; returns
+    how many places were given their app back. Call on the loop."""
+
+    def unwrapped(app: Any) -> Any:
+        wrapper = wrappers.get(id(app))
+        return wrapper.app if wrapper is not None and wrapper is app else None
+
+    restored = 0
+    for server in servers:
+        config: Any = getattr(server, "config", None)
+        original = unwrapped(getattr(config, "loaded_app", None))
+        if original is not None:
+            config.loaded_app = original
+            restored += 1
+        state = getattr(server, "server_state", None)
+        for connection in tuple(getattr(state, "connections", ()) or ()):
+            original = unwrapped(getattr(connection, "app", None))
+            if original is not None:
+                connection.app = original
+                restored += 1
+    return restored
+
+
+def _restore_shutdown(server: Any, own: Any, ours: Any) -> None:
+    if getattr(server, "__dict__", {}).get("shutdown") is not ours:
+        return  # replaced again since: leave it (ours, inside, only closes a closed agent)
+    if own is None:
+        del server.shutdown
+    else:
+        server.shutdown = own

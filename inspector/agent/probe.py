@@ -96,6 +96,8 @@ class AgentContext:
     config: AgentConfig
     clock: Callable[[], float] = time.time
     linkers: list[TaskLinker] = field(default_factory=list)
+    waiting_for_loop: tuple[str, ...] = ()
+    """Probes an agent started off the loop installs when the loop next runs (not yet)."""
     _errors: int = 0
     _recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     _dropped: int = 0
@@ -159,6 +161,7 @@ class AgentContext:
                 clients_dropped=self._clients_dropped,
                 clients_refused=self._clients_refused,
                 actions_refused=self._actions_refused,
+                waiting_for_loop=self.waiting_for_loop,
             )
 
 

@@ -33,7 +33,9 @@ examples:
   inspector attach                  the agent on 127.0.0.1:20101, else choose a server
   inspector attach 20104            the agent on 127.0.0.1:20104
   inspector attach --pid 4242       the agent of process 4242; for the parent of
-                                    `--workers N`, its first worker, w to switch
+                                    `--workers N`, its first worker, w to switch;
+                                    a server without one: offers to inject it
+  inspector attach --pid 4242 --inject   inject without asking (see `inspector inject`)
   inspector attach stuck.json       a snapshot saved with `s` or `inspector dump -o`
 """
 
@@ -71,6 +73,12 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="a task or request waiting longer than this is reported (default 5)",
     )
+    parser.add_argument(
+        "--inject",
+        action="store_true",
+        help="with --pid: start the agent in a server that has none without asking "
+        "(as `inspector inject PID`)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -94,11 +102,22 @@ def handle(args: argparse.Namespace) -> int:
     from inspector.client.target import open_source
 
     _need_textual()
+    if args.inject and (args.pid is None or args.target is not None):
+        raise InspectorError("--inject goes with --pid PID (the server to start the agent in)")
     if args.pid is not None and args.target is None:
         group = _worker_group(args.pid)
         if group is not None:
             return _attach_to_group(group, args)
-    source = open_source(args.target, args.pid)
+    try:
+        source = open_source(args.target, args.pid)
+    except ConnectError as no_agent:
+        if args.pid is None or args.target is not None:
+            raise
+        from inspector.commands.attach_inject import offer_injection
+
+        source = offer_injection(
+            args.pid, no_agent, ask=not args.inject, need_terminal=_need_terminal
+        )
     try:
         _check(source)
     except ConnectError:

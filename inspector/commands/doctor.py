@@ -366,7 +366,7 @@ def _header(snapshots: Sequence[tuple[Attached, Snapshot]]) -> str:
 
 
 def _capability_notes(snapshots: Iterable[Snapshot]) -> list[str]:
-    from inspector.diagnose import unchecked
+    from inspector.diagnose import unchecked, unknown_starts
 
     notes = []
     for snapshot in snapshots:
@@ -376,6 +376,9 @@ def _capability_notes(snapshots: Iterable[Snapshot]) -> list[str]:
                 f"pid {snapshot.process.pid}: {missing}; the checks that need them found "
                 "nothing to look at"
             )
+        older = unknown_starts(snapshot)
+        if older is not None:
+            notes.append(f"pid {snapshot.process.pid}: {older}")
         if snapshot.health.errors:
             notes.append(
                 f"pid {snapshot.process.pid}: the agent reported {snapshot.health.errors} errors "

@@ -94,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
     else:
         from inspector.render import render_snapshot
 
-        text = render_snapshot(snapshot, color=_use_color(args))
+        text = _with_injection_note(snapshot, render_snapshot(snapshot, color=_use_color(args)))
     if args.output:
         write_atomically(Path(args.output), text)
     elif fmt == "json":
@@ -102,6 +102,18 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _print(text)
     return 0
+
+
+def _with_injection_note(snapshot: Snapshot, text: str) -> str:
+    """Say once, under the header, that requests older than an injected agent are timed from
+    the injection."""
+    from inspector.diagnose import unknown_starts
+
+    note = unknown_starts(snapshot)
+    if note is None:
+        return text
+    header, blank, rest = text.partition("\n\n")
+    return f"{header}\n  note: {note}{blank}{rest}"
 
 
 async def _take(args: argparse.Namespace) -> Snapshot:

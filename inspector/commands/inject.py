@@ -57,7 +57,7 @@ name in `__main__`, never raises (a pending call that fails would raise into the
 
 BOOTSTRAP = r"""
 # Run inside the target by `inspector inject`, on a thread of its own.
-def _inspector_inject(result_path, package_parent, host, port, loop, loop_thread):
+def _inspector_inject(result_path, package_parent, host, port, action, loop, loop_thread):
     import json, os, sys
 
     def report(data):
@@ -68,6 +68,13 @@ def _inspector_inject(result_path, package_parent, host, port, loop, loop_thread
 
     try:
         python = "%d.%d" % sys.version_info[:2]
+        if action == "detach":
+            if "inspector.agent.registry" not in sys.modules:  # no agent ever ran here
+                report({"ok": True, "detached": False})
+                return
+            from inspector.agent.injected import detach_injected
+            report(detach_injected())
+            return
         if sys.version_info < (3, 10):
             report({"ok": False, "refused": "python", "error": "it runs Python " + python})
             return
@@ -91,8 +98,12 @@ def _inspector_inject(result_path, package_parent, host, port, loop, loop_thread
         report({"ok": False, "error": "%s: %s" % (type(error).__name__, error)})
 
 
-_inspector_inject(RESULT_PATH, PACKAGE_PARENT, HOST, PORT, INJECT_LOOP, INJECT_LOOP_THREAD)
+_inspector_inject(
+    RESULT_PATH, PACKAGE_PARENT, HOST, PORT, ACTION, INJECT_LOOP, INJECT_LOOP_THREAD
+)
 """
+"""Start the agent (ACTION "start") or detach the injected one ("detach"); a detach imports
+nothing new into a process where no agent ever ran."""
 
 
 def register(subparsers: Any) -> None:
@@ -108,6 +119,12 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("pid", type=int, help="the worker process to inject into")
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="remove an injected agent instead: its probes, ports and registration; the "
+        "server serves on as before",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="agent address (default 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=0, help="agent termui port (default: a free port)"
@@ -133,19 +150,55 @@ def handle(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InspectorError("--port must be between 0 and 65535")
     target = check_target(pid)
+    if args.detach:
+        return detach(pid, target, args)
     existing = _registered_address(pid)
     if existing is not None:
         print(f"pid {pid} already runs an agent at {existing}: inspector attach {existing}")
         return ExitStatus.OK
+    start(pid, target, args.host, args.port, args.timeout, args.method)
+    return ExitStatus.OK
+
+
+def start(
+    pid: int,
+    target: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = RESULT_TIMEOUT,
+    method: str = "auto",
+) -> tuple[str, int]:
+    """Start the agent in `pid` (checked with `check_target`), say so in one line; returns
+    the agent's address (also when it was running already). `attach --pid` uses it too."""
     version = check_python_process(target)
-    method = choose_method(args.method, pid, version)
+    methods = choose_method(method, pid, version)
     check_ptrace_rights(pid)
-    answer, how = inject(pid, args.host, args.port, args.timeout, method)
+    answer, how = inject(pid, host, port, timeout, methods)
     address = f"{answer.get('host')}:{answer.get('port')}"
     if answer.get("already"):
         print(f"pid {pid} already runs an agent at {address}: inspector attach {address}")
+    else:
+        print(f"agent started in pid {pid} at {address} ({how}): {_tracking(answer)}")
+    return str(answer.get("host")), int(answer.get("port") or 0)
+
+
+def detach(pid: int, target: Any, args: argparse.Namespace) -> int:
+    """`inspector inject --detach PID`: the same way in, closing the agent instead."""
+    version = check_python_process(target)
+    method = choose_method(args.method, pid, version)
+    check_ptrace_rights(pid)
+    answer, _ = inject(pid, args.host, args.port, args.timeout, method, action="detach")
+    if not answer.get("detached"):
+        print(f"no agent in pid {pid}: nothing to detach")
         return ExitStatus.OK
-    print(f"agent started in pid {pid} at {address} ({how}): {_tracking(answer)}")
+    address = f"{answer.get('host')}:{answer.get('port')}"
+    later = (
+        "; its loop is blocked: the server gets its own app back when the loop runs again "
+        "(requests pass through untracked until then)"
+        if answer.get("loop_busy")
+        else ""
+    )
+    print(f"agent detached from pid {pid}: probes removed, {address} closed{later}")
     return ExitStatus.OK
 
 
@@ -299,11 +352,13 @@ def check_ptrace_rights(pid: int) -> None:
         pass  # not Linux, or gone: the attach will say
 
 
-def bootstrap_source(result_path: Path, host: str, port: int) -> str:
-    """The bootstrap the launcher's thread runs: start the agent, report to `result_path`."""
+def bootstrap_source(result_path: Path, host: str, port: int, action: str = "start") -> str:
+    """The bootstrap the launcher's thread runs: start the agent (or detach it, `action`
+    "detach"), report to `result_path`."""
     package_parent = str(Path(__file__).resolve().parents[2])
-    arguments = ", ".join(repr(value) for value in (str(result_path), package_parent, host, port))
-    return BOOTSTRAP.replace("RESULT_PATH, PACKAGE_PARENT, HOST, PORT", arguments)
+    values = (str(result_path), package_parent, host, port, action)
+    arguments = ", ".join(repr(value) for value in values)
+    return BOOTSTRAP.replace("RESULT_PATH, PACKAGE_PARENT, HOST, PORT, ACTION", arguments)
 
 
 def launcher_source(bootstrap_path: Path) -> str:
@@ -311,16 +366,21 @@ def launcher_source(bootstrap_path: Path) -> str:
     return LAUNCHER.replace("BOOTSTRAP_PATH", repr(str(bootstrap_path)))
 
 
-def bootstrap_script(result_path: Path, host: str, port: int) -> str:
+def bootstrap_script(result_path: Path, host: str, port: int, action: str = "start") -> str:
     """Write the bootstrap beside `result_path`; return the launcher that runs it (what the
     target runs between two bytecodes)."""
     bootstrap = result_path.with_name(result_path.stem + "-bootstrap.py")
-    bootstrap.write_text(bootstrap_source(result_path, host, port), encoding="utf-8")
+    bootstrap.write_text(bootstrap_source(result_path, host, port, action), encoding="utf-8")
     return launcher_source(bootstrap)
 
 
 def inject(
-    pid: int, host: str, port: int, timeout: float, methods: list[str]
+    pid: int,
+    host: str,
+    port: int,
+    timeout: float,
+    methods: list[str],
+    action: str = "start",
 ) -> tuple[dict[str, Any], str]:
     """Run the launcher in `pid` and wait for the bootstrap's answer; returns the answer (ok)
     and how the launcher got in."""
@@ -328,7 +388,7 @@ def inject(
     keep = False
     try:
         result = directory / "result.json"
-        launcher = bootstrap_script(result, host, port)
+        launcher = bootstrap_script(result, host, port, action)
         script = directory / "launcher.py"
         script.write_text(launcher, encoding="utf-8")
         _share_with_target(directory, [script, result.with_name("result-bootstrap.py")], pid)
@@ -344,9 +404,9 @@ def inject(
         answer = _wait_for_result(result, timeout)
         if answer is None:
             keep = queued  # a queued launcher may still run: its bootstrap must be there
-            raise InspectorError(_no_answer(pid, timeout, how, queued))
+            raise InspectorError(_no_answer(pid, timeout, how, queued, action))
         if not answer.get("ok"):
-            raise InspectorError(_refusal(pid, answer))
+            raise InspectorError(_refusal(pid, answer, action))
         return answer, how
     finally:
         if not keep:
@@ -377,20 +437,25 @@ def _plant(pid: int, launcher: str, debuggers: list[str], timeout: float) -> Any
         raise InspectorError(f"could not inject into pid {pid}: {error}") from None
 
 
-def _no_answer(pid: int, timeout: float, how: str, queued: bool) -> str:
+def _no_answer(pid: int, timeout: float, how: str, queued: bool, action: str) -> str:
     if not queued:
         return (
             f"pid {pid} ran the launcher ({how}) but no agent answered within {timeout:g} s "
             "(see the server's output)"
         )
+    later = (
+        "the agent is detached when it does"
+        if action == "detach"
+        else "the agent starts when it does (`inspector ps` shows it then)"
+    )
     return (
         f"pid {pid} has not run the launcher within {timeout:g} s ({how}): its main thread is "
-        "not running Python code (busy in native code, or remote debugging is disabled in it); "
-        "the agent starts when it does (`inspector ps` shows it then)"
+        f"not running Python code (busy in native code, or remote debugging is disabled in it); "
+        f"{later}"
     )
 
 
-def _refusal(pid: int, answer: dict[str, Any]) -> str:
+def _refusal(pid: int, answer: dict[str, Any], action: str = "start") -> str:
     refused = answer.get("refused")
     error = str(answer.get("error") or "unknown error")
     if refused == "no-uvicorn":
@@ -400,11 +465,19 @@ def _refusal(pid: int, answer: dict[str, Any]) -> str:
         )
     if refused == "python":
         return f"pid {pid} cannot run the agent: {error} (it needs Python 3.10 or newer)"
+    if refused == "not-injected":
+        address = f"{answer.get('host')}:{answer.get('port')}"
+        return (
+            f"pid {pid}'s agent at {address} was not injected: {error}; it stays until the "
+            "server stops (restart it without the agent to remove it)"
+        )
     if refused == "import":
         return (
             f"pid {pid}'s Python ({answer.get('executable')}, {answer.get('python')}) cannot "
             f"import the agent ({error}): install uvicorn-inspector in the server's environment"
         )
+    if action == "detach":
+        return f"could not detach the agent in pid {pid}: {error}"
     return f"the agent did not start in pid {pid}: {error}"
 
 

@@ -28,12 +28,39 @@ def unchecked(snapshot: Snapshot) -> str | None:
     missing = [c for c in CHECKED_CAPABILITIES if c not in snapshot.capabilities]
     if not missing:
         return None
-    why = (
-        "its agent runs with --no-lifecycle, or a probe failed"
-        if snapshot.by_agent
-        else "it has no inspector agent"
+    waiting = [c for c in missing if c in snapshot.health.waiting_for_loop]
+    others = [c for c in missing if c not in waiting]
+    said = []
+    if waiting:
+        said.append(
+            f"this source cannot report {', '.join(waiting)} yet (the injected agent's probes "
+            "are waiting for the blocked loop to come back)"
+        )
+    if others:
+        why = (
+            "its agent runs with --no-lifecycle, or a probe failed"
+            if snapshot.by_agent
+            else "it has no inspector agent"
+        )
+        said.append(f"this source cannot report {', '.join(others)} ({why})")
+    return "; ".join(said)
+
+
+def unknown_starts(snapshot: Snapshot) -> str | None:
+    """The one sentence about requests already running when the agent was injected (their
+    start is unknown); None when there are none."""
+    count = sum(1 for request in snapshot.requests if request.start_unknown)
+    if not count:
+        return None
+    if count == 1:
+        return (
+            "1 request was in flight before the agent was injected: its start time is unknown, "
+            "its age counts from the injection"
+        )
+    return (
+        f"{count} requests were in flight before the agent was injected: their start times are "
+        "unknown, their ages count from the injection"
     )
-    return f"this source cannot report {', '.join(missing)} ({why})"
 
 
 def diagnose(snapshot: Snapshot, *, stuck_after: float = 5.0) -> list[Finding]:

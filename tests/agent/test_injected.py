@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from inspector.agent.agent import start_agent
-from inspector.agent.injected import adopt, loop_thread, uvicorn_servers
+from inspector.agent.injected import adopt, loop_thread, unadopt, uvicorn_servers
 from inspector.agent.probe import AgentConfig
 from inspector.agent.probes import InspectorMiddleware
 from inspector.agent.probes import tracker as tracking
@@ -87,6 +87,7 @@ def test_an_agent_started_off_the_loop_sees_the_blocked_loop_then_installs_the_r
     try:
         assert agent.off_loop
         assert {p.name for p in agent.probes} == {"watchdog", "tasks"}  # the loop is blocked
+        assert "requests" in snapshot(agent.port).health.waiting_for_loop
 
         def stalled_in_block() -> bool:
             stall = snapshot(agent.port).ongoing_stall
@@ -101,6 +102,7 @@ def test_an_agent_started_off_the_loop_sees_the_blocked_loop_then_installs_the_r
         wait_for(lambda: "requests" in {p.name for p in agent.probes})
         wait_for(lambda: snapshot(agent.port).ongoing_stall is None)  # the heartbeat runs
         assert "requests" in snapshot(agent.port).capabilities
+        assert snapshot(agent.port).health.waiting_for_loop == ()
     finally:
         release.set()
         agent.close()
@@ -168,6 +170,20 @@ def test_adopt_wraps_the_app_and_open_connections_and_lists_requests_in_flight(
         tracking.deactivate(tracker)
 
 
+def test_unadopt_gives_back_the_apps_it_wrapped_and_leaves_others() -> None:
+    server = FakeServer(plain_app)
+    kept_alive, wrapped_by_someone = Protocol(), Protocol()
+    server.server_state.connections.update({kept_alive, wrapped_by_someone})
+    wrappers: dict[int, Any] = {}
+    adopt([server], wrappers)
+    theirs = InspectorMiddleware(plain_app)  # not ours to take off
+    wrapped_by_someone.app = theirs
+
+    assert unadopt([server], wrappers) == 2
+    assert server.config.loaded_app is plain_app and kept_alive.app is plain_app
+    assert wrapped_by_someone.app is theirs
+
+
 def test_servers_are_found_in_the_loops_tasks(loop_thread_: LoopThread) -> None:
     uvicorn = pytest.importorskip("uvicorn")
     server = uvicorn.Server(uvicorn.Config(plain_app))
@@ -188,7 +204,9 @@ def test_servers_are_found_in_the_loops_tasks(loop_thread_: LoopThread) -> None:
 def test_the_launcher_and_the_bootstrap_are_valid_python(tmp_path: Path) -> None:
     odd = tmp_path / 'it\'s a "dir"' / "bootstrap.py"
     compile(launcher_source(odd), "launcher", "exec")
-    compile(bootstrap_source(tmp_path / "result.json", "127.0.0.1", 0), "bootstrap", "exec")
+    for action in ("start", "detach"):
+        source = bootstrap_source(tmp_path / "result.json", "127.0.0.1", 0, action)
+        compile(source, "bootstrap", "exec")
     assert "BOOTSTRAP_PATH" in LAUNCHER and len(launcher_source(odd).encode()) < 4096
 
 

@@ -140,3 +140,33 @@ def test_young_suspects_ask_for_a_confirmation_wait() -> None:
     assert confirmation_delay(healthy_snapshot(), stuck_after=5.0) == 0.0
     old_enough = snapshot(tasks=(event_waiter(1, age=30.0),))
     assert confirmation_delay(old_enough, stuck_after=5.0) == 0.0
+
+
+def test_what_was_not_checked_says_probes_wait_for_a_blocked_loop() -> None:
+    from inspector.diagnose import unchecked
+    from inspector.model import AgentHealth
+
+    waiting = ("requests", "background", "threadpool", "exceptions")
+    injected = snapshot(
+        capabilities=("tasks", "stacks", "stalls", "cancel"),
+        health=AgentHealth(waiting_for_loop=waiting),
+    )
+    said = unchecked(injected)
+    assert said == (
+        "this source cannot report requests, background, threadpool, exceptions yet (the "
+        "injected agent's probes are waiting for the blocked loop to come back)"
+    )
+    no_lifecycle = dataclasses.replace(injected, health=AgentHealth())
+    assert "--no-lifecycle, or a probe failed" in (unchecked(no_lifecycle) or "")
+
+
+def test_requests_older_than_an_injected_agent_are_said_once() -> None:
+    from inspector.diagnose import unknown_starts
+
+    older = [dataclasses.replace(request(i), start_unknown=True) for i in (1, 2)]
+    shot = snapshot(requests=(*older, request(3)))
+    assert unknown_starts(shot) == (
+        "2 requests were in flight before the agent was injected: their start times are "
+        "unknown, their ages count from the injection"
+    )
+    assert unknown_starts(snapshot(requests=(request(3),))) is None

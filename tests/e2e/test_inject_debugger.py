@@ -3,16 +3,20 @@
 For every CPython the machine has (this venv's; 3.10, 3.12, 3.13 in small venvs made here with
 uvicorn and aiomonitor only, so the agent is imported from this checkout): an idle server with
 a parked request and a keep-alive connection, and a server whose loop is blocked in
-`time.sleep` when the agent arrives. On this venv's Python also a CPU-bound loop, uvloop, and
-the refusals. Skipped, with the reason, where no debugger can attach.
+`time.sleep` when the agent arrives. On this venv's Python also a CPU-bound loop, uvloop, an
+injection under wrk's load, `--detach`, `attach --pid` offering to inject, and the refusals.
+Skipped, with the reason, where no debugger can attach.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +33,7 @@ from inspector.model import Snapshot
 from inspector.registration import ENV_RUNTIME_DIR
 from tests.helpers.server import HOST, REPO_ROOT, RunningServer, free_port, launched
 from tests.helpers.telnet import TermuiClient
+from tests.helpers.terminal import Terminal
 
 VENV_TIMEOUT = 300.0
 """Seconds to make a venv with uvicorn and aiomonitor for another Python (pip, cached or not)."""
@@ -212,12 +217,17 @@ def test_inject_into_an_idle_server(target_python: Path, debugger: str, tmp_path
         first_snapshot = time.monotonic() - started
         print(f"\nPython {target_python}: inject to first snapshot {first_snapshot:.2f} s")
         assert shot.process.pid == server.process.pid
-        assert "/park" in {r.path for r in shot.requests}  # listed from the moment it arrived
+        [parked] = [r for r in shot.requests if r.path == "/park"]  # listed from the injection
+        assert parked.start_unknown
+        dump = cli("dump", "--pid", str(server.process.pid), server=server)
+        unknown = "1 request was in flight before the agent was injected: its start time is unknown"
+        assert dump.stdout.count(unknown) == 1, dump.stdout
 
         def parked_line_named() -> bool:  # stuck: in flight 0.5 s since the agent came
             pid = str(server.process.pid)
             doctor = cli("doctor", "--pid", pid, "--stuck-after", "0.5", server=server)
-            return doctor.returncode == 1 and marked_line("parked line") in doctor.stdout
+            named = doctor.returncode == 1 and marked_line("parked line") in doctor.stdout
+            return named and doctor.stdout.count(unknown) == 1
 
         wait_for(parked_line_named, 10, "doctor naming the parked line")
 
@@ -253,6 +263,8 @@ def test_inject_while_the_loop_is_blocked(
         print(f"\nPython {target_python}: blocked loop named {elapsed:.2f} s after inject began")
         assert doctor.returncode == 1, doctor.stderr
         assert "loop-blocked" in doctor.stdout and "blocked right now" in doctor.stdout
+        assert "probes are waiting for the blocked loop to come back" in doctor.stdout
+        assert "--no-lifecycle" not in doctor.stdout
         assert marked_line("blocking line") in doctor.stdout, doctor.stdout
         assert elapsed < STALL_VISIBLE_WITHIN
 
@@ -302,6 +314,196 @@ def test_inject_into_uvloop(debugger: str, tmp_path: Path) -> None:
         assert snapshot(server).process.loop == "uvloop"
         server.get("/on-uvloop")
         wait_for(lambda: "/on-uvloop" in paths_seen(server), 10, "request seen")
+
+
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def agent_in_ps(server: RunningServer) -> str | None:
+    listed = json.loads(cli("ps", "--json", server=server).stdout)["targets"]
+    [mine] = [t for t in listed if t["pid"] == server.process.pid]
+    agent: str | None = mine["agent"]
+    return agent
+
+
+def refuses_connections(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_detach_leaves_the_server_as_it_was_and_inject_works_again(
+    debugger: str, tmp_path: Path
+) -> None:
+    with plain_server(Path(sys.executable), tmp_path) as server:
+        pid = server.process.pid
+        threads = thread_count(pid)
+        inject(server)
+        address = server.agent_address()
+        assert agent_in_ps(server) == f"{address[0]}:{address[1]}"
+        server.get("/tracked")
+        wait_for(lambda: "/tracked" in paths_seen(server), 10, "request seen")
+
+        detached = cli("inject", "--detach", str(pid), server=server)
+        assert detached.returncode == 0, detached.stderr
+        assert detached.stdout.strip() == (
+            f"agent detached from pid {pid}: probes removed, {address[0]}:{address[1]} closed"
+        ), detached.stdout
+        assert server.registrations() == []
+        assert refuses_connections(address)
+        assert agent_in_ps(server) is None
+        assert server.get("/after-detach") == b"ok"
+        wait_for(lambda: thread_count(pid) == threads, 5, "the agent's threads gone")
+
+        again = cli("inject", "--detach", str(pid), server=server)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == f"no agent in pid {pid}: nothing to detach"
+
+        inject(server)  # a new agent, on a new port
+        server.get("/reinjected")
+        wait_for(lambda: "/reinjected" in paths_seen(server), 10, "request seen")
+        assert "Traceback" not in server.output()
+
+
+# --- under load ------------------------------------------------------------------------------
+
+LOAD_SECONDS = 5
+INJECT_AFTER = 1.5
+
+
+def load_with_wrk(server: RunningServer, seconds: int) -> subprocess.Popen[str]:
+    command = ["wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "10s", server.url("/load")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wrk_failures(output: str) -> tuple[int, str]:
+    """(requests served, what failed: "" when nothing did) from wrk's report."""
+    served = re.search(r"(\d+) requests in", output)
+    assert served is not None, output
+    failed = [
+        line.strip() for line in output.splitlines() if "Socket errors" in line or "Non-2xx" in line
+    ]
+    return int(served.group(1)), "; ".join(failed)
+
+
+def load_in_python(server: RunningServer, stop: threading.Event, out: list[str]) -> None:
+    """wrk's job when it is missing: keep-alive GETs on 4 connections until `stop`."""
+
+    def client() -> None:
+        connection = http.client.HTTPConnection(HOST, server.http_port, timeout=10)
+        try:
+            while not stop.is_set():
+                connection.request("GET", "/load")
+                response = connection.getresponse()
+                body = response.read()
+                out.append(
+                    "ok" if response.status == 200 and body == b"ok" else str(response.status)
+                )
+        except Exception as error:
+            out.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+
+def test_inject_under_load_loses_no_request(debugger: str, tmp_path: Path) -> None:
+    """wrk's keep-alive connections run through the injection: every request answered 200, no
+    socket error, nothing raised in the server; the agent tracks the open connections' next
+    requests."""
+    with plain_server(Path(sys.executable), tmp_path) as server:
+        wrk = load_with_wrk(server, LOAD_SECONDS) if shutil.which("wrk") else None
+        stop = threading.Event()
+        answers: list[str] = []
+        python_load = None
+        if wrk is None:  # wrk missing: the same check with a Python client
+            python_load = threading.Thread(target=load_in_python, args=(server, stop, answers))
+            python_load.start()
+        try:
+            time.sleep(INJECT_AFTER)
+            inject(server)
+            wait_for(lambda: "/load" in paths_seen(server), 10, "the load's requests tracked")
+            if wrk is not None:
+                output, _ = wrk.communicate(timeout=LOAD_SECONDS + 30)
+                served, failed = wrk_failures(output)
+            else:
+                time.sleep(1)
+                stop.set()
+                python_load.join(30)  # type: ignore[union-attr]
+                served = len(answers)
+                failed = "; ".join(sorted({a for a in answers if a != "ok"}))
+        finally:
+            stop.set()
+            if wrk is not None and wrk.poll() is None:
+                wrk.kill()
+                wrk.wait(10)
+        assert served > 100, served
+        assert failed == "", failed
+        assert "Traceback" not in server.output() and "ERROR" not in server.output()
+
+
+# --- attach --pid on a server without an agent ------------------------------------------------
+
+
+@contextmanager
+def attach_in_a_terminal(server: RunningServer, *args: str) -> Iterator[Terminal]:
+    env = {**os.environ, ENV_RUNTIME_DIR: str(server.runtime_dir)}
+    command = [sys.executable, "-m", "inspector", "attach", "--pid", str(server.process.pid)]
+    terminal = Terminal([*command, *args], env, REPO_ROOT)
+    try:
+        yield terminal
+    finally:
+        terminal.stop()
+
+
+def test_attach_offers_to_inject_once(debugger: str, tmp_path: Path) -> None:
+    """No terminal: one line saying what to do. At a terminal: asked once, 'n' leaves the
+    server alone, 'y' injects and opens the UI; --inject does not ask."""
+    pytest.importorskip("textual")
+    with plain_server(Path(sys.executable), tmp_path) as server:
+        pid = server.process.pid
+        env = {**os.environ, ENV_RUNTIME_DIR: str(server.runtime_dir)}
+        piped = subprocess.run(
+            [sys.executable, "-m", "inspector", "attach", "--pid", str(pid)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO_ROOT,
+            env=env,
+        )
+        line = one_line_refusal(piped)
+        assert "pass --inject" in line and f"`inspector inject {pid}`" in line, line
+
+        question = rf"pid {pid} \(.*inject_app:app.*\) has no agent; inject one now\? \[y/N\]"
+        with attach_in_a_terminal(server) as terminal:
+            terminal.wait_for(question)
+            terminal.type("n\r")
+            assert terminal.exit_status() == 2
+            assert f"not injected: no agent in pid {pid}" in terminal.text
+        assert server.registrations() == []
+
+        with attach_in_a_terminal(server) as terminal:
+            terminal.wait_for(question)
+            terminal.type("y\r")
+            terminal.wait_for(rf"agent started in pid {pid} at 127\.0\.0\.1:\d+", 20)
+            assert len(server.registrations()) == 1
+            terminal.wait_for(rf"live pid {pid}", 20)  # the UI shows the server
+            assert terminal.process.poll() is None
+
+        assert cli("inject", "--detach", str(pid), server=server).returncode == 0
+        with attach_in_a_terminal(server, "--inject") as terminal:
+            terminal.wait_for(rf"agent started in pid {pid}", 20)
+            assert "[y/N]" not in terminal.text
+            terminal.wait_for(rf"live pid {pid}", 20)
+            assert terminal.process.poll() is None
 
 
 # --- refusals: one line, exit 2 -------------------------------------------------------------

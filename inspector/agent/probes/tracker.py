@@ -22,6 +22,7 @@ test's own clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections import OrderedDict, deque
@@ -136,6 +137,8 @@ class RequestTracker:
         self._by_task: tuple[tuple[int, int | None], dict[int, RequestRecord]] = ((0, None), {})
         self.light: dict[asyncio.Task[Any] | None, LightEntry | RequestRecord] = {}
         """In-flight requests without a record (or given one late), by the task serving them."""
+        self.start_unknown: set[int] = set()
+        """Ids of the requests listed as already running when the agent was injected."""
         self.by_thread: dict[int, RequestRecord] = {}
         """Worker thread ident -> the request whose sync code it runs (the threadpool's)."""
         self.undetailed = 0
@@ -347,7 +350,10 @@ class RequestTracker:
         in_flight = [record.to_info(now) for record in _retrying_tuple(self.in_flight.values())]
         for task, entry in _retrying_tuple(self.light.items()):
             if type(entry) is tuple:  # else given a record late: listed above
-                in_flight.append(light_info(entry, task, now, wall_now))
+                light = light_info(entry, task, now, wall_now)
+                if light.id in self.start_unknown:
+                    light = dataclasses.replace(light, start_unknown=True)
+                in_flight.append(light)
         in_flight.sort(key=lambda info: info.started_at)
         entries = tuple(map(_named, _retrying_tuple(self.finished)))
         infos = self._infos
