@@ -601,6 +601,61 @@ async def payment_webhook(signature: str = "") -> dict[str, object]:
     return {"received": True}
 
 
+# --- a connection pool that leaks on an error path ---------------------------------------------
+
+warehouse_router = APIRouter(prefix="/warehouse", tags=["warehouse"])
+
+
+class WarehousePool:
+    """Connections to the warehouse system: a fixed number, lent out one per query."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: asyncio.Queue[int] = asyncio.Queue()
+        for connection in range(size):
+            self._idle.put_nowait(connection)
+
+    async def acquire(self) -> int:
+        return await self._idle.get()
+
+    def release(self, connection: int) -> None:
+        self._idle.put_nowait(connection)
+
+
+warehouse = WarehousePool(size=2)
+
+
+async def query_stock(connection: int, sku: str) -> int:
+    await asyncio.sleep(0.02)
+    if sku.startswith("retired-"):
+        raise HTTPException(status_code=404, detail=f"{sku} is no longer stocked")
+    return 12
+
+
+@warehouse_router.get("/stock/{sku}")
+async def warehouse_stock(sku: str) -> dict[str, object]:
+    connection = await warehouse.acquire()  # demo: pool-exhausted
+    # BUG: a 404 from the query skips release(): each retired SKU leaks a connection, and once
+    # both are gone every stock lookup waits for a connection that never comes back.
+    level = await query_stock(connection, sku)
+    warehouse.release(connection)
+    return {"sku": sku, "level": level}
+
+
+# --- short bursts of CPU that add up ------------------------------------------------------------
+
+search_router = APIRouter(prefix="/search", tags=["search"])
+SEARCH_INDEX = [f"product {n} {'blue' if n % 3 else 'red'} size {n % 9}" for n in range(40_000)]
+
+
+@search_router.get("")
+async def search(q: str) -> dict[str, object]:
+    # BUG: a linear scan in Python on the loop: 5 ms a query is nothing alone, but under a rush
+    # the loop does nothing else and every other request waits behind the searches.
+    hits = [t for t in SEARCH_INDEX if q in t and t.count(" ") > 2]  # demo: loop-saturated
+    return {"q": q, "hits": len(hits)}
+
+
 # --- the app -----------------------------------------------------------------------------------
 
 ROUTERS = (
@@ -625,6 +680,8 @@ ROUTERS = (
     suppliers_router,
     coupons_router,
     webhooks_router,
+    warehouse_router,
+    search_router,
 )
 
 

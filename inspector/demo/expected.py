@@ -120,6 +120,20 @@ EXPECTED: Final[tuple[ExpectedFinding, ...]] = (
         "Hold the lock for the token refresh only; call the carrier after `async with` ends.",
     ),
     ExpectedFinding(
+        "pool-exhausted",
+        ("pool-exhausted",),
+        "GET /warehouse/stock/{sku}",
+        "Stock lookups hang after a few 404s; the warehouse itself is idle.",
+        "Give the connection back in a `finally:` (or `async with` a pool context manager).",
+    ),
+    ExpectedFinding(
+        "loop-saturated",
+        ("loop-saturated",),
+        "GET /search",
+        "Every endpoint slows down during a search rush though no request blocks for long.",
+        "Index the catalogue (or search in a thread); a linear scan per query saturates the loop.",
+    ),
+    ExpectedFinding(
         "threadpool-exhausted",
         ("threadpool-saturated",),
         "GET /legacy/inventory-sync",

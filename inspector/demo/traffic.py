@@ -24,6 +24,9 @@ THREADPOOL_BURST: Final = 50
 QUOTE_SHOPPERS: Final = 6
 """Shoppers asking for shipping quotes at once, each asking again as soon as it is answered:
 one holds the carrier lock, the others queue for it."""
+SEARCH_SHOPPERS: Final = 4
+SEARCH_ROUNDS: Final = 120
+"""Searches each shopper sends, one after another (about 5 ms of the loop's time each)."""
 QUOTE_ROUNDS: Final = 10
 """Quotes each shopper asks for (about 3 s apiece while they queue: a rush of about 30 s)."""
 
@@ -242,6 +245,25 @@ async def log_an_error(client: DemoClient, n: int) -> None:
     client.fire("POST", "/webhooks/payment?signature=forged")
 
 
+async def leak_warehouse_connections(client: DemoClient, n: int) -> None:
+    if n == 0:
+        for sku in ("retired-1", "retired-2"):
+            await client.request("GET", f"/warehouse/stock/{sku}")  # each 404 leaks one
+    for k in range(3 if n == 0 else 1):
+        client.fire("GET", f"/warehouse/stock/sku-{k + 1}", timeout=3)
+
+
+async def search_rush(client: DemoClient, n: int) -> None:
+    """Shoppers searching back to back: each query is short, together they fill the loop."""
+
+    async def shopper(term: str) -> None:
+        for _ in range(SEARCH_ROUNDS):
+            await client.request("GET", f"/search?q={term}", timeout=5)
+
+    for term in ("blue", "red", "size 3", "product 1")[:SEARCH_SHOPPERS]:
+        client.spawn(shopper(term))
+
+
 async def exhaust_threadpool(client: DemoClient, n: int) -> None:
     for _ in range(THREADPOOL_BURST):
         client.fire("GET", "/legacy/inventory-sync?seconds=5", timeout=15)
@@ -281,6 +303,8 @@ SCHEDULE: Final[tuple[Trigger, ...]] = (
     Trigger("lock held across a slow call", 5.5, 45.0, queue_for_quotes),
     Trigger("loop waits for itself", 6.5, 23.0, wait_on_own_loop),
     Trigger("threadpool exhaustion", 8.0, 45.0, exhaust_threadpool),
+    Trigger("leaked pool connections", 3.3, 40.0, leak_warehouse_connections),
+    Trigger("search rush", 9.5, 40.0, search_rush),
 )
 """Staggered so the screen evolves: a new failure every few tenths of a second at first,
 then each one again at its own pace."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from inspector.diagnose.findings import Finding
-from inspector.diagnose.locate import innermost_application_frame
+from inspector.diagnose.locate import innermost_application_frame, is_application_frame
 from inspector.diagnose.rules.base import (
     Settings,
     examples,
@@ -24,7 +24,7 @@ from inspector.diagnose.rules.base import (
     where,
 )
 from inspector.diagnose.wait_graph import LIVE_STATES
-from inspector.model import Snapshot, TaskInfo, WaitInfo
+from inspector.model import Frame, Snapshot, TaskInfo, WaitInfo
 
 MIN_WAIT = 0.5
 """Seconds a task waits for a connection before the pool counts as exhausted (a burst that
@@ -96,6 +96,15 @@ def _pool_name(wait: WaitInfo) -> str:
     return text.split(":")[0]
 
 
+def _asking_frame(task: TaskInfo, pool: str) -> Frame | None:
+    """The application line that asks for a connection: for a pool written in the app, the
+    caller of its `acquire`, not the `Queue.get` inside it."""
+    for frame in reversed(task.stack):
+        if is_application_frame(frame) and not frame.function.startswith(f"{pool}."):
+            return frame
+    return innermost_application_frame(task.stack)
+
+
 def _holder_text(snapshot: Snapshot, holder: TaskInfo) -> str:
     request = request_label_for(snapshot, holder.request_id)
     age = f" ({seconds(holder.age)})" if holder.age else ""
@@ -112,7 +121,7 @@ def _finding(
     library = _library(wait)
     name = _pool_name(wait)
     location = next(
-        (f for f in (innermost_application_frame(t.stack) for t in waiters) if f is not None),
+        (f for f in (_asking_frame(t, name) for t in waiters) if f is not None),
         None,
     )
     requests = [
