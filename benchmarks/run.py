@@ -10,9 +10,10 @@ uvloop), inject (`inspector inject` into plain uvicorn: time to the first snapsh
 injected and detached against before, pinned and unpinned), cost (instructions and cache misses
 per request, counted by valgrind), snapshot (round trip at 10 to 50,000 tasks), stalls
 (detection of 100 ms / 500 ms / 2 s blocks), memory (RSS over 100k requests, or 1M with --long),
-tui (benchmarks/bench_tui.py). Needs wrk (apt-get install -y wrk) for throughput, inject and
-memory, lldb or gdb for inject, valgrind for cost; a configuration or section that cannot run
-here is reported as "n/a (reason)".
+tui (benchmarks/bench_tui.py), corpus (doctor on every app of tests/scenarios/: marked faults
+named, healthy apps warned about, time from the first request to each finding). Needs wrk
+(apt-get install -y wrk) for throughput, inject and memory, lldb or gdb for inject, valgrind for
+cost; a configuration or section that cannot run here is reported as "n/a (reason)".
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("throughput", "inject", "cost", "snapshot", "stalls", "memory", "tui")
+SECTIONS = ("throughput", "inject", "cost", "snapshot", "stalls", "memory", "tui", "corpus")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         data["tui"] = result
         return report.tui_markdown(result)
 
+    def corpus() -> str:
+        from benchmarks.corpus import corpus_data, corpus_markdown, run_corpus
+
+        outcomes = run_corpus(log)
+        data["corpus"] = corpus_data(outcomes)
+        return corpus_markdown(outcomes)
+
     try:
         section("throughput", throughput)
         section("inject", inject)
@@ -193,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         section("stalls", stalls)
         section("memory", memory)
         section("tui", tui)
+        section("corpus", corpus)
     except KeyboardInterrupt:
         log("interrupted: reporting what was measured")
     env = data["environment"]
