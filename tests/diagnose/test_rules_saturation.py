@@ -54,3 +54,18 @@ def test_a_mostly_idle_loop_an_old_burst_or_too_few_samples_is_no_finding() -> N
 def test_a_line_that_also_stalled_the_loop_is_left_to_loop_blocked() -> None:
     blocked = stall(1, 0.3, (HOT,))
     assert saturated(busy_loop(((HOT,), 40)), stalls=(blocked,)) == []
+
+
+def test_time_in_a_library_an_app_line_calls_is_info_that_names_the_line() -> None:
+    caller = app(43, "thumbnail", "response = await client.get(url)")
+    httpx_work = lib("httpcore/_async/http11.py", 120, "AsyncHTTP11Connection._send_event")
+    [finding] = saturated(busy_loop(((caller, httpx_work), 36), idle=4))
+    assert finding.severity == "info" and finding.location == caller
+    assert "the libraries and the server it calls" in finding.detail
+
+
+def test_standard_library_work_called_by_the_app_line_counts_as_its_own() -> None:
+    caller = app(30, "export", "payload = json.dumps(report)")
+    encoder = dataclasses.replace(lib("x", 1, "x"), file="/usr/lib/python3.11/json/encoder.py")
+    [finding] = saturated(busy_loop(((caller, encoder), 30), ((SERVER,), 8), idle=2))
+    assert finding.severity == "warning" and finding.location == caller

@@ -14,10 +14,11 @@ from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import (
     classify_samples,
     innermost_application_frame,
+    is_application_frame,
     most_common_frame,
 )
 from inspector.diagnose.rules.base import Settings, quoted_code, seconds, where
-from inspector.model import LoopStats, Snapshot
+from inspector.model import Frame, LoopStats, Snapshot
 
 MIN_SAMPLES = 10
 BUSY_SHARE = 0.7
@@ -53,18 +54,18 @@ def loop_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         return
     weights = [sample.count for sample in profile]
     lines = [innermost_application_frame(sample.frames) for sample in profile]
-    location = most_common_frame(lines, weights)
-    in_app = sum(n for line, n in zip(lines, weights, strict=True) if line is not None)
-    at_location = sum(
-        n
-        for line, n in zip(lines, weights, strict=True)
-        if line is not None and location is not None and line.location == location.location
-    )
+    own = [_own_work(sample.frames) for sample in profile]
+    location = most_common_frame(own, weights)
+    at_location = _samples_at(own, weights, location)
+    warning = location is not None and at_location / busy >= APP_SHARE
+    if not warning:
+        location = most_common_frame(lines, weights)
+        at_location = _samples_at(lines, weights, location)
     if location is not None and _already_a_stall(snapshot, location.location):
         return
-    warning = location is not None and in_app / busy >= APP_SHARE
-    blocking = classify_samples([sample.frames for sample in profile], weights)
-    doing = f" ({blocking.what})" if blocking is not None and warning else ""
+    hot = [sample.frames for sample, line in zip(profile, own, strict=True) if line == location]
+    blocking = classify_samples(hot) if warning and hot else None
+    doing = f" ({blocking.what})" if blocking is not None else ""
     share = f"{round(100 * busy / total)}%"
     cpu = (
         f" The loop thread used {round(100 * loop.busy)}% of a CPU over the last 5 s."
@@ -77,6 +78,12 @@ def loop_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         spent = (
             f" Most of the busy samples ({at_location} of {busy}) were at "
             f"{where(location, snapshot)}{quoted_code(location)}{doing}."
+        )
+    elif location is not None:
+        spent = (
+            f" The app line most of them ({at_location} of {busy}) passed through is "
+            f"{where(location, snapshot)}{quoted_code(location)}, but the time itself went to "
+            "the libraries and the server it calls, not to code that line runs."
         )
     else:
         spent = " Most of that time was in the server and framework, not in one line of the app."
@@ -93,11 +100,45 @@ def loop_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
             f"{spent}"
         ),
         hint=HINT if warning else CAPACITY_HINT,
-        location=location if warning else None,
+        location=location,
         related=tuple(
             dict.fromkeys(line for line in lines if line is not None and line != location)
         )[:3],
         count=busy,
+    )
+
+
+def _samples_at(lines: list[Frame | None], weights: list[int], location: Frame | None) -> int:
+    if location is None:
+        return 0
+    return sum(
+        n
+        for line, n in zip(lines, weights, strict=True)
+        if line is not None and line.location == location.location
+    )
+
+
+def _own_work(frames: tuple[Frame, ...]) -> Frame | None:
+    """The app line whose own work a sample is in: the innermost application frame when the
+    sample is in it, or in the standard library it called directly (json, re, zlib); None
+    when the time is in a library's or the server's code (an HTTP client, the framework)."""
+    for index in range(len(frames) - 1, -1, -1):
+        frame = frames[index]
+        if is_application_frame(frame):
+            callee = frames[index + 1] if index + 1 < len(frames) else None
+            if callee is None or _is_plain_stdlib(callee):
+                return frame
+            return None
+    return None
+
+
+def _is_plain_stdlib(frame: Frame) -> bool:
+    """Standard-library work (not the loop's own machinery, not an installed package)."""
+    path = frame.file.replace("\\", "/")
+    if "-packages/" in path or is_application_frame(frame):
+        return False
+    return not any(f"/{part}/" in path for part in ("asyncio", "concurrent")) and not path.endswith(
+        ("/threading.py", "/selectors.py")
     )
 
 
