@@ -1,13 +1,16 @@
 """Waits for a connection from a pool, in the pool's own terms.
 
 A task waiting for httpx's pool ends in an anyio Event; one waiting for aiohttp's connector in a
-bare Future; one waiting for a home-made pool in `Queue.get` or `Semaphore.acquire`. Said as
-"Event not set" none of them tells the user that every connection is checked out. Here the
-frames of a waiting task are matched against the pools' own waiting functions (httpcore's
-`AsyncPoolRequest.wait_for_connection`, aiohttp's `_wait_for_available_connection`, or a
-`get`/`acquire` called from a method of a class named like a pool), and the pool object found
-there says its capacity, how many are in use, how many wait, and, where the frames of other
-tasks show it, which tasks hold the connections.
+bare Future; one waiting for SQLAlchemy's async pool in `greenlet_spawn`; one waiting for a pool
+written in the app in `Queue.get`, `Semaphore.acquire` or `Condition.wait`. Said as "Event not
+set" none of them tells the user that every connection is checked out. Here the frames of a
+waiting task are matched against the pools' own waiting functions (httpcore's
+`AsyncPoolRequest.wait_for_connection`, aiohttp's `_wait_for_available_connection`, the
+`QueuePool._do_get` inside SQLAlchemy's greenlet, or a primitive awaited from a method of a
+class named like a pool, which is also how asyncpg's `Pool` and redis's
+`BlockingConnectionPool` wait), and the pool object found there says its capacity, how many are
+in use, how many wait, and, where the frames of other tasks show it (httpx, aiohttp), which
+tasks hold the connections.
 
 Every read is of a suspended frame's locals and of plain attributes, from the agent's thread,
 once per pool per collect.
@@ -32,6 +35,19 @@ HOME_MADE_DEPTH: Final = 4
 LIBRARY_DIRS: Final = ("httpcore", "httpx", "aiohttp")
 """Packages whose frames can hold a pool's connection."""
 
+CAPACITY_ATTRIBUTES: Final = (
+    "max_size",
+    "maxsize",
+    "max_connections",
+    "size",
+    "capacity",
+    "_max_size",
+    "_maxsize",
+    "_max_connections",
+    "_size",
+)
+"""Where pools written in the app (and asyncpg's, redis's) keep how many connections they lend."""
+
 Chain = Callable[[object], "tuple[list[types.FrameType], object | None]"]
 
 
@@ -51,7 +67,12 @@ HTTPCORE: Final = _Library(
 AIOHTTP: Final = _Library(
     "aiohttp", "aiohttp.connector", "BaseConnector._wait_for_available_connection"
 )
-LIBRARIES: Final = (HTTPCORE, AIOHTTP)
+SQLALCHEMY: Final = _Library("SQLAlchemy", "sqlalchemy.util.concurrency", "greenlet_spawn")
+"""SQLAlchemy's async engine runs its pool in a greenlet: the task awaits in `greenlet_spawn`,
+and the greenlet's own (suspended) stack holds the pool's `_do_get`."""
+LIBRARIES: Final = (HTTPCORE, AIOHTTP, SQLALCHEMY)
+GREENLET_DEPTH: Final = 40
+"""Frames of a suspended greenlet searched for the pool's `_do_get`."""
 
 
 class _Codes:
@@ -113,7 +134,7 @@ def pool_wait(
                     return shared(
                         ("pool", id(pool)), partial(_describe, library, pool, loop, chain)
                     )
-    if info is not None and info.kind in ("queue-get", "semaphore"):
+    if info is not None and info.kind in ("queue-get", "semaphore", "condition"):
         return _home_made(frames, info)
     return None
 
@@ -126,7 +147,25 @@ def _library_pool(library: _Library, frames: list[types.FrameType], index: int) 
     if library is HTTPCORE:
         # wait_for_connection belongs to the request; the pool is the caller's `self`.
         return _self_of(frames[index - 1]) if index > 0 else None
+    if library is SQLALCHEMY:
+        return _sqlalchemy_pool(frames[index])
     return _self_of(frames[index])
+
+
+def _sqlalchemy_pool(spawn: types.FrameType) -> Any:
+    """The QueuePool whose `_do_get` the greenlet awaiting in `spawn` is suspended in."""
+    greenlet = spawn.f_locals.get("context")
+    frame = getattr(greenlet, "gr_frame", None)
+    for _ in range(GREENLET_DEPTH):
+        if frame is None:
+            return None
+        code = frame.f_code
+        if code.co_name == "_do_get" and code.co_filename.replace("\\", "/").endswith(
+            "sqlalchemy/pool/impl.py"
+        ):
+            return frame.f_locals.get("self")
+        frame = frame.f_back
+    return None
 
 
 def _state(library: _Library, pool: Any) -> PoolState:
@@ -137,6 +176,8 @@ def _state(library: _Library, pool: Any) -> PoolState:
         if not isinstance(capacity, int) or capacity >= sys.maxsize:
             capacity = None
         return PoolState("httpx's pool", capacity, len(requests) - waiting, waiting)
+    if library is SQLALCHEMY:
+        return _sqlalchemy_state(pool)
     limit = getattr(pool, "_limit", 0)
     waiters = getattr(pool, "_waiters", {}) or {}
     waiting = sum(len(queue) for queue in list(waiters.values()))
@@ -148,14 +189,27 @@ def _state(library: _Library, pool: Any) -> PoolState:
     )
 
 
+def _sqlalchemy_state(pool: Any) -> PoolState:
+    queue = getattr(pool, "_pool", None)
+    size = getattr(queue, "maxsize", 0)
+    waiting_room = vars(queue).get("_queue") if hasattr(queue, "__dict__") else None
+    idle = waiting_room.qsize() if isinstance(waiting_room, asyncio.Queue) else 0
+    overflow = getattr(pool, "_overflow", 0)
+    max_overflow = getattr(pool, "_max_overflow", 0)
+    capacity = None if max_overflow < 0 else size + max_overflow
+    waiting = len(getattr(waiting_room, "_getters", ()) or ())
+    return PoolState("SQLAlchemy's pool", capacity, size - idle + overflow, waiting)
+
+
 def _describe(
     library: _Library, pool: Any, loop: asyncio.AbstractEventLoop, chain: Chain | None
 ) -> WaitInfo:
     state = _state(library, pool)
-    holders = _holders(pool, library, loop, chain) if chain is not None else ()
+    scanned = chain is not None and library is not SQLALCHEMY  # its holders run in greenlets
+    holders = _holders(pool, library, loop, chain) if scanned and chain is not None else ()
     return WaitInfo(
         kind="pool",
-        description=_words(state, len(holders) if chain is not None else None),
+        description=_words(state, len(holders) if scanned else None),
         object_id=id(pool),
         holder_task_ids=holders,
         waiters=state.waiting,
@@ -229,7 +283,8 @@ def _tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
 
 
 def _home_made(frames: list[types.FrameType], info: WaitInfo) -> WaitInfo | None:
-    """A Queue.get or Semaphore.acquire called from a method of a class named like a pool."""
+    """A Queue.get, Semaphore.acquire or Condition.wait called from a method of a class named
+    like a pool."""
     for frame in _callers(frames, HOME_MADE_DEPTH):
         owner = _self_of(frame)
         if owner is None or isinstance(owner, _PRIMITIVES):
@@ -271,7 +326,7 @@ def _is_asyncio(filename: str) -> bool:
 
 
 def _capacity(pool: Any) -> int | None:
-    for attribute in ("max_size", "maxsize", "size", "capacity", "_max_size", "_maxsize", "_size"):
+    for attribute in CAPACITY_ATTRIBUTES:
         value = getattr(pool, attribute, None)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -115,3 +116,34 @@ def test_a_queue_outside_any_pool_stays_a_queue_wait(inspected: Inspected) -> No
     queue = inspected.app.call(asyncio.Queue)
     consumer = inspected.app.spawn(queue.get(), name="consumer")
     assert inspected.waiting(consumer, "queue-get").waiting_on is not None
+
+
+def test_sqlalchemy_async_pool_is_found_inside_its_greenlet(
+    inspected: Inspected, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    app = inspected.app
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"
+    engine = app.call(lambda: create_async_engine(url, pool_size=1, max_overflow=0))
+    release = app.call(asyncio.Event)
+
+    async def hold_a_connection() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("select 1"))
+            await release.wait()
+
+    async def query() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("select 2"))
+
+    holder = app.spawn(hold_a_connection(), name="holder")
+    inspected.wait_for(holder, lambda t: t.waiting_on is not None and t.waiting_on.kind == "event")
+    waiter = app.spawn(query(), name="waiter")
+    wait = pool_wait_of(inspected, waiter)
+    assert (wait.capacity, wait.in_use, wait.waiters) == (1, 1, 1)
+    assert wait.description.startswith("waiting for a connection from SQLAlchemy's pool: 1 of 1")
+    app.call(release.set)
+    inspected.wait_for_absence(waiter)
+    app.run(engine.dispose())

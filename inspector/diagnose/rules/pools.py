@@ -43,6 +43,13 @@ HINTS = {
         "response keeps its connection. Raise `TCPConnector(limit=..., limit_per_host=...)` if "
         "the upstream can take more, and give requests a timeout (`ClientTimeout(total=...)`)."
     ),
+    "sqlalchemy": (
+        "Every connection of the engine's pool is checked out. End each session and connection "
+        "as soon as its queries are done (`async with AsyncSession(engine) as session:`, "
+        "`async with engine.connect() as conn:`) and do not hold one across slow work that does "
+        "not need the database (an HTTP call, a sleep). Raise `pool_size` / `max_overflow` if "
+        "the database can take more, and lower `pool_timeout` so waiters fail fast."
+    ),
     "home-made": (
         "Every connection of the pool is checked out. Give connections back in a `finally:` "
         "(better: an `async with pool.connection():` context manager), do not hold one across "
@@ -88,6 +95,8 @@ def _library(wait: WaitInfo) -> str:
         return "httpx"
     if "aiohttp" in wait.description:
         return "aiohttp"
+    if "SQLAlchemy" in wait.description:
+        return "sqlalchemy"
     return "home-made"
 
 
@@ -140,14 +149,14 @@ def _finding(
     if holders:
         held = f" Held by {examples([_holder_text(snapshot, h) for h in holders])}."
     leaked = 0
-    if library != "home-made" and wait.in_use is not None:
+    if library in ("httpx", "aiohttp") and wait.in_use is not None:
         leaked = max(0, wait.in_use - len(holders))
     if leaked:
         held += (
             f" {plural(leaked, 'connection')} held by no running task: taken by requests that "
             "have finished and never given back (leaked)."
         )
-    elif library == "home-made" and not holders:
+    elif library in ("home-made", "sqlalchemy") and not holders:
         held += " The pool does not record who holds its connections."
     holder_lines = tuple(
         dict.fromkeys(
