@@ -49,6 +49,7 @@ CAPACITY_ATTRIBUTES: Final = (
 """Where pools written in the app (and asyncpg's, redis's) keep how many connections they lend."""
 
 Chain = Callable[[object], "tuple[list[types.FrameType], object | None]"]
+RequestOf = Callable[[Any], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def pool_wait(
     loop: asyncio.AbstractEventLoop,
     chain: Chain | None,
     shared: Callable[[tuple[Any, ...], Callable[[], WaitInfo]], WaitInfo],
+    request_of: RequestOf | None = None,
 ) -> WaitInfo | None:
     """A `kind="pool"` description when the task waits for a pool's connection, else None."""
     codes = _codes.fresh()
@@ -132,7 +134,8 @@ def pool_wait(
                 pool = _library_pool(library, frames, index)
                 if pool is not None:
                     return shared(
-                        ("pool", id(pool)), partial(_describe, library, pool, loop, chain)
+                        ("pool", id(pool)),
+                        partial(_describe, library, pool, loop, chain, request_of),
                     )
     if info is not None and info.kind in ("queue-get", "semaphore", "condition"):
         return _home_made(frames, info)
@@ -202,39 +205,68 @@ def _sqlalchemy_state(pool: Any) -> PoolState:
 
 
 def _describe(
-    library: _Library, pool: Any, loop: asyncio.AbstractEventLoop, chain: Chain | None
+    library: _Library,
+    pool: Any,
+    loop: asyncio.AbstractEventLoop,
+    chain: Chain | None,
+    request_of: RequestOf | None,
 ) -> WaitInfo:
     state = _state(library, pool)
     scanned = chain is not None and library is not SQLALCHEMY  # its holders run in greenlets
-    holders = _holders(pool, library, loop, chain) if scanned and chain is not None else ()
+    holders = _holders(pool, library, loop, chain) if scanned and chain is not None else []
     return WaitInfo(
         kind="pool",
-        description=_words(state, len(holders) if scanned else None),
+        description=_words(state, holders if scanned else None, request_of),
         object_id=id(pool),
-        holder_task_ids=holders,
+        holder_task_ids=tuple(id(task) for task in holders),
         waiters=state.waiting,
         capacity=state.capacity,
         in_use=state.in_use,
     )
 
 
-def _words(state: PoolState, holders: int | None) -> str:
+HOLDERS_NAMED: Final = 3
+
+
+def _words(
+    state: PoolState,
+    holders: list[asyncio.Task[Any]] | None,
+    request_of: RequestOf | None = None,
+) -> str:
+    """What the task waits for, as a noun: "a connection from httpx's pool: 2 of 2 in use by
+    GET /images/1, GET /images/2, 1 waiting"."""
     capacity = f" of {state.capacity}" if state.capacity is not None else ""
-    text = f"waiting for a connection from {state.name}: {state.in_use}{capacity} in use"
+    text = f"a connection from {state.name}: {state.in_use}{capacity} in use"
+    if holders and request_of is not None:
+        labels = [label for label in (_label(request_of, task) for task in holders) if label]
+        if labels:
+            more = len(holders) - HOLDERS_NAMED
+            text += (
+                " by "
+                + ", ".join(labels[:HOLDERS_NAMED])
+                + (f" and {more} more" if more > 0 else "")
+            )
     text += f", {state.waiting} waiting"
-    if holders is not None and state.in_use is not None and holders < state.in_use:
-        text += f"; {state.in_use - holders} held by no running task (never released)"
+    if holders is not None and state.in_use is not None and len(holders) < state.in_use:
+        text += f"; {state.in_use - len(holders)} held by no running task (never released)"
     return text
+
+
+def _label(request_of: RequestOf, task: asyncio.Task[Any]) -> str | None:
+    try:
+        return request_of(task)
+    except Exception:
+        return None
 
 
 def _holders(
     pool: Any, library: _Library, loop: asyncio.AbstractEventLoop, chain: Chain
-) -> tuple[int, ...]:
+) -> list[asyncio.Task[Any]]:
     """Tasks inside a call through `pool` that are not waiting for it: they hold a connection."""
     waiting_code = next(
         (code for code in _codes.pinned if _codes.by_id.get(id(code)) is library), None
     )
-    holders: list[int] = []
+    holders: list[asyncio.Task[Any]] = []
     for task in _tasks(loop)[:SCAN_TASKS]:
         try:
             frames, _ = chain(task.get_coro())
@@ -244,8 +276,8 @@ def _holders(
         if not library_frames or any(f.f_code is waiting_code for f in library_frames):
             continue
         if any(_refers_to(_self_of(frame), pool) for frame in library_frames):
-            holders.append(id(task))
-    return tuple(holders)
+            holders.append(task)
+    return holders
 
 
 def _in_library(filename: str) -> bool:

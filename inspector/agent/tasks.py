@@ -181,6 +181,11 @@ def _running_frames(coro: object, top: types.FrameType | None) -> list[types.Fra
     return []
 
 
+def _request_label(context: AgentContext, task: asyncio.Task[Any]) -> str | None:
+    link = context.link_for(task)
+    return link.request_label if link is not None else None
+
+
 def reported_stack(
     frames: list[types.FrameType], limit: int
 ) -> tuple[tuple[Frame, ...], StackCut | None]:
@@ -302,7 +307,10 @@ class TasksProbe:
             current=current,
             loop_top=loop_top,
             waits=WaitContext(
-                loop, self._locks if self._locks.installed else None, chain=await_chain
+                loop,
+                self._locks if self._locks.installed else None,
+                chain=await_chain,
+                request_of=lambda task: _request_label(context, task),
             ),
             previous=self._parked,
         )

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from inspector.agent.frames import is_application_frame
+from inspector.agent.library_waits import in_library_terms
 from inspector.agent.locks import LockTracker, asyncio_class, original_method
-from inspector.agent.pools import Chain, pool_wait
+from inspector.agent.pools import Chain, RequestOf, pool_wait
 from inspector.model import WaitInfo
 
 REFINE_DEPTH: Final = 4
@@ -43,11 +44,14 @@ class WaitContext:
         loop: asyncio.AbstractEventLoop,
         locks: LockTracker | None = None,
         chain: Chain | None = None,
+        request_of: RequestOf | None = None,
     ) -> None:
         self.loop = loop
         self.locks = locks
         self.chain = chain
         """How to read another task's await chain (to find who holds a pool's connections)."""
+        self.request_of = request_of
+        """The label of the request a task serves ("GET /images/{id}"), where one is known."""
         self.table = _table.fresh()
         self.caller: types.FrameType | None = None
         """The frame that awaits the innermost one (set per description: a suspended coroutine
@@ -730,9 +734,10 @@ def describe_wait(
     if info is None and leaf is not None:
         info = WaitInfo(kind="unknown", description=f"awaits {type(leaf).__name__}")
     if fut is not None or info is not None:
-        pooled = pool_wait(frames, info, ctx.loop, ctx.chain, ctx.shared)
+        pooled = pool_wait(frames, info, ctx.loop, ctx.chain, ctx.shared, ctx.request_of)
         if pooled is not None:
             return pooled
+        return in_library_terms(frames, info) or info
     return info
 
 

@@ -1,4 +1,5 @@
-"""Waits for a pool's connection are said in the pool's terms: capacity, in use, who holds them.
+"""Waits inside client libraries are said in their terms: a pool's connection with its capacity,
+how many are in use and who holds them; an HTTP call's response, with where it was sent.
 
 Real httpx and aiohttp clients on a real loop thread, talking to a local server that accepts
 requests and never answers, so the connections stay checked out; and a home-made pool.
@@ -59,9 +60,7 @@ def test_httpx_pool_says_it_is_full_and_which_tasks_hold_its_connections(
     wait = pool_wait_of(inspected, waiter)
     assert (wait.capacity, wait.in_use, wait.waiters) == (2, 2, 1)
     assert set(wait.holder_task_ids) == {id(holder) for holder in holders}
-    assert wait.description == (
-        "waiting for a connection from httpx's pool: 2 of 2 in use, 1 waiting"
-    )
+    assert wait.description == ("a connection from httpx's pool: 2 of 2 in use, 1 waiting")
     app.call(server.close)
 
 
@@ -109,7 +108,7 @@ def test_a_home_made_pool_on_a_queue_is_a_pool_wait(inspected: Inspected) -> Non
     waiter = app.spawn(pool.acquire(), name="waiter")
     wait = pool_wait_of(inspected, waiter)
     assert (wait.capacity, wait.in_use) == (2, 2)
-    assert wait.description.startswith("waiting for a connection from ConnectionPool: 2 of 2")
+    assert wait.description.startswith("a connection from ConnectionPool: 2 of 2")
 
 
 def test_a_queue_outside_any_pool_stays_a_queue_wait(inspected: Inspected) -> None:
@@ -143,7 +142,45 @@ def test_sqlalchemy_async_pool_is_found_inside_its_greenlet(
     waiter = app.spawn(query(), name="waiter")
     wait = pool_wait_of(inspected, waiter)
     assert (wait.capacity, wait.in_use, wait.waiters) == (1, 1, 1)
-    assert wait.description.startswith("waiting for a connection from SQLAlchemy's pool: 1 of 1")
+    assert wait.description.startswith("a connection from SQLAlchemy's pool: 1 of 1")
     app.call(release.set)
     inspected.wait_for_absence(waiter)
     app.run(engine.dispose())
+
+
+# --- waits for an upstream's answer ----------------------------------------------------------
+
+
+def test_an_httpx_call_waiting_for_its_response_says_so_and_where_to(
+    inspected: Inspected,
+) -> None:
+    app = inspected.app
+    server, url = silent_server(app)
+    client = app.call(httpx.AsyncClient)
+    caller = app.spawn(client.get(url), name="caller")
+    wait = inspected.waiting(caller, "stream").waiting_on
+    assert wait is not None
+    port = url.split(":")[2].split("/")[0]
+    assert wait.description == f"the response of an HTTP request to 127.0.0.1:{port} (httpx)"
+    app.call(server.close)
+
+
+def test_an_aiohttp_call_waiting_for_its_response_says_so(inspected: Inspected) -> None:
+    app = inspected.app
+    server, url = silent_server(app)
+
+    async def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    client = app.run(session())
+
+    async def fetch() -> None:
+        async with client.get(url) as response:
+            await response.read()
+
+    caller = app.spawn(fetch(), name="caller")
+    wait = inspected.waiting(caller, "stream").waiting_on
+    assert wait is not None
+    assert wait.description.startswith("the response of an HTTP request to 127.0.0.1:")
+    assert wait.description.endswith("(aiohttp)")
+    app.call(server.close)

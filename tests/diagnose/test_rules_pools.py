@@ -12,7 +12,7 @@ POOL = 42
 def pool_wait(in_use: int, capacity: int | None, holders: tuple[int, ...] = ()) -> object:
     return wait(
         "pool",
-        f"waiting for a connection from httpx's pool: {in_use} of {capacity} in use, 2 waiting",
+        f"a connection from httpx's pool: {in_use} of {capacity} in use, 2 waiting",
         object_id=POOL,
         capacity=capacity,
         in_use=in_use,
@@ -54,7 +54,7 @@ def test_a_pool_with_a_free_connection_or_a_short_wait_is_no_finding() -> None:
 def test_a_home_made_pool_without_holders_says_it_cannot_tell_who_holds_them() -> None:
     home_made = wait(
         "pool",
-        "waiting for a connection from ConnectionPool: 4 of 4 in use, 2 waiting",
+        "a connection from ConnectionPool: 4 of 4 in use, 2 waiting",
         object_id=POOL,
         capacity=4,
         in_use=4,

@@ -101,7 +101,7 @@ def _library(wait: WaitInfo) -> str:
 
 
 def _pool_name(wait: WaitInfo) -> str:
-    text = wait.description.removeprefix("waiting for a connection from ")
+    text = wait.description.removeprefix("a connection from ")
     return text.split(":")[0]
 
 
@@ -112,6 +112,10 @@ def _asking_frame(task: TaskInfo, pool: str) -> Frame | None:
         if is_application_frame(frame) and not frame.function.startswith(f"{pool}."):
             return frame
     return innermost_application_frame(task.stack)
+
+
+def _verb(count: int, verb: str) -> str:
+    return verb if count != 1 else verb + "s"
 
 
 def _holder_text(snapshot: Snapshot, holder: TaskInfo) -> str:
@@ -169,11 +173,13 @@ def _finding(
         kind="pool-exhausted",
         severity="warning",
         title=(
-            f"Connection pool exhausted: {plural(len(waiters), 'task')} wait for {name}"
+            f"Connection pool exhausted: {plural(len(waiters), 'task')} "
+            f"{_verb(len(waiters), 'wait')} for {name}"
             + (f" ({wait.in_use} of {wait.capacity} in use)" if wait.capacity else "")
         ),
         detail=(
-            f"{plural(len(waiters), 'task')}{for_whom} wait for a connection from {name}, the "
+            f"{plural(len(waiters), 'task')}{for_whom} {_verb(len(waiters), 'wait')} for a "
+            f"connection from {name}, the "
             f"longest for {seconds(longest)}:{usage} none is free.{held} They ask for it at "
             f"{where(location, snapshot)}{quoted_code(location)}."
         ),
