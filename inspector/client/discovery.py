@@ -616,7 +616,7 @@ def explain_pid(pid: int) -> str:
             + ADD_AGENT_HINT.format(app=target.app or "APP")
         )
     return (
-        f"no agent in pid {pid}; run `inspector inject {pid}` (or start it with "
+        f"no agent in pid {pid}; run `inspector inject {pid}` or pass --inject (or start it with "
         f"`inspector run {target.app or 'APP'}`)"
     )
 

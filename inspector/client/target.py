@@ -185,7 +185,7 @@ def _why_no_agent(pid: int, registrations: list[Registration]) -> str:
     shown = command if len(command) <= 80 else command[:77] + "..."
     if any(word in command for word in _SERVER_WORDS):
         return (
-            f"no agent in pid {pid} ({shown}); run `inspector inject {pid}` (or start it with "
-            "`inspector run APP`)"
+            f"no agent in pid {pid} ({shown}); run `inspector inject {pid}` or pass --inject "
+            "(or start it with `inspector run APP`)"
         )
     return f"pid {pid} ({shown}) has no inspector agent"

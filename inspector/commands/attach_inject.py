@@ -1,9 +1,10 @@
-"""`attach --pid PID` on a server without an agent: offer to inject one, with one confirmation.
+"""`--pid PID` on a server without an agent: inject one, asked first by `attach`.
 
 The offer is made only for a process that serves requests and has no agent (what `inspector
-inject` can start one in); anything else keeps the plain "no agent" line. A person at a
-terminal is asked (y/N); `--inject` skips the question; without a terminal to ask on, one line
-says how to go on, and nothing is injected.
+inject` can start one in); anything else keeps the plain "no agent" line. `attach` asks a person
+at a terminal (y/N); `--inject` skips the question, and is how `dump` and `doctor` (which never
+ask) start one; without a terminal to ask on, one line says how to go on, and nothing is
+injected.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ if TYPE_CHECKING:
 
 
 def offer_injection(
-    pid: int, no_agent: InspectorError, *, ask: bool, need_terminal: Callable[[], None]
+    pid: int,
+    no_agent: InspectorError,
+    *,
+    ask: bool,
+    need_terminal: Callable[[], None],
+    connect_timeout: float | None = None,
+    command_timeout: float | None = None,
 ) -> Source:
     """The source of an agent injected into `pid` (asked first when `ask`); raises
     `no_agent`, the lookup's own line, when `pid` is no server to inject into."""
@@ -38,7 +45,44 @@ def offer_injection(
     if ask and not _confirm(f"pid {pid} ({described}) has no agent; inject one now? [y/N] "):
         raise InspectorError(f"not injected: no agent in pid {pid} to attach to")
     host, port = inject.start(pid, inject.check_target(pid))
-    return open_source(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return open_source(address, connect_timeout=connect_timeout, command_timeout=command_timeout)
+
+
+def open_or_inject(
+    target: str | None,
+    pid: int | None,
+    *,
+    inject: bool,
+    connect_timeout: float | None = None,
+    command_timeout: float | None = None,
+) -> Source:
+    """The source for TARGET / `--pid`; with `inject`, an agent is started in `pid` first when
+    it has none (`dump --inject`, `doctor --inject`)."""
+    from inspector.client.source import ConnectError
+    from inspector.client.target import open_source
+
+    if inject and (pid is None or target is not None):
+        raise InspectorError("--inject goes with --pid PID (the server to start the agent in)")
+    try:
+        return open_source(
+            target, pid, connect_timeout=connect_timeout, command_timeout=command_timeout
+        )
+    except ConnectError as no_agent:
+        if not inject or pid is None:
+            raise
+        return offer_injection(
+            pid,
+            no_agent,
+            ask=False,
+            need_terminal=_nothing,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+
+
+def _nothing() -> None:
+    """`dump` and `doctor` need no terminal."""
 
 
 def _server_without_agent(pid: int) -> str | None:

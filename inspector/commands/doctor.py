@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
-from inspector.commands.target_args import add_target_arguments
+from inspector.commands.target_args import add_inject_argument, add_target_arguments
 from inspector.errors import ExitStatus, InspectorError
 from inspector.escape import printable
 
@@ -40,6 +40,7 @@ examples:
   inspector doctor                      the agent at 127.0.0.1:20101
   inspector doctor 127.0.0.1:20111      another agent
   inspector doctor --pid 4242           a server by pid (every worker of a --workers parent)
+  inspector doctor --pid 4242 --inject  the same for a server started without the agent
   inspector doctor snapshot.json        a snapshot saved with `inspector dump`
   inspector doctor --json | jq .        {"findings": [...]} for scripts
   inspector doctor --watch 60           keep looking for a minute, print each new finding
@@ -57,6 +58,7 @@ def register(subparsers: Any) -> None:
     add_target_arguments(
         parser, pid_help="the server's pid; a --workers parent means all its workers"
     )
+    add_inject_argument(parser)
     parser.add_argument("--json", action="store_true", help='print {"findings": [...]} as JSON')
     parser.add_argument(
         "--stuck-after",
@@ -82,6 +84,7 @@ def register(subparsers: Any) -> None:
 class Options:
     target: str | None
     pid: int | None
+    inject: bool
     as_json: bool
     stuck_after: float
     watch: float | None
@@ -104,6 +107,7 @@ def handle(args: argparse.Namespace) -> int:
     options = Options(
         target=args.target,
         pid=args.pid,
+        inject=args.inject,
         as_json=args.json,
         stuck_after=_seconds(args.stuck_after, "--stuck-after"),
         watch=_seconds(args.watch, "--watch") if args.watch is not None else None,
@@ -139,14 +143,15 @@ class Attached:
     worker: int | None = None
 
 
-def _open_sources(target: str | None, pid: int | None) -> list[Attached]:
+def _open_sources(target: str | None, pid: int | None, inject: bool) -> list[Attached]:
     from inspector.client.target import open_source
+    from inspector.commands.attach_inject import open_or_inject
 
     if pid is not None and target is None:
         workers = _agent_workers(pid)
         if len(workers) > 1:
             return [Attached(open_source(address, None), worker) for worker, address in workers]
-    return [Attached(open_source(target, pid))]
+    return [Attached(open_or_inject(target, pid, inject=inject))]
 
 
 def _agent_workers(pid: int) -> list[tuple[int, str]]:
@@ -191,7 +196,7 @@ async def _connect_all(attached: list[Attached], notes: list[str]) -> list[Attac
 
 async def _doctor(options: Options, outcome: Outcome, out: TextIO) -> None:
     notes: list[str] = []
-    attached = await _connect_all(_open_sources(options.target, options.pid), notes)
+    attached = await _connect_all(_open_sources(options.target, options.pid, options.inject), notes)
     try:
         live = all(item.source.live for item in attached)
         if options.watch is not None and not live:

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from inspector.commands.target_args import add_target_arguments
+from inspector.commands.target_args import add_inject_argument, add_target_arguments
 from inspector.errors import InspectorError
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ examples:
   inspector dump                         the agent on 127.0.0.1:20101, as text
   inspector dump 20104                   the agent on 127.0.0.1:20104
   inspector dump --pid 4242              the agent of process 4242
+  inspector dump --pid 4242 --inject     the same, starting an agent in it if it has none
   inspector dump -o stuck.json           save a snapshot to read later (dump, attach, doctor)
   inspector dump stuck.json              print a saved snapshot as text
   inspector dump --format json | jq '.snapshot.tasks | length'
@@ -51,6 +52,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_arguments(parser, pid_help="the process to dump (found through its agent)")
+    add_inject_argument(parser)
     parser.add_argument(
         "--format",
         choices=("text", "json"),
@@ -117,11 +119,15 @@ def _with_injection_note(snapshot: Snapshot, text: str) -> str:
 
 
 async def _take(args: argparse.Namespace) -> Snapshot:
-    from inspector.client.target import open_source
+    from inspector.commands.attach_inject import open_or_inject
 
     connect_timeout = min(3.0, args.timeout)
-    source = open_source(
-        args.target, args.pid, connect_timeout=connect_timeout, command_timeout=args.timeout
+    source = open_or_inject(
+        args.target,
+        args.pid,
+        inject=args.inject,
+        connect_timeout=connect_timeout,
+        command_timeout=args.timeout,
     )
     try:
         # Belt and braces: each step has its own timeout; this bounds them together.

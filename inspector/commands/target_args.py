@@ -21,3 +21,12 @@ def add_target_arguments(
     """Add the optional positional TARGET and `--pid PID` (stored as `target` and `pid`)."""
     parser.add_argument("target", nargs="?", metavar="TARGET", help=TARGET_HELP)
     parser.add_argument("--pid", type=int, help=pid_help)
+
+
+def add_inject_argument(parser: argparse.ArgumentParser) -> None:
+    """`--inject`: start an agent in `--pid PID` first when it has none."""
+    parser.add_argument(
+        "--inject",
+        action="store_true",
+        help="with --pid: a server without an agent gets one first (as `inspector inject PID`)",
+    )

@@ -245,6 +245,31 @@ def test_inject_into_an_idle_server(target_python: Path, debugger: str, tmp_path
         assert snapshot(server).process.pid == server.process.pid
 
 
+def test_doctor_inject_starts_the_agent_and_names_the_parked_line(
+    debugger: str, tmp_path: Path
+) -> None:
+    """`doctor --pid PID --inject` on a server without an agent: one command from nothing to
+    the line to fix; `dump --inject` then finds the agent already there."""
+    with plain_server(Path(sys.executable), tmp_path) as server:
+        pid = str(server.process.pid)
+        request_in_background(server, "/park")
+        time.sleep(0.3)
+        result = cli("doctor", "--pid", pid, "--inject", "--stuck-after", "0.5", server=server)
+        if result.returncode == 2 and "attach" in result.stderr:
+            pytest.skip(f"no debugger can attach here: {result.stderr.strip()}")
+        assert result.returncode in (0, 1), result.stderr
+        wait_for(lambda: server.registrations(), 10, "registration")
+
+        def parked_line_named() -> bool:
+            doctor = cli("doctor", "--pid", pid, "--stuck-after", "0.5", server=server)
+            return doctor.returncode == 1 and marked_line("parked line") in doctor.stdout
+
+        wait_for(parked_line_named, 10, "doctor naming the parked line")
+        dump = cli("dump", "--pid", pid, "--inject", server=server)
+        assert dump.returncode == 0, dump.stderr
+        assert len(server.registrations()) == 1
+
+
 def test_inject_while_the_loop_is_blocked(
     target_python: Path, debugger: str, tmp_path: Path
 ) -> None:
@@ -549,7 +574,7 @@ def test_no_debugger_says_which_package_to_install(tmp_path: Path) -> None:
         pid = server.process.pid
         for command in ("dump", "doctor"):  # what to do about a server without an agent
             line = one_line_refusal(cli(command, "--pid", str(pid), server=server))
-            assert f"no agent in pid {pid}; run `inspector inject {pid}`" in line, line
+            assert f"no agent in pid {pid}; run `inspector inject {pid}` or pass --inject" in line
         env = {**os.environ, "PATH": str(tmp_path / "empty")}
         result = subprocess.run(
             [sys.executable, "-m", "inspector", "inject", str(server.process.pid)],
