@@ -5,22 +5,19 @@ coroutines many times per second, so the conversion is cached per (code object, 
 `Frame` is built once and reused. Source lines come from `linecache`, read lazily once per
 (file, line); nothing here calls `traceback` or `inspect`.
 
-`is_application_frame(file)` answers "is this the user's code?" (not the standard library, not an
-installed package, not the inspector itself, not a generated or frozen module) so that reports
-point at the line a person can fix.
+Whose code a frame is comes from `inspector.frame_kinds`, the classifier every client uses too,
+so the agent's "line to fix" is the one `doctor`, `dump` and the UI name.
 """
 
 from __future__ import annotations
 
 import linecache
-import os
-import re
 import sys
-import sysconfig
 import types
 from collections.abc import Iterable, Sequence
 from typing import Final, TypeVar
 
+from inspector.frame_kinds import is_application
 from inspector.model import Frame, StackCut
 
 __all__ = [
@@ -31,7 +28,6 @@ __all__ = [
     "frame_of",
     "frames_of",
     "innermost_application_frame",
-    "is_application_frame",
     "stack_of",
     "thread_stack",
 ]
@@ -73,7 +69,6 @@ _pinned_codes: dict[int, types.CodeType] = {}
 # (id(Frame), ...) -> that stack: tasks parked at the same place share one tuple, which the wire
 # encoder then writes once. Each entry keeps its Frames alive, so the ids in its key stay theirs.
 _stack_cache: dict[tuple[int, ...], tuple[Frame, ...]] = {}
-_application_cache: dict[str, bool] = {}
 
 
 def _function_name(code: types.CodeType) -> str:
@@ -163,72 +158,10 @@ def thread_stack(thread_id: int, limit: int = MAX_DEPTH) -> tuple[Frame, ...]:
     return stack_of(sys._current_frames().get(thread_id), limit)
 
 
-def _stdlib_prefixes() -> tuple[str, ...]:
-    prefixes: set[str] = set()
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib"):
-        path = paths.get(key)
-        if path:
-            prefixes.add(os.path.normcase(os.path.abspath(path)))
-            prefixes.add(os.path.normcase(os.path.realpath(path)))
-    stdlib_dir = os.path.dirname(os.__file__)
-    prefixes.add(os.path.normcase(os.path.abspath(stdlib_dir)))
-    prefixes.add(os.path.normcase(os.path.realpath(stdlib_dir)))
-    return tuple(sorted(p.rstrip(os.sep) + os.sep for p in prefixes))
-
-
-_INSPECTOR_DIR: Final = os.path.normcase(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
-_INSPECTOR_PREFIXES: Final = tuple(
-    {
-        _INSPECTOR_DIR + os.sep,
-        os.path.normcase(os.path.realpath(_INSPECTOR_DIR)) + os.sep,
-    }
-)
-_STDLIB_PREFIXES: Final = _stdlib_prefixes()
-# The standard library of any CPython install on a POSIX layout (".../lib/python3.12/x.py"), for
-# files reported by another interpreter than this one.
-_STDLIB_PATTERN: Final = re.compile(r"[/\\]lib[/\\]python\d+\.\d+t?[/\\]", re.IGNORECASE)
-_PACKAGE_DIRS: Final = ("site-packages", "dist-packages")
-
-
-def _classify(file: str) -> bool:
-    if not file or file.startswith("<"):
-        # "<frozen importlib._bootstrap>", "<string>" (dataclasses, exec), "<attrs generated ...>"
-        return False
-    normalized = os.path.normcase(os.path.abspath(file))
-    parts = re.split(r"[/\\]", normalized)
-    if any(part in _PACKAGE_DIRS for part in parts):
-        return False
-    if normalized.startswith(_INSPECTOR_PREFIXES):
-        return False
-    if normalized.startswith(_STDLIB_PREFIXES):
-        return False
-    if _STDLIB_PATTERN.search(file):
-        return False
-    return True
-
-
-def is_application_frame(file: str) -> bool:
-    """True when `file` is the application's own code, the place a person would fix.
-
-    False for the standard library, anything under site-packages or dist-packages, the inspector
-    itself, and pseudo-files such as `<frozen ...>` or `<string>`. Cached per file name.
-    """
-    known = _application_cache.get(file)
-    if known is None:
-        known = _classify(file)
-        if len(_application_cache) >= _CACHE_LIMIT:
-            _application_cache.clear()
-        _application_cache[file] = known
-    return known
-
-
 def innermost_application_frame(frames: Iterable[Frame]) -> Frame | None:
     """The last application frame of a stack given outermost first, or None."""
     found: Frame | None = None
     for frame in frames:
-        if is_application_frame(frame.file):
+        if is_application(frame.file):
             found = frame
     return found

@@ -21,8 +21,8 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from inspector.agent.frames import is_application_frame
 from inspector.agent.locks import LockTracker, asyncio_class, original_method
+from inspector.frame_kinds import is_application
 from inspector.model import WaitInfo
 
 REFINE_DEPTH: Final = 4
@@ -175,7 +175,7 @@ def _asyncio_semaphore(
 
 
 def _caller_suffix(caller: types.FrameType | None) -> str:
-    if caller is None or is_application_frame(caller.f_code.co_filename):
+    if caller is None or is_application(caller.f_code.co_filename):
         return ""
     code = caller.f_code
     return f" (in {getattr(code, 'co_qualname', None) or code.co_name})"

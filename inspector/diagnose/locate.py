@@ -2,59 +2,28 @@
 
 A finding is only useful if it names the line a person has to change: the innermost frame of
 *their* code, not of asyncio, uvicorn or a library. Stacks come from another process (possibly
-another interpreter), so library frames are recognised by their paths, not by importing anything.
+another interpreter), so library frames are recognised by their paths (`inspector.frame_kinds`,
+the classifier every side shares), not by importing anything.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sysconfig
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from inspector.frame_kinds import is_application, module_name
 from inspector.model import Frame
 
 # --- application frames ----------------------------------------------------------------------
 
-_THIRD_PARTY = re.compile(r"[/\\](site|dist)-packages[/\\]")
-_STDLIB = re.compile(r"[/\\]lib(64)?[/\\]python\d+(\.\d+)?t?[/\\]|[/\\]Lib[/\\]")
-_SCRIPT = re.compile(r"[/\\](bin|Scripts)[/\\][^/\\]+$")
-"""Console-script launchers (`.venv/bin/uvicorn`): the outermost frame of every server."""
-_INSPECTOR_PARTS = re.compile(
-    r"[/\\]inspector[/\\](agent|client|diagnose|tui|render|commands|protocol\.py|model\.py|"
-    r"cli\.py|registration\.py|__main__\.py)"
-)
-
-
-def _own_package_dir() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _local_stdlib_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {paths.get("stdlib"), paths.get("platstdlib")}
-    return tuple(os.path.join(d, "") for d in dirs if d)
-
-
-_OWN_DIR: Final = os.path.join(_own_package_dir(), "")
-_LOCAL_STDLIB: Final = _local_stdlib_dirs()
-
 
 def is_application_frame(frame: Frame) -> bool:
     """True for the user's own code: not the standard library, not an installed package, not us."""
-    path = frame.file
-    if not path or path.startswith("<"):  # <frozen ...>, <string>
-        return False
-    if _THIRD_PARTY.search(path) or _SCRIPT.search(path):
-        return False
-    if path.startswith(_OWN_DIR) or _INSPECTOR_PARTS.search(path):
-        return False
-    if path.startswith(_LOCAL_STDLIB) or _STDLIB.search(path):
-        return False
-    return True
+    return is_application(frame.file)
 
 
 def innermost_application_frame(frames: Sequence[Frame]) -> Frame | None:
@@ -91,25 +60,7 @@ def application_frames(frames: Sequence[Frame]) -> list[Frame]:
 
 def module_of(frame: Frame) -> str | None:
     """The dotted module name of a library frame ("urllib3.connectionpool"), else None."""
-    path = frame.file.replace("\\", "/")
-    for marker in ("/site-packages/", "/dist-packages/"):
-        if marker in path:
-            return _dotted(path.rsplit(marker, 1)[1])
-    match = re.search(r"/lib(?:64)?/python\d+(?:\.\d+)?t?/|/Lib/", path)
-    if match:
-        return _dotted(path[match.end() :])
-    for prefix in _LOCAL_STDLIB:
-        if frame.file.startswith(prefix):
-            return _dotted(frame.file[len(prefix) :].replace("\\", "/"))
-    return None
-
-
-def _dotted(relative: str) -> str:
-    relative = re.sub(r"\.py[cw]?$", "", relative)
-    parts = [part for part in relative.split("/") if part]
-    if parts and parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+    return module_name(frame.file)
 
 
 def loop_work_frames(frames: Sequence[Frame]) -> tuple[Frame, ...]:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from inspector.escape import printable
+from inspector.frame_kinds import is_application, library_path
 from inspector.model import (
     BackgroundJob,
     ExceptionEvent,
@@ -45,8 +46,6 @@ MAX_SAMPLES_SHOWN: Final = 3
 """Distinct stacks shown per stall; a stall sampled 20 times usually shows one or two."""
 MAX_FOLDED_NAMES: Final = 5
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
-_LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/")
-_STDLIB_MARKER = re.compile(r"/lib/python\d+\.\d+/")
 
 _SOURCES: Final = {
     "agent": "inspector agent",
@@ -572,7 +571,7 @@ class _View:
             if index == at:
                 self.add(pad + self.style.warn(left_out_note(cut)))
             where = f"{printable(frame.function)} ({self.path(frame.file)}:{frame.line})"
-            library = _is_library(frame.file)
+            library = not is_application(frame.file)
             self.add(pad + (self.style.dim(where) if library else self.style.app(where)))
             if frame.code:
                 self.add(pad + "    " + printable(frame.code))
@@ -769,25 +768,11 @@ def _datetime(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", local).strip() if local else "?"
 
 
-def _is_library(path: str) -> bool:
-    normalized = path.replace("\\", "/")
-    return (
-        any(marker in normalized for marker in _LIBRARY_MARKERS)
-        or bool(_STDLIB_MARKER.search(normalized))
-        or normalized.startswith("<")
-    )
-
-
 def _short_path(path: str, cwd: str | None) -> str:
     """site-packages and stdlib paths from the package on; app paths relative to the cwd."""
-    normalized = path.replace("\\", "/")
-    for marker in _LIBRARY_MARKERS:
-        at = normalized.rfind(marker)
-        if at >= 0:
-            return normalized[at + len(marker) :]
-    match = _STDLIB_MARKER.search(normalized)
-    if match is not None:
-        return normalized[match.end() :]
+    below_root = library_path(path)
+    if below_root is not None:
+        return below_root
     if cwd:
         prefix = cwd.rstrip("/\\") + os.sep
         if path.startswith(prefix):

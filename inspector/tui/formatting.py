@@ -6,11 +6,11 @@ import os
 import re
 from typing import Final
 
+from inspector.diagnose import locate
+from inspector.frame_kinds import FrameKind, classify
 from inspector.model import Frame, RequestInfo, TaskInfo, WaitInfo
 from inspector.render.durations import two_units
 
-_LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/", "/lib/python3", "\\lib\\")
-_OWN_MARKERS: Final = ("/inspector/agent/", "/inspector/client/", "/aiomonitor/")
 _CALL: Final = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 
 _project_root: str | None = None
@@ -71,30 +71,30 @@ def count(value: int) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
+def frame_kind(frame: Frame) -> FrameKind:
+    """Whose code `frame` is, as the agent, `doctor` and `dump` see it."""
+    return classify(frame.file)
+
+
 def is_application_frame(frame: Frame) -> bool:
     """Not the standard library, not an installed package, not the inspector itself."""
-    path = frame.file.replace("\\", "/")
-    if path.startswith("<"):
-        return False
-    if any(marker in path for marker in _LIBRARY_MARKERS):
-        return False
-    return not any(marker in path for marker in _OWN_MARKERS)
+    return classify(frame.file) == "app"
 
 
 def innermost_application_frame(frames: tuple[Frame, ...]) -> Frame | None:
-    """The line to fix: the deepest frame that belongs to the application."""
-    for frame in reversed(frames):
-        if is_application_frame(frame):
-            return frame
-    return None
+    """The line to fix: the one `doctor` names (the deepest application frame that does more
+    than hand over to its base class)."""
+    return locate.innermost_application_frame(frames)
 
 
 def short_path(path: str, keep: int = 2) -> str:
     """The path under the project root, else its last `keep` parts ("app/main.py")."""
-    if _project_root is not None and path.startswith(_project_root):
-        relative = path[len(_project_root) :]
-        if not any(marker in "/" + relative for marker in _LIBRARY_MARKERS):
-            return relative
+    if (
+        _project_root is not None
+        and path.startswith(_project_root)
+        and classify(path) not in ("library", "stdlib")
+    ):
+        return path[len(_project_root) :]
     parts = path.replace("\\", "/").split("/")
     return "/".join(part for part in parts[-keep:] if part) or path
 
