@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from inspector.durations import duration
 from inspector.escape import printable
 from inspector.frame_kinds import is_application, library_path
 from inspector.model import (
@@ -39,7 +40,6 @@ from inspector.model import (
     ThreadInfo,
     WaitInfo,
 )
-from inspector.render.durations import two_units
 from inspector.render.requests import request_detail_note
 
 MAX_SAMPLES_SHOWN: Final = 3
@@ -730,17 +730,7 @@ def _share(part: int, whole: int) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    if seconds < 0:
-        return "0 s" if seconds > -0.001 else "?"
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1000:.{1 if seconds < 0.01 else 0}f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    return two_units(seconds, separator=" ", days_from_hours=48)
+    return duration(seconds)
 
 
 def _ago(seconds: float) -> str:

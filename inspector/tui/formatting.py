@@ -6,10 +6,10 @@ import os
 import re
 from typing import Final
 
+from inspector import durations
 from inspector.diagnose import locate
 from inspector.frame_kinds import FrameKind, classify
 from inspector.model import Frame, RequestInfo, TaskInfo, WaitInfo
-from inspector.render.durations import two_units
 
 _CALL: Final = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 
@@ -27,18 +27,8 @@ def set_project_root(cwd: str | None) -> None:
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds as a person reads them: 850 ms, 2.3 s, 4m05s, 2h13m, 3d04h."""
-    if seconds is None:
-        return "—"
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    return two_units(seconds)
+    """Seconds as `doctor` and `dump` word them: 850 ms, 2.3 s, 2 min 5 s, 2 h 13 min."""
+    return durations.duration(seconds, unknown="—")
 
 
 def age(seconds: float | None) -> str:
@@ -46,10 +36,10 @@ def age(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 1:
-        return "<1s"
+        return "<1 s"
     if seconds < 60:
-        return f"{int(seconds)}s"
-    return duration(seconds)
+        return f"{int(seconds)} s"
+    return durations.duration(float(int(seconds)))
 
 
 def size(num_bytes: float | None) -> str:

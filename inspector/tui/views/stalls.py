@@ -88,7 +88,7 @@ def stall_content(stall: Stall) -> Content:
         lines.append(
             Content.from_markup(
                 f"[b]{share} of the stall[/b] [dim]({count} of {total} samples, first at "
-                f"{first:.2f} s)[/dim]"
+                f"{formatting.duration(first)})[/dim]"
             )
         )
         lines.append(stack_content(frames))
