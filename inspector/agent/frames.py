@@ -6,7 +6,10 @@ coroutines many times per second, so the conversion is cached per (code object, 
 (file, line); nothing here calls `traceback` or `inspect`.
 
 Whose code a frame is comes from `inspector.frame_kinds`, the classifier every client uses too,
-so the agent's "line to fix" is the one `doctor`, `dump` and the UI name.
+so the agent's "line to fix" is the one `doctor`, `dump` and the UI name. The inspector's own
+frames (its middleware, probes and wrappers, its CLI under `inspector run APP`) are left out of
+every stack the agent reports (`is_own_code`): they are in every request's chain and are never
+the line to fix.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import types
 from collections.abc import Iterable, Sequence
 from typing import Final, TypeVar
 
-from inspector.frame_kinds import is_application
+from inspector.frame_kinds import classify, is_application
 from inspector.model import Frame, StackCut
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "frame_of",
     "frames_of",
     "innermost_application_frame",
+    "is_own_code",
     "stack_of",
     "thread_stack",
 ]
@@ -71,6 +75,22 @@ _pinned_codes: dict[int, types.CodeType] = {}
 _stack_cache: dict[tuple[int, ...], tuple[Frame, ...]] = {}
 
 
+_own_codes: dict[int, tuple[types.CodeType, bool]] = {}
+"""id(code) -> (code, whether it is the inspector's): the code is kept so its id stays its own."""
+
+
+def is_own_code(code: types.CodeType) -> bool:
+    """True for the inspector's own code, which reported stacks leave out. Cached per code."""
+    known = _own_codes.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
+    own = classify(code.co_filename) == "inspector"
+    if len(_own_codes) >= _CACHE_LIMIT:
+        _own_codes.clear()
+    _own_codes[id(code)] = (code, own)
+    return own
+
+
 def _function_name(code: types.CodeType) -> str:
     # co_qualname ("Lock.acquire") exists from Python 3.11; 3.10 has only co_name ("acquire").
     return getattr(code, "co_qualname", None) or code.co_name
@@ -109,14 +129,14 @@ def frames_of(
 ) -> tuple[Frame, ...]:
     """`frame_of` for many frames at once (the hot path of a snapshot of many tasks).
 
-    Frames whose code object's `id()` is in `hide` are left out. Equal stacks come back as the
-    same tuple.
+    Frames whose code object's `id()` is in `hide` are left out, and so are the inspector's own.
+    Equal stacks come back as the same tuple.
     """
     cached = _frame_cache.get
     out: list[Frame] = []
     for frame in frames:
         code = frame.f_code
-        if hide and id(code) in hide:
+        if (hide and id(code) in hide) or is_own_code(code):
             continue
         line = frame.f_lineno
         found = cached((id(code), line))
@@ -140,12 +160,14 @@ def stack_of(
     """The stack ending at `frame` (the innermost), outermost first.
 
     Walks `f_back` from `frame`; stops after `stop_at` (included) when given, so a caller can cut
-    the plumbing above a known frame. Keeps the innermost `limit` frames.
+    the plumbing above a known frame. Keeps the innermost `limit` frames; the inspector's own
+    are left out.
     """
     collected: list[Frame] = []
     current = frame
     while current is not None and len(collected) < limit:
-        collected.append(frame_of(current))
+        if not is_own_code(current.f_code):
+            collected.append(frame_of(current))
         if current is stop_at:
             break
         current = current.f_back

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from inspector.agent.frames import frame_at, innermost_application_frame, stack_of
+from inspector.agent.frames import frame_at, innermost_application_frame, is_own_code, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
 from inspector.agent.probes.records import RequestRecord
@@ -94,10 +94,13 @@ def _leaf_text(exc: Any) -> str:
 
 
 def traceback_frames(tb: TracebackType | None, limit: int = MAX_TRACEBACK) -> tuple[Frame, ...]:
-    """The frames of a traceback, outermost first, keeping the innermost `limit`."""
+    """The frames of a traceback, outermost first, keeping the innermost `limit` (the
+    inspector's own left out)."""
     frames: list[Frame] = []
     while tb is not None:
-        frames.append(frame_at(tb.tb_frame.f_code, tb.tb_lineno))
+        code = tb.tb_frame.f_code
+        if not is_own_code(code):
+            frames.append(frame_at(code, tb.tb_lineno))
         tb = tb.tb_next
     return tuple(frames[-limit:])
 
@@ -553,7 +556,9 @@ class ExceptionsProbe:
         coro = task.get_coro()
         try:
             chain, _ = await_chain(coro)
-            stack = tuple(frame_at(f.f_code, f.f_lineno) for f in chain[-_MAX_DEPTH:])
+            stack = tuple(
+                frame_at(f.f_code, f.f_lineno) for f in chain if not is_own_code(f.f_code)
+            )[-_MAX_DEPTH:]
             name = task.get_name()
         except Exception:  # the task is half torn down: report what can be read
             stack, name = (), None
