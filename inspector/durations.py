@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["duration"]
+__all__ = ["age", "duration"]
 
 _MINUTE = 60
 _HOUR = 3600
@@ -43,6 +43,20 @@ def duration(seconds: float | None, *, unknown: str = "?") -> str:
         return _two(minutes, 60, "h", "min")
     hours = round(seconds / _HOUR)
     return _two(hours, 24, "d", "h")
+
+
+def age(seconds: float | None, *, unknown: str = "?") -> str:
+    """How old something is, in its largest unit only, counted down: "<1 s", "41 s", "5 min",
+    "2 h", "3 d". For table cells: at most six characters, and it changes rarely, so live rows
+    repaint less; the same units as `duration`."""
+    if seconds is None or not math.isfinite(seconds):
+        return unknown
+    if seconds < 1:
+        return "<1 s"
+    for size, unit in ((_DAY, "d"), (_HOUR, "h"), (_MINUTE, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
 
 
 def _two(count: int, per: int, big: str, small: str) -> str:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from inspector.durations import duration
+from inspector.durations import age, duration
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,19 @@ def test_durations_read_as_a_person_says_them(seconds: float, text: str) -> None
 def test_an_unknown_duration_says_so(value: float | None) -> None:
     assert duration(value) == "?"
     assert duration(value, unknown="—") == "—"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.4, "<1 s"),
+        (41.9, "41 s"),
+        (312, "5 min"),
+        (7825, "2 h"),
+        (86_400 * 3 + 5, "3 d"),
+        (None, "?"),
+    ],
+)
+def test_ages_in_table_cells_are_their_largest_unit(seconds: float | None, text: str) -> None:
+    assert age(seconds) == text
+    assert len(age(seconds)) <= 6

@@ -25,6 +25,7 @@ from inspector.agent.frames import is_own_code
 from inspector.agent.locks import LockTracker, asyncio_class, original_method
 from inspector.frame_kinds import is_application
 from inspector.model import WaitInfo
+from inspector.plurals import plural
 
 REFINE_DEPTH: Final = 4
 """How many frames above the innermost one may refine a description."""
@@ -273,7 +274,10 @@ def _queue_get(
         size = queue.qsize()
         return WaitInfo(
             kind="queue-get",
-            description=f"{type(queue).__name__}.get(): {size} items, {getters} getters waiting",
+            description=(
+                f"{type(queue).__name__}.get(): {plural(size, 'item')}, "
+                f"{plural(getters, 'getter')} waiting"
+            ),
             object_id=id(queue),
             waiters=getters,
         )
@@ -293,7 +297,7 @@ def _queue_put(
         return WaitInfo(
             kind="queue-put",
             description=f"{type(queue).__name__}.put(): full ({queue.qsize()}/{queue.maxsize}"
-            f" items), {putters} putters waiting",
+            f" items), {plural(putters, 'putter')} waiting",
             object_id=id(queue),
             waiters=putters,
         )

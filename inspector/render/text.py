@@ -40,6 +40,7 @@ from inspector.model import (
     ThreadInfo,
     WaitInfo,
 )
+from inspector.plurals import plural
 from inspector.render.requests import request_detail_note
 
 MAX_SAMPLES_SHOWN: Final = 3
@@ -163,7 +164,7 @@ class _View:
         if h.collect_seconds:
             parts.append(f"collected in {_duration(h.collect_seconds)}")
         if h.dropped_events:
-            parts.append(self.style.warn(f"{h.dropped_events} events dropped"))
+            parts.append(self.style.warn(f"{plural(h.dropped_events, 'event')} dropped"))
         if h.paced_seconds:
             parts.append(
                 f"answers held back {_duration(h.paced_seconds)} in total"
@@ -201,7 +202,7 @@ class _View:
                 span = loop.lag_series[-1][0] - loop.lag_series[0][0]
                 self.add(
                     f"  lag over the last {_duration(span)}: max {_duration(max(lags))}, "
-                    f"mean {_duration(sum(lags) / len(lags))} ({len(lags)} samples)"
+                    f"mean {_duration(sum(lags) / len(lags))} ({plural(len(lags), 'sample')})"
                 )
         if self.s.stalls:
             self.blank()
@@ -229,7 +230,8 @@ class _View:
         for shown, sample in enumerate(heaviest):
             if shown == MAX_SAMPLES_SHOWN:
                 rest = sum(other.count for other in heaviest[shown:])
-                more = f"{len(heaviest) - shown} more stacks, {_share(rest, total)} of the samples"
+                stacks = plural(len(heaviest) - shown, "more stack", "more stacks")
+                more = f"{stacks}, {_share(rest, total)} of the samples"
                 self.add(self.style.dim(f"      ({more})"))
                 break
             note = f"first seen at +{_duration(sample.offset)}"
@@ -308,7 +310,7 @@ class _View:
         if request.client:
             parts.append(f"client {printable(request.client)}")
         if request.bytes_sent:
-            parts.append(f"{request.bytes_sent:,} bytes sent")
+            parts.append(f"{plural(request.bytes_sent, 'byte')} sent")
         line = "  " + "  ".join(parts)
         if request.disconnected:
             gone = "client gone"

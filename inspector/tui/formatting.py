@@ -33,13 +33,7 @@ def duration(seconds: float | None) -> str:
 
 def age(seconds: float | None) -> str:
     """A coarse age for table cells: changes at most once a second, so live rows repaint less."""
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return "<1 s"
-    if seconds < 60:
-        return f"{int(seconds)} s"
-    return durations.duration(float(int(seconds)))
+    return durations.age(seconds, unknown="—")
 
 
 def size(num_bytes: float | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from inspector import plurals
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import describe
 from inspector.durations import duration
@@ -30,8 +31,7 @@ def seconds(value: float) -> str:
     return duration(value)
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
-    return f"{count} {word if count == 1 else (many or word + 's')}"
+plural = plurals.plural
 
 
 def request_label(request: RequestInfo, *, by_route: bool = True) -> str:
