@@ -63,6 +63,39 @@ def module_of(frame: Frame) -> str | None:
     return module_name(frame.file)
 
 
+@dataclass(frozen=True)
+class LibraryCall:
+    """Where a stack without application code was held: the library it was in, the call that
+    entered that library, and the frame that made the call (another library's, or None when the
+    sampled frames go no further out)."""
+
+    inner: Frame
+    """The innermost frame: where the thread was (`StreamHandler.emit`)."""
+    entry: Frame
+    """The outermost frame of that library: the call made into it (`Logger.info`)."""
+    caller: Frame | None
+    """The frame that called `entry` (uvicorn's `RequestResponseCycle.send`)."""
+
+
+def library_call(frames: Sequence[Frame]) -> LibraryCall | None:
+    """The library call a stack ends in, and who called it; None when it ends in app code."""
+    if not frames:
+        return None
+    package = _package(frames[-1])
+    if package is None:
+        return None
+    start = len(frames) - 1
+    while start > 0 and _package(frames[start - 1]) == package:
+        start -= 1
+    return LibraryCall(frames[-1], frames[start], frames[start - 1] if start > 0 else None)
+
+
+def _package(frame: Frame) -> str | None:
+    """The top-level package of a library or stdlib frame ("logging", "uvicorn")."""
+    module = module_of(frame)
+    return module.split(".")[0] if module else None
+
+
 def loop_work_frames(frames: Sequence[Frame]) -> tuple[Frame, ...]:
     """Drop the frames that merely run the event loop (launcher, asyncio.run, `_run_once`).
 
@@ -151,6 +184,7 @@ _IO_MODULES: Final = (
     ("zipfile", "file I/O (zipfile)"),
     ("tempfile", "file I/O (tempfile)"),
     ("logging.handlers", "logging handler I/O"),
+    ("logging", "logging (a handler writing a record)"),
 )
 _THREAD_WAIT_MODULES: Final = (
     ("concurrent.futures", "Future.result() (waits for another thread)"),
