@@ -27,9 +27,10 @@ def duration(seconds: float | None, *, unknown: str = "?") -> str:
     seconds = max(seconds, 0.0)
     if seconds < 0.000_95:
         return f"{seconds * 1000:.1f} ms" if seconds >= 0.000_05 else "0 ms"
-    millis = round(seconds * 1000)
-    if millis < 1000:
-        return f"{millis} ms"
+    if seconds < 1:
+        millis = round(seconds * 1000)
+        if millis < 1000:
+            return f"{millis} ms"
     tenths = round(seconds, 1)
     if tenths < 10:
         return f"{tenths:.1f} s"

@@ -55,3 +55,7 @@ def test_an_unknown_duration_says_so(value: float | None) -> None:
 def test_ages_in_table_cells_are_their_largest_unit(seconds: float | None, text: str) -> None:
     assert age(seconds) == text
     assert len(age(seconds)) <= 6
+
+
+def test_an_absurd_duration_from_a_hostile_snapshot_still_reads_in_days() -> None:
+    assert duration(1.7e305).endswith(" d")
