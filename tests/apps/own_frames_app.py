@@ -1,7 +1,8 @@
 """An app whose requests wait in the places the inspector's own code wraps: an async endpoint
 (under the request middleware), a sync endpoint (in a worker thread, through the threadpool
-probe), a task that dies with nobody looking, and an endpoint whose exception uvicorn logs. Its snapshots must show none of the
-inspector's frames, and the sync endpoint's task must end at the line its thread runs."""
+probe), a task that dies with nobody looking, and an endpoint whose exception uvicorn logs.
+Its snapshots and its log must show none of the inspector's frames, and the sync endpoint's
+task must end at the line its thread runs."""
 
 from __future__ import annotations
 
