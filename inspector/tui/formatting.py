@@ -6,11 +6,11 @@ import os
 import re
 from typing import Final
 
+from inspector import durations
+from inspector.diagnose import locate
+from inspector.frame_kinds import FrameKind, classify
 from inspector.model import Frame, RequestInfo, TaskInfo, WaitInfo
-from inspector.render.durations import two_units
 
-_LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/", "/lib/python3", "\\lib\\")
-_OWN_MARKERS: Final = ("/inspector/agent/", "/inspector/client/", "/aiomonitor/")
 _CALL: Final = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 
 _project_root: str | None = None
@@ -27,29 +27,13 @@ def set_project_root(cwd: str | None) -> None:
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds as a person reads them: 850 ms, 2.3 s, 4m05s, 2h13m, 3d04h."""
-    if seconds is None:
-        return "—"
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    return two_units(seconds)
+    """Seconds as `doctor` and `dump` word them: 850 ms, 2.3 s, 2 min 5 s, 2 h 13 min."""
+    return durations.duration(seconds, unknown="—")
 
 
 def age(seconds: float | None) -> str:
     """A coarse age for table cells: changes at most once a second, so live rows repaint less."""
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return "<1s"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    return duration(seconds)
+    return durations.age(seconds, unknown="—")
 
 
 def size(num_bytes: float | None) -> str:
@@ -71,30 +55,30 @@ def count(value: int) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
+def frame_kind(frame: Frame) -> FrameKind:
+    """Whose code `frame` is, as the agent, `doctor` and `dump` see it."""
+    return classify(frame.file)
+
+
 def is_application_frame(frame: Frame) -> bool:
     """Not the standard library, not an installed package, not the inspector itself."""
-    path = frame.file.replace("\\", "/")
-    if path.startswith("<"):
-        return False
-    if any(marker in path for marker in _LIBRARY_MARKERS):
-        return False
-    return not any(marker in path for marker in _OWN_MARKERS)
+    return classify(frame.file) == "app"
 
 
 def innermost_application_frame(frames: tuple[Frame, ...]) -> Frame | None:
-    """The line to fix: the deepest frame that belongs to the application."""
-    for frame in reversed(frames):
-        if is_application_frame(frame):
-            return frame
-    return None
+    """The line to fix: the one `doctor` names (the deepest application frame that does more
+    than hand over to its base class)."""
+    return locate.innermost_application_frame(frames)
 
 
 def short_path(path: str, keep: int = 2) -> str:
     """The path under the project root, else its last `keep` parts ("app/main.py")."""
-    if _project_root is not None and path.startswith(_project_root):
-        relative = path[len(_project_root) :]
-        if not any(marker in "/" + relative for marker in _LIBRARY_MARKERS):
-            return relative
+    if (
+        _project_root is not None
+        and path.startswith(_project_root)
+        and classify(path) not in ("library", "stdlib")
+    ):
+        return path[len(_project_root) :]
     parts = path.replace("\\", "/").split("/")
     return "/".join(part for part in parts[-keep:] if part) or path
 
@@ -110,12 +94,27 @@ def full_location(frame: Frame) -> str:
     return f"{frame.file}:{frame.line}"
 
 
+def stall_place(frames: tuple[Frame, ...]) -> tuple[Frame | None, str | None]:
+    """Where a stall sample held the loop, as `doctor` says it: the line to fix and what it
+    called, once the frames that merely run the loop (`asyncio.run`, the launcher, a `main.py`
+    calling `uvicorn.run`) are cut off."""
+    work = locate.loop_work_frames(frames)
+    return innermost_application_frame(work), blocking_call(work)
+
+
 def blocking_call(frames: tuple[Frame, ...]) -> str | None:
     """What the application frame was calling: the library function below it, or the call
-    written on its line ("time.sleep" from `time.sleep(3)`, which has no Python frame)."""
+    written on its line ("time.sleep" from `time.sleep(3)`, which has no Python frame). Without
+    an application frame: the library call the stack ends in and what called it
+    ("StreamHandler.emit, called from RequestResponseCycle.send")."""
     app_frame = innermost_application_frame(frames)
     if app_frame is None:
-        return frames[-1].function if frames else None
+        call = locate.library_call(frames)
+        if call is None:
+            return frames[-1].function if frames else None
+        if call.caller is None:
+            return call.inner.function
+        return f"{call.inner.function}, called from {call.caller.function}"
     below = frames[frames.index(app_frame) + 1 :]
     if below:
         callee = below[-1]

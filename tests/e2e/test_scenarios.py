@@ -9,6 +9,7 @@ few at a time (each mostly waits on its own requests), once per session for the 
 from __future__ import annotations
 
 import os
+
 import pytest
 
 from tests.scenarios import runner

@@ -30,12 +30,12 @@ STD = Frame("/usr/lib/python3.11/json/encoder.py", 200, "encode", "chunks = ..."
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
-        pytest.param(0.0004, "0 ms", id="sub-millisecond"),
+        pytest.param(0.0004, "0.4 ms", id="sub-millisecond"),
         pytest.param(0.85, "850 ms", id="milliseconds"),
         pytest.param(2.31, "2.3 s", id="seconds with a decimal"),
         pytest.param(42, "42 s", id="whole seconds"),
-        pytest.param(245, "4m05s", id="minutes"),
-        pytest.param(7825, "2h10m", id="hours"),
+        pytest.param(245, "4 min 5 s", id="minutes"),
+        pytest.param(7825, "2 h 10 min", id="hours"),
         pytest.param(None, "—", id="unknown"),
     ],
 )
@@ -51,10 +51,27 @@ def test_durations_read_like_a_person_writes_them(seconds, text) -> None:
             (LIB, APP, STD), "encoder.encode", id="the library function below the app frame"
         ),
         pytest.param((LIB,), "app", id="no application frame"),
+        pytest.param(
+            (LIB, STD),
+            "encode, called from app",
+            id="no application frame: the library call and what called it",
+        ),
     ],
 )
 def test_blocking_call(frames, call) -> None:
     assert formatting.blocking_call(frames) == call
+
+
+def test_a_stall_is_placed_where_doctor_places_it() -> None:
+    main = Frame("/srv/shop/main.py", 20, "<module>", "uvicorn.run(app)")
+    runner = (
+        main,
+        Frame("/usr/lib/python3.11/asyncio/runners.py", 118, "Runner.run"),
+        Frame("/usr/lib/python3.11/asyncio/base_events.py", 1922, "BaseEventLoop._run_once"),
+        Frame("/usr/lib/python3.11/asyncio/events.py", 80, "Handle._run"),
+    )
+    assert formatting.stall_place((*runner, LIB, STD)) == (None, "encode, called from app")
+    assert formatting.stall_place((*runner, LIB, APP)) == (APP, "time.sleep")
 
 
 def test_the_line_to_fix_is_the_innermost_application_frame() -> None:
@@ -177,4 +194,4 @@ def test_task_rows_mark_long_waiting_requests() -> None:
     task = TaskInfo(id=1, name="t", state="pending", coro="c", age=9.0, request_id=4)
     snapshot = dataclasses.replace(load("healthy"), tasks=(task,))
     row = build_task_rows(snapshot, stuck_after=5.0).rows["1"]
-    assert row[3] == ("9s", "warning")
+    assert row[3] == ("9 s", "warning")

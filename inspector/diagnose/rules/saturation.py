@@ -18,6 +18,7 @@ from inspector.diagnose.locate import (
     most_common_frame,
 )
 from inspector.diagnose.rules.base import Settings, quoted_code, seconds, where
+from inspector.frame_kinds import classify, module_name
 from inspector.model import Frame, LoopStats, Snapshot
 
 MIN_SAMPLES = 10
@@ -28,6 +29,8 @@ APP_SHARE = 0.25
 FRESH = 60.0
 """Seconds a burst stays evidence: an older one says how the loop was, not how it is."""
 RECENT_LAG = 10.0
+LOOP_MACHINERY = ("asyncio", "concurrent", "threading", "selectors")
+"""Standard-library modules that are the loop and its threads, not work an app line asked for."""
 HINT = (
     "No single call holds the loop long, but together they keep it from answering: every "
     "request waits behind the work queued before it. Make the hot code cheaper (cache, batch, "
@@ -134,12 +137,10 @@ def _own_work(frames: tuple[Frame, ...]) -> Frame | None:
 
 def _is_plain_stdlib(frame: Frame) -> bool:
     """Standard-library work (not the loop's own machinery, not an installed package)."""
-    path = frame.file.replace("\\", "/")
-    if "-packages/" in path or is_application_frame(frame):
+    if classify(frame.file) != "stdlib":
         return False
-    return not any(f"/{part}/" in path for part in ("asyncio", "concurrent")) and not path.endswith(
-        ("/threading.py", "/selectors.py")
-    )
+    module = module_name(frame.file) or ""
+    return module.split(".")[0] not in LOOP_MACHINERY
 
 
 def _already_a_stall(snapshot: Snapshot, location: str) -> bool:
