@@ -189,6 +189,14 @@ def _running_frames(coro: object, top: types.FrameType | None) -> list[types.Fra
     return []
 
 
+def _future_done(fut: object) -> bool:
+    done = getattr(fut, "done", None)
+    try:
+        return bool(done()) if callable(done) else False
+    except Exception:
+        return False
+
+
 def _request_label(context: AgentContext, task: asyncio.Task[Any]) -> str | None:
     link = context.link_for(task)
     return link.request_label if link is not None else None
@@ -540,6 +548,18 @@ class _Run:
         return link.request_id if link is not None else None
 
     def _parked(
+        self, task: asyncio.Task[Any], coro: object
+    ) -> tuple[tuple[Frame, ...], StackCut | None, WaitInfo | None, int | None]:
+        """The stack (and its cut), the wait and the request of a pending task; no wait for a
+        task whose Future is already done: it is only waiting for its turn to run (a lock handed
+        to it, an Event just set), and reading it as waiting would see a lock it already holds.
+        """
+        stack, cut, waiting, request_id = self._parked_on(task, coro)
+        if waiting is not None and _future_done(getattr(task, "_fut_waiter", None)):
+            waiting = None
+        return stack, cut, waiting, request_id
+
+    def _parked_on(
         self, task: asyncio.Task[Any], coro: object
     ) -> tuple[tuple[Frame, ...], StackCut | None, WaitInfo | None, int | None]:
         """The stack (and its cut), the wait and the request of a pending task.

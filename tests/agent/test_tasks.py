@@ -257,6 +257,27 @@ def is_thread_entry(frame: Frame) -> bool:
     return frame.file == __file__ and frame.function.rsplit(".", 1)[-1] == "_run"
 
 
+def test_a_task_whose_wait_is_over_but_has_not_run_yet_waits_for_nothing(
+    inspected: Inspected,
+) -> None:
+    """A lock handed over or an Event just set: the task only waits for its turn. Read as
+    still waiting it would seem to wait for a lock it already holds."""
+    event = inspected.app.call(asyncio.Event)
+    task = inspected.app.spawn(park_on(event), name="woken")
+    inspected.waiting(task, "event")
+    released = threading.Event()
+
+    def set_then_hold_the_loop() -> None:
+        event.set()  # the task's Future is done, its turn comes after this callback
+        released.wait(TIMEOUT)
+
+    inspected.app.loop.call_soon_threadsafe(set_then_hold_the_loop)
+    try:
+        inspected.wait_for(task, lambda t: t.waiting_on is None)
+    finally:
+        released.set()
+
+
 def test_running_task_stack_is_the_loop_threads_real_stack(inspected: Inspected) -> None:
     started, release = threading.Event(), threading.Event()
     task = inspected.app.spawn(blocker(started, release), name="hog")
