@@ -286,6 +286,8 @@ def classify_stack(frames: Sequence[Frame]) -> Blocking:
         if found is not None:
             kind, what = found
             entry = _library_kind(entry_module) if entry_module else None
+            if entry is not None and _async_entry(library_frames[0]):
+                entry = None  # an async client's own setup (AsyncClient()): say what blocked
             if entry is not None and entry[0] == kind:
                 what = entry[1]  # name the library the app called ("requests"), not "socket"
             return Blocking(kind, what, innermost)
@@ -305,6 +307,11 @@ def classify_stack(frames: Sequence[Frame]) -> Blocking:
     else:
         name = module_of(innermost) or "library code"
     return Blocking("cpu", f"CPU-bound code in {name}", innermost)
+
+
+def _async_entry(frame: Frame) -> bool:
+    """The app called into the async half of a module that has both (httpx's AsyncClient)."""
+    return frame.function.split(".")[0].startswith("Async")
 
 
 def _last_app_index(frames: Sequence[Frame]) -> int:

@@ -220,3 +220,15 @@ def test_the_most_common_kind_wins_across_samples() -> None:
     computing = (app(50, "fib", "x = x * 3"),)
     assert classify_samples([computing, sleeping, sleeping]).kind == "sleep"  # type: ignore[union-attr]
     assert classify_samples([]) is None
+
+
+def test_an_async_clients_own_setup_is_not_called_its_sync_twin() -> None:
+    """`httpx.AsyncClient()` loads certificates on the loop: that is ssl, not the sync Client."""
+    stack = (
+        app(12, "lifespan", "async with httpx.AsyncClient() as client:"),
+        lib("httpx/_client.py", 1400, "AsyncClient.__init__"),
+        lib("httpx/_config.py", 60, "create_ssl_context"),
+        std("ssl.py", 700, "create_default_context"),
+    )
+    blocking = classify_stack(stack)
+    assert "sync Client" not in blocking.what and "ssl" in blocking.what
