@@ -162,7 +162,8 @@ class BusySampler:
             return
         try:
             previous = signal.getsignal(signal.SIGPROF)
-            if previous not in (signal.SIG_DFL, None):
+            # None: a handler set outside Python (a native profiler); a running timer: the same.
+            if previous is not signal.SIG_DFL or signal.getitimer(signal.ITIMER_PROF) != (0, 0):
                 self.unavailable = "SIGPROF is used by something else in the process"
                 self._armed = False
                 return
