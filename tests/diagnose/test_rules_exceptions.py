@@ -79,6 +79,11 @@ def test_a_coroutine_never_awaited_points_at_the_line_that_made_it() -> None:
         ("except:", "warning"),
         ("except (Exception, KeyError) as e:", "warning"),
         ("except KeyError:", "info"),
+        ("with contextlib.suppress(Exception):", "warning"),
+        ("with suppress(KeyError, BaseException):", "warning"),
+        ("async with lock, suppress(Exception):", "warning"),
+        ("with suppress(KeyError):", "info"),
+        ("with suppress(ExceptionGroup):", "info"),
     ],
 )
 def test_swallowed_exceptions_point_at_the_except_line(except_line: str, severity: str) -> None:

@@ -32,7 +32,11 @@ DESTROYED_PENDING_HINT = (
     "only reference is a future nobody else holds is collected mid-wait: keep the future too."
 )
 LOGGED_HINT = "It was logged, so it is in the server's log; this is the line it came from."
-BROAD_EXCEPT = re.compile(r"^\s*except\s*(\(?\s*(Exception|BaseException)\b[^:]*)?:")
+BROAD_EXCEPT = re.compile(
+    r"^\s*except\s*(\(?\s*(Exception|BaseException)\b[^:]*)?:"
+    r"|^\s*(async\s+)?with\b.*\bsuppress\(([^)]*[\s,(])?(Exception|BaseException)\s*[,)]"
+)
+"""A catch-all: a bare `except:`, `except Exception`, or `with suppress(Exception)`."""
 
 
 def _grouped(snapshot: Snapshot, kind: str) -> list[list[ExceptionEvent]]:
@@ -236,7 +240,7 @@ def swallowed_exceptions(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
             + (f" ({count} times)" if count > 1 else ""),
             detail=(
                 f"{err} was raised and swallowed{at} {plural(count, 'time')}"
-                + (", by a catch-all `except` that hides every error." if broad else ".")
+                + (", by a catch-all that hides every error." if broad else ".")
             ),
             hint=SWALLOWED_HINT,
             location=location,
