@@ -298,6 +298,24 @@ class Borrower:
 
 
 @dataclass(frozen=True)
+class ExecutorState:
+    """A `concurrent.futures.ThreadPoolExecutor` of the process: the loop's default executor
+    (`asyncio.to_thread`, `run_in_executor(None, ...)`) or one the app made for itself."""
+
+    name: str
+    """Its threads' name prefix: "asyncio", "uvloop", "ThreadPoolExecutor-0", "quote-solver"."""
+    max_workers: int
+    thread_ids: tuple[int, ...] = ()
+    """Its worker threads (`ThreadInfo.id`); it starts them one by one, up to `max_workers`."""
+    busy: int = 0
+    """Threads running a job rather than waiting for one."""
+    queued: int = 0
+    """Jobs submitted and waiting for a free thread."""
+    default: bool = False
+    """The app loop's default executor."""
+
+
+@dataclass(frozen=True)
 class ThreadpoolState:
     """anyio's default CapacityLimiter for the loop, and the loop's default executor."""
 
@@ -308,6 +326,9 @@ class ThreadpoolState:
     executor_max_workers: int | None = None
     executor_threads: int = 0
     executor_queued: int = 0
+    executors: tuple[ExecutorState, ...] = ()
+    """Every thread pool executor with a thread alive, the loop's default one included (also
+    on uvloop, whose default executor the `executor_*` fields cannot see)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inspector.model import Borrower
+from inspector.model import Borrower, ExecutorState
 from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings
 from tests.factories import app, lib, request, snapshot, std, thread, threadpool
 
@@ -75,3 +75,42 @@ def test_the_default_executor_full() -> None:
     [finding] = findings(snap, "threadpool-saturated")
     assert "Default executor full" in finding.title
     assert finding.location == SLOW
+
+
+def test_an_executor_of_the_apps_own_full() -> None:
+    solver = tuple(
+        thread(100 + i, *ANYIO_WORKER_FRAMES, SLOW, name=f"quote-solver_{i}", pool="executor")
+        for i in range(4)
+    )
+    idle_default = thread(200, name="asyncio_0", pool="executor", busy=False)
+    pools = (
+        ExecutorState("asyncio", 6, thread_ids=(200,), default=True),
+        ExecutorState("quote-solver", 4, thread_ids=tuple(t.id for t in solver), busy=4, queued=3),
+    )
+    snap = snapshot(
+        threads=(*solver, idle_default), threadpool=threadpool(40, 0, 0, executors=pools)
+    )
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.title == "Executor quote-solver full: 4/4 threads busy, 3 jobs queued"
+    assert finding.location == SLOW
+    assert "max_workers" in finding.hint
+
+
+def test_uvloops_default_executor_full_is_the_default_executor() -> None:
+    workers = tuple(
+        thread(300 + i, *ANYIO_WORKER_FRAMES, SLOW, name=f"uvloop_{i}", pool="executor")
+        for i in range(6)
+    )
+    pools = (ExecutorState("uvloop", 6, tuple(t.id for t in workers), 6, 18, default=True),)
+    snap = snapshot(threads=workers, threadpool=threadpool(40, 0, 0, executors=pools))
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.title.startswith("Default executor full: 6/6 threads busy, 18 jobs queued")
+
+
+def test_an_executor_with_a_free_thread_or_no_queue_is_fine() -> None:
+    pools = (
+        ExecutorState("quote-solver", 4, thread_ids=(1, 2, 3), busy=3, queued=2),
+        ExecutorState("asyncio", 6, thread_ids=(4, 5, 6, 7, 8, 9), busy=6, default=True),
+    )
+    snap = snapshot(threadpool=threadpool(40, 0, 0, executors=pools))
+    assert findings(snap, "threadpool-saturated") == []

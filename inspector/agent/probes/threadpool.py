@@ -3,8 +3,9 @@
 FastAPI runs every sync endpoint and sync dependency through `anyio.to_thread.run_sync`, which
 takes a token from anyio's default `CapacityLimiter` (40 by default). When the tokens run out,
 requests queue silently. This probe reports the limiter (total, borrowed, waiting, and which
-requests hold the tokens), each worker thread's stack and the request it serves, and the loop's
-default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`) beside it.
+requests hold the tokens), each worker thread's stack and the request it serves, and beside it
+every thread pool executor (`executors.py`): the loop's default one (`asyncio.to_thread`,
+`run_in_executor(None, ...)`) and those the app passes to `run_in_executor`.
 
 The default limiter is a per-loop `RunVar`: it can only be read on the loop's thread. A callback
 on the loop reads it every `REFRESH_INTERVAL` seconds and on each snapshot request (waiting at
@@ -28,10 +29,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from inspector.agent.frames import MAX_DEPTH, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
+from inspector.agent.probes import executors
 from inspector.agent.probes.current import current_task
 from inspector.agent.probes.records import RequestRecord
 from inspector.agent.probes.tracker import request_now
-from inspector.model import Borrower, ThreadInfo, ThreadpoolState
+from inspector.model import Borrower, ExecutorState, ThreadInfo, ThreadpoolState
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -221,36 +223,39 @@ class ThreadpoolProbe:
     # --- collect -----------------------------------------------------------------------------
 
     def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
-        executor = getattr(context.loop, "_default_executor", None)
-        executor_threads: set[int] = set()
-        max_workers: int | None = None
-        queued = 0
-        if executor is not None:
-            max_workers = getattr(executor, "_max_workers", None)
-            for thread in tuple(getattr(executor, "_threads", ()) or ()):
+        default = getattr(context.loop, "_default_executor", None)
+        pool_threads = executors.pool_threads()
+        executor_threads = {t.ident for t in pool_threads if t.ident is not None}
+        if default is not None:
+            for thread in tuple(getattr(default, "_threads", ()) or ()):
                 if thread.ident is not None:
                     executor_threads.add(thread.ident)
-            work_queue = getattr(executor, "_work_queue", None)
-            try:
-                queued = work_queue.qsize() if work_queue is not None else 0
-            except Exception:
-                queued = 0
         # The threads first: asking the loop for a fresh limiter reading wakes it up, and the
         # loop thread's stack would then show that instead of what it was doing.
         threads = self._threads(context, options, executor_threads)
         if threading.get_ident() != context.loop_thread_id:
             self._request_fresh_reading()
+        busy = {t.id for t in threads if t.busy}
+        try:
+            pools = executors.read_executors(
+                default, busy.__contains__, uvloop=_is_uvloop(context.loop)
+            )
+        except Exception as error:  # the limiter and threads are reported all the same
+            self._report(f"threadpool: executors: {error!r}")
+            pools = ()
         reading = self._reading
         state: ThreadpoolState | None = None
-        if reading is not None or executor is not None:
+        main = next((pool for pool in pools if pool.default), None)
+        if reading is not None or default is not None or pools:
             state = ThreadpoolState(
                 total=reading.total if reading is not None else 0,
                 borrowed=reading.borrowed if reading is not None else 0,
                 waiting=reading.waiting if reading is not None else 0,
                 borrowers=reading.borrowers if reading is not None else (),
-                executor_max_workers=max_workers if isinstance(max_workers, int) else None,
-                executor_threads=len(executor_threads),
-                executor_queued=queued,
+                executor_max_workers=_max_workers(default, main),
+                executor_threads=len(main.thread_ids) if main is not None else 0,
+                executor_queued=main.queued if main is not None else 0,
+                executors=pools,
             )
         return {"threadpool": state, "threads": threads}
 
@@ -279,6 +284,17 @@ class ThreadpoolProbe:
             )
         result.sort(key=lambda info: (_POOL_ORDER[info.pool], info.name, info.id))
         return tuple(result)
+
+
+def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.startswith("uvloop")
+
+
+def _max_workers(default: Any, main: ExecutorState | None) -> int | None:
+    if main is not None:
+        return main.max_workers
+    workers = getattr(default, "_max_workers", None) if default is not None else None
+    return workers if isinstance(workers, int) else None
 
 
 _POOL_ORDER: Final[dict[str, int]] = {"loop": 0, "anyio": 1, "executor": 2, "other": 3, "agent": 4}

@@ -2,7 +2,8 @@
 
 FastAPI runs `def` endpoints and dependencies in anyio's threadpool, 40 threads by default.
 When they are all busy, sync endpoints wait in line while CPU sits idle; async endpoints are
-unaffected, which makes the slowdown look random.
+unaffected, which makes the slowdown look random. The loop's default executor (`to_thread`,
+`run_in_executor(None, ...)`) and executors of the app's own fill up the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from inspector.diagnose.rules.base import (
     request_label_for,
     where,
 )
-from inspector.model import Snapshot, ThreadInfo
+from inspector.model import ExecutorState, Snapshot, ThreadInfo, ThreadpoolState
 
 ANYIO_HINT = (
     "Each sync (`def`) endpoint or dependency holds one thread for as long as it runs. Make the "
@@ -45,10 +46,16 @@ EXECUTOR_HINT = (
     "separate from FastAPI's threadpool. Give long jobs their own executor, or set a larger "
     "default with `loop.set_default_executor(ThreadPoolExecutor(max_workers=...))`."
 )
+OWN_EXECUTOR_HINT = (
+    "Each job holds one of the executor's threads for as long as it runs. Make the job faster "
+    "or give what it waits for a timeout, size the executor (`max_workers`) for the jobs it "
+    "must run at once, or use async I/O instead of a thread."
+)
 
 
 def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
-    """The anyio limiter at its limit with waiters; the loop's default executor likewise."""
+    """The anyio limiter at its limit with waiters; any thread pool executor likewise (the loop's
+    default one, or one the app passes to run_in_executor)."""
     pool = snapshot.threadpool
     if pool is None:
         return
@@ -73,22 +80,53 @@ def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
             severity=severity,
             labels=labels,
         )
-    workers = pool.executor_max_workers
-    if workers and pool.executor_threads >= workers and pool.executor_queued > 0:
-        busy = _busy(snapshot, "executor")
-        yield _finding(
-            snapshot,
-            busy,
-            title=f"Default executor full: {workers}/{workers} threads busy, "
-            f"{plural(pool.executor_queued, 'job')} queued",
-            opening=(
+    for executor in _executors(pool):
+        started = max(len(executor.thread_ids), executor.busy)
+        if not (executor.max_workers and started >= executor.max_workers and executor.queued > 0):
+            continue
+        busy = _executor_threads(snapshot, executor)
+        size, queued = executor.max_workers, plural(executor.queued, "job")
+        if executor.default:
+            title = f"Default executor full: {size}/{size} threads busy, {queued} queued"
+            opening = (
                 f"The loop's default executor (asyncio.to_thread, run_in_executor) has all "
-                f"{workers} threads busy and {plural(pool.executor_queued, 'job')} queued."
-            ),
-            hint=EXECUTOR_HINT,
-            severity="warning",
-            labels=[],
+                f"{size} threads busy and {queued} queued."
+            )
+            hint = EXECUTOR_HINT
+        else:
+            title = f"Executor {executor.name} full: {size}/{size} threads busy, {queued} queued"
+            opening = (
+                f"The thread pool executor {executor.name} (max_workers={size}) has all its "
+                f"threads busy and {queued} queued: whoever awaits them through "
+                "run_in_executor waits in line."
+            )
+            hint = OWN_EXECUTOR_HINT
+        yield _finding(
+            snapshot, busy, title=title, opening=opening, hint=hint, severity="warning", labels=[]
         )
+
+
+def _executors(pool: ThreadpoolState) -> tuple[ExecutorState, ...]:
+    """Every executor the agent read; from an older agent, the default one alone."""
+    if pool.executors or pool.executor_max_workers is None:
+        return pool.executors
+    return (
+        ExecutorState(
+            name="default",
+            max_workers=pool.executor_max_workers,
+            busy=pool.executor_threads,
+            queued=pool.executor_queued,
+            default=True,
+        ),
+    )
+
+
+def _executor_threads(snapshot: Snapshot, executor: ExecutorState) -> list[ThreadInfo]:
+    if not snapshot.threadpool or not snapshot.threadpool.executors:
+        return _busy(snapshot, "executor")  # an older agent: the pool's threads by kind
+    ids = set(executor.thread_ids)
+    threads = [t for t in snapshot.threads if t.id in ids]
+    return [t for t in threads if t.busy] or threads
 
 
 def _busy(snapshot: Snapshot, pool: str) -> list[ThreadInfo]:
