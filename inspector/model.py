@@ -346,6 +346,12 @@ class ExceptionEvent:
     task_name: str | None = None
     count: int = 1
     """How many identical events (same kind, type and location) were folded into this one."""
+    created_at: Frame | None = None
+    """For a task's event: the application line that created the task (for a child of `gather`,
+    the gather call), when known."""
+    gathered: bool = False
+    """task-exception-unretrieved: raised by a child of `gather` after gather had already raised
+    a sibling's exception; gather marked this one retrieved, but nobody saw it."""
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,8 @@ def exception_event(
     request_label: str | None = None,
     task_name: str | None = None,
     count: int = 1,
+    created_at: Frame | None = None,
+    gathered: bool = False,
 ) -> ExceptionEvent:
     return ExceptionEvent(
         id=event_id,
@@ -191,6 +193,8 @@ def exception_event(
         request_label=request_label,
         task_name=task_name,
         count=count,
+        created_at=created_at,
+        gathered=gathered,
     )
 
 

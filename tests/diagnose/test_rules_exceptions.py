@@ -180,3 +180,54 @@ def test_one_task_collected_while_pending_is_worded_for_one() -> None:
     )
     [finding] = findings(snapshot(exceptions=(event,)), "task-destroyed-pending")
     assert finding.detail.startswith("A task running refresh() was destroyed before it finished")
+
+
+def test_an_exception_gather_hid_names_its_raise_and_the_gather() -> None:
+    raised = app(43, "_embedding", "raise QueryError('dimension 384 != 768')")
+    gathered_at = app(60, "recommendations", "top, alike = await asyncio.gather(")
+    event = exception_event(
+        1,
+        "task-exception-unretrieved",
+        error("QueryError", "dimension 384 != 768", TASKS, raised),
+        request_label="GET /recommendations/{user}",
+        task_name="Task-12",
+        created_at=gathered_at,
+        gathered=True,
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "task-exception-unretrieved")
+    assert finding.location == raised and finding.related == (gathered_at,)
+    assert finding.title == (
+        "gather hid an exception in GET /recommendations/{user}: QueryError: dimension 384 != 768"
+    )
+    assert "already raised another child's exception" in finding.detail
+    assert "return_exceptions=True" in finding.hint and "TaskGroup" in finding.hint
+
+
+def test_a_worker_that_died_names_the_line_that_started_it() -> None:
+    first_line = app(26, "compact_index", "threshold = int(os.environ['THRESHOLD'])")
+    started = app(50, "lifespan", "app.state.compactor = asyncio.create_task(compact_index())")
+    event = exception_event(
+        1,
+        "task-exception-unretrieved",
+        error("KeyError", "'THRESHOLD'", TASKS, first_line),
+        task_name="index-compactor",
+        created_at=started,
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "task-exception-unretrieved")
+    assert finding.location == first_line and finding.related == (started,)
+    assert "The task was created at" in finding.detail
+
+
+def test_a_task_collected_while_pending_names_the_line_that_created_it() -> None:
+    function = app(54, "renew_when_signalled", "async def renew_when_signalled(session):")
+    created = app(78, "login", "asyncio.create_task(renew_when_signalled(session))")
+    event = exception_event(
+        1,
+        "task-destroyed-pending",
+        error("Task", "renew_when_signalled() was destroyed while pending"),
+        location=function,
+        created_at=created,
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "task-destroyed-pending")
+    assert finding.location == function and finding.related == (created,)
+    assert "It was created at" in finding.detail

@@ -8,13 +8,26 @@ from collections.abc import Iterable
 
 from inspector.diagnose.findings import Finding, Severity
 from inspector.diagnose.locate import innermost_application_frame
-from inspector.diagnose.rules.base import Settings, examples, plural, quoted_code, seconds, where
+from inspector.diagnose.rules.base import (
+    Settings,
+    distinct_frames,
+    examples,
+    plural,
+    quoted_code,
+    seconds,
+    where,
+)
 from inspector.model import ExceptionEvent, Frame, Snapshot
 
 UNRETRIEVED_HINT = (
     "Keep a reference to every task you create and await it, or add a done-callback that logs "
     "`task.exception()`; a TaskGroup does both. Inside a long-lived loop, catch exceptions per "
     "item so one bad item does not kill the worker."
+)
+GATHERED_HINT = (
+    "Pass `return_exceptions=True` and check every result, or use an `asyncio.TaskGroup`, whose "
+    "ExceptionGroup carries every child's failure; at the least, catch and log exceptions inside "
+    "each child."
 )
 NEVER_AWAITED_HINT = (
     "Add `await` before the call, or schedule it with `asyncio.create_task(...)` and keep a "
@@ -80,7 +93,17 @@ def unretrieved_task_exceptions(snapshot: Snapshot, settings: Settings) -> Itera
         count = _count(events)
         requests = _requests(events)
         name = first.task_name or "a task"
-        if requests:
+        hint = UNRETRIEVED_HINT
+        if first.gathered:
+            context = f" in {examples(requests)}" if requests else ""
+            title = f"gather hid an exception{context}: {err}"
+            story = (
+                f"A child of asyncio.gather{context} raised {err} after gather had already "
+                "raised another child's exception to its caller. gather marks this one "
+                "retrieved, so asyncio never logs it: nobody saw it."
+            )
+            hint = GATHERED_HINT
+        elif requests:
             title = f"Task {name} created in {requests[0]} failed unseen: {err}"
             story = (
                 f"A fire-and-forget task created while serving {examples(requests)} raised {err}; "
@@ -103,13 +126,20 @@ def unretrieved_task_exceptions(snapshot: Snapshot, settings: Settings) -> Itera
             if location
             else ""
         )
+        created = first.created_at
+        made = (
+            f" The task was created at {where(created, snapshot)}{quoted_code(created)}."
+            if created is not None and created != location
+            else ""
+        )
         yield Finding(
             kind="task-exception-unretrieved",
             severity="warning",
             title=title,
-            detail=story + place,
-            hint=UNRETRIEVED_HINT,
+            detail=story + place + made,
+            hint=hint,
             location=location,
+            related=distinct_frames((created,), location),
             request=requests[0] if requests else None,
             count=count,
         )
@@ -202,6 +232,9 @@ def destroyed_pending_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[
             if location
             else ""
         )
+        created = first.created_at
+        if created is not None and created != location:
+            waiting += f" It was created at {where(created, snapshot)}{quoted_code(created)}."
         what = first.error.message.removesuffix(" was destroyed while pending")
         tasks, were, they = (
             ("a task", "was", "it") if count == 1 else (plural(count, "task"), "were", "they")
@@ -218,6 +251,7 @@ def destroyed_pending_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[
             ),
             hint=DESTROYED_PENDING_HINT,
             location=location,
+            related=distinct_frames((first.created_at,), location),
             request=requests[0] if requests else None,
             count=count,
         )

@@ -53,7 +53,7 @@ signals = RenewalSignals()
 
 async def renew_when_signalled(session: str) -> None:
     while True:
-        await signals.register(session)  # bug: task-destroyed-pending
+        await signals.register(session)
         tokens[session] = secrets.token_hex(16)
 
 
@@ -61,7 +61,7 @@ async def renew_when_signalled(session: str) -> None:
 async def login(user: str) -> dict[str, str]:
     session = f"{user}-{secrets.token_hex(4)}"
     tokens[session] = secrets.token_hex(16)
-    asyncio.create_task(renew_when_signalled(session))
+    asyncio.create_task(renew_when_signalled(session))  # bug: task-destroyed-pending
     return {"session": session}
 
 
