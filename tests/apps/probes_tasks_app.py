@@ -76,3 +76,17 @@ async def wait_for_signal() -> None:
 async def orphan() -> dict[str, bool]:
     asyncio.create_task(wait_for_signal())  # noqa: RUF006 - the bug under test
     return {"started": True}
+
+
+watchers: list[asyncio.Task[None]] = []
+
+
+async def watch_price() -> None:
+    while True:
+        await asyncio.sleep(0.5)
+
+
+@app.post("/watch")
+async def watch() -> dict[str, int]:
+    watchers.append(asyncio.create_task(watch_price()))
+    return {"watchers": len(watchers)}

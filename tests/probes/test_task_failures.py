@@ -92,3 +92,17 @@ def test_a_task_collected_while_pending_names_the_line_that_created_it(
     assert found.request_label == "POST /orphan"
     assert found.created_at is not None
     assert found.created_at.line == line_of(tasks_app.orphan, "asyncio.create_task(")
+
+
+def test_a_task_a_request_created_is_linked_to_the_line_that_created_it(
+    live_server: Start,
+) -> None:
+    server = live_server(tasks_app.app)
+    assert httpx.post(server.url("/watch")).status_code == 200
+    assert server.context is not None
+    watcher = tasks_app.watchers[-1]
+    link = server.context.link_for(watcher)
+    assert link is not None and link.request_label == "POST /watch"
+    assert link.created_at is not None
+    assert link.created_at.line == line_of(tasks_app.watch, "asyncio.create_task(")
+    server.call_on_loop(watcher.cancel)

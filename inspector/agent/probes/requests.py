@@ -46,6 +46,7 @@ class RequestLinker:
             request_id=record.id,
             request_label=record.label,
             background_label=job.function if job is not None else None,
+            created_at=self._tasks.created_at(task) if self._tasks is not None else None,
         )
 
 

@@ -13,7 +13,10 @@ from fastapi import FastAPI
 from tests.scenarios.spec import Scenario, post
 
 SCENARIO = Scenario(
-    calls=(post("/presence/team-a/subscribe", times=26), post("/presence/team-b/subscribe", times=4, after=0.6))
+    calls=(
+        post("/presence/team-a/subscribe", times=26),
+        post("/presence/team-b/subscribe", times=4, after=0.6),
+    )
 )
 
 app = FastAPI()
