@@ -90,3 +90,10 @@ async def watch_price() -> None:
 async def watch() -> dict[str, int]:
     watchers.append(asyncio.create_task(watch_price()))
     return {"watchers": len(watchers)}
+
+
+@app.post("/gather-by-name")
+async def gather_by_name() -> dict[str, str]:
+    from tests.apps.probes_tasks_gather import shelves
+
+    return {"shelves": await shelves()}

@@ -106,3 +106,13 @@ def test_a_task_a_request_created_is_linked_to_the_line_that_created_it(
     assert link.created_at is not None
     assert link.created_at.line == line_of(tasks_app.watch, "asyncio.create_task(")
     server.call_on_loop(watcher.cancel)
+
+
+def test_a_gather_bound_by_name_before_the_agent_started_is_watched(live_server: Start) -> None:
+    import tests.apps.probes_tasks_gather  # noqa: F401 - binds gather before the server starts
+
+    server = live_server(tasks_app.app)
+    assert httpx.post(server.url("/gather-by-name")).json() == {"shelves": "fallback"}
+    [found] = wait_for(lambda: events(server, "task-exception-unretrieved"))
+    assert found.gathered and found.location is not None
+    assert found.location.function == "fails_later"

@@ -16,7 +16,7 @@ without the agent:
 * tasks that failed with nobody to see it and are still referenced: created by a request, or
   created by application code outside requests (a lifespan worker dying on its first line);
   their state is read from `task._exception` / `task._log_traceback` (see `tasklinks.py`);
-* exceptions of `gather` children that gather marks retrieved after it raised a sibling's
+* exceptions of `gather` children that gather marks retrieved after it ended otherwise
   (`gathering.py`);
 * failed background tasks (reported here by the background probe) and, opt-in on Python >= 3.12,
   exceptions swallowed in application code (`swallowed.py`).
