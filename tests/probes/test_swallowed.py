@@ -60,7 +60,9 @@ def test_swallowed_exceptions_are_reported_at_their_except_line() -> None:
     pass_event = next(e for e in report["events"] if e["type"] == "ValueError")
     assert pass_event["function"] == "swallows_with_pass"
     assert pass_event["code"].startswith("except ValueError:")
-    suppress_event = next(e for e in report["events"] if e["type"] == "KeyError" and "with" in e["code"])
+    suppress_event = next(
+        e for e in report["events"] if e["type"] == "KeyError" and "with" in e["code"]
+    )
     assert suppress_event["function"] == "suppressed_by_name"
 
 

@@ -173,6 +173,7 @@ def test_uvloops_default_executor_is_found_from_its_threads(live_server: Start) 
         [pool] = [e for e in state.executors if e.default]
         assert pool.name == "uvloop" and len(pool.thread_ids) == pool.max_workers
         assert pool.busy == pool.max_workers and pool.queued == 40 - pool.max_workers
-        assert (state.executor_max_workers, state.executor_queued) == (pool.max_workers, pool.queued)
+        assert state.executor_max_workers == pool.max_workers
+        assert state.executor_queued == pool.queued
     finally:
         release.set()

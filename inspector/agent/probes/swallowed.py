@@ -10,13 +10,13 @@ types from the frame's globals and builtins (clauses naming a local are not judg
 clause counts as swallowing when its body neither raises, nor calls a logging-like function
 (`logger.*`, `logging.*`, `print`, `traceback.print_exc`, `warnings.warn`,
 `sentry_sdk.capture_exception`, ...), nor uses the exception it bound (`except E as e: return
-str(e)` surfaces it). A `with contextlib.suppress(E, ...)` block swallows like `except (E, ...):
-pass` and is judged the same way, at its `with` line; other `with` statements and `async for`
-loops, which also handle exceptions, hand them to code the source does not show and are never
-reported.
+str(e)` surfaces it). A `with contextlib.suppress(E, ...)` block swallows like
+`except (E, ...): pass` and is judged the same way, at its `with` line; other `with` statements
+and `async for` loops, which also handle exceptions, hand them to code the source does not show
+and are never reported.
 
-The event names the `except` (or `with`) line as its location. Events fold by location, so a hot handler
-costs a dictionary update after its first report.
+The event names the `except` (or `with`) line as its location. Events fold by location, so a hot
+handler costs a dictionary update after its first report.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, FastAPI
 from pydantic import BaseModel
@@ -86,24 +87,23 @@ def invoice_jobs(background_tasks: BackgroundTasks) -> InvoiceJobs:
     return InvoiceJobs(background_tasks)
 
 
+Jobs = Annotated[InvoiceJobs, Depends(invoice_jobs)]
+
+
 @app.get("/health")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @app.post("/invoices", status_code=201)
-async def issue_invoice(
-    invoice: InvoiceIn, jobs: InvoiceJobs = Depends(invoice_jobs)
-) -> dict[str, str]:
+async def issue_invoice(invoice: InvoiceIn, jobs: Jobs) -> dict[str, str]:
     invoice_id = f"inv-{uuid.uuid4().hex[:8]}"
     jobs.issued(invoice_id, invoice)
     return {"id": invoice_id}
 
 
 @app.post("/invoices/{invoice_id}/credit-notes", status_code=201)
-async def credit_invoice(
-    invoice_id: str, note: CreditNoteIn, jobs: InvoiceJobs = Depends(invoice_jobs)
-) -> dict[str, str]:
+async def credit_invoice(invoice_id: str, note: CreditNoteIn, jobs: Jobs) -> dict[str, str]:
     reference = f"{invoice_id}-cn"
     jobs.credited(reference, note)
     return {"reference": reference}

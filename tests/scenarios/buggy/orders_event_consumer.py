@@ -51,7 +51,8 @@ async def start_consumer() -> None:
 async def audit(order: str, actor: str) -> None:
     await asyncio.sleep(0.01)
     if actor not in ACTORS:
-        raise PermissionError(f"unknown actor {actor!r} changed {order}")  # bug: task-exception-unretrieved
+        denied = f"unknown actor {actor!r} changed {order}"
+        raise PermissionError(denied)  # bug: task-exception-unretrieved
 
 
 @app.post("/events", status_code=202)

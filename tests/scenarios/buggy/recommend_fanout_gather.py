@@ -40,7 +40,8 @@ class SimilarItemsBackend:
 
     async def _embedding(self, user: str) -> list[int]:
         await asyncio.sleep(0.01)
-        raise QueryError(f"vector index rejected the query for {user}: dimension 384 != 768")  # bug: task-exception-unretrieved
+        rejected = f"vector index rejected the query for {user}: dimension 384 != 768"
+        raise QueryError(rejected)  # bug: task-exception-unretrieved
 
 
 class HistoryBackend:

@@ -50,7 +50,7 @@ def render_csv(report: str) -> None:
 
 def _header(column: str) -> str:
     if column not in KNOWN_COLUMNS:
-        raise KeyError(f"column {column!r} is not in the warehouse schema")  # bug: background-failed
+        raise KeyError(f"column {column!r} is not in the schema")  # bug: background-failed
     return column.replace("_", " ").title()
 
 

@@ -54,7 +54,7 @@ async def check(page: str) -> dict[str, int]:
     links = LINKS.get(page, [])
     results = await asyncio.gather(*(probe_link(link) for link in links), return_exceptions=True)
     report = {}
-    for link, result in zip(links, results):
+    for link, result in zip(links, results, strict=True):
         if isinstance(result, Exception):
             log.warning("link %s on %s is broken: %s", link, page, result)
             report[link] = f"broken: {result}"
