@@ -97,3 +97,11 @@ async def gather_by_name() -> dict[str, str]:
     from tests.apps.probes_tasks_gather import shelves
 
     return {"shelves": await shelves()}
+
+
+@app.post("/wait-all")
+async def wait_all() -> dict[str, int]:
+    """Healthy: asyncio.wait, then every task's outcome read, the failed one's too."""
+    tasks = {asyncio.create_task(times_out()), asyncio.create_task(slow_answer())}
+    done, _ = await asyncio.wait(tasks)
+    return {"failed": sum(task.exception() is not None for task in done)}

@@ -64,13 +64,18 @@ def test_an_exception_gather_marks_retrieved_unseen_is_reported(live_server: Sta
     assert len(events(server, "task-exception-unretrieved")) == 1  # the raised one is not
 
 
-def test_gather_with_return_exceptions_is_left_to_read_its_results(live_server: Start) -> None:
+@pytest.mark.parametrize("path", ["/gather-all", "/wait-all"])
+def test_a_request_still_reading_its_tasks_results_is_left_to_read_them(
+    live_server: Start, path: str
+) -> None:
+    """gather(return_exceptions=True) and asyncio.wait read a child's exception only once the
+    slowest child is done: until then a failed child is not unseen."""
     server = live_server(tasks_app.app)
     with httpx.Client() as client:
         sent = time.monotonic()
         answer: list[int] = []
         thread = threading.Thread(
-            target=lambda: answer.append(client.post(server.url("/gather-all")).json()["failed"])
+            target=lambda: answer.append(client.post(server.url(path)).json()["failed"])
         )
         thread.start()
         while thread.is_alive() and time.monotonic() - sent < 5:

@@ -434,9 +434,10 @@ class _LoopHandler:
             self.loop.call_soon_threadsafe(timer.cancel)
 
 
-GRACE: Final = 0.5
+GRACE: Final = 1.0
 """Seconds a task created outside requests stays failed and unretrieved before it is reported:
-a task awaiting it reads its exception on the next loop iteration."""
+a task awaiting it reads its exception on the next loop iteration, one waiting on several
+(`asyncio.wait`) once they are done."""
 
 
 def _unretrieved(task: Any) -> BaseException | None:
@@ -751,13 +752,18 @@ class ExceptionsProbe:
 
     def _scan_failed_tasks(self) -> None:
         """Report failed tasks whose exception nobody retrieved and something still holds:
-        those created by requests, and those created outside requests (a lifespan worker
-        that died, perhaps on its first line before any snapshot) once failed for a moment."""
+        those created by requests once their request has finished (until then the endpoint may
+        still read them: `asyncio.wait`, `as_completed`, a later `await`), and those created
+        outside requests (a lifespan worker that died, perhaps on its first line before any
+        snapshot) once failed for a moment."""
         if self._tasks is None:
             return
         for ref in self._tasks.tracked():
             if ref.reported or ref.gathered:
                 continue  # gather retrieves its children's exceptions (or reports them)
+            request = ref.request
+            if request is not None and request.phase != "done":
+                continue
             task = ref()
             exc = _unretrieved(task)
             if exc is not None:
