@@ -39,7 +39,7 @@ def test_a_worker_dying_on_its_first_line_is_reported_with_its_creating_line(
     assert found.created_at is not None
     assert found.created_at.line == line_of(tasks_app.start_worker, "asyncio.create_task(")
     worker = tasks_app.workers[-1]
-    assert worker._log_traceback  # type: ignore[attr-defined]  # read, never retrieved
+    assert worker._log_traceback  # read, never retrieved
 
 
 def test_a_worker_whose_failure_another_task_awaits_is_not_reported(live_server: Start) -> None:

@@ -176,7 +176,7 @@ class RequestTaskTable:
         for table in (self._entries, self._workers):
             if table.get(key) is ref:
                 del table[key]
-                self._gone[key] = ref  # type: ignore[assignment]
+                self._gone[key] = ref
                 if len(self._gone) > _GONE_REMEMBERED:
                     self._gone.popitem(last=False)
                 return
