@@ -140,6 +140,16 @@ async def logged() -> dict[str, bool]:
     return {"ok": True}
 
 
+@app.post("/logged-message")
+async def logged_message() -> dict[str, bool]:
+    try:
+        int("twelve")
+    except ValueError as error:
+        logger.error("quantity rejected: %s", error)
+    logger.error("no exception is being handled here")
+    return {"ok": True}
+
+
 @app.post("/swallowed")
 async def swallowed() -> dict[str, bool]:
     try:

@@ -84,6 +84,18 @@ def test_errors_logged_with_a_traceback_are_reported_with_their_request(
     assert unhandled.location is not None and unhandled.location.function == "unhandled"
 
 
+def test_an_error_logged_inside_an_except_block_is_reported_with_its_exception(
+    live_server: Start,
+) -> None:
+    server = live_server(probes_app.app)
+    assert httpx.post(server.url("/logged-message")).status_code == 200
+    logged = wait_for(lambda: event(server, "logged-error", "POST /logged-message"))
+    assert logged.error.type == "ValueError"
+    assert logged.location is not None
+    assert logged.location.line == line_of(probes_app.logged_message, 'int("twelve")')
+    assert [e.kind for e in server.collect()["exceptions"]] == ["logged-error"]
+
+
 def test_identical_events_are_folded_with_a_count(live_server: Start) -> None:
     server = live_server(probes_app.app)
     with httpx.Client() as client:

@@ -10,7 +10,8 @@ without the agent:
 * coroutines never awaited: CPython reports them through `warnings._warn_unawaited_coroutine`.
   We install a copy of that very function whose `warn` global records before warning, one frame
   higher, so the RuntimeWarning names the same file and line as without the agent;
-* records logged at ERROR or above with an exception, through a chained log-record factory (a
+* records logged at ERROR or above with an exception, or from inside the `except` block
+  handling one (the message often carries only `str(e)`), through a chained log-record factory (a
   handler on the root logger would silence logging's last-resort stderr output, and would miss
   uvicorn's own loggers, which do not propagate);
 * tasks that failed with nobody to see it and are still referenced: created by a request, or
@@ -525,8 +526,7 @@ class ExceptionsProbe:
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
             if (
-                record.exc_info
-                and record.levelno >= logging.ERROR
+                record.levelno >= logging.ERROR
                 and self._active
                 and not record.name.startswith(_AGENT_LOGGERS)
             ):
@@ -694,8 +694,12 @@ class ExceptionsProbe:
         )
 
     def _on_error_record(self, record: logging.LogRecord) -> None:
+        """An error logged with its exception, or inside the `except` block handling one
+        (`logger.error(f"... {e}")`: the traceback is lost, but the exception is at hand)."""
         exc_info = record.exc_info
         exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
+        if exc is None and not exc_info:
+            exc = sys.exc_info()[1]  # this runs in the logging thread, inside the caller's call
         if not isinstance(exc, BaseException):
             return
         request = request_now()
