@@ -231,3 +231,31 @@ def test_a_task_collected_while_pending_names_the_line_that_created_it() -> None
     [finding] = findings(snapshot(exceptions=(event,)), "task-destroyed-pending")
     assert finding.location == function and finding.related == (created,)
     assert "It was created at" in finding.detail
+
+
+def test_an_error_logged_before_answering_a_deliberate_502_is_information() -> None:
+    raised = app(90, "charge", "raise UpstreamError('gateway down')")
+    answered = request(4, "POST", "/pay", phase="done", status=502)
+    event = exception_event(
+        1,
+        "logged-error",
+        error("UpstreamError", "gateway down", raised),
+        request_id=4,
+        request_label="POST /pay",
+    )
+    [finding] = findings(snapshot(exceptions=(event,), recent_requests=(answered,)), "logged-error")
+    assert finding.severity == "info"
+
+
+def test_an_error_logged_before_an_http_exception_is_information() -> None:
+    raised = app(90, "charge", "raise UpstreamError('gateway down')")
+    answered = request(4, "POST", "/pay", phase="done", status=404, error="HTTPException(404)")
+    event = exception_event(
+        1,
+        "logged-error",
+        error("UpstreamError", "gateway down", raised),
+        request_id=4,
+        request_label="POST /pay",
+    )
+    [finding] = findings(snapshot(exceptions=(event,), recent_requests=(answered,)), "logged-error")
+    assert finding.severity == "info"

@@ -312,7 +312,11 @@ def logged_errors(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
 
 
 def _request_failed(snapshot: Snapshot, event: ExceptionEvent) -> bool:
+    """The request died of an error nobody handled: the answer was a bare 500, or none at all.
+    An HTTPException (a 404, or a 502 the endpoint chose after logging) is an error handled."""
     if event.request_id is None:
         return False
     request = snapshot.request(event.request_id)
-    return request is not None and (request.error is not None or (request.status or 0) >= 500)
+    if request is None:
+        return False
+    return request.status == 500 or (request.status is None and request.error is not None)
