@@ -114,3 +114,15 @@ def test_an_executor_with_a_free_thread_or_no_queue_is_fine() -> None:
     )
     snap = snapshot(threadpool=threadpool(40, 0, 0, executors=pools))
     assert findings(snap, "threadpool-saturated") == []
+
+
+def test_a_burst_of_quick_calls_queueing_for_a_moment_is_not_saturation() -> None:
+    from tests.factories import NOW
+
+    def borrowers(held: float) -> tuple[Borrower, ...]:
+        return tuple(Borrower(task_id=i, request_id=i, since=NOW - held) for i in range(40))
+
+    quick = snapshot(threadpool=threadpool(40, 40, 5, borrowers(0.05)))
+    assert findings(quick, "threadpool-saturated") == []
+    held = snapshot(threadpool=threadpool(40, 40, 5, borrowers(2.0)))
+    assert [f.kind for f in findings(held, "threadpool-saturated")] == ["threadpool-saturated"]

@@ -29,6 +29,8 @@ from inspector.diagnose.rules.base import (
 )
 from inspector.model import ExecutorState, Snapshot, ThreadInfo, ThreadpoolState
 
+MIN_HOLD = 0.5
+"""Seconds the longest-held token must have been held for a full threadpool to be a finding."""
 ANYIO_HINT = (
     "Each sync (`def`) endpoint or dependency holds one thread for as long as it runs. Make the "
     "slow endpoint `async def` with async I/O, make what it waits for faster or give it a "
@@ -59,7 +61,12 @@ def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
     pool = snapshot.threadpool
     if pool is None:
         return
-    if pool.total > 0 and pool.borrowed >= pool.total and pool.waiting > 0:
+    if (
+        pool.total > 0
+        and pool.borrowed >= pool.total
+        and pool.waiting > 0
+        and not _a_passing_burst(snapshot, pool)
+    ):
         busy = _busy(snapshot, "anyio")
         labels = [
             label
@@ -104,6 +111,13 @@ def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
         yield _finding(
             snapshot, busy, title=title, opening=opening, hint=hint, severity="warning", labels=[]
         )
+
+
+def _a_passing_burst(snapshot: Snapshot, pool: ThreadpoolState) -> bool:
+    """Every token taken only moments ago: a burst of quick calls queueing for a moment, not a
+    pool held by slow ones (when the agent knows how long each token has been held)."""
+    holds = [snapshot.taken_at - b.since for b in pool.borrowers if b.since is not None]
+    return bool(holds) and max(holds) < MIN_HOLD
 
 
 def _executors(pool: ThreadpoolState) -> tuple[ExecutorState, ...]:
