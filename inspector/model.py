@@ -313,6 +313,9 @@ class ExecutorState:
     """Jobs submitted and waiting for a free thread."""
     default: bool = False
     """The app loop's default executor."""
+    longest_job: float | None = None
+    """Seconds the longest-running job has run, counted from the first snapshot that saw it
+    running (so at least this long); None when no job was seen running."""
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,16 @@ def test_a_burst_of_quick_calls_queueing_for_a_moment_is_not_saturation() -> Non
     assert findings(quick, "threadpool-saturated") == []
     held = snapshot(threadpool=threadpool(40, 40, 5, borrowers(2.0)))
     assert [f.kind for f in findings(held, "threadpool-saturated")] == ["threadpool-saturated"]
+
+
+def test_an_executor_whose_jobs_only_just_started_is_not_yet_full() -> None:
+    quick = (ExecutorState("asyncio", 6, tuple(range(6)), 6, 9, default=True, longest_job=0.1),)
+    assert (
+        findings(snapshot(threadpool=threadpool(40, 0, 0, executors=quick)), "threadpool-saturated")
+        == []
+    )
+    held = (ExecutorState("asyncio", 6, tuple(range(6)), 6, 9, default=True, longest_job=1.5),)
+    [finding] = findings(
+        snapshot(threadpool=threadpool(40, 0, 0, executors=held)), "threadpool-saturated"
+    )
+    assert finding.title.startswith("Default executor full")

@@ -153,6 +153,9 @@ def test_an_executor_the_app_made_is_read_with_its_busy_threads_and_queue(
         assert (pool.max_workers, pool.queued, pool.default) == (3, 2, False)
         threads = {t.id: t for t in snapshot["threads"]}
         assert all(threads[i].pool == "executor" and threads[i].busy for i in pool.thread_ids)
+        time.sleep(0.3)  # the same jobs, seen again: they have run at least this long
+        [later] = [e for e in server.collect()["threadpool"].executors if e.name == pool.name]
+        assert later.longest_job is not None and later.longest_job >= 0.3
     finally:
         release.set()
         solver.shutdown(wait=True)

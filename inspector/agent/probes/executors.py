@@ -52,6 +52,7 @@ def pool_threads() -> list[threading.Thread]:
 def read_executors(
     default: Any,
     is_busy: Callable[[int], bool],
+    running_for: Callable[[int], float | None],
     *,
     uvloop: bool = False,
 ) -> tuple[ExecutorState, ...]:
@@ -59,7 +60,7 @@ def read_executors(
 
     `default` is the loop's default executor when Python can read it (asyncio); on uvloop the
     executor whose threads are named by uvloop is the default one. `is_busy(ident)` says whether
-    a worker thread runs a job."""
+    a worker thread runs a job, `running_for(ident)` for how long it has been seen running it."""
     found: dict[int, tuple[Any, list[int]]] = {}
     for thread in pool_threads():
         executor = executor_of(thread)
@@ -80,6 +81,7 @@ def read_executors(
         max_workers = getattr(executor, "_max_workers", None)
         if not isinstance(max_workers, int):
             continue
+        runs = [seconds for ident in idents if (seconds := running_for(ident)) is not None]
         states.append(
             ExecutorState(
                 name=name,
@@ -87,6 +89,7 @@ def read_executors(
                 thread_ids=tuple(sorted(idents)),
                 busy=sum(1 for ident in idents if is_busy(ident)),
                 queued=_queued(executor),
+                longest_job=max(runs) if runs else None,
                 default=executor is default
                 or (default is None and uvloop and name == _UVLOOP_DEFAULT_PREFIX),
             )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -81,6 +82,9 @@ class ThreadpoolProbe:
         """Worker thread ident -> the request whose sync code it runs right now (shared with the
         request tracker, which answers `request_now()` in worker threads from it)."""
         self._since: dict[int, float] = {}
+        self._job_since: dict[int, tuple[int, float]] = {}
+        """Executor thread ident -> (id of the frame running its job, when a collect first saw
+        it): how long a job has run, as far as the agent can tell."""
         """id(task) -> wall time a request's task asked for a worker thread."""
         self._module: Any = None
         self._original_run_sync: Any = None
@@ -232,13 +236,13 @@ class ThreadpoolProbe:
                     executor_threads.add(thread.ident)
         # The threads first: asking the loop for a fresh limiter reading wakes it up, and the
         # loop thread's stack would then show that instead of what it was doing.
-        threads = self._threads(context, options, executor_threads)
+        threads, running = self._threads(context, options, executor_threads)
         if threading.get_ident() != context.loop_thread_id:
             self._request_fresh_reading()
         busy = {t.id for t in threads if t.busy}
         try:
             pools = executors.read_executors(
-                default, busy.__contains__, uvloop=_is_uvloop(context.loop)
+                default, busy.__contains__, running.get, uvloop=_is_uvloop(context.loop)
             )
         except Exception as error:  # the limiter and threads are reported all the same
             self._report(f"threadpool: executors: {error!r}")
@@ -261,9 +265,14 @@ class ThreadpoolProbe:
 
     def _threads(
         self, context: AgentContext, options: CollectOptions, executor_threads: set[int]
-    ) -> tuple[ThreadInfo, ...]:
+    ) -> tuple[tuple[ThreadInfo, ...], dict[int, float]]:
+        """Every thread; and for each executor thread running a job, for how long the agent has
+        seen it run that job (from the first collect that saw the job's frame)."""
         frames = sys._current_frames()
         me = threading.get_ident()
+        now = context.clock()
+        previous, jobs = self._job_since, {}
+        running: dict[int, float] = {}
         result = []
         for thread in threading.enumerate()[:_MAX_THREADS]:
             ident = thread.ident
@@ -272,6 +281,14 @@ class ThreadpoolProbe:
             pool = _pool_of(thread, ident, context.loop_thread_id, executor_threads, me)
             frame = frames.get(ident)
             record = self._busy.get(ident)
+            busy = record is not None or _is_busy(pool, frame)
+            if busy and pool == "executor":
+                job = _job_frame(frame)
+                if job is not None:
+                    seen = previous.get(ident)
+                    since = seen[1] if seen is not None and seen[0] == id(job) else now
+                    jobs[ident] = (id(job), since)
+                    running[ident] = now - since
             result.append(
                 ThreadInfo(
                     id=ident,
@@ -279,11 +296,25 @@ class ThreadpoolProbe:
                     pool=pool,
                     stack=stack_of(frame, MAX_DEPTH) if options.with_stacks else (),
                     request_id=record.id if record is not None else None,
-                    busy=record is not None or _is_busy(pool, frame),
+                    busy=busy,
                 )
             )
+        self._job_since = jobs
         result.sort(key=lambda info: (_POOL_ORDER[info.pool], info.name, info.id))
-        return tuple(result)
+        return tuple(result), running
+
+
+def _job_frame(frame: FrameType | None) -> FrameType | None:
+    """The `_WorkItem.run` frame of an executor thread running a job: alive as long as the job."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "run" and code.co_filename.endswith(_EXECUTOR_FILE):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+_EXECUTOR_FILE: Final = os.path.join("concurrent", "futures", "thread.py")
 
 
 def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:

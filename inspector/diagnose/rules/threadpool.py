@@ -30,7 +30,8 @@ from inspector.diagnose.rules.base import (
 from inspector.model import ExecutorState, Snapshot, ThreadInfo, ThreadpoolState
 
 MIN_HOLD = 0.5
-"""Seconds the longest-held token must have been held for a full threadpool to be a finding."""
+"""Seconds the longest-held token (or the longest-running job of an executor) must have been
+held for a full threadpool to be a finding."""
 ANYIO_HINT = (
     "Each sync (`def`) endpoint or dependency holds one thread for as long as it runs. Make the "
     "slow endpoint `async def` with async I/O, make what it waits for faster or give it a "
@@ -91,6 +92,8 @@ def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
         started = max(len(executor.thread_ids), executor.busy)
         if not (executor.max_workers and started >= executor.max_workers and executor.queued > 0):
             continue
+        if executor.longest_job is not None and executor.longest_job < MIN_HOLD:
+            continue  # quick jobs queueing for a moment, or jobs the agent has only just seen
         busy = _executor_threads(snapshot, executor)
         size, queued = executor.max_workers, plural(executor.queued, "job")
         if executor.default:
