@@ -134,16 +134,22 @@ class RequestTaskTable:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         if not self._active:
             return task
+        try:
+            self._note(task, coro)
+        except Exception:  # whatever a custom factory returned: the task is the app's all the same
+            pass
+        return task
+
+    def _note(self, task: asyncio.Future[Any], coro: Any) -> None:
         if current_request.get() is not None:
             record = request_now()
             if record is not None:
                 self._remember(task, record, self._entries)
-                return task
+                return
         if len(self._workers) < _WORKERS_REMEMBERED and _runs_application_code(coro):
             ref = self._remember(task, None, self._workers)
             if ref is not None:
                 task.add_done_callback(self._on_worker_done)
-        return task
 
     def _remember(
         self, task: asyncio.Future[Any], record: RequestRecord | None, table: dict[int, _TaskRef]
@@ -157,7 +163,7 @@ class RequestTaskTable:
         ref.job = current_job.get() if record is not None else None
         ref.reported = ref.gathered = False
         ref.failed_at = None
-        ref.site = _creation_site(sys._getframe(2))  # above _remember and the factory
+        ref.site = _creation_site(sys._getframe(3))  # above _remember, _note and the factory
         table[ref.key] = ref
         return ref
 
