@@ -355,6 +355,8 @@ class ExceptionEvent:
     gathered: bool = False
     """task-exception-unretrieved: raised by a child of `gather` after gather had already raised
     a sibling's exception; gather marked this one retrieved, but nobody saw it."""
+    logged_at: Frame | None = None
+    """logged-error: the application line that logged it, when it is not the raise site."""
 
 
 @dataclass(frozen=True)

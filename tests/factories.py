@@ -182,6 +182,7 @@ def exception_event(
     count: int = 1,
     created_at: Frame | None = None,
     gathered: bool = False,
+    logged_at: Frame | None = None,
 ) -> ExceptionEvent:
     return ExceptionEvent(
         id=event_id,
@@ -195,6 +196,7 @@ def exception_event(
         count=count,
         created_at=created_at,
         gathered=gathered,
+        logged_at=logged_at,
     )
 
 

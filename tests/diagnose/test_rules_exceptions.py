@@ -259,3 +259,14 @@ def test_an_error_logged_before_an_http_exception_is_information() -> None:
     )
     [finding] = findings(snapshot(exceptions=(event,), recent_requests=(answered,)), "logged-error")
     assert finding.severity == "info"
+
+
+def test_a_logged_error_names_the_line_that_logged_it_too() -> None:
+    raised = app(90, "charge", "raise PaymentError('declined')")
+    logged = app(97, "checkout", 'logger.error("charge failed: %s", error)')
+    event = exception_event(
+        1, "logged-error", error("PaymentError", "declined", raised), logged_at=logged
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "logged-error")
+    assert finding.location == raised and finding.related == (logged,)
+    assert "It was logged at" in finding.detail

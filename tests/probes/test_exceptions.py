@@ -93,6 +93,8 @@ def test_an_error_logged_inside_an_except_block_is_reported_with_its_exception(
     assert logged.error.type == "ValueError"
     assert logged.location is not None
     assert logged.location.line == line_of(probes_app.logged_message, 'int("twelve")')
+    assert logged.logged_at is not None
+    assert logged.logged_at.line == line_of(probes_app.logged_message, "quantity rejected")
     assert [e.kind for e in server.collect()["exceptions"]] == ["logged-error"]
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import linecache
 import logging
 import sys
 import threading
@@ -147,6 +148,7 @@ class _Entry:
         "task_name",
         "created_at",
         "gathered",
+        "logged_at",
         "event",
     )
 
@@ -162,6 +164,7 @@ class _Entry:
         task_name: str | None,
         created_at: Frame | None = None,
         gathered: bool = False,
+        logged_at: Frame | None = None,
     ) -> None:
         self.id = event_id
         self.kind = kind
@@ -174,6 +177,7 @@ class _Entry:
         self.task_name = task_name
         self.created_at = created_at
         self.gathered = gathered
+        self.logged_at = logged_at
         self.event: ExceptionEvent | None = None
 
     def to_event(self) -> ExceptionEvent:
@@ -191,6 +195,7 @@ class _Entry:
                 count=self.count,
                 created_at=self.created_at,
                 gathered=self.gathered,
+                logged_at=self.logged_at,
             )
         return event
 
@@ -220,6 +225,7 @@ class ExceptionLog:
         location: Frame | None = None,
         created_at: Frame | None = None,
         gathered: bool = False,
+        logged_at: Frame | None = None,
     ) -> None:
         """Record `exc` once; a later event about the same exception object is ignored."""
         if not self.claim(exc):
@@ -237,6 +243,7 @@ class ExceptionLog:
             task_name=task_name,
             created_at=created_at,
             gathered=gathered,
+            logged_at=logged_at,
         )
 
     def claim(self, exc: BaseException) -> bool:
@@ -268,6 +275,7 @@ class ExceptionLog:
         at: float | None = None,
         created_at: Frame | None = None,
         gathered: bool = False,
+        logged_at: Frame | None = None,
     ) -> None:
         if request is not None:
             request_id, request_label = request.id, request.label
@@ -299,6 +307,7 @@ class ExceptionLog:
                 task_name,
                 created_at,
                 gathered,
+                logged_at,
             )
 
     def events(self) -> tuple[ExceptionEvent, ...]:
@@ -439,6 +448,18 @@ GRACE: Final = 1.0
 """Seconds a task created outside requests stays failed and unretrieved before it is reported:
 a task awaiting it reads its exception on the next loop iteration, one waiting on several
 (`asyncio.wait`) once they are done."""
+
+
+def _logging_line(record: logging.LogRecord) -> Frame | None:
+    """The application line that logged `record` (the logging module found it already)."""
+    path, line = record.pathname, record.lineno
+    if not isinstance(path, str) or not isinstance(line, int) or not is_application_frame(path):
+        return None
+    try:
+        code = linecache.getline(path, line).strip() or None
+    except Exception:
+        code = None
+    return Frame(file=path, line=line, function=str(record.funcName), code=code)
 
 
 def _unretrieved(task: Any) -> BaseException | None:
@@ -702,16 +723,21 @@ class ExceptionsProbe:
             exc = sys.exc_info()[1]  # this runs in the logging thread, inside the caller's call
         if not isinstance(exc, BaseException):
             return
+        logged_at = _logging_line(record)
         request = request_now()
         if request is not None:
-            self.log.record_exception("logged-error", exc, request=request)
+            self.log.record_exception("logged-error", exc, request=request, logged_at=logged_at)
             return
         escaped = self._requests.request_for_exception(exc) if self._requests else None
         request_id, request_label = escaped if escaped is not None else (None, None)
         if request_id is None:
             request_id = current_request.get()
         self.log.record_exception(
-            "logged-error", exc, request_id=request_id, request_label=request_label
+            "logged-error",
+            exc,
+            request_id=request_id,
+            request_label=request_label,
+            logged_at=logged_at,
         )
 
     def _on_unawaited(self, coro: Any, gc_frame: types.FrameType | None) -> None:

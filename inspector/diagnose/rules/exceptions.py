@@ -295,17 +295,24 @@ def logged_errors(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         failed = any(_request_failed(snapshot, event) for event in events)
         context = f" in {examples(requests)}" if requests else ""
         at = f" at {where(location, snapshot)}" if location else ""
+        logged = first.logged_at
+        logged_line = (
+            f" It was logged at {where(logged, snapshot)}{quoted_code(logged)}."
+            if logged is not None and logged != location
+            else ""
+        )
         yield Finding(
             kind="logged-error",
             severity="warning" if failed else "info",
             title=f"Error logged{context}: {err}" + (f" ({count} times)" if count > 1 else ""),
             detail=(
-                f"{err} was logged with its traceback {plural(count, 'time')}{context}; it was "
-                f"raised{at or ' outside application code'}."
+                f"{err} was logged {plural(count, 'time')}{context}; it was "
+                f"raised{at or ' outside application code'}.{logged_line}"
                 + (" The request failed with it." if failed else "")
             ),
             hint=LOGGED_HINT,
             location=location,
+            related=distinct_frames((logged,), location),
             request=requests[0] if requests else None,
             count=count,
         )
