@@ -139,3 +139,30 @@ def test_an_executor_whose_jobs_only_just_started_is_not_yet_full() -> None:
         snapshot(threadpool=threadpool(40, 0, 0, executors=held)), "threadpool-saturated"
     )
     assert finding.title.startswith("Default executor full")
+
+
+def test_a_full_executor_names_where_tasks_wait_for_it_and_their_requests() -> None:
+    from tests.factories import task
+
+    awaiting = app(44, "quote", "price = await loop.run_in_executor(SOLVER_POOL, solve, sku)")
+    to_thread = app(60, "export", "rows = await asyncio.to_thread(query)")
+    waiting = tuple(
+        task(500 + n, stack=(frame,), request_id=n)
+        for n, frame in enumerate((awaiting, awaiting, to_thread))
+    )
+    requests = tuple(request(n, "GET", "/quotes/sku-1", route="/quotes/{sku}") for n in (0, 1))
+    solver = tuple(
+        thread(100 + i, *ANYIO_WORKER_FRAMES, SLOW, name=f"quote-solver_{i}", pool="executor")
+        for i in range(4)
+    )
+    pools = (ExecutorState("quote-solver", 4, tuple(t.id for t in solver), 4, 3, longest_job=2),)
+    snap = snapshot(
+        threads=solver,
+        tasks=waiting,
+        requests=requests,
+        threadpool=threadpool(40, 0, 0, executors=pools),
+    )
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.location == SLOW and finding.related == (awaiting,)
+    assert finding.request == "GET /quotes/{sku}"
+    assert finding.detail.endswith("Tasks wait for its jobs at app.py:44 in quote (x2).")

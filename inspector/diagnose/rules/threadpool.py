@@ -8,7 +8,9 @@ unaffected, which makes the slowdown look random. The loop's default executor (`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from inspector.diagnose.findings import Finding, Severity
 from inspector.diagnose.locate import (
@@ -27,7 +29,7 @@ from inspector.diagnose.rules.base import (
     request_label_for,
     where,
 )
-from inspector.model import ExecutorState, Snapshot, ThreadInfo, ThreadpoolState
+from inspector.model import ExecutorState, Frame, Snapshot, ThreadInfo, ThreadpoolState
 
 MIN_HOLD = 0.5
 """Seconds the longest-held token (or the longest-running job of an executor) must have been
@@ -111,9 +113,38 @@ def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
                 "run_in_executor waits in line."
             )
             hint = OWN_EXECUTOR_HINT
+        awaiting = _awaiting(snapshot, executor)
+        lines = examples(where(frame, snapshot) for frame, _ in awaiting)
         yield _finding(
-            snapshot, busy, title=title, opening=opening, hint=hint, severity="warning", labels=[]
+            snapshot,
+            busy,
+            title=title,
+            opening=opening,
+            hint=hint,
+            severity="warning",
+            labels=[label for _, label in awaiting if label],
+            also=tuple(frame for frame, _ in awaiting),
+            closing=f"Tasks wait for its jobs at {lines}." if awaiting else "",
         )
+
+
+_TO_THREAD: Final = re.compile(r"\bto_thread\(|\brun_in_executor\(\s*None\b")
+_RUN_IN_EXECUTOR: Final = re.compile(r"\brun_in_executor\(\s*(?!None\b)")
+
+
+def _awaiting(snapshot: Snapshot, executor: ExecutorState) -> list[tuple[Frame, str | None]]:
+    """The application lines where tasks wait for a job of this kind of executor (to_thread or
+    run_in_executor(None, ...) for the default one, run_in_executor(pool, ...) for another),
+    with the request each task serves."""
+    pattern = _TO_THREAD if executor.default else _RUN_IN_EXECUTOR
+    found = []
+    for task in snapshot.tasks:
+        if task.state != "pending":
+            continue
+        frame = innermost_application_frame(task.stack)
+        if frame is not None and frame.code and pattern.search(frame.code):
+            found.append((frame, request_label_for(snapshot, task.request_id)))
+    return found
 
 
 def _a_passing_burst(snapshot: Snapshot, pool: ThreadpoolState) -> bool:
@@ -161,10 +192,14 @@ def _finding(
     hint: str,
     severity: Severity,
     labels: list[str],
+    also: tuple[Frame, ...] = (),
+    closing: str = "",
 ) -> Finding:
+    """`also`: more lines to name beside the busy threads' (where tasks wait for them), told
+    in `closing`."""
     frames = [innermost_application_frame(t.stack) for t in busy]
     location = most_common_frame(frames)
-    related = distinct_frames(frames, location)
+    related = distinct_frames((*frames, *also), location)
     sentences = [opening]
     if location is not None:
         at_location = [t for t, f in zip(busy, frames, strict=True) if f == location]
@@ -179,6 +214,8 @@ def _finding(
             f"{share} at {where(location, snapshot)}{quoted_code(location)}, "
             f"{doing(blocking.kind, blocking.what)}."
         )
+    if closing:
+        sentences.append(closing)
     if any(_in_db_pool(t) for t in busy):
         hint += DB_POOL_HINT
     task_ids = tuple(
