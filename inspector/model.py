@@ -319,6 +319,17 @@ class ExecutorState:
 
 
 @dataclass(frozen=True)
+class LimiterState:
+    """An anyio CapacityLimiter of the app's own, passed to `anyio.to_thread.run_sync(...,
+    limiter=...)`: it bounds how many of anyio's worker threads that code takes at once."""
+
+    total: int
+    borrowed: int
+    waiting: int
+    borrowers: tuple[Borrower, ...] = ()
+
+
+@dataclass(frozen=True)
 class ThreadpoolState:
     """anyio's default CapacityLimiter for the loop, and the loop's default executor."""
 
@@ -332,6 +343,8 @@ class ThreadpoolState:
     executors: tuple[ExecutorState, ...] = ()
     """Every thread pool executor with a thread alive, the loop's default one included (also
     on uvloop, whose default executor the `executor_*` fields cannot see)."""
+    limiters: tuple[LimiterState, ...] = ()
+    """anyio limiters other than the default one that sync code was run with."""
 
 
 @dataclass(frozen=True)

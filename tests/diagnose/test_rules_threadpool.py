@@ -166,3 +166,29 @@ def test_a_full_executor_names_where_tasks_wait_for_it_and_their_requests() -> N
     assert finding.location == SLOW and finding.related == (awaiting,)
     assert finding.request == "GET /quotes/{sku}"
     assert finding.detail.endswith("Tasks wait for its jobs at app.py:44 in quote (x2).")
+
+
+def test_a_limiter_of_the_apps_own_full() -> None:
+    from inspector.model import LimiterState
+    from tests.factories import NOW
+
+    serving = tuple(thread(10 + i, *ANYIO_WORKER_FRAMES, SLOW, request_id=i) for i in range(4))
+    other = thread(20, *ANYIO_WORKER_FRAMES, app(30, "other", "time.sleep(1)"), request_id=9)
+    held = tuple(Borrower(task_id=i, request_id=i, since=NOW - 3) for i in range(4))
+    own = LimiterState(total=4, borrowed=4, waiting=6, borrowers=held)
+    snap = snapshot(
+        threads=(*serving, other),
+        requests=tuple(request(i, "GET", "/render", route="/render") for i in range(4)),
+        threadpool=threadpool(40, 5, 0, limiters=(own,)),
+    )
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.title == "CapacityLimiter full: 4/4 tokens taken, 6 calls waiting"
+    assert finding.location == SLOW and finding.related == ()
+    assert finding.request == "GET /render"
+    quick = LimiterState(4, 4, 6, tuple(Borrower(i, i, since=NOW - 0.1) for i in range(4)))
+    assert (
+        findings(
+            snapshot(threadpool=threadpool(40, 0, 0, limiters=(quick,))), "threadpool-saturated"
+        )
+        == []
+    )

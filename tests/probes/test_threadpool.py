@@ -180,3 +180,29 @@ def test_uvloops_default_executor_is_found_from_its_threads(live_server: Start) 
         assert state.executor_queued == pool.queued
     finally:
         release.set()
+
+
+def test_a_limiter_of_the_apps_own_is_read_with_the_requests_holding_it(
+    live_server: Start,
+) -> None:
+    server = live_server(probes_app.app)
+    probes_app.release.clear()
+    with ThreadPoolExecutor(max_workers=4) as clients:
+        answers = [clients.submit(_get, server.url("/own-limiter?seconds=15")) for _ in range(4)]
+        try:
+            state: ThreadpoolState = wait_for(
+                lambda: (
+                    (tp := server.collect()["threadpool"]) is not None
+                    and any(lim.borrowed == 2 and lim.waiting == 2 for lim in tp.limiters)
+                    and tp
+                ),
+                timeout=20,
+            )
+            [own] = state.limiters
+            assert own.total == 2
+            requests = {r.id for r in server.collect()["requests"] if r.path == "/own-limiter"}
+            assert {b.request_id for b in own.borrowers} <= requests
+            assert all(b.since is not None for b in own.borrowers)
+        finally:
+            probes_app.release.set()
+        assert [answer.result(timeout=20) for answer in answers] == [200] * 4

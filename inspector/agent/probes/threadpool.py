@@ -25,6 +25,7 @@ import functools
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -34,7 +35,7 @@ from inspector.agent.probes import executors
 from inspector.agent.probes.current import current_task
 from inspector.agent.probes.records import RequestRecord
 from inspector.agent.probes.tracker import request_now
-from inspector.model import Borrower, ExecutorState, ThreadInfo, ThreadpoolState
+from inspector.model import Borrower, ExecutorState, LimiterState, ThreadInfo, ThreadpoolState
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -44,6 +45,7 @@ REFRESH_INTERVAL: Final = 0.5
 FRESH_WAIT: Final = 0.05
 _MAX_BORROWERS: Final = 1024
 _MAX_THREADS: Final = 512
+_MAX_LIMITERS: Final = 32
 _UNLIMITED: Final = sys.maxsize
 _ANYIO_THREAD_NAME: Final = "AnyIO worker thread"
 _AGENT_THREAD_PREFIXES: Final = ("inspector", "aiomonitor")
@@ -82,6 +84,9 @@ class ThreadpoolProbe:
         """Worker thread ident -> the request whose sync code it runs right now (shared with the
         request tracker, which answers `request_now()` in worker threads from it)."""
         self._since: dict[int, float] = {}
+        self._limiters: dict[int, weakref.ref[Any]] = {}
+        """The app's own limiters passed to run_sync, by id."""
+        self._others: tuple[_LimiterReading, ...] = ()
         self._job_since: dict[int, tuple[int, float]] = {}
         """Executor thread ident -> (id of the frame running its job, when a collect first saw
         it): how long a job has run, as far as the agent can tell."""
@@ -128,6 +133,9 @@ class ThreadpoolProbe:
         async def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             if not probe._active:
                 return await original(func, *args, **kwargs)
+            limiter = kwargs.get("limiter")
+            if limiter is not None and id(limiter) not in probe._limiters:
+                probe._note_limiter(limiter)
             record = request_now()  # also gives a request without a record one
             if record is None:
                 return await original(func, *args, **kwargs)
@@ -147,6 +155,18 @@ class ThreadpoolProbe:
 
         setattr(module, "run_sync", run_sync)  # noqa: B010 - the module is only known at runtime
         self._module, self._original_run_sync, self._run_sync = module, original, run_sync
+
+    def _note_limiter(self, limiter: Any) -> None:
+        """Remember (weakly, a few at most) a limiter of the app's own that sync code runs with."""
+        if len(self._limiters) >= _MAX_LIMITERS:
+            for key in [key for key, ref in self._limiters.items() if ref() is None]:
+                del self._limiters[key]
+            if len(self._limiters) >= _MAX_LIMITERS:
+                return
+        try:
+            self._limiters[id(limiter)] = weakref.ref(limiter)
+        except TypeError:
+            pass
 
     def _run_in_worker(self, record: RequestRecord, func: Callable[..., Any], *args: Any) -> Any:
         """Runs in the worker thread: notes which request the thread serves while `func` runs."""
@@ -179,6 +199,7 @@ class ThreadpoolProbe:
             if "anyio" in sys.modules:
                 self._patch_run_sync()
                 self._reading = self._read_limiter()
+                self._others = self._read_own_limiters()
         except Exception as error:
             self._report(f"threadpool: limiter: {error!r}")
         finally:
@@ -189,7 +210,22 @@ class ThreadpoolProbe:
         to_thread = sys.modules.get("anyio.to_thread")
         if to_thread is None:
             return None
-        statistics = to_thread.current_default_thread_limiter().statistics()
+        return self._reading_of(to_thread.current_default_thread_limiter())
+
+    def _read_own_limiters(self) -> tuple[_LimiterReading, ...]:
+        default = None
+        to_thread = sys.modules.get("anyio.to_thread")
+        if to_thread is not None:
+            default = to_thread.current_default_thread_limiter()
+        readings = []
+        for ref in tuple(self._limiters.values()):
+            limiter = ref()
+            if limiter is not None and limiter is not default:
+                readings.append(self._reading_of(limiter))
+        return tuple(readings)
+
+    def _reading_of(self, limiter: Any) -> _LimiterReading:
+        statistics = limiter.statistics()
         context = self._context
         borrowers = []
         for borrower in tuple(statistics.borrowers)[:_MAX_BORROWERS]:
@@ -250,7 +286,8 @@ class ThreadpoolProbe:
         reading = self._reading
         state: ThreadpoolState | None = None
         main = next((pool for pool in pools if pool.default), None)
-        if reading is not None or default is not None or pools:
+        others = self._others
+        if reading is not None or default is not None or pools or others:
             state = ThreadpoolState(
                 total=reading.total if reading is not None else 0,
                 borrowed=reading.borrowed if reading is not None else 0,
@@ -260,6 +297,9 @@ class ThreadpoolProbe:
                 executor_threads=len(main.thread_ids) if main is not None else 0,
                 executor_queued=main.queued if main is not None else 0,
                 executors=pools,
+                limiters=tuple(
+                    LimiterState(o.total, o.borrowed, o.waiting, o.borrowers) for o in others
+                ),
             )
         return {"threadpool": state, "threads": threads}
 

@@ -29,7 +29,14 @@ from inspector.diagnose.rules.base import (
     request_label_for,
     where,
 )
-from inspector.model import ExecutorState, Frame, Snapshot, ThreadInfo, ThreadpoolState
+from inspector.model import (
+    ExecutorState,
+    Frame,
+    LimiterState,
+    Snapshot,
+    ThreadInfo,
+    ThreadpoolState,
+)
 
 MIN_HOLD = 0.5
 """Seconds the longest-held token (or the longest-running job of an executor) must have been
@@ -50,6 +57,11 @@ EXECUTOR_HINT = (
     "`asyncio.to_thread` and `run_in_executor(None, ...)` share the loop's default executor, "
     "separate from FastAPI's threadpool. Give long jobs their own executor, or set a larger "
     "default with `loop.set_default_executor(ThreadPoolExecutor(max_workers=...))`."
+)
+LIMITER_HINT = (
+    "Each call holds one of the limiter's tokens (and a worker thread) for as long as it runs. "
+    "Make the call faster or give what it waits for a timeout, raise the limiter's "
+    "`total_tokens` to what must run at once, or use async I/O instead of a thread."
 )
 OWN_EXECUTOR_HINT = (
     "Each job holds one of the executor's threads for as long as it runs. Make the job faster "
@@ -90,6 +102,7 @@ def threadpool_saturated(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
             severity=severity,
             labels=labels,
         )
+    yield from _own_limiters(snapshot, pool)
     for executor in _executors(pool):
         started = max(len(executor.thread_ids), executor.busy)
         if not (executor.max_workers and started >= executor.max_workers and executor.queued > 0):
@@ -147,7 +160,38 @@ def _awaiting(snapshot: Snapshot, executor: ExecutorState) -> list[tuple[Frame, 
     return found
 
 
-def _a_passing_burst(snapshot: Snapshot, pool: ThreadpoolState) -> bool:
+def _own_limiters(snapshot: Snapshot, pool: ThreadpoolState) -> Iterable[Finding]:
+    """anyio limiters of the app's own (`run_sync(..., limiter=...)`) at their limit."""
+    for limiter in pool.limiters:
+        full = limiter.total > 0 and limiter.borrowed >= limiter.total and limiter.waiting > 0
+        if not full or _a_passing_burst(snapshot, limiter):
+            continue
+        served = {b.request_id for b in limiter.borrowers if b.request_id is not None}
+        anyio = [t for t in snapshot.threads if t.pool == "anyio" and t.busy]
+        threads = [t for t in anyio if t.request_id in served] or anyio
+        labels = [
+            label
+            for label in (request_label_for(snapshot, b.request_id) for b in limiter.borrowers)
+            if label
+        ]
+        tokens, waiting = f"{limiter.borrowed}/{limiter.total}", plural(limiter.waiting, "call")
+        yield _finding(
+            snapshot,
+            threads,
+            title=f"CapacityLimiter full: {tokens} tokens taken, {waiting} waiting",
+            opening=(
+                f"An anyio CapacityLimiter of the app's own (total_tokens={limiter.total}) has "
+                f"all its tokens taken and {waiting} to anyio.to_thread.run_sync waiting"
+                + (f", e.g. for {examples(labels)}" if labels else "")
+                + "."
+            ),
+            hint=LIMITER_HINT,
+            severity="warning",
+            labels=labels,
+        )
+
+
+def _a_passing_burst(snapshot: Snapshot, pool: ThreadpoolState | LimiterState) -> bool:
     """Every token taken only moments ago: a burst of quick calls queueing for a moment, not a
     pool held by slow ones (when the agent knows how long each token has been held)."""
     holds = [snapshot.taken_at - b.since for b in pool.borrowers if b.since is not None]
