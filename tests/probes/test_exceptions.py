@@ -134,3 +134,14 @@ def test_the_stdlib_prints_exactly_what_it_prints_without_the_probes(python: str
     assert kinds["task-exception-unretrieved"]["function"] == "fails"
     assert kinds["coroutine-never-awaited"]["function"] == "main"
     assert kinds["logged-error"]["function"] == "log_an_error"
+
+
+def test_a_record_made_with_odd_arguments_still_comes_out_of_the_factory(
+    live_server: Start,
+) -> None:
+    """Code that builds a bare record (to learn LogRecord's attribute names) gets one back."""
+    import logging
+
+    live_server(probes_app.app)
+    record = logging.getLogRecordFactory()(None, None, "", 0, "", (), None)
+    assert record.levelno is None

@@ -546,15 +546,17 @@ class ExceptionsProbe:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if (
-                record.levelno >= logging.ERROR
-                and self._active
-                and not record.name.startswith(_AGENT_LOGGERS)
-            ):
-                try:
+            try:
+                levelno, name = record.levelno, record.name
+                if (
+                    isinstance(levelno, int)
+                    and levelno >= logging.ERROR
+                    and self._active
+                    and not (isinstance(name, str) and name.startswith(_AGENT_LOGGERS))
+                ):
                     self._on_error_record(record)
-                except Exception as error:
-                    context.record_error(f"exceptions: log record: {error!r}")
+            except Exception as error:  # a record made with odd arguments is not ours to judge
+                context.record_error(f"exceptions: log record: {error!r}")
             return record
 
         logging.setLogRecordFactory(factory)
