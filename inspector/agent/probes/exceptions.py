@@ -568,7 +568,7 @@ class ExceptionsProbe:
         self._factory = None
 
     def _install_gather(self, context: AgentContext) -> None:
-        watch = GatherWatch(self._on_gather_hidden, self._tasks, context.record_error)
+        watch = GatherWatch(context.loop, self._on_gather_hidden, self._tasks, context.record_error)
         self._gather = watch  # first: close() undoes a partial install too
         watch.install()
 

@@ -3,13 +3,13 @@
 Without `return_exceptions`, gather raises the first child's exception and lets the others run
 on. When one of them fails later, gather's own callback calls `exception()` on it, only to keep
 asyncio from logging "Task exception was never retrieved": the error is marked seen and nobody
-ever saw it. The same happens to a child that fails after its gather was cancelled.
+ever saw it.
 
 gather builds its result future from `asyncio.tasks._GatheringFuture`, looked up when it runs, so
 while installed that name is a subclass whose constructor watches the children: this reaches
 every gather, also through a `from asyncio import gather` bound before the agent started. Each
 child gets a done callback, which runs after gather's own; it reports the child's exception when
-the gather had already ended otherwise: raised another exception, or was cancelled. A gather
+the gather had already ended otherwise (raised another exception, or was cancelled). A gather
 that returned the exception among its results (`return_exceptions=True`) ended with a result, and
 is left alone. The children are also marked in the task table, so the scan for unretrieved task
 exceptions leaves them to gather (with `return_exceptions`, gather reads every child's exception,
@@ -38,10 +38,13 @@ class GatherWatch:
 
     def __init__(
         self,
+        loop: asyncio.AbstractEventLoop,
         on_hidden: OnHidden,
         tasks: RequestTaskTable | None,
         record_error: Callable[[str], None],
     ) -> None:
+        self.loop = loop
+        """Only gathers on this loop are watched: another agent may watch another loop."""
         self._on_hidden = on_hidden
         self._tasks = tasks
         self._record_error = record_error
@@ -61,7 +64,7 @@ class GatherWatch:
 
             def __init__(self, children: list[Any], *args: Any, **kwargs: Any) -> None:
                 super().__init__(children, *args, **kwargs)
-                if watch.active:
+                if watch.active and self.get_loop() is watch.loop:
                     try:
                         watch.watch(self, children)
                     except Exception as error:  # the gather itself is untouched
