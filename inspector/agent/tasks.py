@@ -477,7 +477,9 @@ class _Run:
                     stack, cut = _traceback_stack(error, self.max_depth)
             if request_id is _ASK_LINKERS:
                 request_id = self._request_of(task)
-            created_at = self._created_at(task) if request_id is not None else None
+            created_at = (
+                self._created_at(task) if request_id is not None or state == "failed" else None
+            )
             # Without the frozen __init__: a third of the cost of describing a parked task.
             return assemble(
                 TaskInfo,
@@ -502,7 +504,7 @@ class _Run:
         return link.request_id if link is not None else None
 
     def _created_at(self, task: asyncio.Task[Any]) -> Frame | None:
-        """The line that created a task tied to a request (asked only for those)."""
+        """The line that created a task tied to a request, or a failed one (asked for those)."""
         link = self.context.link_for(task)
         return link.created_at if link is not None else None
 

@@ -270,3 +270,21 @@ def test_a_logged_error_names_the_line_that_logged_it_too() -> None:
     [finding] = findings(snapshot(exceptions=(event,)), "logged-error")
     assert finding.location == raised and finding.related == (logged,)
     assert "It was logged at" in finding.detail
+
+
+def test_a_dead_worker_with_its_stack_names_the_line_that_created_it_too() -> None:
+    from inspector.model import TaskInfo
+
+    raised = app(36, "EventApplier.apply", 'orders[event["order"]] = event["status"]')
+    created = app(47, "start_consumer", "consumer = asyncio.ensure_future(consume(applier))")
+    dead = TaskInfo(
+        id=9,
+        name="Task-5",
+        state="failed",
+        coro="consume",
+        stack=(raised,),
+        exception="KeyError('status')",
+        created_at=created,
+    )
+    [finding] = findings(snapshot(tasks=(dead,)), "task-exception-unretrieved")
+    assert finding.location == raised and finding.related == (created,)

@@ -121,3 +121,15 @@ def test_a_gather_bound_by_name_before_the_agent_started_is_watched(live_server:
     [found] = wait_for(lambda: events(server, "task-exception-unretrieved"))
     assert found.gathered and found.location is not None
     assert found.location.function == "fails_later"
+
+
+def test_a_worker_created_outside_requests_is_linked_to_its_creating_line_only(
+    live_server: Start,
+) -> None:
+    server = live_server(tasks_app.app)
+    worker = server.call_on_loop(tasks_app.start_worker)
+    assert server.context is not None
+    link = server.context.link_for(worker)
+    assert link is not None and link.request_id is None
+    assert link.created_at is not None
+    assert link.created_at.line == line_of(tasks_app.start_worker, "asyncio.create_task(")

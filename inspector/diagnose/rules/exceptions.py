@@ -154,6 +154,7 @@ def _dead_tasks_without_events(snapshot: Snapshot) -> Iterable[Finding]:
             continue
         location = innermost_application_frame(task.stack) or task.created_at
         err = task.exception or "an exception"
+        related = distinct_frames((task.created_at,), location)
         place = f" It was created at {where(task.created_at, snapshot)}." if task.created_at else ""
         yield Finding(
             kind="task-exception-unretrieved",
@@ -166,6 +167,7 @@ def _dead_tasks_without_events(snapshot: Snapshot) -> Iterable[Finding]:
             ),
             hint=UNRETRIEVED_HINT,
             location=location,
+            related=related,
             task_ids=(task.id,),
         )
 
