@@ -444,10 +444,10 @@ class _LoopHandler:
             self.loop.call_soon_threadsafe(timer.cancel)
 
 
-GRACE: Final = 1.0
-"""Seconds a task created outside requests stays failed and unretrieved before it is reported:
-a task awaiting it reads its exception on the next loop iteration, one waiting on several
-(`asyncio.wait`) once they are done."""
+GRACE: Final = 0.5
+"""Seconds between two looks that both saw a task created outside requests failed and
+unretrieved before it is reported: a task awaiting it reads its exception on the next loop
+iteration, one waiting on several (`asyncio.wait`) once they are done."""
 
 
 def _logging_line(record: logging.LogRecord) -> Frame | None:
@@ -787,7 +787,7 @@ class ExceptionsProbe:
         those created by requests once their request has finished (until then the endpoint may
         still read them: `asyncio.wait`, `as_completed`, a later `await`), and those created
         outside requests (a lifespan worker that died, perhaps on its first line before any
-        snapshot) once failed for a moment."""
+        snapshot) once a look at least `GRACE` before this one saw it failed too."""
         if self._tasks is None:
             return
         for ref in self._tasks.tracked():
@@ -803,12 +803,15 @@ class ExceptionsProbe:
                 self._record_task_failure(task, exc)
         now = time.monotonic()
         for ref in self._tasks.workers():
-            failed_at = ref.failed_at
-            if ref.reported or ref.gathered or failed_at is None or now - failed_at < GRACE:
+            if ref.reported or ref.gathered:
                 continue
             task = ref()
             exc = _unretrieved(task)
-            if exc is not None:
+            if exc is None:
+                ref.failed_at = None
+            elif ref.failed_at is None:
+                ref.failed_at = now  # seen failed: reported if still unread a moment later
+            elif now - ref.failed_at >= GRACE:
                 ref.reported = True
                 self._record_task_failure(task, exc)
 
