@@ -86,6 +86,24 @@ def test_a_job_dropped_because_the_response_had_its_own_background() -> None:
     assert finding.request == "POST /signup"
 
 
+def test_a_dropped_job_names_where_the_response_background_that_replaced_it_was_queued() -> None:
+    own = app(80, "signup", "background=BackgroundTask(track_signup, shop, email),")
+    dropped = job(
+        2,
+        "send_welcome",
+        "dropped",
+        request_id=5,
+        call_site=ADD_EMAIL,
+        reason="the endpoint returned a Response with its own background (track_signup)",
+    )
+    ran = job(3, "track_signup", "done", request_id=5, call_site=own)
+    [finding] = findings(
+        snapshot(background=(dropped, ran), recent_requests=(SIGNUP,)), "background-not-run"
+    )
+    assert finding.location == ADD_EMAIL and finding.related == (own,)
+    assert "The response's own background was queued at app.py:80" in finding.detail
+
+
 def test_a_job_dropped_because_the_endpoint_raised() -> None:
     dropped = job(
         2, "write_audit", "dropped", call_site=ADD_AUDIT, reason="the endpoint raised HTTPException"
