@@ -273,6 +273,8 @@ class BackgroundJob:
     """A problem seen at enqueue time, e.g. "add_task() got a coroutine object"."""
     dispatch: Literal["loop", "threadpool"] | None = None
     task_id: int | None = None
+    cause: Frame | None = None
+    """A job dropped because its endpoint raised: the application line that raised."""
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tests.diagnose.factories import findings
 from tests.factories import app, error, exception_event, job, lib, request, snapshot
 
@@ -102,6 +104,17 @@ def test_a_dropped_job_names_where_the_response_background_that_replaced_it_was_
     )
     assert finding.location == ADD_EMAIL and finding.related == (own,)
     assert "The response's own background was queued at app.py:80" in finding.detail
+
+
+def test_a_job_dropped_because_the_endpoint_raised_names_the_raise() -> None:
+    raised = app(64, "send_campaign", "raise HTTPException(409, 'already sent')")
+    dropped = dataclasses.replace(
+        job(2, "deliver", "dropped", call_site=ADD_AUDIT, reason="the endpoint raised X"),
+        cause=raised,
+    )
+    [finding] = findings(snapshot(background=(dropped,)), "background-not-run")
+    assert finding.location == ADD_AUDIT and finding.related == (raised,)
+    assert "The exception was raised at app.py:64" in finding.detail
 
 
 def test_a_job_dropped_because_the_endpoint_raised() -> None:

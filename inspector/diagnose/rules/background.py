@@ -169,6 +169,9 @@ def background_not_run(snapshot: Snapshot, settings: Settings) -> Iterable[Findi
             if instead
             else ""
         )
+        if first.cause is not None:
+            instead = (first.cause,)
+            replaced = f" The exception was raised at {where(first.cause, snapshot)}."
         yield Finding(
             kind="background-not-run",
             severity="warning",
