@@ -293,6 +293,8 @@ class BackgroundJob:
     """A problem seen at enqueue time, e.g. "add_task() got a coroutine object"."""
     dispatch: Literal["loop", "threadpool"] | None = None
     task_id: int | None = None
+    cause: Frame | None = None
+    """A job dropped because its endpoint raised: the application line that raised."""
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,38 @@ class Borrower:
 
 
 @dataclass(frozen=True)
+class ExecutorState:
+    """A `concurrent.futures.ThreadPoolExecutor` of the process: the loop's default executor
+    (`asyncio.to_thread`, `run_in_executor(None, ...)`) or one the app made for itself."""
+
+    name: str
+    """Its threads' name prefix: "asyncio", "uvloop", "ThreadPoolExecutor-0", "quote-solver"."""
+    max_workers: int
+    thread_ids: tuple[int, ...] = ()
+    """Its worker threads (`ThreadInfo.id`); it starts them one by one, up to `max_workers`."""
+    busy: int = 0
+    """Threads running a job rather than waiting for one."""
+    queued: int = 0
+    """Jobs submitted and waiting for a free thread."""
+    default: bool = False
+    """The app loop's default executor."""
+    longest_job: float | None = None
+    """Seconds the longest-running job has run, counted from the first snapshot that saw it
+    running (so at least this long); None when no job was seen running."""
+
+
+@dataclass(frozen=True)
+class LimiterState:
+    """An anyio CapacityLimiter of the app's own, passed to `anyio.to_thread.run_sync(...,
+    limiter=...)`: it bounds how many of anyio's worker threads that code takes at once."""
+
+    total: int
+    borrowed: int
+    waiting: int
+    borrowers: tuple[Borrower, ...] = ()
+
+
+@dataclass(frozen=True)
 class ThreadpoolState:
     """anyio's default CapacityLimiter for the loop, and the loop's default executor."""
 
@@ -328,6 +362,11 @@ class ThreadpoolState:
     executor_max_workers: int | None = None
     executor_threads: int = 0
     executor_queued: int = 0
+    executors: tuple[ExecutorState, ...] = ()
+    """Every thread pool executor with a thread alive, the loop's default one included (also
+    on uvloop, whose default executor the `executor_*` fields cannot see)."""
+    limiters: tuple[LimiterState, ...] = ()
+    """anyio limiters other than the default one that sync code was run with."""
 
 
 @dataclass(frozen=True)
@@ -345,6 +384,14 @@ class ExceptionEvent:
     task_name: str | None = None
     count: int = 1
     """How many identical events (same kind, type and location) were folded into this one."""
+    created_at: Frame | None = None
+    """For a task's event: the application line that created the task (for a child of `gather`,
+    the gather call), when known."""
+    gathered: bool = False
+    """task-exception-unretrieved: raised by a child of `gather` after gather had already raised
+    a sibling's exception; gather marked this one retrieved, but nobody saw it."""
+    logged_at: Frame | None = None
+    """logged-error: the application line that logged it, when it is not the raise site."""
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,9 @@ def exception_event(
     request_label: str | None = None,
     task_name: str | None = None,
     count: int = 1,
+    created_at: Frame | None = None,
+    gathered: bool = False,
+    logged_at: Frame | None = None,
 ) -> ExceptionEvent:
     return ExceptionEvent(
         id=event_id,
@@ -191,6 +194,9 @@ def exception_event(
         request_label=request_label,
         task_name=task_name,
         count=count,
+        created_at=created_at,
+        gathered=gathered,
+        logged_at=logged_at,
     )
 
 

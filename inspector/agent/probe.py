@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from inspector.agent.budget import DEFAULT_SHARE
-from inspector.model import AgentHealth
+from inspector.model import AgentHealth, Frame
 
 LogEvents = Literal["off", "text", "json", "logging"]
 
@@ -79,6 +79,8 @@ class TaskLink:
     """"GET /export"."""
     background_label: str | None = None
     """The background job's function name."""
+    created_at: Frame | None = None
+    """The application line that created the task, when the agent saw it created."""
 
 
 class TaskLinker(Protocol):

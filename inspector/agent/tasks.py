@@ -525,6 +525,9 @@ class _Run:
                     stack, cut = _traceback_stack(error, self.max_depth)
             if request_id is _ASK_LINKERS:
                 request_id = self._request_of(task)
+            created_at = (
+                self._created_at(task) if request_id is not None or state == "failed" else None
+            )
             # Without the frozen __init__: a third of the cost of describing a parked task.
             return assemble(
                 TaskInfo,
@@ -535,6 +538,7 @@ class _Run:
                 stack=stack,
                 waiting_on=waiting,
                 age=age,
+                created_at=created_at,
                 request_id=request_id,
                 exception=exception,
                 stack_cut=cut,
@@ -546,6 +550,11 @@ class _Run:
     def _request_of(self, task: asyncio.Task[Any]) -> int | None:
         link = self.context.link_for(task)
         return link.request_id if link is not None else None
+
+    def _created_at(self, task: asyncio.Task[Any]) -> Frame | None:
+        """The line that created a task tied to a request, or a failed one (asked for those)."""
+        link = self.context.link_for(task)
+        return link.created_at if link is not None else None
 
     def _parked(
         self, task: asyncio.Task[Any], coro: object

@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 
+import anyio
+import anyio.to_thread
 from fastapi import BackgroundTasks, FastAPI, HTTPException, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
@@ -73,6 +75,16 @@ async def ran_jobs() -> list[str]:
 @app.get("/sync-wait")
 def sync_wait(seconds: float = 10.0) -> dict[str, bool]:
     released = release.wait(seconds)
+    return {"released": released}
+
+
+render_limiter = anyio.CapacityLimiter(2)
+"""A limiter of the app's own: at most two renders on worker threads at once."""
+
+
+@app.get("/own-limiter")
+async def own_limiter(seconds: float = 10.0) -> dict[str, bool]:
+    released = await anyio.to_thread.run_sync(release.wait, seconds, limiter=render_limiter)
     return {"released": released}
 
 
@@ -137,6 +149,16 @@ async def logged() -> dict[str, bool]:
         {}["missing"]  # noqa: B018
     except KeyError:
         logger.exception("lookup failed")
+    return {"ok": True}
+
+
+@app.post("/logged-message")
+async def logged_message() -> dict[str, bool]:
+    try:
+        int("twelve")
+    except ValueError as error:
+        logger.error("quantity rejected: %s", error)
+    logger.error("no exception is being handled here")
     return {"ok": True}
 
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import threading
+from contextlib import suppress
 
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.exceptions import ExceptionLog
@@ -76,8 +77,39 @@ def uses_the_error() -> str:
 
 
 def suppressed() -> None:
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError):  # SWALLOWED suppress
         int("x")
+
+
+def suppressed_by_name() -> None:
+    with suppress(KeyError, LookupError):  # SWALLOWED suppress by name
+        {}["missing"]  # noqa: B018
+
+
+def suppress_lets_others_through() -> None:
+    with suppress(KeyError):
+        int("x")
+
+
+def other_context_manager() -> None:
+    with open(__file__) as source:
+        source.read(1)
+        int("x")
+
+
+def suppress_of_another_kind() -> None:
+    with nullcontext_named_suppress(ValueError):
+        int("x")
+
+
+class nullcontext_named_suppress(contextlib.AbstractContextManager[None]):  # noqa: N801
+    """Not contextlib.suppress, though its name says so: the tracer does not judge it."""
+
+    def __init__(self, *exceptions: type[BaseException]) -> None:
+        self.exceptions = exceptions
+
+    def __exit__(self, *details: object) -> bool:
+        return True
 
 
 def unmatched() -> None:
@@ -113,14 +145,23 @@ async def main() -> dict[str, object]:
             logs_it,
             uses_the_error,
             suppressed,
+            suppressed_by_name,
         ):
             function()
             ran.append(function.__name__)
-        for raising in (reraises, wraps_it, unmatched):
+        for raising in (
+            reraises,
+            wraps_it,
+            unmatched,
+            suppress_lets_others_through,
+            other_context_manager,
+        ):
             try:
                 raising()
             except Exception as error:  # uses the error: not swallowed
                 ran.append(f"{raising.__name__}: {type(error).__name__}")
+        suppress_of_another_kind()
+        ran.append("suppress_of_another_kind")
         await swallows_cancellation()
         ran.append("swallows_cancellation")
         probe.collect(context, CollectOptions())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from tests.diagnose.factories import findings
 from tests.factories import app, error, exception_event, job, lib, request, snapshot
 
@@ -84,6 +86,35 @@ def test_a_job_dropped_because_the_response_had_its_own_background() -> None:
     assert "replaced these tasks" in finding.detail
     assert "`background=`" in finding.hint
     assert finding.request == "POST /signup"
+
+
+def test_a_dropped_job_names_where_the_response_background_that_replaced_it_was_queued() -> None:
+    own = app(80, "signup", "background=BackgroundTask(track_signup, shop, email),")
+    dropped = job(
+        2,
+        "send_welcome",
+        "dropped",
+        request_id=5,
+        call_site=ADD_EMAIL,
+        reason="the endpoint returned a Response with its own background (track_signup)",
+    )
+    ran = job(3, "track_signup", "done", request_id=5, call_site=own)
+    [finding] = findings(
+        snapshot(background=(dropped, ran), recent_requests=(SIGNUP,)), "background-not-run"
+    )
+    assert finding.location == ADD_EMAIL and finding.related == (own,)
+    assert "The response's own background was queued at app.py:80" in finding.detail
+
+
+def test_a_job_dropped_because_the_endpoint_raised_names_the_raise() -> None:
+    raised = app(64, "send_campaign", "raise HTTPException(409, 'already sent')")
+    dropped = dataclasses.replace(
+        job(2, "deliver", "dropped", call_site=ADD_AUDIT, reason="the endpoint raised X"),
+        cause=raised,
+    )
+    [finding] = findings(snapshot(background=(dropped,)), "background-not-run")
+    assert finding.location == ADD_AUDIT and finding.related == (raised,)
+    assert "The exception was raised at app.py:64" in finding.detail
 
 
 def test_a_job_dropped_because_the_endpoint_raised() -> None:

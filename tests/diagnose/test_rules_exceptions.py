@@ -79,6 +79,11 @@ def test_a_coroutine_never_awaited_points_at_the_line_that_made_it() -> None:
         ("except:", "warning"),
         ("except (Exception, KeyError) as e:", "warning"),
         ("except KeyError:", "info"),
+        ("with contextlib.suppress(Exception):", "warning"),
+        ("with suppress(KeyError, BaseException):", "warning"),
+        ("async with lock, suppress(Exception):", "warning"),
+        ("with suppress(KeyError):", "info"),
+        ("with suppress(ExceptionGroup):", "info"),
     ],
 )
 def test_swallowed_exceptions_point_at_the_except_line(except_line: str, severity: str) -> None:
@@ -175,3 +180,111 @@ def test_one_task_collected_while_pending_is_worded_for_one() -> None:
     )
     [finding] = findings(snapshot(exceptions=(event,)), "task-destroyed-pending")
     assert finding.detail.startswith("A task running refresh() was destroyed before it finished")
+
+
+def test_an_exception_gather_hid_names_its_raise_and_the_gather() -> None:
+    raised = app(43, "_embedding", "raise QueryError('dimension 384 != 768')")
+    gathered_at = app(60, "recommendations", "top, alike = await asyncio.gather(")
+    event = exception_event(
+        1,
+        "task-exception-unretrieved",
+        error("QueryError", "dimension 384 != 768", TASKS, raised),
+        request_label="GET /recommendations/{user}",
+        task_name="Task-12",
+        created_at=gathered_at,
+        gathered=True,
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "task-exception-unretrieved")
+    assert finding.location == raised and finding.related == (gathered_at,)
+    assert finding.title == (
+        "gather hid an exception in GET /recommendations/{user}: QueryError: dimension 384 != 768"
+    )
+    assert "already raised another child's exception" in finding.detail
+    assert "return_exceptions=True" in finding.hint and "TaskGroup" in finding.hint
+
+
+def test_a_worker_that_died_names_the_line_that_started_it() -> None:
+    first_line = app(26, "compact_index", "threshold = int(os.environ['THRESHOLD'])")
+    started = app(50, "lifespan", "app.state.compactor = asyncio.create_task(compact_index())")
+    event = exception_event(
+        1,
+        "task-exception-unretrieved",
+        error("KeyError", "'THRESHOLD'", TASKS, first_line),
+        task_name="index-compactor",
+        created_at=started,
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "task-exception-unretrieved")
+    assert finding.location == first_line and finding.related == (started,)
+    assert "The task was created at" in finding.detail
+
+
+def test_a_task_collected_while_pending_names_the_line_that_created_it() -> None:
+    function = app(54, "renew_when_signalled", "async def renew_when_signalled(session):")
+    created = app(78, "login", "asyncio.create_task(renew_when_signalled(session))")
+    event = exception_event(
+        1,
+        "task-destroyed-pending",
+        error("Task", "renew_when_signalled() was destroyed while pending"),
+        location=function,
+        created_at=created,
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "task-destroyed-pending")
+    assert finding.location == function and finding.related == (created,)
+    assert "It was created at" in finding.detail
+
+
+def test_an_error_logged_before_answering_a_deliberate_502_is_information() -> None:
+    raised = app(90, "charge", "raise UpstreamError('gateway down')")
+    answered = request(4, "POST", "/pay", phase="done", status=502)
+    event = exception_event(
+        1,
+        "logged-error",
+        error("UpstreamError", "gateway down", raised),
+        request_id=4,
+        request_label="POST /pay",
+    )
+    [finding] = findings(snapshot(exceptions=(event,), recent_requests=(answered,)), "logged-error")
+    assert finding.severity == "info"
+
+
+def test_an_error_logged_before_an_http_exception_is_information() -> None:
+    raised = app(90, "charge", "raise UpstreamError('gateway down')")
+    answered = request(4, "POST", "/pay", phase="done", status=404, error="HTTPException(404)")
+    event = exception_event(
+        1,
+        "logged-error",
+        error("UpstreamError", "gateway down", raised),
+        request_id=4,
+        request_label="POST /pay",
+    )
+    [finding] = findings(snapshot(exceptions=(event,), recent_requests=(answered,)), "logged-error")
+    assert finding.severity == "info"
+
+
+def test_a_logged_error_names_the_line_that_logged_it_too() -> None:
+    raised = app(90, "charge", "raise PaymentError('declined')")
+    logged = app(97, "checkout", 'logger.error("charge failed: %s", error)')
+    event = exception_event(
+        1, "logged-error", error("PaymentError", "declined", raised), logged_at=logged
+    )
+    [finding] = findings(snapshot(exceptions=(event,)), "logged-error")
+    assert finding.location == raised and finding.related == (logged,)
+    assert "It was logged at" in finding.detail
+
+
+def test_a_dead_worker_with_its_stack_names_the_line_that_created_it_too() -> None:
+    from inspector.model import TaskInfo
+
+    raised = app(36, "EventApplier.apply", 'orders[event["order"]] = event["status"]')
+    created = app(47, "start_consumer", "consumer = asyncio.ensure_future(consume(applier))")
+    dead = TaskInfo(
+        id=9,
+        name="Task-5",
+        state="failed",
+        coro="consume",
+        stack=(raised,),
+        exception="KeyError('status')",
+        created_at=created,
+    )
+    [finding] = findings(snapshot(tasks=(dead,)), "task-exception-unretrieved")
+    assert finding.location == raised and finding.related == (created,)

@@ -57,3 +57,23 @@ def test_young_tasks_and_tasks_no_request_started_are_not_a_leak() -> None:
 def test_finished_tasks_are_not_counted() -> None:
     done = tuple(dataclasses.replace(t, state="done") for t in watchers(30))
     assert list(task_leaks(snapshot(tasks=done), Settings())) == []
+
+
+def test_the_line_that_created_the_pile_is_the_location_and_groups_it() -> None:
+    created = app(208, "watch", "watcher = asyncio.create_task(watch_price(shop, item_id, user))")
+    elsewhere = (app(203, "watch_price", "await queue.get()"), std("asyncio/queues.py", 158, "get"))
+    tasks = tuple(
+        dataclasses.replace(t, created_at=created, stack=WATCHING if n % 2 else elsewhere)
+        for n, t in enumerate(watchers(30))
+    )
+    [finding] = task_leaks(snapshot(tasks=tasks), Settings())
+    assert finding.count == 30
+    assert finding.location == created
+    assert finding.related[0] in (WATCHING[0], elsewhere[0])
+    assert "Each was created at" in finding.detail
+
+
+def test_a_burst_gets_no_pace() -> None:
+    burst = tuple(dataclasses.replace(t, age=30.0 - n / 100) for n, t in enumerate(watchers(30)))
+    [finding] = task_leaks(snapshot(tasks=burst), Settings())
+    assert finding.title == "30 tasks running watch_price() pile up"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inspector.model import Borrower
+from inspector.model import Borrower, ExecutorState
 from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings
 from tests.factories import app, lib, request, snapshot, std, thread, threadpool
 
@@ -75,3 +75,120 @@ def test_the_default_executor_full() -> None:
     [finding] = findings(snap, "threadpool-saturated")
     assert "Default executor full" in finding.title
     assert finding.location == SLOW
+
+
+def test_an_executor_of_the_apps_own_full() -> None:
+    solver = tuple(
+        thread(100 + i, *ANYIO_WORKER_FRAMES, SLOW, name=f"quote-solver_{i}", pool="executor")
+        for i in range(4)
+    )
+    idle_default = thread(200, name="asyncio_0", pool="executor", busy=False)
+    pools = (
+        ExecutorState("asyncio", 6, thread_ids=(200,), default=True),
+        ExecutorState("quote-solver", 4, thread_ids=tuple(t.id for t in solver), busy=4, queued=3),
+    )
+    snap = snapshot(
+        threads=(*solver, idle_default), threadpool=threadpool(40, 0, 0, executors=pools)
+    )
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.title == "Executor quote-solver full: 4/4 threads busy, 3 jobs queued"
+    assert finding.location == SLOW
+    assert "max_workers" in finding.hint
+
+
+def test_uvloops_default_executor_full_is_the_default_executor() -> None:
+    workers = tuple(
+        thread(300 + i, *ANYIO_WORKER_FRAMES, SLOW, name=f"uvloop_{i}", pool="executor")
+        for i in range(6)
+    )
+    pools = (ExecutorState("uvloop", 6, tuple(t.id for t in workers), 6, 18, default=True),)
+    snap = snapshot(threads=workers, threadpool=threadpool(40, 0, 0, executors=pools))
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.title.startswith("Default executor full: 6/6 threads busy, 18 jobs queued")
+
+
+def test_an_executor_with_a_free_thread_or_no_queue_is_fine() -> None:
+    pools = (
+        ExecutorState("quote-solver", 4, thread_ids=(1, 2, 3), busy=3, queued=2),
+        ExecutorState("asyncio", 6, thread_ids=(4, 5, 6, 7, 8, 9), busy=6, default=True),
+    )
+    snap = snapshot(threadpool=threadpool(40, 0, 0, executors=pools))
+    assert findings(snap, "threadpool-saturated") == []
+
+
+def test_a_burst_of_quick_calls_queueing_for_a_moment_is_not_saturation() -> None:
+    from tests.factories import NOW
+
+    def borrowers(held: float) -> tuple[Borrower, ...]:
+        return tuple(Borrower(task_id=i, request_id=i, since=NOW - held) for i in range(40))
+
+    quick = snapshot(threadpool=threadpool(40, 40, 5, borrowers(0.05)))
+    assert findings(quick, "threadpool-saturated") == []
+    held = snapshot(threadpool=threadpool(40, 40, 5, borrowers(2.0)))
+    assert [f.kind for f in findings(held, "threadpool-saturated")] == ["threadpool-saturated"]
+
+
+def test_an_executor_whose_jobs_only_just_started_is_not_yet_full() -> None:
+    quick = (ExecutorState("asyncio", 6, tuple(range(6)), 6, 9, default=True, longest_job=0.1),)
+    assert (
+        findings(snapshot(threadpool=threadpool(40, 0, 0, executors=quick)), "threadpool-saturated")
+        == []
+    )
+    held = (ExecutorState("asyncio", 6, tuple(range(6)), 6, 9, default=True, longest_job=1.5),)
+    [finding] = findings(
+        snapshot(threadpool=threadpool(40, 0, 0, executors=held)), "threadpool-saturated"
+    )
+    assert finding.title.startswith("Default executor full")
+
+
+def test_a_full_executor_names_where_tasks_wait_for_it_and_their_requests() -> None:
+    from tests.factories import task
+
+    awaiting = app(44, "quote", "price = await loop.run_in_executor(SOLVER_POOL, solve, sku)")
+    to_thread = app(60, "export", "rows = await asyncio.to_thread(query)")
+    waiting = tuple(
+        task(500 + n, stack=(frame,), request_id=n)
+        for n, frame in enumerate((awaiting, awaiting, to_thread))
+    )
+    requests = tuple(request(n, "GET", "/quotes/sku-1", route="/quotes/{sku}") for n in (0, 1))
+    solver = tuple(
+        thread(100 + i, *ANYIO_WORKER_FRAMES, SLOW, name=f"quote-solver_{i}", pool="executor")
+        for i in range(4)
+    )
+    pools = (ExecutorState("quote-solver", 4, tuple(t.id for t in solver), 4, 3, longest_job=2),)
+    snap = snapshot(
+        threads=solver,
+        tasks=waiting,
+        requests=requests,
+        threadpool=threadpool(40, 0, 0, executors=pools),
+    )
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.location == SLOW and finding.related == (awaiting,)
+    assert finding.request == "GET /quotes/{sku}"
+    assert finding.detail.endswith("Tasks wait for its jobs at app.py:44 in quote (x2).")
+
+
+def test_a_limiter_of_the_apps_own_full() -> None:
+    from inspector.model import LimiterState
+    from tests.factories import NOW
+
+    serving = tuple(thread(10 + i, *ANYIO_WORKER_FRAMES, SLOW, request_id=i) for i in range(4))
+    other = thread(20, *ANYIO_WORKER_FRAMES, app(30, "other", "time.sleep(1)"), request_id=9)
+    held = tuple(Borrower(task_id=i, request_id=i, since=NOW - 3) for i in range(4))
+    own = LimiterState(total=4, borrowed=4, waiting=6, borrowers=held)
+    snap = snapshot(
+        threads=(*serving, other),
+        requests=tuple(request(i, "GET", "/render", route="/render") for i in range(4)),
+        threadpool=threadpool(40, 5, 0, limiters=(own,)),
+    )
+    [finding] = findings(snap, "threadpool-saturated")
+    assert finding.title == "CapacityLimiter full: 4/4 tokens taken, 6 calls waiting"
+    assert finding.location == SLOW and finding.related == ()
+    assert finding.request == "GET /render"
+    quick = LimiterState(4, 4, 6, tuple(Borrower(i, i, since=NOW - 0.1) for i in range(4)))
+    assert (
+        findings(
+            snapshot(threadpool=threadpool(40, 0, 0, limiters=(quick,))), "threadpool-saturated"
+        )
+        == []
+    )

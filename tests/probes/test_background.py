@@ -70,6 +70,8 @@ def test_tasks_queued_by_an_endpoint_that_raised_are_dropped(live_server: Start)
     assert audit.state == "dropped" and "audit" not in probes_app.ran
     assert audit.reason is not None
     assert "the endpoint raised HTTPException(status_code=404" in audit.reason
+    assert audit.cause is not None
+    assert audit.cause.line == line_of(probes_app.raises, "raise HTTPException")
 
 
 def test_a_failing_task_is_failed_with_its_traceback_and_the_next_is_skipped(

@@ -84,6 +84,20 @@ def test_errors_logged_with_a_traceback_are_reported_with_their_request(
     assert unhandled.location is not None and unhandled.location.function == "unhandled"
 
 
+def test_an_error_logged_inside_an_except_block_is_reported_with_its_exception(
+    live_server: Start,
+) -> None:
+    server = live_server(probes_app.app)
+    assert httpx.post(server.url("/logged-message")).status_code == 200
+    logged = wait_for(lambda: event(server, "logged-error", "POST /logged-message"))
+    assert logged.error.type == "ValueError"
+    assert logged.location is not None
+    assert logged.location.line == line_of(probes_app.logged_message, 'int("twelve")')
+    assert logged.logged_at is not None
+    assert logged.logged_at.line == line_of(probes_app.logged_message, "quantity rejected")
+    assert [e.kind for e in server.collect()["exceptions"]] == ["logged-error"]
+
+
 def test_identical_events_are_folded_with_a_count(live_server: Start) -> None:
     server = live_server(probes_app.app)
     with httpx.Client() as client:
@@ -120,3 +134,14 @@ def test_the_stdlib_prints_exactly_what_it_prints_without_the_probes(python: str
     assert kinds["task-exception-unretrieved"]["function"] == "fails"
     assert kinds["coroutine-never-awaited"]["function"] == "main"
     assert kinds["logged-error"]["function"] == "log_an_error"
+
+
+def test_a_record_made_with_odd_arguments_still_comes_out_of_the_factory(
+    live_server: Start,
+) -> None:
+    """Code that builds a bare record (to learn LogRecord's attribute names) gets one back."""
+    import logging
+
+    live_server(probes_app.app)
+    record = logging.getLogRecordFactory()(None, None, "", 0, "", (), None)
+    assert record.levelno is None

@@ -47,17 +47,23 @@ def test_swallowed_exceptions_are_reported_at_their_except_line() -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["errors"] == []
-    assert len(report["ran"]) == 10  # every handler ran, the program's behaviour is unchanged
+    assert len(report["ran"]) == 14  # every handler ran, the program's behaviour is unchanged
     reported = {(event["line"], event["type"]) for event in report["events"]}
     assert reported == {
         (except_line("# SWALLOWED pass"), "ValueError"),
         (except_line("# SWALLOWED default"), "KeyError"),
         (except_line("# SWALLOWED second clause"), "ZeroDivisionError"),
         (except_line("# SWALLOWED cancellation"), "CancelledError"),
+        (except_line("# SWALLOWED suppress"), "ValueError"),
+        (except_line("# SWALLOWED suppress by name"), "KeyError"),
     }
     pass_event = next(e for e in report["events"] if e["type"] == "ValueError")
     assert pass_event["function"] == "swallows_with_pass"
     assert pass_event["code"].startswith("except ValueError:")
+    suppress_event = next(
+        e for e in report["events"] if e["type"] == "KeyError" and "with" in e["code"]
+    )
+    assert suppress_event["function"] == "suppressed_by_name"
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="the tracer runs on this Python")

@@ -116,3 +116,93 @@ def test_a_blocked_loop_still_gets_the_last_reading_quickly(live_server: Start) 
     assert snapshot["threadpool"] is not None and snapshot["threadpool"].total == 40
     loop_thread = next(t for t in snapshot["threads"] if t.pool == "loop")
     assert loop_thread.busy  # running a callback (the sleep), not waiting in the selector
+
+
+def _fill(server: LiveServer, executor: ThreadPoolExecutor | None, jobs: int) -> threading.Event:
+    """`jobs` blocking calls through run_in_executor on the server's loop; set the event to end
+    them."""
+    import asyncio
+
+    release = threading.Event()
+
+    async def submit() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(jobs):
+            loop.run_in_executor(executor, release.wait, 20)
+
+    assert server.loop is not None
+    asyncio.run_coroutine_threadsafe(submit(), server.loop).result(5)
+    return release
+
+
+def test_an_executor_the_app_made_is_read_with_its_busy_threads_and_queue(
+    live_server: Start,
+) -> None:
+    server = live_server(probes_app.app)
+    solver = ThreadPoolExecutor(max_workers=3, thread_name_prefix="quote-solver")
+    release = _fill(server, solver, jobs=5)
+    try:
+        snapshot = wait_for(
+            lambda: (
+                (s := server.collect())["threadpool"] is not None
+                and any(e.name == "quote-solver" and e.busy == 3 for e in s["threadpool"].executors)
+                and s
+            )
+        )
+        [pool] = [e for e in snapshot["threadpool"].executors if e.name == "quote-solver"]
+        assert (pool.max_workers, pool.queued, pool.default) == (3, 2, False)
+        threads = {t.id: t for t in snapshot["threads"]}
+        assert all(threads[i].pool == "executor" and threads[i].busy for i in pool.thread_ids)
+        time.sleep(0.3)  # the same jobs, seen again: they have run at least this long
+        [later] = [e for e in server.collect()["threadpool"].executors if e.name == pool.name]
+        assert later.longest_job is not None and later.longest_job >= 0.3
+    finally:
+        release.set()
+        solver.shutdown(wait=True)
+
+
+def test_uvloops_default_executor_is_found_from_its_threads(live_server: Start) -> None:
+    server = live_server(probes_app.app, loop="uvloop")
+    release = _fill(server, None, jobs=40)
+    try:
+        snapshot = wait_for(
+            lambda: (
+                (s := server.collect())["threadpool"] is not None
+                and any(e.default and e.queued > 0 for e in s["threadpool"].executors)
+                and s
+            )
+        )
+        state = snapshot["threadpool"]
+        [pool] = [e for e in state.executors if e.default]
+        assert pool.name == "uvloop" and len(pool.thread_ids) == pool.max_workers
+        assert pool.busy == pool.max_workers and pool.queued == 40 - pool.max_workers
+        assert state.executor_max_workers == pool.max_workers
+        assert state.executor_queued == pool.queued
+    finally:
+        release.set()
+
+
+def test_a_limiter_of_the_apps_own_is_read_with_the_requests_holding_it(
+    live_server: Start,
+) -> None:
+    server = live_server(probes_app.app)
+    probes_app.release.clear()
+    with ThreadPoolExecutor(max_workers=4) as clients:
+        answers = [clients.submit(_get, server.url("/own-limiter?seconds=15")) for _ in range(4)]
+        try:
+            state: ThreadpoolState = wait_for(
+                lambda: (
+                    (tp := server.collect()["threadpool"]) is not None
+                    and any(lim.borrowed == 2 and lim.waiting == 2 for lim in tp.limiters)
+                    and tp
+                ),
+                timeout=20,
+            )
+            [own] = state.limiters
+            assert own.total == 2
+            requests = {r.id for r in server.collect()["requests"] if r.path == "/own-limiter"}
+            assert {b.request_id for b in own.borrowers} <= requests
+            assert all(b.since is not None for b in own.borrowers)
+        finally:
+            probes_app.release.set()
+        assert [answer.result(timeout=20) for answer in answers] == [200] * 4

@@ -474,6 +474,7 @@ class BackgroundProbe:
                     f"the endpoint raised {request.error}, so FastAPI never ran its "
                     "background tasks"
                 )
+                job.cause = request.error_at
             elif own:
                 reason = (
                     f"the endpoint returned a Response with its own background "

@@ -7,15 +7,18 @@ without the agent:
   Ours records, then calls the previous handler or `loop.default_exception_handler`, which logs
   the standard line. An app that sets a handler of its own later (often in its lifespan) gets it
   chained behind ours instead of replacing it (`_LoopHandler`);
-* tasks created while serving a request that failed and are still referenced (so the stdlib never
-  reports them): their state is read from `task._exception` / `task._log_traceback`, never through
-  `task.exception()`, which would mark the exception retrieved;
 * coroutines never awaited: CPython reports them through `warnings._warn_unawaited_coroutine`.
   We install a copy of that very function whose `warn` global records before warning, one frame
   higher, so the RuntimeWarning names the same file and line as without the agent;
-* records logged at ERROR or above with an exception, through a chained log-record factory (a
+* records logged at ERROR or above with an exception, or from inside the `except` block
+  handling one (the message often carries only `str(e)`), through a chained log-record factory (a
   handler on the root logger would silence logging's last-resort stderr output, and would miss
   uvicorn's own loggers, which do not propagate);
+* tasks that failed with nobody to see it and are still referenced: created by a request, or
+  created by application code outside requests (a lifespan worker dying on its first line);
+  their state is read from `task._exception` / `task._log_traceback` (see `tasklinks.py`);
+* exceptions of `gather` children that gather marks retrieved after it ended otherwise
+  (`gathering.py`);
 * failed background tasks (reported here by the background probe) and, opt-in on Python >= 3.12,
   exceptions swallowed in application code (`swallowed.py`).
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import linecache
 import logging
 import sys
 import threading
@@ -41,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 from inspector.agent.frames import frame_at, innermost_application_frame, is_own_code, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
+from inspector.agent.probes.gathering import GatherWatch
 from inspector.agent.probes.records import RequestRecord
 from inspector.agent.probes.tracker import RequestTracker, request_now
 from inspector.frame_kinds import is_application
@@ -138,6 +143,9 @@ class _Entry:
         "request_id",
         "request_label",
         "task_name",
+        "created_at",
+        "gathered",
+        "logged_at",
         "event",
     )
 
@@ -151,6 +159,9 @@ class _Entry:
         request_id: int | None,
         request_label: str | None,
         task_name: str | None,
+        created_at: Frame | None = None,
+        gathered: bool = False,
+        logged_at: Frame | None = None,
     ) -> None:
         self.id = event_id
         self.kind = kind
@@ -161,6 +172,9 @@ class _Entry:
         self.request_id = request_id
         self.request_label = request_label
         self.task_name = task_name
+        self.created_at = created_at
+        self.gathered = gathered
+        self.logged_at = logged_at
         self.event: ExceptionEvent | None = None
 
     def to_event(self) -> ExceptionEvent:
@@ -176,6 +190,9 @@ class _Entry:
                 request_label=self.request_label,
                 task_name=self.task_name,
                 count=self.count,
+                created_at=self.created_at,
+                gathered=self.gathered,
+                logged_at=self.logged_at,
             )
         return event
 
@@ -203,6 +220,9 @@ class ExceptionLog:
         request_label: str | None = None,
         task_name: str | None = None,
         location: Frame | None = None,
+        created_at: Frame | None = None,
+        gathered: bool = False,
+        logged_at: Frame | None = None,
     ) -> None:
         """Record `exc` once; a later event about the same exception object is ignored."""
         if not self.claim(exc):
@@ -218,6 +238,9 @@ class ExceptionLog:
             request_id=request_id,
             request_label=request_label,
             task_name=task_name,
+            created_at=created_at,
+            gathered=gathered,
+            logged_at=logged_at,
         )
 
     def claim(self, exc: BaseException) -> bool:
@@ -247,6 +270,9 @@ class ExceptionLog:
         request_label: str | None = None,
         task_name: str | None = None,
         at: float | None = None,
+        created_at: Frame | None = None,
+        gathered: bool = False,
+        logged_at: Frame | None = None,
     ) -> None:
         if request is not None:
             request_id, request_label = request.id, request.label
@@ -268,7 +294,17 @@ class ExceptionLog:
                 if self.context is not None:
                     self.context.record_dropped()
             self._events[key] = _Entry(
-                next(self._ids), kind, info, location, when, request_id, request_label, task_name
+                next(self._ids),
+                kind,
+                info,
+                location,
+                when,
+                request_id,
+                request_label,
+                task_name,
+                created_at,
+                gathered,
+                logged_at,
             )
 
     def events(self) -> tuple[ExceptionEvent, ...]:
@@ -405,6 +441,34 @@ class _LoopHandler:
             self.loop.call_soon_threadsafe(timer.cancel)
 
 
+GRACE: Final = 0.5
+"""Seconds between two looks that both saw a task created outside requests failed and
+unretrieved before it is reported: a task awaiting it reads its exception on the next loop
+iteration, one waiting on several (`asyncio.wait`) once they are done."""
+
+
+def _logging_line(record: logging.LogRecord) -> Frame | None:
+    """The application line that logged `record` (the logging module found it already)."""
+    path, line = record.pathname, record.lineno
+    if not isinstance(path, str) or not isinstance(line, int) or not is_application_frame(path):
+        return None
+    try:
+        code = linecache.getline(path, line).strip() or None
+    except Exception:
+        code = None
+    return Frame(file=path, line=line, function=str(record.funcName), code=code)
+
+
+def _unretrieved(task: Any) -> BaseException | None:
+    """The exception of a failed task nobody retrieved yet, read without retrieving it."""
+    if task is None or not task.done() or task.cancelled():
+        return None
+    exc = getattr(task, "_exception", None)
+    if exc is None or not getattr(task, "_log_traceback", False):
+        return None
+    return exc if isinstance(exc, BaseException) else None
+
+
 class ExceptionsProbe:
     """Hooks the places where Python and asyncio report exceptions nobody handled."""
 
@@ -429,6 +493,7 @@ class ExceptionsProbe:
         self._factory: Callable[..., logging.LogRecord] | None = None
         self._original_unawaited: Any = None
         self._unawaited: Any = None
+        self._gather: GatherWatch | None = None
         self._active = False
 
     # --- install / close ---------------------------------------------------------------------
@@ -442,6 +507,7 @@ class ExceptionsProbe:
             self._install_loop_handler,
             self._install_log_factory,
             self._install_unawaited,
+            self._install_gather,
         ):
             try:
                 step(context)
@@ -450,7 +516,12 @@ class ExceptionsProbe:
 
     def close(self) -> None:
         self._active = False
-        for step in (self._close_loop_handler, self._close_log_factory, self._close_unawaited):
+        for step in (
+            self._close_loop_handler,
+            self._close_log_factory,
+            self._close_unawaited,
+            self._close_gather,
+        ):
             try:
                 step()
             except Exception as error:  # close must not raise
@@ -472,16 +543,17 @@ class ExceptionsProbe:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if (
-                record.exc_info
-                and record.levelno >= logging.ERROR
-                and self._active
-                and not record.name.startswith(_AGENT_LOGGERS)
-            ):
-                try:
+            try:
+                levelno, name = record.levelno, record.name
+                if (
+                    isinstance(levelno, int)
+                    and levelno >= logging.ERROR
+                    and self._active
+                    and not (isinstance(name, str) and name.startswith(_AGENT_LOGGERS))
+                ):
                     self._on_error_record(record)
-                except Exception as error:
-                    context.record_error(f"exceptions: log record: {error!r}")
+            except Exception as error:  # a record made with odd arguments is not ours to judge
+                context.record_error(f"exceptions: log record: {error!r}")
             return record
 
         logging.setLogRecordFactory(factory)
@@ -491,6 +563,20 @@ class ExceptionsProbe:
         if self._factory is not None and logging.getLogRecordFactory() is self._factory:
             logging.setLogRecordFactory(self._previous_factory)  # type: ignore[arg-type]
         self._factory = None
+
+    def _install_gather(self, context: AgentContext) -> None:
+        watch = GatherWatch(context.loop, self._on_gather_hidden, self._tasks, context.record_error)
+        self._gather = watch  # first: close() undoes a partial install too
+        watch.install()
+
+    def _close_gather(self) -> None:
+        watch, self._gather = self._gather, None
+        if watch is not None:
+            watch.close()
+
+    def _on_gather_hidden(self, child: asyncio.Future[Any], exc: BaseException) -> None:
+        if self._active:
+            self._record_task_failure(child, exc, gathered=True)
 
     def _install_unawaited(self, context: AgentContext) -> None:
         original = getattr(warnings, "_warn_unawaited_coroutine", None)
@@ -569,6 +655,7 @@ class ExceptionsProbe:
             # it: its code still says which function it was.
             location = frame_at(code, code.co_firstlineno)
         request_id, request_label = self._creating_request(task)
+        created_at = self._tasks.created_at_of_gone(task) if self._tasks is not None else None
         qualname = getattr(coro, "__qualname__", None) or "a coroutine"
         info = ExceptionInfo(
             type="Task",
@@ -582,6 +669,7 @@ class ExceptionsProbe:
             request_id=request_id,
             request_label=request_label,
             task_name=name,
+            created_at=created_at,
         )
 
     def _creating_request(self, task: asyncio.Task[Any]) -> tuple[int | None, str | None]:
@@ -601,8 +689,11 @@ class ExceptionsProbe:
         label = self._requests.label_of(request_id) if self._requests is not None else None
         return request_id, label
 
-    def _record_task_failure(self, future: Any, exc: BaseException) -> None:
+    def _record_task_failure(
+        self, future: Any, exc: BaseException, *, gathered: bool = False
+    ) -> None:
         request_id = request_label = task_name = None
+        created_at = None
         if isinstance(future, asyncio.Task):
             try:
                 task_name = future.get_name()
@@ -612,29 +703,42 @@ class ExceptionsProbe:
             link = context.link_for(future) if context is not None else None
             if link is not None:
                 request_id, request_label = link.request_id, link.request_label
+            if self._tasks is not None:
+                created_at = self._tasks.created_at(future)
         self.log.record_exception(
             "task-exception-unretrieved",
             exc,
             request_id=request_id,
             request_label=request_label,
             task_name=task_name,
+            created_at=created_at,
+            gathered=gathered,
         )
 
     def _on_error_record(self, record: logging.LogRecord) -> None:
+        """An error logged with its exception, or inside the `except` block handling one
+        (`logger.error(f"... {e}")`: the traceback is lost, but the exception is at hand)."""
         exc_info = record.exc_info
         exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
+        if exc is None and not exc_info:
+            exc = sys.exc_info()[1]  # this runs in the logging thread, inside the caller's call
         if not isinstance(exc, BaseException):
             return
+        logged_at = _logging_line(record)
         request = request_now()
         if request is not None:
-            self.log.record_exception("logged-error", exc, request=request)
+            self.log.record_exception("logged-error", exc, request=request, logged_at=logged_at)
             return
         escaped = self._requests.request_for_exception(exc) if self._requests else None
         request_id, request_label = escaped if escaped is not None else (None, None)
         if request_id is None:
             request_id = current_request.get()
         self.log.record_exception(
-            "logged-error", exc, request_id=request_id, request_label=request_label
+            "logged-error",
+            exc,
+            request_id=request_id,
+            request_label=request_label,
+            logged_at=logged_at,
         )
 
     def _on_unawaited(self, coro: Any, gc_frame: types.FrameType | None) -> None:
@@ -678,20 +782,37 @@ class ExceptionsProbe:
     # --- collect -----------------------------------------------------------------------------
 
     def _scan_failed_tasks(self) -> None:
-        """Report failed, unretrieved tasks created by requests that something still holds."""
+        """Report failed tasks whose exception nobody retrieved and something still holds:
+        those created by requests once their request has finished (until then the endpoint may
+        still read them: `asyncio.wait`, `as_completed`, a later `await`), and those created
+        outside requests (a lifespan worker that died, perhaps on its first line before any
+        snapshot) once a look at least `GRACE` before this one saw it failed too."""
         if self._tasks is None:
             return
         for ref in self._tasks.tracked():
-            if ref.reported:
+            if ref.reported or ref.gathered:
+                continue  # gather retrieves its children's exceptions (or reports them)
+            request = ref.request
+            if request is not None and request.phase != "done":
                 continue
             task = ref()
-            if task is None or not task.done() or task.cancelled():
+            exc = _unretrieved(task)
+            if exc is not None:
+                ref.reported = True
+                self._record_task_failure(task, exc)
+        now = time.monotonic()
+        for ref in self._tasks.workers():
+            if ref.reported or ref.gathered:
                 continue
-            exc = getattr(task, "_exception", None)
-            if exc is None or not getattr(task, "_log_traceback", False):
-                continue
-            ref.reported = True
-            self._record_task_failure(task, exc)
+            task = ref()
+            exc = _unretrieved(task)
+            if exc is None:
+                ref.failed_at = None
+            elif ref.failed_at is None:
+                ref.failed_at = now  # seen failed: reported if still unread a moment later
+            elif now - ref.failed_at >= GRACE:
+                ref.reported = True
+                self._record_task_failure(task, exc)
 
     def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
         try:

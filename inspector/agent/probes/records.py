@@ -98,6 +98,7 @@ class RequestRecord:
         "running_job",
         "background_ran",
         "error",
+        "error_at",
         "detailed",
     )
 
@@ -141,6 +142,8 @@ class RequestRecord:
         self.background_ran: list[str] | None = None
         """Function names of the background tasks that ran for this request, in order."""
         self.error: str | None = None
+        self.error_at: Frame | None = None
+        """Where the endpoint raised `error`, read only when background jobs wait on it."""
         self.detailed = True
         """False when made late (`RequestTracker.record_late`): status and bytes are unknown."""
 
@@ -238,9 +241,14 @@ class RequestRecord:
         return False
 
     def note_error(self, exc: BaseException) -> None:
-        """Remember the first exception the endpoint raised (not a background task's)."""
+        """Remember the first exception the endpoint raised (not a background task's), and
+        where, when queued background jobs will be dropped because of it."""
         if self.error is None and not self.response_complete:
             self.error = describe_exception(exc)
+            if self.jobs:
+                from inspector.agent.probes.exceptions import application_location
+
+                self.error_at = application_location(exc)
 
     def to_info(self, now: float) -> RequestInfo:
         """This request as it is now, while in flight."""
@@ -323,6 +331,7 @@ class JobRecord:
         "dispatch",
         "task_id",
         "container_started",
+        "cause",
         "info",
     )
 
@@ -352,6 +361,7 @@ class JobRecord:
         self.dispatch = dispatch
         self.task_id: int | None = None
         self.container_started = False
+        self.cause: Frame | None = None
         self.info: BackgroundJob | None = None
 
     def to_model(self) -> BackgroundJob:
@@ -371,6 +381,7 @@ class JobRecord:
             flagged=self.flagged,
             dispatch=self.dispatch,  # type: ignore[arg-type]
             task_id=self.task_id,
+            cause=self.cause,
         )
         if self.state in FINISHED_JOB_STATES:
             self.info = job

@@ -42,12 +42,16 @@ class RequestLinker:
         if record is None:
             light = self._tracker.light_for(task)
             if light is None:
-                return None
+                # A task application code created outside requests (a lifespan worker): only
+                # the line that created it is known.
+                created = self._tasks.created_at(task) if self._tasks is not None else None
+                return TaskLink(created_at=created) if created is not None else None
             return TaskLink(request_id=light[0], request_label=light[1])
         return TaskLink(
             request_id=record.id,
             request_label=record.label,
             background_label=job.function if job is not None else None,
+            created_at=self._tasks.created_at(task) if self._tasks is not None else None,
         )
 
 

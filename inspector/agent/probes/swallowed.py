@@ -10,16 +10,19 @@ types from the frame's globals and builtins (clauses naming a local are not judg
 clause counts as swallowing when its body neither raises, nor calls a logging-like function
 (`logger.*`, `logging.*`, `print`, `traceback.print_exc`, `warnings.warn`,
 `sentry_sdk.capture_exception`, ...), nor uses the exception it bound (`except E as e: return
-str(e)` surfaces it). `with` statements (`contextlib.suppress`) and `async for` loops, which also
-handle exceptions, are not `except` clauses and are never reported.
+str(e)` surfaces it). A `with contextlib.suppress(E, ...)` block swallows like
+`except (E, ...): pass` and is judged the same way, at its `with` line; other `with` statements
+and `async for` loops, which also handle exceptions, hand them to code the source does not show
+and are never reported.
 
-The event names the `except` line as its location. Events fold by location, so a hot handler
-costs a dictionary update after its first report.
+The event names the `except` (or `with`) line as its location. Events fold by location, so a hot
+handler costs a dictionary update after its first report.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import dis
 import linecache
 import sys
@@ -64,14 +67,23 @@ _UNKNOWN: Final = object()
 
 
 class Clause:
-    """One `except` clause of a `try`, judged once from the source."""
+    """One `except` clause of a `try` (or one `suppress(...)` of a `with`), judged once from the
+    source."""
 
-    __slots__ = ("type_expr", "line", "swallows", "location", "last_info")
+    __slots__ = ("type_expr", "line", "swallows", "guard", "location", "last_info")
 
-    def __init__(self, type_expr: ast.expr | None, line: int, swallows: bool) -> None:
+    def __init__(
+        self,
+        type_expr: ast.expr | None,
+        line: int,
+        swallows: bool,
+        guard: ast.expr | None = None,
+    ) -> None:
         self.type_expr = type_expr
         self.line = line
         self.swallows = swallows
+        self.guard = guard
+        """For a `with`: the callable that must be `contextlib.suppress` for the clause to count."""
         self.location: Frame | None = None
         self.last_info: ExceptionInfo | None = None
 
@@ -86,6 +98,10 @@ class HandlerSite:
 
     def matching_clause(self, exc: BaseException, frame: types.FrameType) -> Clause | None:
         for clause in self.clauses:
+            if clause.guard is not None and (
+                _resolve(clause.guard, frame.f_globals, frame.f_builtins) is not contextlib.suppress
+            ):
+                continue
             if clause.type_expr is None:
                 return clause
             resolved = _resolve(clause.type_expr, frame.f_globals, frame.f_builtins)
@@ -154,8 +170,28 @@ def _swallows(handler: ast.ExceptHandler) -> bool:
     return True
 
 
+def _suppressions(node: ast.With | ast.AsyncWith) -> list[Clause]:
+    """The `suppress(...)` items of a `with`: each a clause that swallows what it names.
+
+    A call with no arguments, or with starred ones, suppresses nothing the source shows."""
+    clauses = []
+    for item in node.items:
+        call = item.context_expr
+        if not isinstance(call, ast.Call) or call.keywords or not call.args:
+            continue
+        if any(isinstance(arg, ast.Starred) for arg in call.args):
+            continue
+        named = call.func.attr if isinstance(call.func, ast.Attribute) else None
+        if named != "suppress" and getattr(call.func, "id", None) != "suppress":
+            continue
+        types_ = ast.Tuple(elts=list(call.args), ctx=ast.Load())
+        clauses.append(Clause(types_, node.lineno, swallows=True, guard=call.func))
+    return clauses
+
+
 class _SourceIndex:
-    """Per file: the first `except` line of each plain `try` -> its clauses."""
+    """Per file: the first `except` line of each plain `try`, and the line of each `with` that
+    suppresses exceptions -> its clauses."""
 
     def __init__(self) -> None:
         self._files: dict[str, dict[int, list[Clause]]] = {}
@@ -186,6 +222,10 @@ class _SourceIndex:
                     for handler in node.handlers
                 ]
                 index[node.handlers[0].lineno] = clauses
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                suppressions = _suppressions(node)
+                if suppressions:
+                    index[node.lineno] = suppressions
         return index
 
 

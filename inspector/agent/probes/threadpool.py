@@ -3,8 +3,9 @@
 FastAPI runs every sync endpoint and sync dependency through `anyio.to_thread.run_sync`, which
 takes a token from anyio's default `CapacityLimiter` (40 by default). When the tokens run out,
 requests queue silently. This probe reports the limiter (total, borrowed, waiting, and which
-requests hold the tokens), each worker thread's stack and the request it serves, and the loop's
-default executor (`asyncio.to_thread`, `run_in_executor(None, ...)`) beside it.
+requests hold the tokens), each worker thread's stack and the request it serves, and beside it
+every thread pool executor (`executors.py`): the loop's default one (`asyncio.to_thread`,
+`run_in_executor(None, ...)`) and those the app passes to `run_in_executor`.
 
 The default limiter is a per-loop `RunVar`: it can only be read on the loop's thread. A callback
 on the loop reads it every `REFRESH_INTERVAL` seconds and on each snapshot request (waiting at
@@ -21,17 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from inspector.agent.frames import MAX_DEPTH, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
+from inspector.agent.probes import executors
 from inspector.agent.probes.current import current_task
 from inspector.agent.probes.records import RequestRecord
 from inspector.agent.probes.tracker import request_now
-from inspector.model import Borrower, ThreadInfo, ThreadpoolState
+from inspector.model import Borrower, ExecutorState, LimiterState, ThreadInfo, ThreadpoolState
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -41,6 +45,7 @@ REFRESH_INTERVAL: Final = 0.5
 FRESH_WAIT: Final = 0.05
 _MAX_BORROWERS: Final = 1024
 _MAX_THREADS: Final = 512
+_MAX_LIMITERS: Final = 32
 _UNLIMITED: Final = sys.maxsize
 _ANYIO_THREAD_NAME: Final = "AnyIO worker thread"
 _AGENT_THREAD_PREFIXES: Final = ("inspector", "aiomonitor")
@@ -79,6 +84,12 @@ class ThreadpoolProbe:
         """Worker thread ident -> the request whose sync code it runs right now (shared with the
         request tracker, which answers `request_now()` in worker threads from it)."""
         self._since: dict[int, float] = {}
+        self._limiters: dict[int, weakref.ref[Any]] = {}
+        """The app's own limiters passed to run_sync, by id."""
+        self._others: tuple[_LimiterReading, ...] = ()
+        self._job_since: dict[int, tuple[int, float]] = {}
+        """Executor thread ident -> (id of the frame running its job, when a collect first saw
+        it): how long a job has run, as far as the agent can tell."""
         """id(task) -> wall time a request's task asked for a worker thread."""
         self._module: Any = None
         self._original_run_sync: Any = None
@@ -122,6 +133,9 @@ class ThreadpoolProbe:
         async def run_sync(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             if not probe._active:
                 return await original(func, *args, **kwargs)
+            limiter = kwargs.get("limiter")
+            if limiter is not None and id(limiter) not in probe._limiters:
+                probe._note_limiter(limiter)
             record = request_now()  # also gives a request without a record one
             if record is None:
                 return await original(func, *args, **kwargs)
@@ -141,6 +155,18 @@ class ThreadpoolProbe:
 
         setattr(module, "run_sync", run_sync)  # noqa: B010 - the module is only known at runtime
         self._module, self._original_run_sync, self._run_sync = module, original, run_sync
+
+    def _note_limiter(self, limiter: Any) -> None:
+        """Remember (weakly, a few at most) a limiter of the app's own that sync code runs with."""
+        if len(self._limiters) >= _MAX_LIMITERS:
+            for key in [key for key, ref in self._limiters.items() if ref() is None]:
+                del self._limiters[key]
+            if len(self._limiters) >= _MAX_LIMITERS:
+                return
+        try:
+            self._limiters[id(limiter)] = weakref.ref(limiter)
+        except TypeError:
+            pass
 
     def _run_in_worker(self, record: RequestRecord, func: Callable[..., Any], *args: Any) -> Any:
         """Runs in the worker thread: notes which request the thread serves while `func` runs."""
@@ -173,6 +199,7 @@ class ThreadpoolProbe:
             if "anyio" in sys.modules:
                 self._patch_run_sync()
                 self._reading = self._read_limiter()
+                self._others = self._read_own_limiters()
         except Exception as error:
             self._report(f"threadpool: limiter: {error!r}")
         finally:
@@ -183,7 +210,22 @@ class ThreadpoolProbe:
         to_thread = sys.modules.get("anyio.to_thread")
         if to_thread is None:
             return None
-        statistics = to_thread.current_default_thread_limiter().statistics()
+        return self._reading_of(to_thread.current_default_thread_limiter())
+
+    def _read_own_limiters(self) -> tuple[_LimiterReading, ...]:
+        default = None
+        to_thread = sys.modules.get("anyio.to_thread")
+        if to_thread is not None:
+            default = to_thread.current_default_thread_limiter()
+        readings = []
+        for ref in tuple(self._limiters.values()):
+            limiter = ref()
+            if limiter is not None and limiter is not default:
+                readings.append(self._reading_of(limiter))
+        return tuple(readings)
+
+    def _reading_of(self, limiter: Any) -> _LimiterReading:
+        statistics = limiter.statistics()
         context = self._context
         borrowers = []
         for borrower in tuple(statistics.borrowers)[:_MAX_BORROWERS]:
@@ -221,44 +263,56 @@ class ThreadpoolProbe:
     # --- collect -----------------------------------------------------------------------------
 
     def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
-        executor = getattr(context.loop, "_default_executor", None)
-        executor_threads: set[int] = set()
-        max_workers: int | None = None
-        queued = 0
-        if executor is not None:
-            max_workers = getattr(executor, "_max_workers", None)
-            for thread in tuple(getattr(executor, "_threads", ()) or ()):
+        default = getattr(context.loop, "_default_executor", None)
+        pool_threads = executors.pool_threads()
+        executor_threads = {t.ident for t in pool_threads if t.ident is not None}
+        if default is not None:
+            for thread in tuple(getattr(default, "_threads", ()) or ()):
                 if thread.ident is not None:
                     executor_threads.add(thread.ident)
-            work_queue = getattr(executor, "_work_queue", None)
-            try:
-                queued = work_queue.qsize() if work_queue is not None else 0
-            except Exception:
-                queued = 0
         # The threads first: asking the loop for a fresh limiter reading wakes it up, and the
         # loop thread's stack would then show that instead of what it was doing.
-        threads = self._threads(context, options, executor_threads)
+        threads, running = self._threads(context, options, executor_threads)
         if threading.get_ident() != context.loop_thread_id:
             self._request_fresh_reading()
+        busy = {t.id for t in threads if t.busy}
+        try:
+            pools = executors.read_executors(
+                default, busy.__contains__, running.get, uvloop=_is_uvloop(context.loop)
+            )
+        except Exception as error:  # the limiter and threads are reported all the same
+            self._report(f"threadpool: executors: {error!r}")
+            pools = ()
         reading = self._reading
         state: ThreadpoolState | None = None
-        if reading is not None or executor is not None:
+        main = next((pool for pool in pools if pool.default), None)
+        others = self._others
+        if reading is not None or default is not None or pools or others:
             state = ThreadpoolState(
                 total=reading.total if reading is not None else 0,
                 borrowed=reading.borrowed if reading is not None else 0,
                 waiting=reading.waiting if reading is not None else 0,
                 borrowers=reading.borrowers if reading is not None else (),
-                executor_max_workers=max_workers if isinstance(max_workers, int) else None,
-                executor_threads=len(executor_threads),
-                executor_queued=queued,
+                executor_max_workers=_max_workers(default, main),
+                executor_threads=len(main.thread_ids) if main is not None else 0,
+                executor_queued=main.queued if main is not None else 0,
+                executors=pools,
+                limiters=tuple(
+                    LimiterState(o.total, o.borrowed, o.waiting, o.borrowers) for o in others
+                ),
             )
         return {"threadpool": state, "threads": threads}
 
     def _threads(
         self, context: AgentContext, options: CollectOptions, executor_threads: set[int]
-    ) -> tuple[ThreadInfo, ...]:
+    ) -> tuple[tuple[ThreadInfo, ...], dict[int, float]]:
+        """Every thread; and for each executor thread running a job, for how long the agent has
+        seen it run that job (from the first collect that saw the job's frame)."""
         frames = sys._current_frames()
         me = threading.get_ident()
+        now = context.clock()
+        previous, jobs = self._job_since, {}
+        running: dict[int, float] = {}
         result = []
         for thread in threading.enumerate()[:_MAX_THREADS]:
             ident = thread.ident
@@ -267,6 +321,14 @@ class ThreadpoolProbe:
             pool = _pool_of(thread, ident, context.loop_thread_id, executor_threads, me)
             frame = frames.get(ident)
             record = self._busy.get(ident)
+            busy = record is not None or _is_busy(pool, frame)
+            if busy and pool == "executor":
+                job = _job_frame(frame)
+                if job is not None:
+                    seen = previous.get(ident)
+                    since = seen[1] if seen is not None and seen[0] == id(job) else now
+                    jobs[ident] = (id(job), since)
+                    running[ident] = now - since
             result.append(
                 ThreadInfo(
                     id=ident,
@@ -274,11 +336,36 @@ class ThreadpoolProbe:
                     pool=pool,
                     stack=stack_of(frame, MAX_DEPTH) if options.with_stacks else (),
                     request_id=record.id if record is not None else None,
-                    busy=record is not None or _is_busy(pool, frame),
+                    busy=busy,
                 )
             )
+        self._job_since = jobs
         result.sort(key=lambda info: (_POOL_ORDER[info.pool], info.name, info.id))
-        return tuple(result)
+        return tuple(result), running
+
+
+def _job_frame(frame: FrameType | None) -> FrameType | None:
+    """The `_WorkItem.run` frame of an executor thread running a job: alive as long as the job."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "run" and code.co_filename.endswith(_EXECUTOR_FILE):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+_EXECUTOR_FILE: Final = os.path.join("concurrent", "futures", "thread.py")
+
+
+def _is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
+    return type(loop).__module__.startswith("uvloop")
+
+
+def _max_workers(default: Any, main: ExecutorState | None) -> int | None:
+    if main is not None:
+        return main.max_workers
+    workers = getattr(default, "_max_workers", None) if default is not None else None
+    return workers if isinstance(workers, int) else None
 
 
 _POOL_ORDER: Final[dict[str, int]] = {"loop": 0, "anyio": 1, "executor": 2, "other": 3, "agent": 4}

@@ -11,7 +11,14 @@ from collections.abc import Callable, Hashable, Iterable
 
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import innermost_application_frame
-from inspector.diagnose.rules.base import Settings, examples, plural, request_label_for, where
+from inspector.diagnose.rules.base import (
+    Settings,
+    distinct_frames,
+    examples,
+    plural,
+    request_label_for,
+    where,
+)
 from inspector.model import BackgroundJob, Frame, Snapshot
 
 FAILED_HINT = (
@@ -156,16 +163,26 @@ def background_not_run(snapshot: Snapshot, settings: Settings) -> Iterable[Findi
         if count > 1:
             title = f"Background task {first.function} never ran ({count} times): {reason}"
         queued = f" at {where(first.call_site, snapshot)}" if first.call_site else ""
+        instead = _ran_instead(snapshot, jobs) if hint is DROPPED_RESPONSE_HINT else ()
+        replaced = (
+            f" The response's own background was queued at {where(instead[0], snapshot)}."
+            if instead
+            else ""
+        )
+        if first.cause is not None:
+            instead = (first.cause,)
+            replaced = f" The exception was raised at {where(first.cause, snapshot)}."
         yield Finding(
             kind="background-not-run",
             severity="warning",
             title=title,
             detail=(
                 f"{plural(count, 'job')} {first.function}{by} (added{queued}) never ran: "
-                f"{reason}. No error was logged."
+                f"{reason}. No error was logged.{replaced}"
             ),
             hint=hint,
             location=first.call_site,
+            related=distinct_frames(instead, first.call_site),
             request=requests[0] if requests else None,
             count=count,
         )
@@ -192,6 +209,17 @@ def background_not_run(snapshot: Snapshot, settings: Settings) -> Iterable[Findi
             request=requests[0] if requests else None,
             count=len(jobs),
         )
+
+
+def _ran_instead(snapshot: Snapshot, dropped: list[BackgroundJob]) -> tuple[Frame, ...]:
+    """Where the jobs that ran in place of the dropped ones were queued (the Response's own
+    `background=`): jobs of the same requests that were not dropped."""
+    requests = {job.request_id for job in dropped if job.request_id is not None}
+    return tuple(
+        job.call_site
+        for job in snapshot.background
+        if job.request_id in requests and job.state != "dropped" and job.call_site is not None
+    )
 
 
 def background_skipped(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:

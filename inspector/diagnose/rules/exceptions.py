@@ -8,13 +8,26 @@ from collections.abc import Iterable
 
 from inspector.diagnose.findings import Finding, Severity
 from inspector.diagnose.locate import innermost_application_frame
-from inspector.diagnose.rules.base import Settings, examples, plural, quoted_code, seconds, where
+from inspector.diagnose.rules.base import (
+    Settings,
+    distinct_frames,
+    examples,
+    plural,
+    quoted_code,
+    seconds,
+    where,
+)
 from inspector.model import ExceptionEvent, Frame, Snapshot
 
 UNRETRIEVED_HINT = (
     "Keep a reference to every task you create and await it, or add a done-callback that logs "
     "`task.exception()`; a TaskGroup does both. Inside a long-lived loop, catch exceptions per "
     "item so one bad item does not kill the worker."
+)
+GATHERED_HINT = (
+    "Pass `return_exceptions=True` and check every result, or use an `asyncio.TaskGroup`, whose "
+    "ExceptionGroup carries every child's failure; at the least, catch and log exceptions inside "
+    "each child."
 )
 NEVER_AWAITED_HINT = (
     "Add `await` before the call, or schedule it with `asyncio.create_task(...)` and keep a "
@@ -32,7 +45,11 @@ DESTROYED_PENDING_HINT = (
     "only reference is a future nobody else holds is collected mid-wait: keep the future too."
 )
 LOGGED_HINT = "It was logged, so it is in the server's log; this is the line it came from."
-BROAD_EXCEPT = re.compile(r"^\s*except\s*(\(?\s*(Exception|BaseException)\b[^:]*)?:")
+BROAD_EXCEPT = re.compile(
+    r"^\s*except\s*(\(?\s*(Exception|BaseException)\b[^:]*)?:"
+    r"|^\s*(async\s+)?with\b.*\bsuppress\(([^)]*[\s,(])?(Exception|BaseException)\s*[,)]"
+)
+"""A catch-all: a bare `except:`, `except Exception`, or `with suppress(Exception)`."""
 
 
 def _grouped(snapshot: Snapshot, kind: str) -> list[list[ExceptionEvent]]:
@@ -76,7 +93,17 @@ def unretrieved_task_exceptions(snapshot: Snapshot, settings: Settings) -> Itera
         count = _count(events)
         requests = _requests(events)
         name = first.task_name or "a task"
-        if requests:
+        hint = UNRETRIEVED_HINT
+        if first.gathered:
+            context = f" in {examples(requests)}" if requests else ""
+            title = f"gather hid an exception{context}: {err}"
+            story = (
+                f"A child of asyncio.gather{context} raised {err} after gather had already "
+                "raised another child's exception to its caller. gather marks this one "
+                "retrieved, so asyncio never logs it: nobody saw it."
+            )
+            hint = GATHERED_HINT
+        elif requests:
             title = f"Task {name} created in {requests[0]} failed unseen: {err}"
             story = (
                 f"A fire-and-forget task created while serving {examples(requests)} raised {err}; "
@@ -99,13 +126,20 @@ def unretrieved_task_exceptions(snapshot: Snapshot, settings: Settings) -> Itera
             if location
             else ""
         )
+        created = first.created_at
+        made = (
+            f" The task was created at {where(created, snapshot)}{quoted_code(created)}."
+            if created is not None and created != location
+            else ""
+        )
         yield Finding(
             kind="task-exception-unretrieved",
             severity="warning",
             title=title,
-            detail=story + place,
-            hint=UNRETRIEVED_HINT,
+            detail=story + place + made,
+            hint=hint,
             location=location,
+            related=distinct_frames((created,), location),
             request=requests[0] if requests else None,
             count=count,
         )
@@ -120,6 +154,7 @@ def _dead_tasks_without_events(snapshot: Snapshot) -> Iterable[Finding]:
             continue
         location = innermost_application_frame(task.stack) or task.created_at
         err = task.exception or "an exception"
+        related = distinct_frames((task.created_at,), location)
         place = f" It was created at {where(task.created_at, snapshot)}." if task.created_at else ""
         yield Finding(
             kind="task-exception-unretrieved",
@@ -132,6 +167,7 @@ def _dead_tasks_without_events(snapshot: Snapshot) -> Iterable[Finding]:
             ),
             hint=UNRETRIEVED_HINT,
             location=location,
+            related=related,
             task_ids=(task.id,),
         )
 
@@ -198,6 +234,9 @@ def destroyed_pending_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[
             if location
             else ""
         )
+        created = first.created_at
+        if created is not None and created != location:
+            waiting += f" It was created at {where(created, snapshot)}{quoted_code(created)}."
         what = first.error.message.removesuffix(" was destroyed while pending")
         tasks, were, they = (
             ("a task", "was", "it") if count == 1 else (plural(count, "task"), "were", "they")
@@ -214,6 +253,7 @@ def destroyed_pending_tasks(snapshot: Snapshot, settings: Settings) -> Iterable[
             ),
             hint=DESTROYED_PENDING_HINT,
             location=location,
+            related=distinct_frames((first.created_at,), location),
             request=requests[0] if requests else None,
             count=count,
         )
@@ -236,7 +276,7 @@ def swallowed_exceptions(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
             + (f" ({count} times)" if count > 1 else ""),
             detail=(
                 f"{err} was raised and swallowed{at} {plural(count, 'time')}"
-                + (", by a catch-all `except` that hides every error." if broad else ".")
+                + (", by a catch-all that hides every error." if broad else ".")
             ),
             hint=SWALLOWED_HINT,
             location=location,
@@ -257,24 +297,35 @@ def logged_errors(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         failed = any(_request_failed(snapshot, event) for event in events)
         context = f" in {examples(requests)}" if requests else ""
         at = f" at {where(location, snapshot)}" if location else ""
+        logged = first.logged_at
+        logged_line = (
+            f" It was logged at {where(logged, snapshot)}{quoted_code(logged)}."
+            if logged is not None and logged != location
+            else ""
+        )
         yield Finding(
             kind="logged-error",
             severity="warning" if failed else "info",
             title=f"Error logged{context}: {err}" + (f" ({count} times)" if count > 1 else ""),
             detail=(
-                f"{err} was logged with its traceback {plural(count, 'time')}{context}; it was "
-                f"raised{at or ' outside application code'}."
+                f"{err} was logged {plural(count, 'time')}{context}; it was "
+                f"raised{at or ' outside application code'}.{logged_line}"
                 + (" The request failed with it." if failed else "")
             ),
             hint=LOGGED_HINT,
             location=location,
+            related=distinct_frames((logged,), location),
             request=requests[0] if requests else None,
             count=count,
         )
 
 
 def _request_failed(snapshot: Snapshot, event: ExceptionEvent) -> bool:
+    """The request died of an error nobody handled: the answer was a bare 500, or none at all.
+    An HTTPException (a 404, or a 502 the endpoint chose after logging) is an error handled."""
     if event.request_id is None:
         return False
     request = snapshot.request(event.request_id)
-    return request is not None and (request.error is not None or (request.status or 0) >= 500)
+    if request is None:
+        return False
+    return request.status == 500 or (request.status is None and request.error is not None)

@@ -2,8 +2,10 @@
 
 Each request starts a task (a watcher, a poller, a per-user subscription) and nothing ever ends
 it: every one is healthy on its own, a periodic sleep or an idle wait, so no single task is
-stuck. What gives it away is the pile: many live tasks running the same coroutine at the same
-line, each created by a request that is long gone, their ages spread over the server's life.
+stuck. What gives it away is the pile: many live tasks running the same coroutine, created at the
+same line (or, when the agent did not see them created, waiting at the same line), each by a
+request that is long gone, their ages spread over the server's life. The creating line is the
+one to fix: it starts a task nothing ever ends.
 Memory and the loop's work grow with traffic until the worker is restarted.
 """
 
@@ -13,12 +15,22 @@ from collections.abc import Iterable
 
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import innermost_application_frame
-from inspector.diagnose.rules.base import Settings, plural, quoted_code, seconds, where
+from inspector.diagnose.rules.base import (
+    Settings,
+    distinct_frames,
+    plural,
+    quoted_code,
+    seconds,
+    where,
+)
 from inspector.diagnose.wait_graph import LIVE_STATES
 from inspector.model import Snapshot, TaskInfo
 
 MIN_PILE = 20
 """Fewer tasks than this at one line is a pool, not a leak."""
+MIN_SPREAD = 10.0
+"""Seconds between the oldest and newest task below which no pace is given: a burst of requests
+says nothing of how fast they come."""
 HINT = (
     "Give each task an end: stop it when its request or its user goes (keep it in a dict by "
     "key and cancel it there), bound it with `asyncio.timeout(...)`, or run one shared task "
@@ -35,7 +47,9 @@ def task_leaks(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
             continue
         if task.request_id in in_flight:
             continue  # its request is still going: it may end with it
-        frame = innermost_application_frame(task.stack)
+        # The same creating line makes one pile wherever its tasks wait right now; without it,
+        # the same coroutine waiting at the same line does.
+        frame = task.created_at or innermost_application_frame(task.stack)
         key = (task.coro, frame.file if frame else None, frame.line if frame else None)
         piles.setdefault(key, []).append(task)
     for tasks in piles.values():
@@ -47,13 +61,17 @@ def task_leaks(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
 
 def _finding(snapshot: Snapshot, tasks: list[TaskInfo], ages: list[float]) -> Finding:
     first = tasks[0]
-    location = innermost_application_frame(first.stack)
+    waiting = innermost_application_frame(first.stack)
+    created = first.created_at
+    location = created or waiting
     coro = first.coro.rsplit(".", 1)[-1]
     requests = {task.request_id for task in tasks}
     spread = ages[-1] - ages[0]
-    rate = (len(ages) - 1) / spread if spread > 0 else None
+    rate = (len(ages) - 1) / spread if spread >= MIN_SPREAD else None
     pace = f", about {_per_minute(rate)}" if rate else ""
-    doing = f" They wait at {where(location, snapshot)}{quoted_code(location)}." if location else ""
+    doing = f" They wait at {where(waiting, snapshot)}{quoted_code(waiting)}." if waiting else ""
+    if created is not None:
+        doing = f" Each was created at {where(created, snapshot)}{quoted_code(created)}.{doing}"
     return Finding(
         kind="task-leak",
         severity="warning",
@@ -66,6 +84,7 @@ def _finding(snapshot: Snapshot, tasks: list[TaskInfo], ages: list[float]) -> Fi
         ),
         hint=HINT,
         location=location,
+        related=distinct_frames((waiting,), location),
         task_ids=tuple(sorted(task.id for task in tasks))[:50],
         count=len(tasks),
     )
