@@ -450,7 +450,7 @@ iteration, one waiting on several (`asyncio.wait`) once they are done."""
 def _logging_line(record: logging.LogRecord) -> Frame | None:
     """The application line that logged `record` (the logging module found it already)."""
     path, line = record.pathname, record.lineno
-    if not isinstance(path, str) or not isinstance(line, int) or not is_application_frame(path):
+    if not isinstance(path, str) or not isinstance(line, int) or not is_application(path):
         return None
     try:
         code = linecache.getline(path, line).strip() or None

@@ -31,11 +31,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from inspector.agent.frames import frame_at, is_application_frame
+from inspector.agent.frames import frame_at
 from inspector.agent.probes import tracker as tracking
 from inspector.agent.probes.current import current_job, current_request
 from inspector.agent.probes.records import JobRecord, RequestRecord
 from inspector.agent.probes.tracker import request_now
+from inspector.frame_kinds import is_application
 from inspector.model import Frame
 
 TaskFactory = Callable[..., "asyncio.Future[Any]"]
@@ -74,7 +75,7 @@ def _creation_site(frame: types.FrameType | None) -> tuple[types.CodeType, int] 
     depth = 0
     while frame is not None and depth < _SITE_DEPTH:
         code = frame.f_code
-        if is_application_frame(code.co_filename):
+        if is_application(code.co_filename):
             return code, frame.f_lineno
         frame = frame.f_back
         depth += 1
@@ -83,7 +84,7 @@ def _creation_site(frame: types.FrameType | None) -> tuple[types.CodeType, int] 
 
 def _runs_application_code(coro: Any) -> bool:
     code = getattr(coro, "cr_code", None)
-    return isinstance(code, types.CodeType) and is_application_frame(code.co_filename)
+    return isinstance(code, types.CodeType) and is_application(code.co_filename)
 
 
 class RequestTaskTable:
