@@ -45,3 +45,22 @@ def test_a_slow_call_written_inside_the_section_is_named_itself() -> None:
 def test_two_waiters_are_a_lock_doing_its_job() -> None:
     tasks = queue_for_the_lock((app(20, "convert"),), waiters=2)
     assert list(lock_contention(snapshot(tasks=tuple(tasks)), Settings())) == []
+
+
+def test_a_queue_that_drains_at_once_is_a_lock_doing_its_job() -> None:
+    """Many requests taking the lock for a moment each: every waiter arrived just now."""
+    holder, *waiters = queue_for_the_lock((app(20, "convert"),), waiters=12)
+    requests = []
+    for number, waiter in enumerate(waiters):
+        requests.append(request(number, path="/convert", age=0.2, task_id=waiter.id))
+    shot = snapshot(tasks=(holder, *waiters), requests=tuple(requests))
+    assert list(lock_contention(shot, Settings())) == []
+    aged = (*requests[:-1], dataclasses.replace(requests[-1], duration=1.5))
+    [finding] = lock_contention(snapshot(tasks=(holder, *waiters), requests=aged), Settings())
+    assert finding.count == 12
+
+
+def test_waiters_outside_requests_are_aged_by_their_task() -> None:
+    holder, *waiters = queue_for_the_lock((app(20, "convert"),))
+    young = [dataclasses.replace(waiter, age=0.3) for waiter in waiters]
+    assert list(lock_contention(snapshot(tasks=(holder, *young)), Settings())) == []

@@ -133,3 +133,67 @@ def test_a_request_in_a_deadlock_is_told_by_the_deadlock_finding_alone() -> None
     snap = snapshot(tasks=(t1, t2), requests=(r1, r2))
     assert findings(snap, "hanging-request") == []
     assert [f.kind for f in findings(snap)] == ["deadlock"]
+
+
+# --- a request stuck inside a gather or a TaskGroup ------------------------------------------
+
+GATHER_LINE = app(40, "refund", "amount, verdict = await asyncio.gather(a(), b())")
+CHILD_LINE = app(22, "verdict", "return await self._slot(refund_id)")
+
+
+def _fanned_out(kind: str, child_wait: object, *, finished_sibling: bool = True) -> tuple:
+    """A request whose task awaits a group of two children: one done, one waiting."""
+    child = task(
+        301,
+        stack=(app(1, "verdict", "x"), CHILD_LINE),
+        waiting_on=child_wait,
+        request_id=1,
+    )
+    sibling = task(302, stack=(app(9, "ledger"),), state="done" if finished_sibling else "pending")
+    group = wait(kind, f"{kind} of 2 (1 done)", awaited_task_ids=(302, 301))
+    parent = task(
+        101, stack=task_stack(GATHER_LINE), waiting_on=group, age=12.0, request_id=1
+    )
+    r = request(1, "GET", "/refunds/rf-1", route="/refunds/{id}", age=12.0, task_id=parent.id)
+    return (parent, child, sibling), r
+
+
+def test_a_request_stuck_in_a_gather_is_located_at_the_childs_wait() -> None:
+    tasks, r = _fanned_out("gather", wait("future", "Future pending awaited in verdict"))
+    [finding] = findings(snapshot(tasks=tasks, requests=(r,)), "hanging-request")
+    assert finding.location == CHILD_LINE
+    assert finding.related == (GATHER_LINE,)
+    assert "Future pending" in finding.detail
+    assert "awaits that task at" in finding.detail
+
+
+def test_a_request_stuck_in_a_taskgroup_names_the_child_that_never_ends() -> None:
+    never = wait("event", "Event not set", object_id=0xE9, is_set=False)
+    tasks, r = _fanned_out("taskgroup", never, finished_sibling=False)
+    [finding] = findings(snapshot(tasks=tasks, requests=(r,)), "hanging-request")
+    assert finding.location == CHILD_LINE
+    assert "has not been set" in finding.detail
+
+
+def test_a_group_whose_children_all_ended_stays_at_the_group_line() -> None:
+    group = wait("gather", "gather of 1 (1 done)", awaited_task_ids=(302,))
+    parent = task(101, stack=task_stack(GATHER_LINE), waiting_on=group, request_id=1)
+    done = task(302, state="done")
+    r = request(1, "GET", "/x", age=12.0, task_id=parent.id)
+    [finding] = findings(snapshot(tasks=(parent, done), requests=(r,)), "hanging-request")
+    assert finding.location == GATHER_LINE
+    assert finding.related == ()
+
+
+def test_a_streaming_response_awaiting_its_first_event_is_not_hanging() -> None:
+    producer = app(63, "trade_events", "trade = await trades.get()")
+    stack = task_stack(
+        lib("starlette/responses.py", 285, "StreamingResponse.__call__"),
+        lib("starlette/responses.py", 249, "StreamingResponse.listen_for_disconnect"),
+    )
+    t = task(101, stack=stack, waiting_on=wait("event", "Event not set"), request_id=1)
+    r = request(1, "GET", "/trades", age=30.0, phase="sending", task_id=t.id, status=200)
+    child = task(102, stack=(producer,), waiting_on=wait("queue-get"), request_id=1)
+    assert findings(snapshot(tasks=(t, child), requests=(r,)), "hanging-request") == []
+    plain = dataclasses.replace(t, stack=task_stack(producer))
+    assert len(findings(snapshot(tasks=(plain,), requests=(r,)), "hanging-request")) == 1

@@ -120,6 +120,11 @@ def test_a_task_waiting_on_an_event_nobody_sets() -> None:
         ("shutdown signal", event_waiter(1, code="await shutdown_event.wait()", function="run")),
         ("stop event", event_waiter(1, code="await self._stop.wait()", function="serve")),
         (
+            "shutting down",
+            event_waiter(1, code="await self.shutting_down.wait()", function="housekeeping"),
+        ),
+        ("draining", event_waiter(1, code="await self.draining.wait()", function="flush")),
+        (
             "uvicorn waiting for a stream's disconnect",
             task(
                 1,

@@ -26,6 +26,10 @@ from inspector.model import Frame, Snapshot, TaskInfo
 
 MIN_WAITERS = 3
 """Fewer waiters than this is a lock doing its job."""
+SLOW_QUEUE = 1.0
+"""Seconds the longest waiter must have been in flight (its request, else its task), capped by
+`stuck_after`: many requests taking a lock for a moment each queue briefly and drain at once; a
+queue whose waiters are old is one where each waits for every slow holder before it."""
 PROGRESSING = ("sleep", "stream", "future", "thread", "task", "gather", "taskgroup", "unknown")
 """What a holder may await and still be making progress (not another lock, an Event, a queue:
 those are stuck-task and deadlock findings)."""
@@ -49,6 +53,8 @@ def lock_contention(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]
     for waiters in queues.values():
         if len(waiters) < MIN_WAITERS or any(t.id in deadlocked for t in waiters):
             continue
+        if max(_in_flight(snapshot, t) for t in waiters) < min(settings.stuck_after, SLOW_QUEUE):
+            continue
         wait = waiters[0].waiting_on
         assert wait is not None
         holders = [live[h] for h in wait.holder_task_ids if h in live]
@@ -59,6 +65,16 @@ def lock_contention(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]
         if holder is None:
             continue
         yield _finding(snapshot, wait.description or wait.kind, holder, waiters)
+
+
+def _in_flight(snapshot: Snapshot, task: TaskInfo) -> float:
+    """How long a waiter has been at it: its request's age when it serves one, else its own."""
+    for request in snapshot.requests:
+        if request.task_id == task.id:
+            if request.duration is not None:
+                return request.duration
+            return snapshot.taken_at - request.started_at
+    return task.age or 0.0
 
 
 def locked_section_frame(holder: TaskInfo, waiters: list[TaskInfo]) -> Frame | None:

@@ -9,6 +9,7 @@ from inspector.diagnose.findings import Finding, Severity
 from inspector.diagnose.locate import classify_stack, innermost_application_frame
 from inspector.diagnose.rules.base import (
     Settings,
+    distinct_frames,
     doing,
     examples,
     plural,
@@ -18,10 +19,16 @@ from inspector.diagnose.rules.base import (
     where,
 )
 from inspector.diagnose.rules.tasks import never_ending
-from inspector.diagnose.wait_graph import build_wait_graph, find_cycles
+from inspector.diagnose.wait_graph import LIVE_STATES, build_wait_graph, find_cycles
 from inspector.model import Frame, RequestInfo, Snapshot, TaskInfo
 
 LONG_LIVED_SCHEMES = ("ws", "wss", "websocket")
+GROUP_KINDS = ("task", "gather", "taskgroup")
+"""Waits on other tasks: the request is stuck where the task it awaits is."""
+MAX_GROUP_DEPTH = 8
+"""Nested groups followed down from a request's task (a cycle cannot loop the walk)."""
+STREAMING_RESPONSES = ("StreamingResponse.", "EventSourceResponse.")
+"""Response classes whose body is produced for as long as the client listens (SSE, streams)."""
 
 DISCONNECTED_HINT = (
     "The client has gone, so nobody will read this response: in long handlers check "
@@ -87,6 +94,8 @@ class _Hanging:
     in_deadlock: bool
     because: str | None = None
     """Why what it waits for will never come, when that is known."""
+    related: tuple[Frame, ...] = ()
+    """The lines that await the group the request is stuck in (gather, TaskGroup)."""
 
 
 def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
@@ -105,6 +114,8 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
             continue  # a WebSocket is meant to stay open
         if request.phase == "streaming" and not request.disconnected:
             continue  # a stream (SSE, a download) is meant to take long
+        if _stream_awaiting_its_first_chunk(snapshot, request):
+            continue  # an SSE stream between events: its headers are out, the body follows
         if _under_a_timeout(snapshot, request):
             continue  # a long-poll: the timeout it waits under ends it
         item = _examine(snapshot, request, age, deadlocked)
@@ -120,6 +131,48 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
         groups.setdefault(key, []).append(item)
     for items in groups.values():
         yield _finding(items, snapshot)
+
+
+def _stream_awaiting_its_first_chunk(snapshot: Snapshot, request: RequestInfo) -> bool:
+    """A streaming response (SSE) whose headers are sent and whose producer has not yielded
+    its first chunk: the phase says "sending" until then, yet it is a stream like any other."""
+    if request.phase != "sending" or request.disconnected or request.task_id is None:
+        return False
+    task = snapshot.task(request.task_id)
+    return task is not None and any(
+        frame.function.startswith(STREAMING_RESPONSES) for frame in task.stack
+    )
+
+
+def waiting_leaf(snapshot: Snapshot, task: TaskInfo) -> tuple[TaskInfo, tuple[Frame, ...]]:
+    """The task a request's task is really stuck in, and the lines that await it on the way.
+
+    A handler awaiting `gather(...)`, a TaskGroup or another task waits where its unfinished
+    child waits: that child's line is the one to fix, the group's line is context. The child
+    followed is the first that waits on something nothing will complete, else the first that
+    still waits."""
+    live = {t.id: t for t in snapshot.tasks if t.state in LIVE_STATES}
+    current = task
+    awaiting: list[Frame] = []
+    seen = {task.id}
+    for _ in range(MAX_GROUP_DEPTH):
+        wait = current.waiting_on
+        if wait is None or wait.kind not in GROUP_KINDS:
+            break
+        children = [
+            live[child]
+            for child in wait.awaited_task_ids
+            if child in live and child not in seen and live[child].waiting_on is not None
+        ]
+        if not children:
+            break
+        child = next((c for c in children if never_ending(snapshot, c) is not None), children[0])
+        line = innermost_application_frame(current.stack)
+        if line is not None:
+            awaiting.append(line)
+        seen.add(child.id)
+        current = child
+    return current, tuple(awaiting)
 
 
 def _under_a_timeout(snapshot: Snapshot, request: RequestInfo) -> bool:
@@ -146,13 +199,22 @@ def _examine(
             return _Hanging(
                 request, age, frame, waiting, THREAD_HINT.format(what=blocking.what), in_deadlock
             )
+    awaiting: tuple[Frame, ...] = ()
+    if task is not None:
+        leaf, awaiting = waiting_leaf(snapshot, task)
+        in_deadlock = in_deadlock or leaf.id in deadlocked
+        task = leaf
     location = innermost_application_frame(task.stack) if task is not None else None
+    location = location or (awaiting[-1] if awaiting else None)
+    related = distinct_frames(reversed(awaiting), location)
     waiting, hint = _task_wait(task, request)
+    if awaiting and task is not None:
+        waiting = f"{waiting}, in task {task.name} that it awaits"
     forever = never_ending(snapshot, task) if task is not None else None
     if forever is not None:
         because, hint = forever
-        return _Hanging(request, age, location, waiting, hint, in_deadlock, because)
-    return _Hanging(request, age, location, waiting, hint, in_deadlock)
+        return _Hanging(request, age, location, waiting, hint, in_deadlock, because, related)
+    return _Hanging(request, age, location, waiting, hint, in_deadlock, related=related)
 
 
 def _task_wait(task: TaskInfo | None, request: RequestInfo) -> tuple[str, str]:
@@ -211,6 +273,11 @@ def _finding(items: Sequence[_Hanging], snapshot: Snapshot) -> Finding:
         sentences.append(
             f"It is at {where(first.location, snapshot)}{quoted_code(first.location)}."
         )
+    if first.related:
+        sentences.append(
+            f"Its handler awaits that task at {where(first.related[0], snapshot)}"
+            f"{quoted_code(first.related[0])}."
+        )
     sentences.append(f"It waits for: {first.waiting}.")
     if first.because:
         sentences.append(first.because)
@@ -236,6 +303,7 @@ def _finding(items: Sequence[_Hanging], snapshot: Snapshot) -> Finding:
         detail=" ".join(sentences),
         hint=hint,
         location=first.location,
+        related=first.related,
         task_ids=task_ids,
         request=label,
         count=count,

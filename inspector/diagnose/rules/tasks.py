@@ -251,7 +251,9 @@ def _startup_finding(snapshot: Snapshot, task: TaskInfo) -> Finding:
 LEAKED = re.compile(r"never released|leaked", re.I)
 """How the agent describes a Semaphore whose permits were taken by tasks that have ended."""
 SHUTDOWN_WORDS = re.compile(
-    r"stop|shut_?down|exit|quit|terminat|clos|teardown|lifespan|signal", re.I
+    r"stop|shut(?:ting)?_?down|exit|quit|terminat|clos|teardown|lifespan|signal|halt|drain|"
+    r"abort|kill",
+    re.I,
 )
 """An Event named like a shutdown signal is meant to be waited on for the life of the server."""
 
