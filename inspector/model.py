@@ -180,6 +180,10 @@ class Stall:
     """"GET /export" when the stall happened while serving a request."""
     background_label: str | None = None
     """The background job's function when the stall happened in a background task."""
+    waits_for_own_loop: bool = False
+    """The loop thread was seen in `concurrent.futures.Future.result()` waiting for a coroutine
+    handed to this same loop (`run_coroutine_threadsafe`), which it cannot run until the wait
+    ends: the stall lasts until the wait's timeout, or for ever."""
 
 
 @dataclass(frozen=True)

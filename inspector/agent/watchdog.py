@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from inspector.agent.frames import frame_at
+from inspector.agent.own_loop import waits_for_own_loop
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.model import Frame, LoopStats, StackSample, Stall
 
@@ -165,6 +166,7 @@ class _OngoingStall:
     request_id: int | None = None
     request_label: str | None = None
     background_label: str | None = None
+    waits_for_own_loop: bool = False
 
     def to_stall(self, duration: float, ongoing: bool) -> Stall:
         return Stall(
@@ -178,6 +180,7 @@ class _OngoingStall:
             request_id=self.request_id,
             request_label=self.request_label,
             background_label=self.background_label,
+            waits_for_own_loop=self.waits_for_own_loop,
         )
 
 
@@ -496,6 +499,8 @@ class Watchdog:
         stall.sampled_at = now
         frame = self._frame_source().get(context.loop_thread_id)
         frames = still_stack(frame, MAX_STACK_DEPTH)
+        if not stall.waits_for_own_loop:
+            stall.waits_for_own_loop = waits_for_own_loop(frame, context.loop)
         del frame  # do not keep the loop thread's frames alive
         index = stall.places.get(frames)
         if index is not None:

@@ -151,9 +151,7 @@ def _fanned_out(kind: str, child_wait: object, *, finished_sibling: bool = True)
     )
     sibling = task(302, stack=(app(9, "ledger"),), state="done" if finished_sibling else "pending")
     group = wait(kind, f"{kind} of 2 (1 done)", awaited_task_ids=(302, 301))
-    parent = task(
-        101, stack=task_stack(GATHER_LINE), waiting_on=group, age=12.0, request_id=1
-    )
+    parent = task(101, stack=task_stack(GATHER_LINE), waiting_on=group, age=12.0, request_id=1)
     r = request(1, "GET", "/refunds/rf-1", route="/refunds/{id}", age=12.0, task_id=parent.id)
     return (parent, child, sibling), r
 

@@ -17,7 +17,11 @@ from fastapi import FastAPI
 from tests.scenarios.spec import Scenario, get
 
 SCENARIO = Scenario(
-    calls=(get("/products"), get("/products/p-7/price?currency=USD"), get("/basket/b-1/total", after=2.5)),
+    calls=(
+        get("/products"),
+        get("/products/p-7/price?currency=USD"),
+        get("/basket/b-1/total", after=2.5),
+    ),
     watch=7.0,
 )
 
@@ -46,8 +50,9 @@ rates = RateService()
 
 
 def run_sync(coro: Coroutine[Any, Any, T], timeout: float = 2) -> T:
-    assert rates.loop is not None
-    return asyncio.run_coroutine_threadsafe(coro, rates.loop).result(timeout)  # bug: sync-async-deadlock
+    loop = rates.loop
+    assert loop is not None
+    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)  # bug: sync-async-deadlock
 
 
 def convert(cents: int, currency: str) -> int:

@@ -58,9 +58,10 @@ class RoutePlanner:
 
     def resolve(self, count: int) -> int:
         addresses = 0
-        for number in range(count):
+        for _ in range(count):
             for depot in self.depots:
-                addresses += len(socket.getaddrinfo(depot, 443, type=socket.SOCK_STREAM))  # bug: loop-blocked
+                found = socket.getaddrinfo(depot, 443, type=socket.SOCK_STREAM)  # bug: loop-blocked
+                addresses += len(found)
         return addresses
 
 

@@ -50,7 +50,8 @@ class PreviewClient:
     async def first_page(self, partner: str) -> list[str]:
         while True:
             try:
-                return await asyncio.wait_for(fetch_feed(partner, 2.0), timeout=0.5)  # bug: cancellation-swallowed
+                page = fetch_feed(partner, 2.0)
+                return await asyncio.wait_for(page, timeout=0.5)  # bug: cancellation-swallowed
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 log.info("preview page for %s timed out, retrying", partner)
 

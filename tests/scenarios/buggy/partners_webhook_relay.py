@@ -40,7 +40,7 @@ class SlowPartner(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"ok")
 
-    def log_message(self, format: str, *args: object) -> None:
+    def log_message(self, *args: object) -> None:  # type: ignore[override]
         pass
 
 

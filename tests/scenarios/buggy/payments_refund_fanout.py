@@ -11,6 +11,7 @@ import asyncio
 import os
 import tempfile
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from fastapi import Depends, FastAPI
 
@@ -76,8 +77,8 @@ async def fraud_callback(refund_id: str, verdict: str) -> dict[str, str]:
 @app.get("/refunds/{refund_id}")
 async def refund(
     refund_id: str,
-    ledger: Ledger = Depends(get_ledger),
-    fraud: FraudClient = Depends(get_fraud),
+    ledger: Annotated[Ledger, Depends(get_ledger)],
+    fraud: Annotated[FraudClient, Depends(get_fraud)],
 ) -> dict[str, object]:
     amount, verdict = await asyncio.gather(ledger.refundable(refund_id), fraud.verdict(refund_id))
     return {"refund_id": refund_id, "amount": amount, "verdict": verdict}

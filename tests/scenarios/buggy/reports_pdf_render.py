@@ -28,8 +28,10 @@ class ReportRenderer:
             return await asyncio.to_thread(self._render_sync, invoice)  # bug: sync-async-deadlock
 
     def _render_sync(self, invoice: str) -> bytes:
-        assert self._loop is not None
-        logo = asyncio.run_coroutine_threadsafe(self._company_logo(), self._loop).result()  # bug: sync-async-deadlock
+        loop = self._loop
+        assert loop is not None
+        fetch = self._company_logo()
+        logo = asyncio.run_coroutine_threadsafe(fetch, loop).result()  # bug: sync-async-deadlock
         return b"%PDF-1.7 " + logo + invoice.encode()
 
     async def _company_logo(self) -> bytes:

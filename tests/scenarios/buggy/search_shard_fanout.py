@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -57,8 +58,10 @@ class SearchCluster:
 
 
 cluster = SearchCluster()
-index = {f"doc-{n}": {"title": f"Trail boot {n}", "tags": ["outdoor", "boots", str(n)]}
-         for n in range(60000)}
+index = {
+    f"doc-{n}": {"title": f"Trail boot {n}", "tags": ["outdoor", "boots", str(n)]}
+    for n in range(60000)
+}
 
 
 def get_cluster() -> SearchCluster:
@@ -74,7 +77,9 @@ async def health() -> dict[str, int]:
 
 
 @router.get("/search")
-async def search(q: str, cluster: SearchCluster = Depends(get_cluster)) -> dict[str, object]:
+async def search(
+    q: str, cluster: Annotated[SearchCluster, Depends(get_cluster)]
+) -> dict[str, object]:
     return {"q": q, "hits": await cluster.search(q)}
 
 

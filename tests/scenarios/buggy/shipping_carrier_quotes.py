@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated
 
 from fastapi import Depends, FastAPI
 
@@ -53,5 +54,7 @@ async def carriers() -> list[str]:
 
 
 @app.get("/quotes")
-async def quote(weight_kg: float, client: CarrierClient = Depends(get_carrier)) -> dict[str, float]:
+async def quote(
+    weight_kg: float, client: Annotated[CarrierClient, Depends(get_carrier)]
+) -> dict[str, float]:
     return await client.rates(weight_kg)

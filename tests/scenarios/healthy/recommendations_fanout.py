@@ -14,8 +14,11 @@ from fastapi import FastAPI
 from tests.scenarios.spec import Scenario, get
 
 SCENARIO = Scenario(
-    calls=(get("/recommendations/u-1", times=25), get("/recommendations/u-2", times=25, after=1.0),
-           get("/stats", after=2.0)),
+    calls=(
+        get("/recommendations/u-1", times=25),
+        get("/recommendations/u-2", times=25, after=1.0),
+        get("/stats", after=2.0),
+    ),
     watch=5.0,
 )
 

@@ -14,7 +14,11 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from tests.scenarios.spec import Scenario, get, websocket
 
 SCENARIO = Scenario(
-    calls=(get("/rooms"), websocket("/ws/rooms/r-1/agent"), websocket("/ws/rooms/r-1/listen", times=2)),
+    calls=(
+        get("/rooms"),
+        websocket("/ws/rooms/r-1/agent"),
+        websocket("/ws/rooms/r-1/listen", times=2),
+    ),
     watch=5.0,
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
 from fastapi import Depends, FastAPI
 
@@ -72,17 +73,20 @@ def get_warehouse() -> Warehouse:
     return warehouse
 
 
+WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]
+
+
 @app.post("/movements")
-async def move(movement: dict[str, object], wh: Warehouse = Depends(get_warehouse)) -> dict[str, int]:
-    await wh.movements.put((str(movement["sku"]), int(movement["delta"])))  # type: ignore[call-overload]
+async def move(movement: dict[str, str | int], wh: WarehouseDep) -> dict[str, int]:
+    await wh.movements.put((str(movement["sku"]), int(movement["delta"])))
     return {"queued": wh.movements.qsize()}
 
 
 @app.get("/stock/{sku}")
-async def stock(sku: str, wh: Warehouse = Depends(get_warehouse)) -> dict[str, int]:
+async def stock(sku: str, wh: WarehouseDep) -> dict[str, int]:
     return {sku: wh.stock.get(sku, 0)}
 
 
 @app.get("/carriers")
-async def carriers(wh: Warehouse = Depends(get_warehouse)) -> list[str]:
+async def carriers(wh: WarehouseDep) -> list[str]:
     return wh.carriers

@@ -1,0 +1,69 @@
+"""Whether the stalled loop thread waits for a coroutine only its own loop can run.
+
+`asyncio.run_coroutine_threadsafe(coro, loop).result()` called on the loop thread itself blocks
+in `concurrent.futures.Future.result()` while the callback that would start `coro` sits in that
+same loop's ready queue: nothing can ever complete the wait but its timeout. The stack alone
+shows only a thread wait (the call may be split over two lines, or sit in a helper), so the
+watchdog asks here, on its own thread and only while the loop is stalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import types
+from typing import Any, Final
+
+_RESULT_CODE: Final = concurrent.futures.Future.result.__code__
+_SCHEDULING_CALLBACK: Final = "run_coroutine_threadsafe.<locals>.callback"
+MAX_DEPTH: Final = 64
+"""Frames looked at from the innermost one outwards."""
+MAX_READY: Final = 512
+"""Ready callbacks looked at: the one that would start the coroutine is among the first."""
+
+
+def waits_for_own_loop(frame: types.FrameType | None, loop: asyncio.AbstractEventLoop) -> bool:
+    """True when the thread whose innermost frame is `frame` waits in `Future.result()` for a
+    future that `run_coroutine_threadsafe` will only complete once `loop` runs again. Never
+    raises: an odd loop or frame is simply not recognised."""
+    try:
+        future = _awaited_future(frame)
+        if future is None:
+            return False
+        ready = getattr(loop, "_ready", None)
+        if ready is None:
+            # A loop whose ready queue cannot be read (uvloop): a future that no thread has
+            # started and nothing is chained to is one no worker will ever complete.
+            return getattr(future, "_state", None) == "PENDING" and not getattr(
+                future, "_done_callbacks", True
+            )
+        return any(_schedules(handle, future) for handle in list(ready)[:MAX_READY])
+    except Exception:
+        return False
+
+
+def _awaited_future(frame: types.FrameType | None) -> Any:
+    depth = 0
+    while frame is not None and depth < MAX_DEPTH:
+        if frame.f_code is _RESULT_CODE:
+            future = frame.f_locals.get("self")
+            return future if isinstance(future, concurrent.futures.Future) else None
+        frame = frame.f_back
+        depth += 1
+    return None
+
+
+def _schedules(handle: object, future: concurrent.futures.Future[Any]) -> bool:
+    """The ready handle is `run_coroutine_threadsafe`'s callback for `future`."""
+    callback = getattr(handle, "_callback", None)
+    if getattr(callback, "__qualname__", None) != _SCHEDULING_CALLBACK:
+        return False
+    cells = getattr(callback, "__closure__", None) or ()
+    return any(_cell_value(cell) is future for cell in cells)
+
+
+def _cell_value(cell: Any) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
