@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings, task_stack
-from tests.factories import NOW, app, lib, request, snapshot, std, task, thread, wait
+from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings, loop_stack, task_stack
+from tests.factories import NOW, app, lib, request, snapshot, stall, std, task, thread, wait
 
 EVENT_WAIT = app(27, "wait_forever", "await never_set.wait()")
 
@@ -195,3 +195,16 @@ def test_a_streaming_response_awaiting_its_first_event_is_not_hanging() -> None:
     assert findings(snapshot(tasks=(t, child), requests=(r,)), "hanging-request") == []
     plain = dataclasses.replace(t, stack=task_stack(producer))
     assert len(findings(snapshot(tasks=(plain,), requests=(r,)), "hanging-request")) == 1
+
+
+def test_a_request_blocking_the_loop_right_now_is_said_by_the_loop_finding_only() -> None:
+    line = app(42, "export", "payload = zlib.compress(payload, 9)")
+    t = task(101, stack=task_stack(line), state="running", request_id=1)
+    r = request(1, "GET", "/export", age=12.0, task_id=t.id)
+    blocking = stall(1, 12.0, loop_stack(line), ongoing=True, task_id=t.id)
+    assert (
+        findings(snapshot(tasks=(t,), requests=(r,), stalls=(blocking,)), "hanging-request") == []
+    )
+    over = dataclasses.replace(blocking, ongoing=False)
+    shot = snapshot(tasks=(t,), requests=(r,), stalls=(over,))
+    assert len(findings(shot, "hanging-request")) == 1

@@ -16,6 +16,7 @@ from inspector.diagnose.rules.base import (
     quoted_code,
     request_label,
     seconds,
+    stalls_of,
     where,
 )
 from inspector.diagnose.rules.tasks import never_ending
@@ -101,6 +102,7 @@ class _Hanging:
 def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
     """Requests in flight longer than `stuck_after`, grouped by route, place and state."""
     deadlocked = {task for cycle in find_cycles(build_wait_graph(snapshot)) for task in cycle}
+    holding_the_loop = {s.task_id for s in stalls_of(snapshot) if s.ongoing and s.task_id}
     groups: dict[tuple[object, ...], list[_Hanging]] = {}
     for request in snapshot.requests:
         age = (
@@ -116,6 +118,8 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
             continue  # a stream (SSE, a download) is meant to take long
         if _stream_awaiting_its_first_chunk(snapshot, request):
             continue  # an SSE stream between events: its headers are out, the body follows
+        if request.task_id is not None and request.task_id in holding_the_loop:
+            continue  # it is blocking the loop right now: the loop-blocked finding names it
         if _under_a_timeout(snapshot, request):
             continue  # a long-poll: the timeout it waits under ends it
         item = _examine(snapshot, request, age, deadlocked)
