@@ -2,44 +2,70 @@
 
 `asyncio.run_coroutine_threadsafe(coro, loop).result()` called on the loop thread itself blocks
 in `concurrent.futures.Future.result()` while the callback that would start `coro` sits in that
-same loop's ready queue: nothing can ever complete the wait but its timeout. The stack alone
-shows only a thread wait (the call may be split over two lines, or sit in a helper), so the
-watchdog asks here, on its own thread and only while the loop is stalled.
+same loop's ready queue: nothing can ever complete the wait but its timeout. So does a loop
+thread waiting for a worker (`pool.submit(fn).result()`) whose `fn` waits for the loop in the
+same way. The stack alone shows only a thread wait (the call may be split over two lines, or
+sit in a helper), so the watchdog asks here, on its own thread and only while the loop is
+stalled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import types
+from collections.abc import Iterable
 from typing import Any, Final
 
 _RESULT_CODE: Final = concurrent.futures.Future.result.__code__
 _SCHEDULING_CALLBACK: Final = "run_coroutine_threadsafe.<locals>.callback"
 MAX_DEPTH: Final = 64
 """Frames looked at from the innermost one outwards."""
+MAX_THREADS: Final = 64
+"""Other threads looked at when the loop waits for a worker."""
 MAX_READY: Final = 512
 """Ready callbacks looked at: the one that would start the coroutine is among the first."""
 
 
-def waits_for_own_loop(frame: types.FrameType | None, loop: asyncio.AbstractEventLoop) -> bool:
-    """True when the thread whose innermost frame is `frame` waits in `Future.result()` for a
-    future that `run_coroutine_threadsafe` will only complete once `loop` runs again. Never
-    raises: an odd loop or frame is simply not recognised."""
+def waits_for_own_loop(
+    frame: types.FrameType | None,
+    loop: asyncio.AbstractEventLoop,
+    others: Iterable[types.FrameType] = (),
+) -> bool:
+    """True when the thread whose innermost frame is `frame` waits in `Future.result()` for
+    something only `loop` can bring about: a future that `run_coroutine_threadsafe` completes
+    once `loop` runs again, or work a worker thread runs while one of the threads whose frames
+    are `others` waits in its turn for such a future (the loop waits for a worker that waits for
+    the loop). Never raises: an odd loop or frame is simply not recognised."""
     try:
         future = _awaited_future(frame)
         if future is None:
             return False
-        ready = getattr(loop, "_ready", None)
-        if ready is None:
-            # A loop whose ready queue cannot be read (uvloop): a future that no thread has
-            # started and nothing is chained to is one no worker will ever complete.
-            return getattr(future, "_state", None) == "PENDING" and not getattr(
-                future, "_done_callbacks", True
-            )
-        return any(_schedules(handle, future) for handle in list(ready)[:MAX_READY])
+        if _completed_by(future, loop):
+            return True
+        if getattr(future, "_state", None) != "RUNNING":
+            return False
+        return any(
+            _completed_by(_awaited_future(other), loop)
+            for other in itertools.islice(others, MAX_THREADS)
+        )
     except Exception:
         return False
+
+
+def _completed_by(future: Any, loop: asyncio.AbstractEventLoop) -> bool:
+    """`future` is `run_coroutine_threadsafe`'s, its coroutine not yet started by `loop`."""
+    if future is None:
+        return False
+    ready = getattr(loop, "_ready", None)
+    if ready is None:
+        # A loop whose ready queue cannot be read (uvloop): a future that no thread has
+        # started and nothing is chained to is one no worker will ever complete.
+        return getattr(future, "_state", None) == "PENDING" and not getattr(
+            future, "_done_callbacks", True
+        )
+    return any(_schedules(handle, future) for handle in list(ready)[:MAX_READY])
 
 
 def _awaited_future(frame: types.FrameType | None) -> Any:

@@ -497,11 +497,13 @@ class Watchdog:
 
     def _sample(self, context: AgentContext, stall: _OngoingStall, now: float) -> None:
         stall.sampled_at = now
-        frame = self._frame_source().get(context.loop_thread_id)
+        current = self._frame_source()
+        frame = current.get(context.loop_thread_id)
         frames = still_stack(frame, MAX_STACK_DEPTH)
         if not stall.waits_for_own_loop:
-            stall.waits_for_own_loop = waits_for_own_loop(frame, context.loop)
-        del frame  # do not keep the loop thread's frames alive
+            others = (f for ident, f in current.items() if ident != context.loop_thread_id)
+            stall.waits_for_own_loop = waits_for_own_loop(frame, context.loop, others)
+        del frame, current  # do not keep the threads' frames alive
         index = stall.places.get(frames)
         if index is not None:
             seen = stall.samples[index]

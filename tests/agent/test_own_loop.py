@@ -39,8 +39,9 @@ def _seen_while(make_loop: Callable[[], asyncio.AbstractEventLoop], blocking: Ca
         loop.call_soon_threadsafe(block)
         assert started.wait(2)
         time.sleep(0.1)
-        frame = sys._current_frames().get(thread.ident or 0)
-        return waits_for_own_loop(frame, loop)
+        frames = sys._current_frames()
+        others = [f for ident, f in frames.items() if ident != thread.ident]
+        return waits_for_own_loop(frames.get(thread.ident or 0), loop, others)
     finally:
         # Let the loop run what the blocked callback scheduled before it stops.
         asyncio.run_coroutine_threadsafe(asyncio.sleep(0.05), loop).result(timeout=3)
@@ -62,6 +63,19 @@ def _waits_for_a_worker(loop: asyncio.AbstractEventLoop) -> None:
 @pytest.mark.parametrize("make_loop", [asyncio.new_event_loop, uvloop.new_event_loop])
 def test_a_loop_waiting_for_a_coroutine_it_must_run_itself_is_seen(make_loop: Callable) -> None:
     assert _seen_while(make_loop, _split_over_two_lines)
+
+
+def _waits_for_a_worker_that_waits_for_it(loop: asyncio.AbstractEventLoop) -> None:
+    def fetch() -> int:
+        return asyncio.run_coroutine_threadsafe(_answer(), loop).result(timeout=0.5)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(fetch).result(timeout=1)
+
+
+@pytest.mark.parametrize("make_loop", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_a_loop_waiting_for_a_worker_that_waits_for_the_loop_is_seen(make_loop: Callable) -> None:
+    assert _seen_while(make_loop, _waits_for_a_worker_that_waits_for_it)
 
 
 @pytest.mark.parametrize("make_loop", [asyncio.new_event_loop, uvloop.new_event_loop])

@@ -75,3 +75,21 @@ def test_a_split_worker_wait_counts_when_the_blocked_task_is_the_same_requests()
 def test_a_young_wait_is_not_yet_a_deadlock() -> None:
     shot, *_ = _render_cycle("asyncio.run_coroutine_threadsafe(f, loop).result()", age=0.5)
     assert list(sync_async_deadlocks(shot, Settings(stuck_after=1.0))) == []
+
+
+def test_a_loop_waiting_for_a_worker_that_waits_for_the_loop_names_that_worker() -> None:
+    loop_line = app(59, "preview", "return job.result(timeout=3)")
+    worker_line = app(63, "_render_thumbnail", "return mark.result(timeout=5) + invoice.encode()")
+    awaited_line = app(40, "_render_sync", "logo = pending.result()")
+    blocked = stall(
+        1, 1.2, loop_stack(loop_line, RESULT, CONDITION), ongoing=True, request_label="GET /p"
+    )
+    blocked = dataclasses.replace(blocked, waits_for_own_loop=True)
+    worker = thread(8, worker_line, RESULT, CONDITION, name="thumbnails_0", pool="other")
+    other = thread(9, awaited_line, RESULT, CONDITION, name="asyncio_0", pool="other")
+    awaiting = task(3, waiting_on=wait("thread", "to_thread(_render_sync)", thread_id=9))
+    shot = snapshot(stalls=(blocked,), threads=(other, worker), tasks=(awaiting,))
+    [finding] = sync_async_deadlocks(shot, Settings())
+    assert finding.location == loop_line
+    assert finding.related == (worker_line,)
+    assert "through worker thread 'thumbnails_0'" in finding.detail

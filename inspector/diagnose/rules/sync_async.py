@@ -16,6 +16,7 @@ from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import innermost_application_frame, loop_work_frames, module_of
 from inspector.diagnose.rules.base import (
     Settings,
+    distinct_frames,
     plural,
     quoted_code,
     request_label_for,
@@ -71,6 +72,25 @@ def sync_async_deadlocks(snapshot: Snapshot, settings: Settings) -> Iterable[Fin
     yield from worker_cycles(snapshot, settings)
 
 
+def _workers_waiting_on_the_loop(snapshot: Snapshot) -> tuple[tuple[str, Frame], ...]:
+    """Threads other than the loop's waiting in `Future.result()` from application code right
+    now (the loop may wait for one of them while it waits for the loop). A thread a task awaits
+    is not one the blocked loop thread waits for: the loop is not awaiting anything."""
+    awaited = {
+        task.waiting_on.thread_id
+        for task in snapshot.tasks
+        if task.state in LIVE_STATES and task.waiting_on is not None
+    }
+    found = []
+    for thread in snapshot.threads:
+        if thread.pool in ("loop", "agent") or thread.id in awaited:
+            continue
+        line = result_caller(thread.stack)
+        if line is not None:
+            found.append((thread.name, line))
+    return tuple(found)
+
+
 def _loop_waits_for_itself(snapshot: Snapshot) -> Iterable[Finding]:
     groups: dict[Frame, list[Stall]] = {}
     for stall in stalls_of(snapshot):
@@ -84,6 +104,13 @@ def _loop_waits_for_itself(snapshot: Snapshot) -> Iterable[Finding]:
         during = f" in {context}" if context else ""
         state = "is blocked right now" if ongoing else f"was blocked {seconds(longest)}"
         times = f" ({plural(len(stalls), 'time')})" if len(stalls) > 1 else ""
+        workers = _workers_waiting_on_the_loop(snapshot) if ongoing else ()
+        through = (
+            f", through worker thread {workers[0][0]!r}, which waits at "
+            f"{where(workers[0][1], snapshot)}{quoted_code(workers[0][1])}"
+            if workers
+            else ""
+        )
         yield Finding(
             kind="sync-async-deadlock",
             severity="critical",
@@ -91,12 +118,13 @@ def _loop_waits_for_itself(snapshot: Snapshot) -> Iterable[Finding]:
             detail=(
                 f"The loop thread {state} at {where(location, snapshot)}{quoted_code(location)}: "
                 "it waits in `Future.result()` for a coroutine handed to "
-                "`run_coroutine_threadsafe` on this same loop, which cannot run it until the "
-                "wait ends. Every request and task on this worker waits meanwhile; without a "
-                "timeout on `result()` this never ends."
+                f"`run_coroutine_threadsafe` on this same loop{through}; the loop cannot run it "
+                "until the wait ends. Every request and task on this worker waits meanwhile; "
+                "without a timeout on `result()` this never ends."
             ),
             hint=HINT,
             location=location,
+            related=distinct_frames((line for _, line in workers), location),
             task_ids=tuple(sorted({s.task_id for s in stalls if s.task_id is not None})),
             request=context,
             count=len(stalls),

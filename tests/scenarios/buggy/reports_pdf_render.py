@@ -1,19 +1,25 @@
 """Reports service: invoices are rendered to PDF by a sync library in a worker thread.
 
-Fault: the renderer holds the report lock while it awaits the worker thread, and the worker
+Faults: the renderer holds the report lock while it awaits the worker thread, and the worker
 asks the loop for the company logo through a coroutine that takes the same lock: the worker
-waits on the loop, the loop's task waits on the worker, and neither ever finishes.
+waits on the loop, the loop's task waits on the worker, and neither ever finishes. The preview
+endpoint waits on the loop thread for a thumbnail from the renderer's own pool, whose job asks
+the loop for the watermark: the loop is frozen until the wait times out.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 
 from tests.scenarios.spec import Scenario, get, hold
 
-SCENARIO = Scenario(calls=(get("/reports"), hold("/reports/inv-42.pdf")), loop="uvloop")
+SCENARIO = Scenario(
+    calls=(get("/reports"), hold("/reports/inv-42.pdf"), get("/reports/inv-7/preview", after=1.5)),
+    loop="uvloop",
+)
 
 
 class ReportRenderer:
@@ -42,7 +48,26 @@ class ReportRenderer:
             return self._logo
 
 
+class Thumbnailer:
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="thumbnails")
+
+    def preview(self, invoice: str) -> bytes:
+        """Called from async code: the pool does the work, so this looked safe."""
+        loop = asyncio.get_running_loop()
+        job = self._pool.submit(self._render_thumbnail, invoice, loop)
+        return job.result(timeout=3)  # bug: sync-async-deadlock
+
+    def _render_thumbnail(self, invoice: str, loop: asyncio.AbstractEventLoop) -> bytes:
+        mark = asyncio.run_coroutine_threadsafe(self._watermark(), loop)
+        return mark.result(timeout=5) + invoice.encode()  # bug: sync-async-deadlock
+
+    async def _watermark(self) -> bytes:
+        return b"<draft>"
+
+
 renderer = ReportRenderer()
+thumbnails = Thumbnailer()
 app = FastAPI()
 
 
@@ -54,3 +79,8 @@ async def reports() -> list[str]:
 @app.get("/reports/{name}.pdf")
 async def report_pdf(name: str) -> dict[str, int]:
     return {"bytes": len(await renderer.render(name))}
+
+
+@app.get("/reports/{name}/preview")
+async def report_preview(name: str) -> dict[str, int]:
+    return {"bytes": len(thumbnails.preview(name))}
