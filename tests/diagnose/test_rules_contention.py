@@ -6,7 +6,7 @@ import dataclasses
 
 from inspector.diagnose.rules.base import Settings
 from inspector.diagnose.rules.contention import lock_contention, locked_section_frame
-from tests.factories import app, request, snapshot, task, wait
+from tests.factories import app, lib, request, snapshot, std, task, wait
 
 LOCK = 7
 
@@ -64,3 +64,19 @@ def test_waiters_outside_requests_are_aged_by_their_task() -> None:
     holder, *waiters = queue_for_the_lock((app(20, "convert"),))
     young = [dataclasses.replace(waiter, age=0.3) for waiter in waiters]
     assert list(lock_contention(snapshot(tasks=(holder, *young)), Settings())) == []
+
+
+def test_a_holder_inside_a_librarys_call_is_making_progress() -> None:
+    """An HTTP client waits on an Event of its own deep inside the call: a slow call."""
+    holder_stack = (
+        app(20, "convert", "rates = await client.get(RATES_URL)"),
+        lib("httpcore/_async/connection_pool.py", 216, "AsyncConnectionPool.handle_async_request"),
+        lib("anyio/_backends/_asyncio.py", 1690, "Event.wait"),
+        std("asyncio/locks.py", 213, "Event.wait"),
+    )
+    holder, *waiters = queue_for_the_lock(holder_stack)
+    holder = dataclasses.replace(holder, waiting_on=wait("event", "Event not set"))
+    [finding] = lock_contention(snapshot(tasks=(holder, *waiters)), Settings())
+    assert finding.location == holder_stack[0]
+    parked = dataclasses.replace(holder, stack=(app(20, "convert", "await ready.wait()"),))
+    assert list(lock_contention(snapshot(tasks=(parked, *waiters)), Settings())) == []

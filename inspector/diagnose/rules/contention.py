@@ -21,6 +21,7 @@ from inspector.diagnose.rules.base import (
     task_label,
     where,
 )
+from inspector.diagnose.rules.tasks import awaited_in_application
 from inspector.diagnose.wait_graph import LIVE_STATES, build_wait_graph, find_cycles
 from inspector.model import Frame, Snapshot, TaskInfo
 
@@ -33,6 +34,8 @@ queue whose waiters are old is one where each waits for every slow holder before
 PROGRESSING = ("sleep", "stream", "future", "thread", "task", "gather", "taskgroup", "unknown")
 """What a holder may await and still be making progress (not another lock, an Event, a queue:
 those are stuck-task and deadlock findings)."""
+LIBRARY_WAITS = ("event", "condition", "queue-get")
+"""Waits that are a library's call in progress when no application line awaits them."""
 HINT = (
     "Keep the locked section to the shared state it protects: do the slow await (the HTTP "
     "call, the query, the sleep) before or after `async with lock:`, or give each key its own "
@@ -58,13 +61,22 @@ def lock_contention(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]
         wait = waiters[0].waiting_on
         assert wait is not None
         holders = [live[h] for h in wait.holder_task_ids if h in live]
-        holder = next(
-            (h for h in holders if h.waiting_on is not None and h.waiting_on.kind in PROGRESSING),
-            None,
-        )
+        holder = next((h for h in holders if _progressing(h)), None)
         if holder is None:
             continue
         yield _finding(snapshot, wait.description or wait.kind, holder, waiters)
+
+
+def _progressing(holder: TaskInfo) -> bool:
+    """The holder is in a slow call rather than parked on another primitive of the app's. An
+    Event, Condition or queue awaited inside a library (an HTTP client's connection pool or
+    response body) is that library's call in progress."""
+    wait = holder.waiting_on
+    if wait is None:
+        return False
+    if wait.kind in PROGRESSING:
+        return True
+    return wait.kind in LIBRARY_WAITS and not awaited_in_application(holder)
 
 
 def _in_flight(snapshot: Snapshot, task: TaskInfo) -> float:

@@ -338,7 +338,7 @@ def _why_stuck(snapshot: Snapshot, task: TaskInfo, live: dict[int, TaskInfo]) ->
     wait = task.waiting_on
     assert wait is not None
     if wait.kind == "event":
-        if wait.is_set or not _awaited_in_application(task) or _shutdown_like(task):
+        if wait.is_set or not awaited_in_application(task) or _shutdown_like(task):
             return None
         waiters = _others_on(live, task, wait, ("event",))
         also = f" {plural(len(waiters), 'other task')} wait on it too." if waiters else ""
@@ -407,7 +407,7 @@ def _add_stuck_holders(
                 changed = True
 
 
-def _awaited_in_application(task: TaskInfo) -> bool:
+def awaited_in_application(task: TaskInfo) -> bool:
     """True when application code itself awaits the wait (not uvicorn or a library inside it).
 
     uvicorn's request cycle waits on an Event for the whole life of a streaming response; that
