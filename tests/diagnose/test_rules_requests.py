@@ -208,3 +208,28 @@ def test_a_request_blocking_the_loop_right_now_is_said_by_the_loop_finding_only(
     over = dataclasses.replace(blocking, ongoing=False)
     shot = snapshot(tasks=(t,), requests=(r,), stalls=(over,))
     assert len(findings(shot, "hanging-request")) == 1
+
+
+def test_a_long_poll_under_a_timeout_is_info_that_says_its_deadline() -> None:
+    line = app(23, "next_notification", "await asyncio.wait_for(inbox.get(), timeout=20)")
+    waits = [
+        task(
+            100 + n,
+            stack=task_stack(line),
+            waiting_on=wait("task", "wait_for(timeout=20) awaits task"),
+            request_id=n,
+        )
+        for n in range(3)
+    ]
+    waits = [dataclasses.replace(t, deadline_in=14.0 + n) for n, t in enumerate(waits)]
+    polls = tuple(
+        request(n, "GET", "/next", route="/next", age=6.0, task_id=100 + n) for n in range(3)
+    )
+    [finding] = findings(snapshot(tasks=tuple(waits), requests=polls), "hanging-request")
+    assert finding.severity == "info"
+    assert finding.count == 3
+    assert "ends within 16 s" in finding.title
+    assert finding.location == line
+    due = [dataclasses.replace(t, deadline_in=-0.5) for t in waits]
+    [late] = findings(snapshot(tasks=tuple(due), requests=polls), "hanging-request")
+    assert late.severity == "warning"

@@ -104,6 +104,7 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
     deadlocked = {task for cycle in find_cycles(build_wait_graph(snapshot)) for task in cycle}
     holding_the_loop = {s.task_id for s in stalls_of(snapshot) if s.ongoing and s.task_id}
     groups: dict[tuple[object, ...], list[_Hanging]] = {}
+    bounded: dict[tuple[object, ...], list[_Hanging]] = {}
     for request in snapshot.requests:
         age = (
             request.duration
@@ -121,7 +122,10 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
         if request.task_id is not None and request.task_id in holding_the_loop:
             continue  # it is blocking the loop right now: the loop-blocked finding names it
         if _under_a_timeout(snapshot, request):
-            continue  # a long-poll: the timeout it waits under ends it
+            # A long-poll: the timeout it waits under ends it. Worth knowing, not a fault.
+            item = _examine(snapshot, request, age, deadlocked)
+            bounded.setdefault((request_label(request), item.location), []).append(item)
+            continue
         item = _examine(snapshot, request, age, deadlocked)
         if item.in_deadlock:
             continue  # the deadlock finding names this request and says why it hangs
@@ -135,6 +139,8 @@ def hanging_requests(snapshot: Snapshot, settings: Settings) -> Iterable[Finding
         groups.setdefault(key, []).append(item)
     for items in groups.values():
         yield _finding(items, snapshot)
+    for items in bounded.values():
+        yield _bounded_finding(items, snapshot)
 
 
 def _stream_awaiting_its_first_chunk(snapshot: Snapshot, request: RequestInfo) -> bool:
@@ -236,6 +242,37 @@ def _task_wait(task: TaskInfo | None, request: RequestInfo) -> tuple[str, str]:
     if wait.kind == "limiter":
         return wait.description or "a threadpool thread", LIMITER_HINT
     return wait.description or wait.kind, WAIT_HINTS.get(wait.kind, WAIT_HINT)
+
+
+def _bounded_finding(items: Sequence[_Hanging], snapshot: Snapshot) -> Finding:
+    """Requests waiting long under a timeout that has not fired: info that says the deadline."""
+    first = items[0]
+    label = request_label(first.request)
+    longest = max(item.age for item in items)
+    deadlines = [
+        task.deadline_in
+        for task in (snapshot.task(i.request.task_id or -1) for i in items)
+        if task is not None and task.deadline_in is not None
+    ]
+    latest = max(deadlines, default=0.0)
+    who = label if len(items) == 1 else f"{len(items)} requests to {label}"
+    verb = "has" if len(items) == 1 else "have"
+    at = f" at {where(first.location, snapshot)}" if first.location is not None else ""
+    return Finding(
+        kind="hanging-request",
+        severity="info",
+        title=f"{who} waiting under a timeout ({seconds(longest)} so far, "
+        f"ends within {seconds(latest)})",
+        detail=f"{who} {verb} waited {seconds(longest)}{at} for {first.waiting}, under a timeout "
+        f"that has not fired: it ends within {seconds(latest)} at the latest.",
+        hint="Nothing to fix if this is a long-poll or a bounded wait for an upstream; if "
+        "answers should come sooner, look at what it waits for.",
+        location=first.location,
+        related=first.related,
+        task_ids=tuple(sorted({i.request.task_id for i in items if i.request.task_id})),
+        request=label,
+        count=len(items),
+    )
 
 
 def _finding(items: Sequence[_Hanging], snapshot: Snapshot) -> Finding:
