@@ -35,6 +35,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
+from inspector.agent import timeout_registry
 from inspector.agent.deadlines import task_deadlines
 from inspector.agent.frames import MAX_DEPTH, cut_frames, frame_at, frames_of
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
@@ -220,6 +221,7 @@ class TasksProbe:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self._scheduler: PeriodicScheduler | None = None
+        self._noting_timeouts = False
 
     # --- Probe -----------------------------------------------------------------------------------
 
@@ -244,6 +246,13 @@ class TasksProbe:
                 daemon=True,
             )
             self._sweeper.start()
+        if not isinstance(getattr(context.loop, "_scheduled", None), list):
+            # Timers out of reach (uvloop): note asyncio.timeout() scopes as they are entered.
+            try:
+                timeout_registry.install()
+                self._noting_timeouts = True
+            except Exception as error:
+                context.record_error(f"tasks: timeout noting not installed: {error!r}")
         if not self._track_locks:
             return
         try:
@@ -260,6 +269,9 @@ class TasksProbe:
 
     def close(self) -> None:
         self._stop.set()
+        if self._noting_timeouts:
+            self._noting_timeouts = False
+            timeout_registry.uninstall()
         try:
             self._locks.close()
         except Exception:
