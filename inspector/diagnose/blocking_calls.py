@@ -160,7 +160,7 @@ LINES: Final[tuple[tuple[re.Pattern[str], Family], ...]] = (
     (
         re.compile(
             r"\b(zlib|gzip|bz2|lzma|brotli|zstd|zstandard|lz4(\.frame)?|snappy)\."
-            rf"(compress|decompress)\w*{_CALL}"
+            rf"(compress|decompress)\w*{_CALL}|\.(compress|decompress){_CALL}"
         ),
         COMPRESSION,
     ),
@@ -172,7 +172,8 @@ LINES: Final[tuple[tuple[re.Pattern[str], Family], ...]] = (
         SERIALIZATION,
     ),
     (
-        re.compile(rf"^with\s+[\w.\[\]'\"]*lock\w*\s*(\([^)]*\))?\s*:|\.acquire{_CALL}", re.I),
+        # `with x:` calling nothing: only a lock written in C enters without a frame of its own
+        re.compile(rf"^with\s+[\w.\[\]'\"]+\s*:|^with\s+\w*lock\w*\(|\.acquire{_CALL}", re.I),
         THREAD_LOCK,
     ),
     (re.compile(rf"\.(result|join){_CALL}"), THREAD_WAIT),
@@ -256,6 +257,9 @@ def identify(stack: Sequence[Frame]) -> Call | None:
         -1,
     )
     below = stack[last_app + 1 :]
+    for frame in below:
+        if module_of(frame) == "threading" and frame.function.endswith(".acquire"):
+            return Call(THREAD_LOCK, _entry_name(frame))  # a Semaphore: a Condition underneath
     for frame in reversed(below):
         family = _family_of_module(frame)
         if family is not None:

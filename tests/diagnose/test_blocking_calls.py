@@ -25,6 +25,9 @@ from tests.factories import app, snapshot, stall, std
     [
         ("with self._lock:", THREAD_LOCK, None),
         ("cache_lock.acquire()", THREAD_LOCK, None),
+        ("with self._mutex:", THREAD_LOCK, None),
+        ("with registry[key]:", THREAD_LOCK, None),
+        ("chunk = compressor.compress(block)", COMPRESSION, ".compress"),
         ("os.fsync(receipt.fileno())", FILE_IO, "os.fsync"),
         ("data = open(path).read()", FILE_IO, "open"),
         ("packed = zlib.compress(payload, 9)", COMPRESSION, "zlib.compress"),
@@ -39,9 +42,28 @@ def test_calls_into_c_are_known_by_their_line(code: str, family: object, name: o
     assert call is not None and call.family is family and call.name == name
 
 
+def test_a_threading_semaphore_is_a_lock_though_a_condition_waits_underneath() -> None:
+    stack = loop_stack(
+        app(30, "reserve", "with self._slots:"),
+        std("threading.py", 475, "Semaphore.acquire", "self._cond.wait(timeout)"),
+        std("threading.py", 324, "Condition.wait", "waiter.acquire()"),
+    )
+    call = identify(stack)
+    assert call is not None and call.family is THREAD_LOCK
+    event = loop_stack(
+        app(30, "ready", "done.wait()"),
+        std("threading.py", 622, "Event.wait", "signaled = self._cond.wait(timeout)"),
+        std("threading.py", 324, "Condition.wait", "waiter.acquire()"),
+    )
+    call = identify(event)
+    assert call is not None and call.family is THREAD_WAIT
+
+
 def test_plain_python_is_none_of_them() -> None:
     assert identify(loop_stack(app(30, "rollup", "totals[key] += value * 1.0"))) is None
     assert identify(loop_stack(app(30, "wait", "await lock.acquire()"))) is None
+    opening = identify(loop_stack(app(30, "enter", "with open(path) as handle:")))
+    assert opening is not None and opening.family is FILE_IO
 
 
 def test_the_innermost_library_decides_and_the_entry_call_names_it() -> None:

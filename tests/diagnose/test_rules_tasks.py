@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.diagnose.factories import findings, healthy_snapshot, task_stack
@@ -273,3 +275,20 @@ def test_a_busy_semaphore_is_not_stuck() -> None:
     )
     holder = task(3, waiting_on=wait("future", "httpx"))
     assert findings(snapshot(tasks=(waiter, holder)), "stuck-task") == []
+
+
+def test_an_anyio_event_nobody_sets_is_the_apps_own_wait() -> None:
+    line = app(44, "warm_cache", "await self.loaded.wait()")
+    anyio_wait = lib("anyio/_backends/_asyncio.py", 1690, "Event.wait", "await self._event.wait()")
+    waiter = task(
+        1,
+        name="warm_cache",
+        stack=(line, anyio_wait, EVENT),
+        waiting_on=wait("event", "Event.wait() (unset)", object_id=0xE, is_set=False),
+        age=30.0,
+    )
+    [finding] = findings(snapshot(tasks=(waiter,)), "stuck-task")
+    assert finding.location == line
+    stream = lib("anyio/streams/memory.py", 120, "MemoryObjectReceiveStream.receive")
+    inside = dataclasses.replace(waiter, stack=(line, stream, anyio_wait, EVENT))
+    assert findings(snapshot(tasks=(inside,)), "stuck-task") == []

@@ -411,13 +411,18 @@ def awaited_in_application(task: TaskInfo) -> bool:
     """True when application code itself awaits the wait (not uvicorn or a library inside it).
 
     uvicorn's request cycle waits on an Event for the whole life of a streaming response; that
-    wait is under site-packages and must not be mistaken for an Event the app forgot to set.
+    wait is under site-packages and must not be mistaken for an Event the app forgot to set. An
+    `anyio.Event` the app awaits is its own, though anyio's frame sits in between.
     """
     for frame in reversed(task.stack):
         if is_application_frame(frame):
             return True
         module = module_of(frame)
-        if module is None or not module.startswith("asyncio"):
+        if module is None:
+            return False
+        if module.startswith("anyio") and frame.function.endswith("Event.wait"):
+            continue  # anyio's Event is asyncio's underneath: the app awaits it all the same
+        if not module.startswith("asyncio"):
             return False
     return False
 
