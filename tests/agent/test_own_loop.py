@@ -55,6 +55,16 @@ def _split_over_two_lines(loop: asyncio.AbstractEventLoop) -> None:
     pending.result(timeout=0.5)
 
 
+def _waits_with_concurrent_wait(loop: asyncio.AbstractEventLoop) -> None:
+    pending = asyncio.run_coroutine_threadsafe(_answer(), loop)
+    concurrent.futures.wait([pending], timeout=0.5)
+
+
+@pytest.mark.parametrize("make_loop", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_a_loop_in_concurrent_wait_for_its_own_coroutine_is_seen(make_loop: Callable) -> None:
+    assert _seen_while(make_loop, _waits_with_concurrent_wait)
+
+
 def _waits_for_a_worker(loop: asyncio.AbstractEventLoop) -> None:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(time.sleep, 0.5).result(timeout=1)

@@ -36,10 +36,15 @@ HINT = (
 )
 
 
+WAITS = ("result", "wait")
+"""`concurrent.futures` functions a thread blocks in until a future completes."""
+
+
 def result_caller(stack: Sequence[Frame]) -> Frame | None:
-    """The application line waiting in `concurrent.futures.Future.result()`, if one is."""
+    """The application line waiting in `concurrent.futures.Future.result()` (or in
+    `concurrent.futures.wait()`), if one is."""
     for index, frame in enumerate(stack):
-        if module_of(frame) == "concurrent.futures._base" and frame.function.endswith("result"):
+        if module_of(frame) == "concurrent.futures._base" and frame.function.endswith(WAITS):
             return innermost_application_frame(stack[:index])
     return None
 
