@@ -233,3 +233,20 @@ def test_a_long_poll_under_a_timeout_is_info_that_says_its_deadline() -> None:
     due = [dataclasses.replace(t, deadline_in=-0.5) for t in waits]
     [late] = findings(snapshot(tasks=tuple(due), requests=polls), "hanging-request")
     assert late.severity == "warning"
+
+
+def test_a_handler_awaiting_a_blocked_worker_thread_is_located_in_the_thread() -> None:
+    awaits = app(30, "export", "rows = await asyncio.to_thread(fetch_rows, query)")
+    blocked = app(12, "fetch_rows", "data = conn.recv(65536)")
+    t = task(
+        101,
+        stack=task_stack(awaits),
+        waiting_on=wait("thread", "to_thread(fetch_rows) in thread 7", thread_id=7),
+        request_id=1,
+    )
+    worker = thread(7, blocked, name="asyncio_0", pool="executor")
+    r = request(1, "GET", "/export", age=12.0, task_id=t.id)
+    [finding] = findings(snapshot(tasks=(t,), requests=(r,), threads=(worker,)), "hanging-request")
+    assert finding.location == blocked
+    assert finding.related == (awaits,)
+    assert "worker thread 'asyncio_0'" in finding.detail

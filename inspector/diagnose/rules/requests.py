@@ -43,6 +43,11 @@ THREAD_HINT = (
     "on that call (requests/httpx `timeout=`, a database statement timeout), or make the "
     "endpoint `async def` with an async client."
 )
+AWAITED_THREAD_HINT = (
+    "The handler awaits a worker thread that is blocked in {what}. Put a timeout on that call "
+    "(requests/httpx `timeout=`, a socket timeout, a database statement timeout): a timeout "
+    "around the await (`asyncio.wait_for`) frees the request but not the thread."
+)
 LIMITER_HINT = (
     "The request waits for a free threadpool thread: every thread is busy with other sync "
     "endpoints (see the threadpool finding)."
@@ -214,6 +219,9 @@ def _examine(
         leaf, awaiting = waiting_leaf(snapshot, task)
         in_deadlock = in_deadlock or leaf.id in deadlocked
         task = leaf
+        worker = _awaited_worker(snapshot, task, request, age, in_deadlock, awaiting)
+        if worker is not None:
+            return worker
     location = innermost_application_frame(task.stack) if task is not None else None
     location = location or (awaiting[-1] if awaiting else None)
     related = distinct_frames(reversed(awaiting), location)
@@ -225,6 +233,31 @@ def _examine(
         because, hint = forever
         return _Hanging(request, age, location, waiting, hint, in_deadlock, because, related)
     return _Hanging(request, age, location, waiting, hint, in_deadlock, related=related)
+
+
+def _awaited_worker(
+    snapshot: Snapshot,
+    task: TaskInfo,
+    request: RequestInfo,
+    age: float,
+    in_deadlock: bool,
+    awaiting: tuple[Frame, ...],
+) -> _Hanging | None:
+    """A handler awaiting a worker thread (`to_thread`, `run_in_executor`) waits where that
+    thread is blocked: the thread's line is the one to fix, the await is context."""
+    wait = task.waiting_on
+    if wait is None or wait.kind != "thread" or wait.thread_id is None:
+        return None
+    thread = next((t for t in snapshot.threads if t.id == wait.thread_id), None)
+    frame = innermost_application_frame(thread.stack) if thread is not None else None
+    if thread is None or frame is None:
+        return None
+    blocking = classify_stack(thread.stack)
+    waiting = f"{doing(blocking.kind, blocking.what)} in worker thread {thread.name!r}"
+    awaits = innermost_application_frame(task.stack)
+    related = distinct_frames((awaits, *reversed(awaiting)), frame)
+    hint = AWAITED_THREAD_HINT.format(what=blocking.what)
+    return _Hanging(request, age, frame, waiting, hint, in_deadlock, related=related)
 
 
 def _task_wait(task: TaskInfo | None, request: RequestInfo) -> tuple[str, str]:
