@@ -143,6 +143,10 @@ class TaskInfo:
     """Seconds since the agent first saw a cancellation requested of this task, which is still
     not done (Python >= 3.11, `Task.cancelling()`): a task that outlives its cancellation by
     long caught `CancelledError` and went on. None: no cancellation pending."""
+    cancel_catchers: tuple[Frame, ...] = ()
+    """For a task with `cancelled_for` set: the lines of the application functions on its await
+    chain that catch `CancelledError` (a bare `except:`, `except BaseException`, an `except`
+    naming it, `suppress(...)`), read from the source: where the cancellation was taken."""
     stack_cut: StackCut | None = None
     """Set when the await chain (or traceback) was deeper than the agent reports: `stack` holds
     its `stack_cut.outer` outermost frames, then the innermost ones, and `stack_cut.left_out`

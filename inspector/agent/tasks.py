@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from inspector.agent import timeout_registry
+from inspector.agent.cancel_catchers import cancel_catchers
 from inspector.agent.deadlines import task_deadlines
 from inspector.agent.frames import MAX_DEPTH, cut_frames, frame_at, frames_of
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
@@ -412,7 +413,11 @@ def _with_cancellations(
     if not seen:
         return infos
     return tuple(
-        dataclasses.replace(info, cancelled_for=now - seen[info.id]) if info.id in seen else info
+        dataclasses.replace(
+            info, cancelled_for=now - seen[info.id], cancel_catchers=cancel_catchers(info.stack)
+        )
+        if info.id in seen
+        else info
         for info in infos
     )
 

@@ -42,7 +42,7 @@ async def poll_partner(partner: str) -> None:
             jobs = await fetch_feed(partner)
             imported[partner] = imported.get(partner, 0) + len(jobs)
             await asyncio.sleep(1.0)  # bug: cancellation-swallowed
-        except:  # noqa: E722
+        except:  # noqa: E722  # bug: cancellation-swallowed
             log.warning("feed %s failed, retrying", partner)
 
 
@@ -52,7 +52,7 @@ class PreviewClient:
             try:
                 page = fetch_feed(partner, 2.0)
                 return await asyncio.wait_for(page, timeout=0.5)  # bug: cancellation-swallowed
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (asyncio.TimeoutError, asyncio.CancelledError):  # bug: cancellation-swallowed
                 log.info("preview page for %s timed out, retrying", partner)
 
 
