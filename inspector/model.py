@@ -147,6 +147,10 @@ class TaskInfo:
     """For a task with `cancelled_for` set: the lines of the application functions on its await
     chain that catch `CancelledError` (a bare `except:`, `except BaseException`, an `except`
     naming it, `suppress(...)`), read from the source: where the cancellation was taken."""
+    holding_at: tuple[Frame, ...] = ()
+    """For a task holding a Lock or Semaphore another task waits on: the `async with` /
+    `acquire()` lines around where it is now, read from the source: where it took what it
+    holds."""
     stack_cut: StackCut | None = None
     """Set when the await chain (or traceback) was deeper than the agent reports: `stack` holds
     its `stack_cut.outer` outermost frames, then the innermost ones, and `stack_cut.left_out`

@@ -48,18 +48,18 @@ def cancel_catchers(stack: Iterable[Frame]) -> tuple[Frame, ...]:
 def _in_function(frame: Frame) -> tuple[Frame, ...]:
     lines = linecache.getlines(frame.file)
     name = frame.function.rsplit(".", 1)[-1]
-    start = _definition(lines, frame.line - 1, name)
+    start = enclosing_definition(lines, frame.line - 1, name)
     if start is None:
         return ()
     key = (frame.file, start, frame.function)
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    indent = _indent(lines[start])
+    indent = indent_of(lines[start])
     result = []
     for index in range(start + 1, min(len(lines), start + 1 + MAX_LINES)):
         text = lines[index]
-        if text.strip() and _indent(text) <= indent and not text.lstrip().startswith(("#", ")")):
+        if text.strip() and indent_of(text) <= indent and not text.lstrip().startswith(("#", ")")):
             break
         if CATCHES.search(text):
             result.append(Frame(frame.file, index + 1, frame.function, text.strip()))
@@ -70,8 +70,8 @@ def _in_function(frame: Frame) -> tuple[Frame, ...]:
     return found
 
 
-def _definition(lines: list[str], index: int, name: str) -> int | None:
-    """The index of the `def name` line enclosing line `index`."""
+def enclosing_definition(lines: list[str], index: int, name: str) -> int | None:
+    """The index of the `def name` line enclosing line `index` (0-based), if found nearby."""
     pattern = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(name)}\s*\(")
     for candidate in range(min(index, len(lines) - 1), max(-1, index - MAX_LINES), -1):
         if pattern.match(lines[candidate]):
@@ -79,5 +79,5 @@ def _definition(lines: list[str], index: int, name: str) -> int | None:
     return None
 
 
-def _indent(text: str) -> int:
+def indent_of(text: str) -> int:
     return len(text) - len(text.lstrip())

@@ -39,6 +39,7 @@ from inspector.agent import timeout_registry
 from inspector.agent.cancel_catchers import cancel_catchers
 from inspector.agent.deadlines import task_deadlines
 from inspector.agent.frames import MAX_DEPTH, cut_frames, frame_at, frames_of
+from inspector.agent.lock_sites import lock_sites
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.agent.waits import WaitContext, describe_wait
@@ -325,6 +326,7 @@ class TasksProbe:
             deadlines = {}
         infos = _with_deadlines(infos, deadlines)
         infos = _with_cancellations(infos, self._cancel_seen, now)
+        infos = _with_lock_sites(infos)
         infos += tuple(run.describe(task, now - since) for task, since in self._dead_tasks())
         if options.with_stacks:
             with self._guard:
@@ -418,6 +420,23 @@ def _with_cancellations(
         )
         if info.id in seen
         else info
+        for info in infos
+    )
+
+
+def _with_lock_sites(infos: tuple[TaskInfo, ...]) -> tuple[TaskInfo, ...]:
+    """The tasks, those holding a Lock or Semaphore another task waits on with where they took
+    it (read from the source, for those few tasks only)."""
+    holders = {
+        holder
+        for info in infos
+        if info.waiting_on is not None and info.waiting_on.kind in ("lock", "semaphore")
+        for holder in info.waiting_on.holder_task_ids
+    }
+    if not holders:
+        return infos
+    return tuple(
+        dataclasses.replace(info, holding_at=lock_sites(info.stack)) if info.id in holders else info
         for info in infos
     )
 

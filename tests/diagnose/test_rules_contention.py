@@ -80,3 +80,11 @@ def test_a_holder_inside_a_librarys_call_is_making_progress() -> None:
     assert finding.location == holder_stack[0]
     parked = dataclasses.replace(holder, stack=(app(20, "convert", "await ready.wait()"),))
     assert list(lock_contention(snapshot(tasks=(parked, *waiters)), Settings())) == []
+
+
+def test_where_the_holder_took_the_lock_is_named_beside_its_slow_await() -> None:
+    took = app(18, "convert", "async with self._token_lock:")
+    holder, *waiters = queue_for_the_lock((app(20, "convert", "await asyncio.sleep(3)"),))
+    holder = dataclasses.replace(holder, holding_at=(took,))
+    [finding] = lock_contention(snapshot(tasks=(holder, *waiters)), Settings())
+    assert took in finding.related

@@ -292,3 +292,21 @@ def test_an_anyio_event_nobody_sets_is_the_apps_own_wait() -> None:
     stream = lib("anyio/streams/memory.py", 120, "MemoryObjectReceiveStream.receive")
     inside = dataclasses.replace(waiter, stack=(line, stream, anyio_wait, EVENT))
     assert findings(snapshot(tasks=(inside,)), "stuck-task") == []
+
+
+def test_a_deadlock_names_where_each_task_took_the_lock_it_holds() -> None:
+    took_a = app(30, "transfer", "async with self._locks[source]:")
+    took_b = app(30, "transfer", "async with self._locks[source]:", file="/srv/shop/other.py")
+    a_waits = app(42, "_credit", "async with self._locks[account]:")
+    lock_a = wait("lock", "Lock held by Task-2", object_id=0xA, holder_task_ids=(2,))
+    lock_b = wait("lock", "Lock held by Task-1", object_id=0xB, holder_task_ids=(1,))
+    one = dataclasses.replace(
+        task(1, stack=task_stack(a_waits), waiting_on=lock_a), holding_at=(took_a,)
+    )
+    two = dataclasses.replace(
+        task(2, stack=task_stack(a_waits), waiting_on=lock_b), holding_at=(took_b,)
+    )
+    [finding] = findings(snapshot(tasks=(one, two)), "deadlock")
+    assert finding.location == a_waits
+    assert set(finding.related) == {took_a, took_b}
+    assert "having taken its own at" in finding.detail

@@ -136,7 +136,7 @@ def _finding(snapshot: Snapshot, what: str, holder: TaskInfo, waiters: list[Task
         ),
         hint=HINT,
         location=location,
-        related=waiting_at[:4],
+        related=(*waiting_at[:4], *(f for f in holder.holding_at if f not in waiting_at)),
         task_ids=tuple(sorted([holder.id, *(t.id for t in waiters)])),
         request=holder_request,
         count=len(waiters),

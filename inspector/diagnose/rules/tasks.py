@@ -99,7 +99,13 @@ def _deadlock(snapshot: Snapshot, tasks: list[TaskInfo]) -> Finding:
             if wait is not None and wait.kind in ("task", "gather", "taskgroup")
             else "waits"
         )
-        steps.append(f"{labels[task.id]} {verb}{place} for {what} held by {holder}")
+        taken = task.holding_at[0] if task.holding_at else None
+        had = (
+            f", having taken its own at {where(taken, snapshot)}{quoted_code(taken)}"
+            if taken
+            else ""
+        )
+        steps.append(f"{labels[task.id]} {verb}{place} for {what} held by {holder}{had}")
     if len(tasks) == 1:
         lock = _primitive(tasks[0].waiting_on, locations[0])
         title = f"Deadlock: {labels[ids[0]]} waits for {lock}, which it holds itself"
@@ -121,7 +127,10 @@ def _deadlock(snapshot: Snapshot, tasks: list[TaskInfo]) -> Finding:
         detail=detail,
         hint=AWAIT_CYCLE_HINT if awaits_only else DEADLOCK_HINT,
         location=present[0] if present else None,
-        related=tuple(present[1:]),
+        related=distinct_frames(
+            [*present[1:], *(f for task in tasks for f in task.holding_at)],
+            present[0] if present else None,
+        ),
         task_ids=tuple(ids),
         request=requests[0] if requests else None,
     )

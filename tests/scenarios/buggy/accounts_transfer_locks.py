@@ -28,7 +28,7 @@ class AccountBook:
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def transfer(self, source: str, target: str, cents: int) -> None:
-        async with self._locks[source]:
+        async with self._locks[source]:  # bug: deadlock
             await self._check_limits(source, cents)
             await self._credit(target, cents)
             self.balances[source] -= cents

@@ -32,7 +32,7 @@ class CarrierClient:
         return {"ground": 4.5 + weight_kg, "express": 12.0 + 2 * weight_kg}
 
     async def rates(self, weight_kg: float) -> dict[str, float]:
-        async with self._token_lock:
+        async with self._token_lock:  # bug: lock-contention
             if self._token is None or time.monotonic() > self._expires:
                 await self._refresh_token()
             return await self._post_rates(weight_kg)  # bug: lock-contention
