@@ -126,6 +126,8 @@ def test_a_task_waiting_on_an_event_nobody_sets() -> None:
             event_waiter(1, code="await self.shutting_down.wait()", function="housekeeping"),
         ),
         ("draining", event_waiter(1, code="await self.draining.wait()", function="flush")),
+        ("a wake-up call", event_waiter(1, code="await self._wakeup.wait()", function="run")),
+        ("new items", event_waiter(1, code="await self.new_items.wait()", function="drain")),
         (
             "uvicorn waiting for a stream's disconnect",
             task(

@@ -265,6 +265,13 @@ SHUTDOWN_WORDS = re.compile(
     re.I,
 )
 """An Event named like a shutdown signal is meant to be waited on for the life of the server."""
+RECURRING_WORDS = re.compile(
+    r"wake|notif|changed|arriv|avail|dirty|tick|trigger|kick|poke|updated|"
+    r"new_(item|data|work|message|event|job)s?\b|has_(items|work|data|jobs|messages)",
+    re.I,
+)
+"""An Event named like a wake-up call is set again and again (and cleared by its waiter): an idle
+consumer waiting for the next one, like one on `Queue.get()`."""
 
 HINTS = {
     "event": (
@@ -437,10 +444,12 @@ def awaited_in_application(task: TaskInfo) -> bool:
 
 
 def _shutdown_like(task: TaskInfo) -> bool:
+    """A shutdown signal, or a wake-up call an idle consumer waits for: not a forgotten Event."""
     frame = innermost_application_frame(task.stack)
     if frame is None:
         return False
-    return bool(SHUTDOWN_WORDS.search(f"{frame.function} {frame.code or ''} {task.name}"))
+    words = f"{frame.function} {frame.code or ''} {task.name}"
+    return bool(SHUTDOWN_WORDS.search(words) or RECURRING_WORDS.search(frame.code or ""))
 
 
 def _others_on(

@@ -1,8 +1,9 @@
 """Warehouse service: stock movements are applied by a consumer started in the lifespan, and
 the carrier list is refreshed periodically.
 
-Healthy: the consumer idles on `Queue.get()` between movements, the refresher sleeps between
-refreshes, and the housekeeping task waits for the shutdown signal: all normal, long waits.
+Healthy: the consumer idles on `Queue.get()` between movements, the restock dispatcher waits
+for its next wake-up call, the refresher sleeps between refreshes, and the housekeeping task
+waits for the shutdown signal: all normal, long waits.
 """
 
 from __future__ import annotations
@@ -32,12 +33,22 @@ class Warehouse:
         self.movements: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self.carriers: list[str] = []
         self.shutting_down = asyncio.Event()
+        self.restock_wakeup = asyncio.Event()
+        self.restocks: list[str] = []
 
     async def apply_movements(self) -> None:
         while True:
             sku, delta = await self.movements.get()
             self.stock[sku] = self.stock.get(sku, 0) + delta
+            if self.stock[sku] < 0:
+                self.restock_wakeup.set()
             self.movements.task_done()
+
+    async def dispatch_restocks(self) -> None:
+        while True:
+            await self.restock_wakeup.wait()
+            self.restock_wakeup.clear()
+            self.restocks += [sku for sku, count in self.stock.items() if count < 0]
 
     async def refresh_carriers(self) -> None:
         while True:
@@ -57,6 +68,7 @@ warehouse = Warehouse()
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(warehouse.apply_movements(), name="movements"),
+        asyncio.create_task(warehouse.dispatch_restocks(), name="restocks"),
         asyncio.create_task(warehouse.refresh_carriers(), name="carrier-refresh"),
         asyncio.create_task(warehouse.housekeeping(), name="housekeeping"),
     ]
