@@ -151,6 +151,14 @@ class TaskInfo:
     """Seconds since the agent first saw a cancellation requested of this task, which is still
     not done (Python >= 3.11, `Task.cancelling()`): a task that outlives its cancellation by
     long caught `CancelledError` and went on. None: no cancellation pending."""
+    cancel_catchers: tuple[Frame, ...] = ()
+    """For a task with `cancelled_for` set: the lines of the application functions on its await
+    chain that catch `CancelledError` (a bare `except:`, `except BaseException`, an `except`
+    naming it, `suppress(...)`), read from the source: where the cancellation was taken."""
+    holding_at: tuple[Frame, ...] = ()
+    """For a task holding a Lock or Semaphore another task waits on: the `async with` /
+    `acquire()` lines around where it is now, read from the source: where it took what it
+    holds."""
     stack_cut: StackCut | None = None
     """Set when the await chain (or traceback) was deeper than the agent reports: `stack` holds
     its `stack_cut.outer` outermost frames, then the innermost ones, and `stack_cut.left_out`
@@ -188,6 +196,10 @@ class Stall:
     """"GET /export" when the stall happened while serving a request."""
     background_label: str | None = None
     """The background job's function when the stall happened in a background task."""
+    waits_for_own_loop: bool = False
+    """The loop thread was seen in `concurrent.futures.Future.result()` waiting for a coroutine
+    handed to this same loop (`run_coroutine_threadsafe`), which it cannot run until the wait
+    ends: the stall lasts until the wait's timeout, or for ever."""
 
 
 @dataclass(frozen=True)

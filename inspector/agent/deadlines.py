@@ -9,14 +9,19 @@ all, so reading them costs one copy of the timer heap per snapshot.
 
 uvloop keeps its timers in C, out of reach. There, a task awaiting `asyncio.wait_for` is still
 known to wait under a timeout, from the `timeout` argument of the `wait_for` coroutine in its
-await chain: the seconds it has left are then at most that. `asyncio.timeout` and anyio's
-scopes leave nothing readable on uvloop.
+await chain: the seconds it has left are then at most that. `asyncio.timeout` scopes are noted
+as they are entered (`timeout_registry`, installed only on such loops), and anyio keeps each
+task's cancel scopes, with their deadlines, where they can be read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import sys
 from typing import Any
+
+from inspector.agent import timeout_registry
 
 _OWNER_ATTRIBUTES = ("_task", "_host_task")
 _WAIT_FOR_CODE = asyncio.wait_for.__code__
@@ -40,7 +45,7 @@ def task_deadlines(
 ) -> dict[int, float]:
     """id(task) -> seconds until a timeout around its wait fires (negative once it is due)."""
     if not isinstance(getattr(loop, "_scheduled", None), list):
-        return _wait_for_timeouts(tasks)
+        return _unreadable_timers(loop, tasks)
     when_by_task: dict[int, float] = {}
     when_by_future: dict[int, float] = {}
     for handle in _timers(loop):
@@ -71,6 +76,48 @@ def task_deadlines(
         return {}
     now = loop.time()
     return {key: when - now for key, when in when_by_task.items() if key in tasks}
+
+
+def _unreadable_timers(
+    loop: asyncio.AbstractEventLoop, tasks: dict[int, asyncio.Task[Any]]
+) -> dict[int, float]:
+    """Deadlines on a loop whose timers cannot be read: `wait_for`'s argument, the
+    `asyncio.timeout()` scopes `timeout_registry` noted, and anyio's cancel scopes."""
+    found = _wait_for_timeouts(tasks)
+    for source in (timeout_registry.deadlines(loop), _anyio_deadlines(loop, tasks)):
+        for key, left in source.items():
+            if key in tasks:
+                found[key] = min(left, found.get(key, left))
+    return found
+
+
+def _anyio_deadlines(
+    loop: asyncio.AbstractEventLoop, tasks: dict[int, asyncio.Task[Any]]
+) -> dict[int, float]:
+    """id(task) -> seconds until the earliest anyio cancel scope around it is due. anyio keeps
+    each task's innermost scope in `_task_states`; its parents are a chain of `_parent_scope`."""
+    backend = sys.modules.get("anyio._backends._asyncio")
+    states = getattr(backend, "_task_states", None)
+    if states is None:
+        return {}
+    found: dict[int, float] = {}
+    now = loop.time()
+    for key, task in tasks.items():
+        try:
+            scope = getattr(states.get(task), "cancel_scope", None)
+            earliest = math.inf
+            for _ in range(_MAX_CHAIN):
+                if scope is None:
+                    break
+                deadline = getattr(scope, "_deadline", math.inf)
+                if isinstance(deadline, float) and deadline < earliest:
+                    earliest = deadline
+                scope = getattr(scope, "_parent_scope", None)
+        except Exception:  # anyio's internals changed: no deadline rather than an error
+            continue
+        if earliest < math.inf:
+            found[key] = earliest - now
+    return found
 
 
 def _wait_for_timeouts(tasks: dict[int, asyncio.Task[Any]]) -> dict[int, float]:

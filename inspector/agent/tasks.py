@@ -35,6 +35,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
+from inspector.agent import timeout_registry
+from inspector.agent.cancel_catchers import cancel_catchers
 from inspector.agent.deadlines import task_deadlines
 from inspector.agent.frames import (
     MAX_DEPTH,
@@ -44,6 +46,7 @@ from inspector.agent.frames import (
     is_own_code,
     stack_of,
 )
+from inspector.agent.lock_sites import lock_sites
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.agent.waits import WaitContext, describe_wait
@@ -246,6 +249,7 @@ class TasksProbe:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self._scheduler: PeriodicScheduler | None = None
+        self._noting_timeouts = False
 
     # --- Probe -----------------------------------------------------------------------------------
 
@@ -270,6 +274,13 @@ class TasksProbe:
                 daemon=True,
             )
             self._sweeper.start()
+        if not isinstance(getattr(context.loop, "_scheduled", None), list):
+            # Timers out of reach (uvloop): note asyncio.timeout() scopes as they are entered.
+            try:
+                timeout_registry.install()
+                self._noting_timeouts = True
+            except Exception as error:
+                context.record_error(f"tasks: timeout noting not installed: {error!r}")
         if not self._track_locks:
             return
         try:
@@ -286,6 +297,9 @@ class TasksProbe:
 
     def close(self) -> None:
         self._stop.set()
+        if self._noting_timeouts:
+            self._noting_timeouts = False
+            timeout_registry.uninstall()
         try:
             self._locks.close()
         except Exception:
@@ -343,6 +357,7 @@ class TasksProbe:
             deadlines = {}
         infos = _with_deadlines(infos, deadlines)
         infos = _with_cancellations(infos, self._cancel_seen, now)
+        infos = _with_lock_sites(infos)
         infos += tuple(run.describe(task, now - since) for task, since in self._dead_tasks())
         if options.with_stacks:
             with self._guard:
@@ -431,7 +446,28 @@ def _with_cancellations(
     if not seen:
         return infos
     return tuple(
-        dataclasses.replace(info, cancelled_for=now - seen[info.id]) if info.id in seen else info
+        dataclasses.replace(
+            info, cancelled_for=now - seen[info.id], cancel_catchers=cancel_catchers(info.stack)
+        )
+        if info.id in seen
+        else info
+        for info in infos
+    )
+
+
+def _with_lock_sites(infos: tuple[TaskInfo, ...]) -> tuple[TaskInfo, ...]:
+    """The tasks, those holding a Lock or Semaphore another task waits on with where they took
+    it (read from the source, for those few tasks only)."""
+    holders = {
+        holder
+        for info in infos
+        if info.waiting_on is not None and info.waiting_on.kind in ("lock", "semaphore")
+        for holder in info.waiting_on.holder_task_ids
+    }
+    if not holders:
+        return infos
+    return tuple(
+        dataclasses.replace(info, holding_at=lock_sites(info.stack)) if info.id in holders else info
         for info in infos
     )
 

@@ -37,6 +37,7 @@ from typing import Any, Final, Protocol
 
 from inspector.agent.busy import BusySampler, thread_clock
 from inspector.agent.frames import frame_at, is_own_code
+from inspector.agent.own_loop import waits_for_own_loop
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.model import Frame, LoopStats, StackSample, Stall
 
@@ -168,6 +169,7 @@ class _OngoingStall:
     request_id: int | None = None
     request_label: str | None = None
     background_label: str | None = None
+    waits_for_own_loop: bool = False
 
     def to_stall(self, duration: float, ongoing: bool) -> Stall:
         return Stall(
@@ -181,6 +183,7 @@ class _OngoingStall:
             request_id=self.request_id,
             request_label=self.request_label,
             background_label=self.background_label,
+            waits_for_own_loop=self.waits_for_own_loop,
         )
 
 
@@ -506,9 +509,13 @@ class Watchdog:
 
     def _sample(self, context: AgentContext, stall: _OngoingStall, now: float) -> None:
         stall.sampled_at = now
-        frame = self._frame_source().get(context.loop_thread_id)
+        current = self._frame_source()
+        frame = current.get(context.loop_thread_id)
         frames = still_stack(frame, MAX_STACK_DEPTH)
-        del frame  # do not keep the loop thread's frames alive
+        if not stall.waits_for_own_loop:
+            others = (f for ident, f in current.items() if ident != context.loop_thread_id)
+            stall.waits_for_own_loop = waits_for_own_loop(frame, context.loop, others)
+        del frame, current  # do not keep the threads' frames alive
         index = stall.places.get(frames)
         if index is not None:
             seen = stall.samples[index]

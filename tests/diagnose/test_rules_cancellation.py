@@ -55,3 +55,14 @@ def test_workers_restarted_over_and_over_are_one_finding() -> None:
     assert finding.count == 2 and finding.task_ids == (7, 8)
     assert finding.title.endswith("kept running after it was cancelled (2 tasks)")
     assert "cancelled 40 s ago" in finding.detail and "1 more task" in finding.detail
+
+
+def test_the_handlers_that_took_the_cancellation_are_named_beside_it() -> None:
+    handler = app(22, "sync_supplier_catalog", "except:  # noqa: E722")
+    shot = snapshot(tasks=(cancelled(12.0, cancel_catchers=(handler,)),))
+    [finding] = swallowed_cancellations(shot, Settings())
+    assert finding.location == STACK[0]
+    assert finding.related == (handler,)
+    assert (
+        "Its code catches it at" in finding.detail and "`except:  # noqa: E722`" in finding.detail
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings, task_stack
-from tests.factories import NOW, app, lib, request, snapshot, std, task, thread, wait
+from tests.diagnose.factories import ANYIO_WORKER_FRAMES, findings, loop_stack, task_stack
+from tests.factories import NOW, app, lib, request, snapshot, stall, std, task, thread, wait
 
 EVENT_WAIT = app(27, "wait_forever", "await never_set.wait()")
 
@@ -133,3 +133,120 @@ def test_a_request_in_a_deadlock_is_told_by_the_deadlock_finding_alone() -> None
     snap = snapshot(tasks=(t1, t2), requests=(r1, r2))
     assert findings(snap, "hanging-request") == []
     assert [f.kind for f in findings(snap)] == ["deadlock"]
+
+
+# --- a request stuck inside a gather or a TaskGroup ------------------------------------------
+
+GATHER_LINE = app(40, "refund", "amount, verdict = await asyncio.gather(a(), b())")
+CHILD_LINE = app(22, "verdict", "return await self._slot(refund_id)")
+
+
+def _fanned_out(kind: str, child_wait: object, *, finished_sibling: bool = True) -> tuple:
+    """A request whose task awaits a group of two children: one done, one waiting."""
+    child = task(
+        301,
+        stack=(app(1, "verdict", "x"), CHILD_LINE),
+        waiting_on=child_wait,
+        request_id=1,
+    )
+    sibling = task(302, stack=(app(9, "ledger"),), state="done" if finished_sibling else "pending")
+    group = wait(kind, f"{kind} of 2 (1 done)", awaited_task_ids=(302, 301))
+    parent = task(101, stack=task_stack(GATHER_LINE), waiting_on=group, age=12.0, request_id=1)
+    r = request(1, "GET", "/refunds/rf-1", route="/refunds/{id}", age=12.0, task_id=parent.id)
+    return (parent, child, sibling), r
+
+
+def test_a_request_stuck_in_a_gather_is_located_at_the_childs_wait() -> None:
+    tasks, r = _fanned_out("gather", wait("future", "Future pending awaited in verdict"))
+    [finding] = findings(snapshot(tasks=tasks, requests=(r,)), "hanging-request")
+    assert finding.location == CHILD_LINE
+    assert finding.related == (GATHER_LINE,)
+    assert "Future pending" in finding.detail
+    assert "awaits that task at" in finding.detail
+
+
+def test_a_request_stuck_in_a_taskgroup_names_the_child_that_never_ends() -> None:
+    never = wait("event", "Event not set", object_id=0xE9, is_set=False)
+    tasks, r = _fanned_out("taskgroup", never, finished_sibling=False)
+    [finding] = findings(snapshot(tasks=tasks, requests=(r,)), "hanging-request")
+    assert finding.location == CHILD_LINE
+    assert "has not been set" in finding.detail
+
+
+def test_a_group_whose_children_all_ended_stays_at_the_group_line() -> None:
+    group = wait("gather", "gather of 1 (1 done)", awaited_task_ids=(302,))
+    parent = task(101, stack=task_stack(GATHER_LINE), waiting_on=group, request_id=1)
+    done = task(302, state="done")
+    r = request(1, "GET", "/x", age=12.0, task_id=parent.id)
+    [finding] = findings(snapshot(tasks=(parent, done), requests=(r,)), "hanging-request")
+    assert finding.location == GATHER_LINE
+    assert finding.related == ()
+
+
+def test_a_streaming_response_awaiting_its_first_event_is_not_hanging() -> None:
+    producer = app(63, "trade_events", "trade = await trades.get()")
+    stack = task_stack(
+        lib("starlette/responses.py", 285, "StreamingResponse.__call__"),
+        lib("starlette/responses.py", 249, "StreamingResponse.listen_for_disconnect"),
+    )
+    t = task(101, stack=stack, waiting_on=wait("event", "Event not set"), request_id=1)
+    r = request(1, "GET", "/trades", age=30.0, phase="sending", task_id=t.id, status=200)
+    child = task(102, stack=(producer,), waiting_on=wait("queue-get"), request_id=1)
+    assert findings(snapshot(tasks=(t, child), requests=(r,)), "hanging-request") == []
+    plain = dataclasses.replace(t, stack=task_stack(producer))
+    assert len(findings(snapshot(tasks=(plain,), requests=(r,)), "hanging-request")) == 1
+
+
+def test_a_request_blocking_the_loop_right_now_is_said_by_the_loop_finding_only() -> None:
+    line = app(42, "export", "payload = zlib.compress(payload, 9)")
+    t = task(101, stack=task_stack(line), state="running", request_id=1)
+    r = request(1, "GET", "/export", age=12.0, task_id=t.id)
+    blocking = stall(1, 12.0, loop_stack(line), ongoing=True, task_id=t.id)
+    assert (
+        findings(snapshot(tasks=(t,), requests=(r,), stalls=(blocking,)), "hanging-request") == []
+    )
+    over = dataclasses.replace(blocking, ongoing=False)
+    shot = snapshot(tasks=(t,), requests=(r,), stalls=(over,))
+    assert len(findings(shot, "hanging-request")) == 1
+
+
+def test_a_long_poll_under_a_timeout_is_info_that_says_its_deadline() -> None:
+    line = app(23, "next_notification", "await asyncio.wait_for(inbox.get(), timeout=20)")
+    waits = [
+        task(
+            100 + n,
+            stack=task_stack(line),
+            waiting_on=wait("task", "wait_for(timeout=20) awaits task"),
+            request_id=n,
+        )
+        for n in range(3)
+    ]
+    waits = [dataclasses.replace(t, deadline_in=14.0 + n) for n, t in enumerate(waits)]
+    polls = tuple(
+        request(n, "GET", "/next", route="/next", age=6.0, task_id=100 + n) for n in range(3)
+    )
+    [finding] = findings(snapshot(tasks=tuple(waits), requests=polls), "hanging-request")
+    assert finding.severity == "info"
+    assert finding.count == 3
+    assert "ends within 16 s" in finding.title
+    assert finding.location == line
+    due = [dataclasses.replace(t, deadline_in=-0.5) for t in waits]
+    [late] = findings(snapshot(tasks=tuple(due), requests=polls), "hanging-request")
+    assert late.severity == "warning"
+
+
+def test_a_handler_awaiting_a_blocked_worker_thread_is_located_in_the_thread() -> None:
+    awaits = app(30, "export", "rows = await asyncio.to_thread(fetch_rows, query)")
+    blocked = app(12, "fetch_rows", "data = conn.recv(65536)")
+    t = task(
+        101,
+        stack=task_stack(awaits),
+        waiting_on=wait("thread", "to_thread(fetch_rows) in thread 7", thread_id=7),
+        request_id=1,
+    )
+    worker = thread(7, blocked, name="asyncio_0", pool="executor")
+    r = request(1, "GET", "/export", age=12.0, task_id=t.id)
+    [finding] = findings(snapshot(tasks=(t,), requests=(r,), threads=(worker,)), "hanging-request")
+    assert finding.location == blocked
+    assert finding.related == (awaits,)
+    assert "worker thread 'asyncio_0'" in finding.detail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.diagnose.factories import findings, healthy_snapshot, task_stack
@@ -119,6 +121,13 @@ def test_a_task_waiting_on_an_event_nobody_sets() -> None:
         ),
         ("shutdown signal", event_waiter(1, code="await shutdown_event.wait()", function="run")),
         ("stop event", event_waiter(1, code="await self._stop.wait()", function="serve")),
+        (
+            "shutting down",
+            event_waiter(1, code="await self.shutting_down.wait()", function="housekeeping"),
+        ),
+        ("draining", event_waiter(1, code="await self.draining.wait()", function="flush")),
+        ("a wake-up call", event_waiter(1, code="await self._wakeup.wait()", function="run")),
+        ("new items", event_waiter(1, code="await self.new_items.wait()", function="drain")),
         (
             "uvicorn waiting for a stream's disconnect",
             task(
@@ -268,3 +277,38 @@ def test_a_busy_semaphore_is_not_stuck() -> None:
     )
     holder = task(3, waiting_on=wait("future", "httpx"))
     assert findings(snapshot(tasks=(waiter, holder)), "stuck-task") == []
+
+
+def test_an_anyio_event_nobody_sets_is_the_apps_own_wait() -> None:
+    line = app(44, "warm_cache", "await self.loaded.wait()")
+    anyio_wait = lib("anyio/_backends/_asyncio.py", 1690, "Event.wait", "await self._event.wait()")
+    waiter = task(
+        1,
+        name="warm_cache",
+        stack=(line, anyio_wait, EVENT),
+        waiting_on=wait("event", "Event.wait() (unset)", object_id=0xE, is_set=False),
+        age=30.0,
+    )
+    [finding] = findings(snapshot(tasks=(waiter,)), "stuck-task")
+    assert finding.location == line
+    stream = lib("anyio/streams/memory.py", 120, "MemoryObjectReceiveStream.receive")
+    inside = dataclasses.replace(waiter, stack=(line, stream, anyio_wait, EVENT))
+    assert findings(snapshot(tasks=(inside,)), "stuck-task") == []
+
+
+def test_a_deadlock_names_where_each_task_took_the_lock_it_holds() -> None:
+    took_a = app(30, "transfer", "async with self._locks[source]:")
+    took_b = app(30, "transfer", "async with self._locks[source]:", file="/srv/shop/other.py")
+    a_waits = app(42, "_credit", "async with self._locks[account]:")
+    lock_a = wait("lock", "Lock held by Task-2", object_id=0xA, holder_task_ids=(2,))
+    lock_b = wait("lock", "Lock held by Task-1", object_id=0xB, holder_task_ids=(1,))
+    one = dataclasses.replace(
+        task(1, stack=task_stack(a_waits), waiting_on=lock_a), holding_at=(took_a,)
+    )
+    two = dataclasses.replace(
+        task(2, stack=task_stack(a_waits), waiting_on=lock_b), holding_at=(took_b,)
+    )
+    [finding] = findings(snapshot(tasks=(one, two)), "deadlock")
+    assert finding.location == a_waits
+    assert set(finding.related) == {took_a, took_b}
+    assert "having taken its own at" in finding.detail

@@ -16,6 +16,7 @@ from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import innermost_application_frame
 from inspector.diagnose.rules.base import (
     Settings,
+    distinct_frames,
     plural,
     quoted_code,
     request_label_for,
@@ -57,6 +58,9 @@ def _finding(snapshot: Snapshot, tasks: list[TaskInfo]) -> Finding:
     at = f" It is now at {where(location, snapshot)}{quoted_code(location)}." if location else ""
     label = task_label(first)
     label = label[:1].upper() + label[1:]
+    catchers = first.cancel_catchers
+    places = ", ".join(where(frame, snapshot) + quoted_code(frame) for frame in catchers)
+    caught = f" Its code catches it at {places}." if catchers else ""
     others = (
         f" {plural(len(tasks) - 1, 'more task')} running the same code did the same."
         if len(tasks) > 1
@@ -70,10 +74,11 @@ def _finding(snapshot: Snapshot, tasks: list[TaskInfo]) -> Finding:
         detail=(
             f"{label}{serving} was cancelled {seconds(first.cancelled_for or 0.0)} ago and is "
             "still not done: something caught `CancelledError` and went on, so whoever "
-            f"cancelled it believes it stopped.{at}{others}"
+            f"cancelled it believes it stopped.{at}{caught}{others}"
         ),
         hint=HINT,
         location=location,
+        related=distinct_frames((f for task in tasks for f in task.cancel_catchers), location),
         task_ids=tuple(sorted(task.id for task in tasks)),
         request=request,
         count=len(tasks),

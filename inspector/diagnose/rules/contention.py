@@ -21,14 +21,21 @@ from inspector.diagnose.rules.base import (
     task_label,
     where,
 )
+from inspector.diagnose.rules.tasks import awaited_in_application
 from inspector.diagnose.wait_graph import LIVE_STATES, build_wait_graph, find_cycles
 from inspector.model import Frame, Snapshot, TaskInfo
 
 MIN_WAITERS = 3
 """Fewer waiters than this is a lock doing its job."""
+SLOW_QUEUE = 1.0
+"""Seconds the longest waiter must have been in flight (its request, else its task), capped by
+`stuck_after`: many requests taking a lock for a moment each queue briefly and drain at once; a
+queue whose waiters are old is one where each waits for every slow holder before it."""
 PROGRESSING = ("sleep", "stream", "future", "thread", "task", "gather", "taskgroup", "unknown")
 """What a holder may await and still be making progress (not another lock, an Event, a queue:
 those are stuck-task and deadlock findings)."""
+LIBRARY_WAITS = ("event", "condition", "queue-get")
+"""Waits that are a library's call in progress when no application line awaits them."""
 HINT = (
     "Keep the locked section to the shared state it protects: do the slow await (the HTTP "
     "call, the query, the sleep) before or after `async with lock:`, or give each key its own "
@@ -49,16 +56,37 @@ def lock_contention(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]
     for waiters in queues.values():
         if len(waiters) < MIN_WAITERS or any(t.id in deadlocked for t in waiters):
             continue
+        if max(_in_flight(snapshot, t) for t in waiters) < min(settings.stuck_after, SLOW_QUEUE):
+            continue
         wait = waiters[0].waiting_on
         assert wait is not None
         holders = [live[h] for h in wait.holder_task_ids if h in live]
-        holder = next(
-            (h for h in holders if h.waiting_on is not None and h.waiting_on.kind in PROGRESSING),
-            None,
-        )
+        holder = next((h for h in holders if _progressing(h)), None)
         if holder is None:
             continue
         yield _finding(snapshot, wait.description or wait.kind, holder, waiters)
+
+
+def _progressing(holder: TaskInfo) -> bool:
+    """The holder is in a slow call rather than parked on another primitive of the app's. An
+    Event, Condition or queue awaited inside a library (an HTTP client's connection pool or
+    response body) is that library's call in progress."""
+    wait = holder.waiting_on
+    if wait is None:
+        return False
+    if wait.kind in PROGRESSING:
+        return True
+    return wait.kind in LIBRARY_WAITS and not awaited_in_application(holder)
+
+
+def _in_flight(snapshot: Snapshot, task: TaskInfo) -> float:
+    """How long a waiter has been at it: its request's age when it serves one, else its own."""
+    for request in snapshot.requests:
+        if request.task_id == task.id:
+            if request.duration is not None:
+                return request.duration
+            return snapshot.taken_at - request.started_at
+    return task.age or 0.0
 
 
 def locked_section_frame(holder: TaskInfo, waiters: list[TaskInfo]) -> Frame | None:
@@ -108,7 +136,7 @@ def _finding(snapshot: Snapshot, what: str, holder: TaskInfo, waiters: list[Task
         ),
         hint=HINT,
         location=location,
-        related=waiting_at[:4],
+        related=(*waiting_at[:4], *(f for f in holder.holding_at if f not in waiting_at)),
         task_ids=tuple(sorted([holder.id, *(t.id for t in waiters)])),
         request=holder_request,
         count=len(waiters),

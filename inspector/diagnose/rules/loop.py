@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from inspector.diagnose.blocking_calls import identify
 from inspector.diagnose.findings import Finding, Severity
 from inspector.diagnose.locate import (
     Blocking,
@@ -163,6 +164,8 @@ def _finding(items: Sequence[_Observed], snapshot: Snapshot, settings: Settings)
     blocking = next((i.blocking for i in items if i.blocking is not None), None)
     kind = blocking.kind if blocking else "unknown"
     by = blocking.what if blocking else "code that was not sampled"
+    call = identify(first.stack) if kind not in ("idle", "sleep", "db") else None
+    by = call.what if call is not None else by
     contexts = [item.context for item in items]
     context = max(set(contexts), key=lambda c: (contexts.count(c), c == first.context))
     count = len(items)
@@ -196,7 +199,7 @@ def _finding(items: Sequence[_Observed], snapshot: Snapshot, settings: Settings)
     if location is not None:
         sentences.append(
             f"The loop thread was at {where(location, snapshot)}{quoted_code(location)}, "
-            f"{doing(kind, by)}."
+            f"{call.doing if call is not None else doing(kind, by)}."
         )
     elif kind == "idle":
         sentences.append(
@@ -210,7 +213,7 @@ def _finding(items: Sequence[_Observed], snapshot: Snapshot, settings: Settings)
     if kind != "idle":
         sentences.append("Every other request and task on this worker waited meanwhile.")
 
-    hint = HINTS[kind]
+    hint = call.family.hint if call is not None else HINTS[kind]
     if blocking is not None and blocking.what.startswith("serialization"):
         hint += SERIALIZATION_HINT
     if "background task" in context and kind in ("sleep", "io", "db"):
@@ -219,8 +222,8 @@ def _finding(items: Sequence[_Observed], snapshot: Snapshot, settings: Settings)
     library: Frame | None = blocking.frame if blocking is not None else None
     if library is not None and is_application_frame(library):
         library = None
-    call = library_call(first.stack) if location is None else None
-    caller = call.caller if call is not None else None
+    entered = library_call(first.stack) if location is None else None
+    caller = entered.caller if entered is not None else None
     related = distinct_frames([library, caller, *application_frames(first.stack)[1:4]], location)
     severity: Severity = "critical" if ongoing or longest >= settings.critical_stall else "warning"
     serialization = blocking is not None and blocking.what.startswith("serialization")

@@ -99,7 +99,13 @@ def _deadlock(snapshot: Snapshot, tasks: list[TaskInfo]) -> Finding:
             if wait is not None and wait.kind in ("task", "gather", "taskgroup")
             else "waits"
         )
-        steps.append(f"{labels[task.id]} {verb}{place} for {what} held by {holder}")
+        taken = task.holding_at[0] if task.holding_at else None
+        had = (
+            f", having taken its own at {where(taken, snapshot)}{quoted_code(taken)}"
+            if taken
+            else ""
+        )
+        steps.append(f"{labels[task.id]} {verb}{place} for {what} held by {holder}{had}")
     if len(tasks) == 1:
         lock = _primitive(tasks[0].waiting_on, locations[0])
         title = f"Deadlock: {labels[ids[0]]} waits for {lock}, which it holds itself"
@@ -121,7 +127,10 @@ def _deadlock(snapshot: Snapshot, tasks: list[TaskInfo]) -> Finding:
         detail=detail,
         hint=AWAIT_CYCLE_HINT if awaits_only else DEADLOCK_HINT,
         location=present[0] if present else None,
-        related=tuple(present[1:]),
+        related=distinct_frames(
+            [*present[1:], *(f for task in tasks for f in task.holding_at)],
+            present[0] if present else None,
+        ),
         task_ids=tuple(ids),
         request=requests[0] if requests else None,
     )
@@ -251,9 +260,18 @@ def _startup_finding(snapshot: Snapshot, task: TaskInfo) -> Finding:
 LEAKED = re.compile(r"never released|leaked", re.I)
 """How the agent describes a Semaphore whose permits were taken by tasks that have ended."""
 SHUTDOWN_WORDS = re.compile(
-    r"stop|shut_?down|exit|quit|terminat|clos|teardown|lifespan|signal", re.I
+    r"stop|shut(?:ting)?_?down|exit|quit|terminat|clos|teardown|lifespan|signal|halt|drain|"
+    r"abort|kill",
+    re.I,
 )
 """An Event named like a shutdown signal is meant to be waited on for the life of the server."""
+RECURRING_WORDS = re.compile(
+    r"wake|notif|changed|arriv|avail|dirty|tick|trigger|kick|poke|updated|"
+    r"new_(item|data|work|message|event|job)s?\b|has_(items|work|data|jobs|messages)",
+    re.I,
+)
+"""An Event named like a wake-up call is set again and again (and cleared by its waiter): an idle
+consumer waiting for the next one, like one on `Queue.get()`."""
 
 HINTS = {
     "event": (
@@ -336,7 +354,7 @@ def _why_stuck(snapshot: Snapshot, task: TaskInfo, live: dict[int, TaskInfo]) ->
     wait = task.waiting_on
     assert wait is not None
     if wait.kind == "event":
-        if wait.is_set or not _awaited_in_application(task) or _shutdown_like(task):
+        if wait.is_set or not awaited_in_application(task) or _shutdown_like(task):
             return None
         waiters = _others_on(live, task, wait, ("event",))
         also = f" {plural(len(waiters), 'other task')} wait on it too." if waiters else ""
@@ -405,26 +423,33 @@ def _add_stuck_holders(
                 changed = True
 
 
-def _awaited_in_application(task: TaskInfo) -> bool:
+def awaited_in_application(task: TaskInfo) -> bool:
     """True when application code itself awaits the wait (not uvicorn or a library inside it).
 
     uvicorn's request cycle waits on an Event for the whole life of a streaming response; that
-    wait is under site-packages and must not be mistaken for an Event the app forgot to set.
+    wait is under site-packages and must not be mistaken for an Event the app forgot to set. An
+    `anyio.Event` the app awaits is its own, though anyio's frame sits in between.
     """
     for frame in reversed(task.stack):
         if is_application_frame(frame):
             return True
         module = module_of(frame)
-        if module is None or not module.startswith("asyncio"):
+        if module is None:
+            return False
+        if module.startswith("anyio") and frame.function.endswith("Event.wait"):
+            continue  # anyio's Event is asyncio's underneath: the app awaits it all the same
+        if not module.startswith("asyncio"):
             return False
     return False
 
 
 def _shutdown_like(task: TaskInfo) -> bool:
+    """A shutdown signal, or a wake-up call an idle consumer waits for: not a forgotten Event."""
     frame = innermost_application_frame(task.stack)
     if frame is None:
         return False
-    return bool(SHUTDOWN_WORDS.search(f"{frame.function} {frame.code or ''} {task.name}"))
+    words = f"{frame.function} {frame.code or ''} {task.name}"
+    return bool(SHUTDOWN_WORDS.search(words) or RECURRING_WORDS.search(frame.code or ""))
 
 
 def _others_on(
