@@ -13,6 +13,8 @@ palette's commands are in `palette.py`.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -30,8 +32,10 @@ from inspector.protocol import Hello, Result
 from inspector.tui import formatting
 from inspector.tui.connection import ConnectionState, age_of_data, why_not_cancel
 from inspector.tui.content import printable
+from inspector.tui.editor import EditorError, open_command
 from inspector.tui.messages import (
     CopyLocation,
+    OpenInEditor,
     SnapshotReceived,
     SourceConnected,
     SourceDisconnected,
@@ -97,6 +101,7 @@ class InspectorApp(App[int]):
         Binding("minus", "faster", "Faster", show=False),
         Binding("s", "save", "Save"),
         Binding("c", "copy_location", "Copy file:line"),
+        Binding("e", "open_in_editor", "Editor", show=False),
         Binding("x", "cancel_task", "Cancel task", show=False),
         Binding("escape", "previous_view", "Back", show=False),
         Binding("q", "quit", "Quit"),
@@ -532,6 +537,46 @@ class InspectorApp(App[int]):
         text = printable(formatting.full_location(frame))
         self.copy_to_clipboard(text)
         self.notify(f"Copied {text}", markup=False)
+
+    def action_open_in_editor(self) -> None:
+        self._edit(self.active_view.current_location())
+
+    @on(OpenInEditor)
+    def open_in_editor(self, message: OpenInEditor) -> None:
+        self._edit(message.frame)
+
+    def _edit(self, frame: Frame | None) -> None:
+        """Hand the terminal to $VISUAL / $EDITOR at the frame's line, and take it back after."""
+        if frame is None:
+            self.notify("No source line under the cursor here.", severity="warning")
+            return
+        try:
+            argv = open_command(frame.file, frame.line, os.environ)
+        except EditorError as error:
+            self.notify(printable(str(error)), severity="warning", markup=False)
+            return
+        if self._driver is not None and self._driver.is_web:
+            self.notify("A browser session cannot hand its terminal to an editor.")
+            return
+        try:
+            if self._driver is not None and self._driver.can_suspend:
+                with self.suspend():
+                    status = subprocess.run(argv, check=False).returncode
+            else:  # headless: no terminal to hand over
+                status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL).returncode
+        except OSError as error:
+            self.notify(
+                printable(f"Could not run {argv[0]}: {error.strerror or error}"),
+                severity="error",
+                markup=False,
+            )
+            return
+        if status != 0:
+            self.notify(
+                printable(f"{argv[0]} exited with status {status}."),
+                severity="warning",
+                markup=False,
+            )
 
     def action_cancel_task(self) -> None:
         task_id = self.active_view.selected_task_id()

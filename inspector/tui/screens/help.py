@@ -27,6 +27,7 @@ KEYS: Final = (
     ("t / r / h", "go to the task / the request / the worker thread"),
     ("x", "cancel the selected task (asks first; refused when read-only)"),
     ("c", "copy the highlighted file:line"),
+    ("e", "open the highlighted file:line in $VISUAL / $EDITOR"),
     ("s", "save the snapshot on screen as JSON in the current directory"),
     ("p", "pause / resume polling"),
     ("+ / -", "poll less / more often"),

@@ -123,7 +123,7 @@ def evidence_content(finding: Finding, snapshot: Snapshot | None) -> Content:
     if links:
         lines.append(Content("   ").join(links))
     lines.append(
-        Content.from_markup("[dim]t task · r request · c copy location · enter collapse[/dim]")
+        Content.from_markup("[dim]t task · r request · c copy location · e edit · enter collapse[/dim]")
     )
     return Content("\n").join(lines)
 

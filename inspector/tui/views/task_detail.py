@@ -215,7 +215,10 @@ class TaskDetailView(View):
             cancel = f"cancel unavailable: {refusal}"
         else:
             cancel = "[b]x[/b] cancel this task"
-        return f"{cancel} · [b]c[/b] copy the highlighted line · [b]r[/b] its request"
+        return (
+            f"{cancel} · [b]c[/b] copy the highlighted line · [b]e[/b] open it in your editor"
+            " · [b]r[/b] its request"
+        )
 
     def selected_task_id(self) -> int | None:
         if self.task_id is None or self.observation is None:
