@@ -24,7 +24,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import var
-from textual.widgets import Footer, TabPane
+from textual.widgets import TabPane
 
 from inspector.client.source import Source
 from inspector.model import Frame, Snapshot
@@ -69,6 +69,7 @@ from inspector.tui.views.view_tabs import ViewTabs
 from inspector.tui.views.workers import WorkersView
 from inspector.tui.vitals import Vitals, VitalsFactory, VitalsHistory, local_vitals
 from inspector.tui.widgets.banners import ConnectionBanner, StallBanner
+from inspector.tui.widgets.footer import InspectorFooter
 from inspector.tui.widgets.header import TargetHeader
 from inspector.tui.workers import FleetPoller, Worker, WorkerGroup
 
@@ -205,7 +206,7 @@ class InspectorApp(App[int]):
             for number, tab in enumerate(self.tabs, start=1):
                 with TabPane(f"{number} {tab.title}", id=tab.id):
                     yield views[tab.id]
-        yield Footer()
+        yield InspectorFooter()
 
     def _make_views(self) -> dict[str, View]:
         """Each view with what it needs handed down: settings as arguments, state bound."""

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
-from inspector.escape import printable
 from inspector.model import RequestInfo, Snapshot, TaskInfo
 from inspector.tui import formatting
+from inspector.tui.filtering import searchable
 from inspector.tui.widgets.cells import Row
 
 SortKey = Literal["age", "state", "name"]
@@ -72,8 +72,7 @@ def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) ->
 
 def search_text(row: Row, task: TaskInfo) -> str:
     """What the filter matches: the text as the table shows it (escaped), and the coroutine."""
-    cells = [printable(cell if isinstance(cell, str) else cell[0]) for cell in row]
-    return " ".join((*cells, printable(task.coro))).lower()
+    return searchable(row, task.coro)
 
 
 def build_task_rows(
@@ -105,10 +104,6 @@ def build_task_rows(
         tasks[task.id] = task
     orders = {sort: [str(t.id) for t in sort_tasks(snapshot.tasks, sort, False)] for sort in SORTS}
     return TaskRows(rows=rows, search=search, tasks=tasks, orders=orders)
-
-
-def matches(haystack: str, words: list[str]) -> bool:
-    return all(word in haystack for word in words)
 
 
 def sort_tasks(tasks: Iterable[TaskInfo], sort: SortKey, reverse: bool) -> list[TaskInfo]:

@@ -100,6 +100,7 @@ class BackgroundView(View):
 
     requires = ("background",)
     missing_text = "Background jobs"
+    filter_placeholder = "request, function, state, file"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="background-title", classes="section-title")

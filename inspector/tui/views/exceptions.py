@@ -81,6 +81,7 @@ class ExceptionsView(View):
 
     requires = ("exceptions",)
     missing_text = "Unseen exceptions"
+    filter_placeholder = "kind, exception, message, file, request, task"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="exceptions-title", classes="section-title")

@@ -111,6 +111,7 @@ class RequestsView(View):
     ]
     requires = ("requests",)
     missing_text = "Requests"
+    filter_placeholder = "method, path, phase, task, client, status, error"
 
     def __init__(self, *, stuck_after: float = 5.0, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)

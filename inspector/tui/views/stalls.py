@@ -133,6 +133,7 @@ class StallsView(View):
 
     requires = ("stalls",)
     missing_text = "Loop stalls"
+    filter_placeholder = "file, function, call, request"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="stalls-title", classes="section-title")

@@ -66,6 +66,7 @@ class ThreadsView(View):
 
     requires = ("threadpool",)
     missing_text = "Threads and the threadpool"
+    filter_placeholder = "thread, pool, request, file, task"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="threadpool-gauge")

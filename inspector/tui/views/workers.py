@@ -83,6 +83,8 @@ def _cpu(value: float | None) -> str:
 class WorkersView(View):
     """Fed by the fleet poller, not by the current worker's observation; enter switches."""
 
+    filter_placeholder = "pid, address, state, findings"
+
     roster: var[WorkerRoster | None] = var(None)
     """The workers, their last statuses and the one shown; bound to the app's state."""
 

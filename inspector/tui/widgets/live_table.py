@@ -28,6 +28,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from inspector.escape import printable
+from inspector.tui.filtering import filter_words, matches, searchable
 from inspector.tui.widgets.cells import TONES, Cell, Row, Tone
 
 __all__ = ["Cell", "Column", "LiveTable", "Row", "SyncStats", "Tone"]
@@ -158,12 +159,33 @@ class LiveTable(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple[str, int], tuple[Row, Strip]] = LRUCache(2048)
         self._last_key: str | None = None
         self.empty_text = empty_text
+        self._words: list[str] = []
+        self._given: tuple[list[str], Mapping[str, Row]] = ([], {})
+        """The rows of the last sync before filtering: a new filter re-reads them."""
+        self._search: dict[str, tuple[Row, str]] = {}
 
     # --- data ------------------------------------------------------------------------------
 
     @property
     def row_count(self) -> int:
+        """Rows shown (those the filter lets through)."""
         return len(self._order)
+
+    @property
+    def total_count(self) -> int:
+        """Rows given by the last sync, before the filter."""
+        return len(self._given[0])
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self._words)
+
+    def set_filter(self, text: str) -> None:
+        """Show only the rows whose text has every word of `text` (`/` in a view)."""
+        words = filter_words(text)
+        if words != self._words:
+            self._words = words
+            self.sync_keyed(*self._given)
 
     @property
     def keys(self) -> list[str]:
@@ -198,6 +220,9 @@ class LiveTable(ScrollView, can_focus=True):
 
         The form for big tables: no (key, row) pair is built per row.
         """
+        self._given = (order, rows)
+        if self._words:
+            order = [key for key in order if matches(self._text_of(key, rows[key]), self._words)]
         old_rows = self._rows
         cursor_key = self.cursor_key
         cursor_screen_y = self.cursor_row - round(self.scroll_y)
@@ -226,6 +251,17 @@ class LiveTable(ScrollView, can_focus=True):
         if added or updated or removed or reordered:
             self.refresh()
         return SyncStats(added, updated, max(removed, 0), reordered)
+
+    def _text_of(self, key: str, row: Row) -> str:
+        """The row's searchable text, kept while the row object stays the same."""
+        cached = self._search.get(key)
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        if len(self._search) > 4 * max(1024, len(self._given[0])):
+            self._search.clear()
+        text = searchable(row)
+        self._search[key] = (row, text)
+        return text
 
     def move_to_key(self, key: str) -> bool:
         """Put the cursor on `key` (scrolling it into view); False if the key is absent."""
@@ -360,9 +396,10 @@ class LiveTable(ScrollView, can_focus=True):
             return self._render_cells(cells, width, base + header, header_line=True)
         index = round(self.scroll_y) + y - 1
         if index >= len(self._order):
-            if index == 0 and self.empty_text:
+            empty = "Nothing matches the filter." if self._words and self._given[0] else None
+            if index == 0 and (empty or self.empty_text):
                 muted = self.get_component_rich_style("live-table--muted")
-                text = set_cell_size(f" {self.empty_text}", width)
+                text = set_cell_size(f" {empty or self.empty_text}", width)
                 return Strip([Segment(text, base + muted)], width)
             return Strip.blank(width, base)
         key = self._order[index]
