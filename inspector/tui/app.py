@@ -103,6 +103,7 @@ class InspectorApp(App[int]):
         Binding("s", "save", "Save"),
         Binding("c", "copy_location", "Copy file:line"),
         Binding("e", "open_in_editor", "Editor", show=False),
+        Binding("f", "toggle_frames", "All frames", show=False),
         Binding("x", "cancel_task", "Cancel task", show=False),
         Binding("escape", "previous_view", "Back", show=False),
         Binding("q", "quit", "Quit"),
@@ -137,6 +138,9 @@ class InspectorApp(App[int]):
     """Why a task cannot be cancelled now; None when it can."""
     worker_label: var[str | None] = var(None, init=False)
     """ "worker 2/4 (pid 4242)" in a worker group, None otherwise."""
+    all_frames: var[bool] = var(False, init=False)
+    """Stacks and tracebacks show every frame (f), not only the application's with each run
+    of library frames folded into one line."""
 
     def __init__(
         self,
@@ -210,15 +214,18 @@ class InspectorApp(App[int]):
 
     def _make_views(self) -> dict[str, View]:
         """Each view with what it needs handed down: settings as arguments, state bound."""
+        app = InspectorApp
         views: dict[str, View] = {
             "findings": FindingsView(id="findings-view"),
             "tasks": TasksView(id="tasks-view"),
-            "task": TaskDetailView(id="task-view").data_bind(InspectorApp.cancel_unavailable),
+            "task": TaskDetailView(id="task-view").data_bind(
+                app.cancel_unavailable, app.all_frames
+            ),
             "requests": RequestsView(stuck_after=self.stuck_after, id="requests-view"),
-            "background": BackgroundView(id="background-view"),
-            "threads": ThreadsView(id="threads-view"),
-            "stalls": StallsView(id="stalls-view"),
-            "exceptions": ExceptionsView(id="exceptions-view"),
+            "background": BackgroundView(id="background-view").data_bind(app.all_frames),
+            "threads": ThreadsView(id="threads-view").data_bind(app.all_frames),
+            "stalls": StallsView(id="stalls-view").data_bind(app.all_frames),
+            "exceptions": ExceptionsView(id="exceptions-view").data_bind(app.all_frames),
         }
         if self.roster is not None:
             views["workers"] = WorkersView(id="workers-view").data_bind(InspectorApp.roster)
@@ -538,6 +545,13 @@ class InspectorApp(App[int]):
         text = printable(formatting.full_location(frame))
         self.copy_to_clipboard(text)
         self.notify(f"Copied {text}", markup=False)
+
+    def action_toggle_frames(self) -> None:
+        self.all_frames = not self.all_frames
+        if self.all_frames:
+            self.notify("Showing every frame. f folds library frames again.")
+        else:
+            self.notify("Library frames folded: your code stands out. f shows them all.")
 
     def action_open_in_editor(self) -> None:
         self._edit(self.active_view.current_location())

@@ -6,11 +6,10 @@ import os
 import re
 from typing import Final
 
+from inspector.frame_kinds import classify
 from inspector.model import Frame, RequestInfo, TaskInfo, WaitInfo
 from inspector.render.durations import two_units
 
-_LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/", "/lib/python3", "\\lib\\")
-_OWN_MARKERS: Final = ("/inspector/agent/", "/inspector/client/", "/aiomonitor/")
 _CALL: Final = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 
 _project_root: str | None = None
@@ -72,13 +71,9 @@ def count(value: int) -> str:
 
 
 def is_application_frame(frame: Frame) -> bool:
-    """Not the standard library, not an installed package, not the inspector itself."""
-    path = frame.file.replace("\\", "/")
-    if path.startswith("<"):
-        return False
-    if any(marker in path for marker in _LIBRARY_MARKERS):
-        return False
-    return not any(marker in path for marker in _OWN_MARKERS)
+    """The user's own code: not the standard library, an installed package or the inspector
+    (`inspector.frame_kinds`, as the agent, doctor and dump decide)."""
+    return classify(frame.file) == "app"
 
 
 def innermost_application_frame(frames: tuple[Frame, ...]) -> Frame | None:
@@ -93,7 +88,7 @@ def short_path(path: str, keep: int = 2) -> str:
     """The path under the project root, else its last `keep` parts ("app/main.py")."""
     if _project_root is not None and path.startswith(_project_root):
         relative = path[len(_project_root) :]
-        if not any(marker in "/" + relative for marker in _LIBRARY_MARKERS):
+        if classify(path) == "app":
             return relative
     parts = path.replace("\\", "/").split("/")
     return "/".join(part for part in parts[-keep:] if part) or path

@@ -64,7 +64,7 @@ def job_row(job: BackgroundJob, snapshot: Snapshot) -> Row:
     )
 
 
-def job_content(job: BackgroundJob, snapshot: Snapshot) -> Content:
+def job_content(job: BackgroundJob, snapshot: Snapshot, *, show_all: bool = False) -> Content:
     tone = {"error": "$text-error", "warning": "$text-warning", "success": "$text-success"}.get(
         STATE_TONES.get(job.state, ""), "$foreground"
     )
@@ -91,7 +91,7 @@ def job_content(job: BackgroundJob, snapshot: Snapshot) -> Content:
     if job.flagged:
         lines.append(markup("[$text-warning]⚠ $flagged[/]", flagged=job.flagged))
     if job.error is not None:
-        lines.append(exception_content(job.error))
+        lines.append(exception_content(job.error, show_all=show_all))
     return Content("\n").join(lines)
 
 
@@ -146,7 +146,11 @@ class BackgroundView(View):
         if job is None or self.observation is None:
             detail.update("")
             return
-        detail.update(job_content(job, self.observation.snapshot))
+        detail.update(job_content(job, self.observation.snapshot, show_all=self.all_frames))
+
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_detail()
 
     def current_location(self) -> Frame | None:
         job = self._jobs().get(self.table.cursor_key or "")

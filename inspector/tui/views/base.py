@@ -14,6 +14,7 @@ from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.reactive import var
 from textual.widgets import Input, Static
 
 from inspector.model import Capability, Frame
@@ -49,6 +50,10 @@ class View(Vertical):
     """What the view would show, for the "needs the agent" notice."""
     filter_placeholder: ClassVar[str] = ""
     """What `/` searches, shown in the empty filter; no filter when empty."""
+
+    all_frames: var[bool] = var(False, init=False)
+    """Show every frame of stacks and tracebacks (`f`), not only the application's; bound to
+    the app's state by the views that show stacks."""
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
@@ -95,6 +100,12 @@ class View(Vertical):
 
     def update_view(self, observation: Observation) -> None:
         """Subclasses render here."""
+
+    def watch_all_frames(self) -> None:
+        self.refresh_frames()
+
+    def refresh_frames(self) -> None:
+        """Views that show stacks redraw them folded or whole (`all_frames`)."""
 
     def current_location(self) -> Frame | None:
         """The source line under the cursor, for `c` (copy location)."""

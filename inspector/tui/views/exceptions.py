@@ -50,7 +50,7 @@ def event_row(event: ExceptionEvent, now: float) -> Row:
     )
 
 
-def event_content(event: ExceptionEvent) -> Content:
+def event_content(event: ExceptionEvent, *, show_all: bool = False) -> Content:
     lines = [
         markup(
             "[b]$kind[/b]"
@@ -72,7 +72,7 @@ def event_content(event: ExceptionEvent) -> Content:
                 code=event.location.code or "",
             )
         )
-    lines.append(exception_content(event.error))
+    lines.append(exception_content(event.error, show_all=show_all))
     return Content("\n").join(lines)
 
 
@@ -115,7 +115,11 @@ class ExceptionsView(View):
     def _show_detail(self) -> None:
         event = self._events().get(self.table.cursor_key or "")
         detail = self.query_one("#exception-detail", Static)
-        detail.update(event_content(event) if event is not None else "")
+        detail.update(event_content(event, show_all=self.all_frames) if event is not None else "")
+
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_detail()
 
     def current_location(self) -> Frame | None:
         event = self._events().get(self.table.cursor_key or "")

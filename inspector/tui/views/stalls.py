@@ -61,7 +61,7 @@ def profile(samples: tuple[StackSample, ...]) -> list[tuple[float, int, tuple[Fr
     return [(sample.offset, sample.count, sample.frames) for sample in stall_profile(samples)]
 
 
-def stall_content(stall: Stall) -> Content:
+def stall_content(stall: Stall, *, show_all: bool = False) -> Content:
     state = "[b $text-error]blocked now[/]" if stall.ongoing else "ended"
     lines = [
         markup(
@@ -91,7 +91,7 @@ def stall_content(stall: Stall) -> Content:
                 f"{first:.2f} s)[/dim]"
             )
         )
-        lines.append(stack_content(frames))
+        lines.append(stack_content(frames, show_all=show_all))
     return Content("\n").join(lines)
 
 
@@ -177,7 +177,11 @@ class StallsView(View):
     def _show_detail(self) -> None:
         stall = self._stalls().get(self.table.cursor_key or "")
         detail = self.query_one("#stall-detail", Static)
-        detail.update(stall_content(stall) if stall is not None else "")
+        detail.update(stall_content(stall, show_all=self.all_frames) if stall is not None else "")
+
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_detail()
 
     def current_location(self) -> Frame | None:
         stall = self._stalls().get(self.table.cursor_key or "")

@@ -142,12 +142,17 @@ class ThreadsView(View):
         head = markup(
             f"[b]$name[/b] [dim]({thread.id}, $pool)[/dim]", name=thread.name, pool=thread.pool
         )
-        target.update(Content("\n").join([head, stack_content(thread.stack)]))
+        stack = stack_content(thread.stack, show_all=self.all_frames)
+        target.update(Content("\n").join([head, stack]))
 
     @on(LiveTable.Selected, "#borrowers-table")
     def open_borrower(self, event: LiveTable.Selected) -> None:
         event.stop()
         self.post_message(OpenTask(int(event.key)))
+
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_stack()
 
     def current_location(self) -> Frame | None:
         thread = self._thread()

@@ -1,0 +1,91 @@
+"""Just my code: library runs fold into one line, the inspector never shows itself, the line to
+fix is marked and the cursor starts on it; `f` shows every frame, enter opens one run."""
+
+from __future__ import annotations
+
+from inspector.model import Frame
+from inspector.tui.frame_folds import CUT, Folded, Shown, fold_frames
+from inspector.tui.views.task_detail import TaskDetailView
+from inspector.tui.widgets.stack_text import stack_content
+from tests.tui.conftest import build_app, until_applied, wait_for
+
+SIZE = (120, 36)
+SITE = "/srv/shop/.venv/lib/python3.11/site-packages"
+LIB = Frame(f"{SITE}/starlette/routing.py", 76, "app", "await f(request)")
+STD = Frame("/usr/lib64/python3.11/asyncio/locks.py", 114, "acquire", "await fut")
+OWN = Frame(f"{SITE}/inspector/agent/instrumented.py", 88, "__call__", "await self.app(...)")
+APP = Frame("/srv/shop/orders.py", 41, "reserve_and_charge", "async with payment_lock:")
+CALLER = Frame("/srv/shop/routes.py", 12, "charge", "await reserve_and_charge(order)")
+
+
+def shape(lines) -> list[str]:
+    out = []
+    for line in lines:
+        if isinstance(line, Folded):
+            out.append(line.label())
+        elif isinstance(line, Shown):
+            out.append(f"{'▶' if line.innermost_app else ''}{line.index}")
+        else:
+            out.append("cut")
+    return out
+
+
+def test_runs_of_library_frames_fold_and_the_innermost_frame_stays() -> None:
+    frames = (LIB, LIB, OWN, LIB, CALLER, LIB, STD, APP, STD, STD)
+    assert shape(fold_frames(frames)) == [
+        "… 3 library frames · 1 inspector frame hidden",
+        "4",
+        "… 2 library frames",
+        "▶7",
+        "… 1 library frame",
+        "9",
+    ]
+
+
+def test_showing_all_frames_still_hides_the_inspector() -> None:
+    frames = (LIB, OWN, OWN, APP, STD)
+    assert shape(fold_frames(frames, show_all=True)) == [
+        "0",
+        "… 2 inspector frames hidden",
+        "▶3",
+        "4",
+    ]
+
+
+def test_one_run_opens_and_a_cut_is_never_folded_across() -> None:
+    frames = (LIB, LIB, APP, LIB, LIB, STD)
+    assert shape(fold_frames(frames, expanded={0})) == ["0", "1", "▶2", "… 2 library frames", "5"]
+    lines = fold_frames((LIB, LIB, LIB, APP), cut_at=1)
+    assert lines[1] is CUT and shape(lines) == [
+        "… 1 library frame",
+        "cut",
+        "… 2 library frames",
+        "▶3",
+    ]
+
+
+def test_a_traceback_folds_and_marks_the_line_to_fix() -> None:
+    text = stack_content((LIB, LIB, OWN, CALLER, APP, STD)).plain.splitlines()
+    assert text[0] == "  … 2 library frames · 1 inspector frame hidden"
+    assert text[3] == "▶ shop/orders.py:41 in reserve_and_charge"
+    assert not any("instrumented" in line for line in text)
+
+
+async def test_f_shows_every_frame_and_enter_opens_a_run(blocked) -> None:
+    app = build_app([blocked])
+    async with app.run_test(size=SIZE) as pilot:
+        await until_applied(pilot)
+        app.action_open_task(1057)
+        detail = app.query_one(TaskDetailView)
+        frames = detail.frames
+        await wait_for(pilot, lambda: frames.row_count > 0)
+        assert frames.keys == ["fold:0", "5", "6"]
+        assert frames.cursor_key == "5"  # the innermost application frame
+        await pilot.press("f")
+        await wait_for(pilot, lambda: frames.row_count == 7)
+        assert frames.cursor_key == "5"
+        await pilot.press("f")
+        await wait_for(pilot, lambda: frames.row_count == 3)
+        await pilot.press("home", "enter")  # the folded run
+        await wait_for(pilot, lambda: frames.row_count == 7)
+        assert frames.cursor_key == "0"
