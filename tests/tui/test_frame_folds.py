@@ -4,6 +4,7 @@ fix is marked and the cursor starts on it; `f` shows every frame, enter opens on
 from __future__ import annotations
 
 from inspector.model import Frame
+from inspector.tui import formatting
 from inspector.tui.frame_folds import CUT, Folded, Shown, fold_frames
 from inspector.tui.views.task_detail import TaskDetailView
 from inspector.tui.widgets.stack_text import stack_content
@@ -65,9 +66,10 @@ def test_one_run_opens_and_a_cut_is_never_folded_across() -> None:
 
 
 def test_a_traceback_folds_and_marks_the_line_to_fix() -> None:
+    formatting.set_project_root("/srv/shop")
     text = stack_content((LIB, LIB, OWN, CALLER, APP, STD)).plain.splitlines()
     assert text[0] == "  … 2 library frames · 1 inspector frame hidden"
-    assert text[3] == "▶ shop/orders.py:41 in reserve_and_charge"
+    assert text[3] == "▶ orders.py:41 in reserve_and_charge"
     assert not any("instrumented" in line for line in text)
 
 

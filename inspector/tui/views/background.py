@@ -28,12 +28,12 @@ STATE_TONES = {
     "done": "success",
 }
 COLUMNS = (
-    Column("request", "Request", 20),
+    Column("request", "Request", 20, grow=1),
     Column("function", "Function", 18, flex=True),
     Column("state", "State", 8),
     Column("queued", "Queued", 7, align="right"),
     Column("took", "Took", 7, align="right"),
-    Column("site", "Added at", 18, min_width=110),
+    Column("site", "Added at", 18, min_width=110, grow=2),
 )
 
 

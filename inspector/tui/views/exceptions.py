@@ -28,8 +28,8 @@ COLUMNS = (
     Column("when", "When", 7, align="right"),
     Column("kind", "Kind", 22, min_width=100),
     Column("error", "Exception", 28, flex=True),
-    Column("where", "Where", 18),
-    Column("context", "In", 18, min_width=90),
+    Column("where", "Where", 18, grow=2),
+    Column("context", "In", 18, min_width=90, grow=1),
     Column("count", "×", 3, align="right"),
 )
 

@@ -20,7 +20,7 @@ from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 
 IN_FLIGHT_COLUMNS = (
-    Column("request", "Request", 24, flex=True),
+    Column("request", "Request", 24, flex=True, grow=1),
     Column("phase", "Phase", 10),
     Column("age", "Age", 7, align="right"),
     Column("task", "Task", 10),
@@ -28,7 +28,7 @@ IN_FLIGHT_COLUMNS = (
     Column("client", "Client", 18, min_width=120),
 )
 RECENT_COLUMNS = (
-    Column("request", "Request", 20, flex=True),
+    Column("request", "Request", 20, flex=True, grow=1),
     Column("status", "Status", 6, align="right"),
     Column("took", "Took", 7, align="right"),
     Column("error", "Error", 18, min_width=60),

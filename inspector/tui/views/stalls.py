@@ -24,9 +24,9 @@ COLUMNS = (
     Column("when", "When", 8, align="right"),
     Column("duration", "Blocked", 8, align="right"),
     Column("bar", "", BAR_WIDTH, min_width=90),
-    Column("at", "At", 22, flex=True),
+    Column("at", "At", 22, flex=True, grow=2),
     Column("call", "Calling", 16, min_width=110),
-    Column("serving", "Serving", 20),
+    Column("serving", "Serving", 20, grow=1),
 )
 
 

@@ -26,8 +26,8 @@ from inspector.tui.widgets.live_table import Column, LiveTable, Row
 
 FRAME_COLUMNS = (
     Column("n", "#", 4, align="right"),
-    Column("where", "Where", 30),
-    Column("function", "Function", 20),
+    Column("where", "Where", 30, grow=2),
+    Column("function", "Function", 20, grow=1),
     Column("code", "Code", 20, flex=True),
 )
 COMMA = Content(", ")
@@ -39,13 +39,15 @@ def task_link(task_id: int, snapshot: Snapshot | None) -> Content:
     return markup(f"[@click=open_task({task_id})]$label[/]", label=label)
 
 
-def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> Content:
+def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool, short_id: str = "") -> Content:
     """The facts about a task, with links to related tasks and requests."""
     state_tone = {"failed": "$text-error", "running": "$text-accent", "cancelled": "$text-muted"}
     tone = state_tone.get(task.state, "$text-success" if task.state == "done" else "$foreground")
     lines = [
         markup(
-            f"[b]$name[/b]  [dim]#{task.id}[/dim]  [{tone}]$state[/]  "
+            "[b]$name[/b]  "
+            + (f"[b $text-accent]{short_id}[/]  " if short_id else "")
+            + f"[dim]id {task.id}[/dim]  [{tone}]$state[/]  "
             f"age {formatting.duration(task.age)}  [dim]$coro[/dim]",
             name=task.name,
             state=task.state,
@@ -220,7 +222,8 @@ class TaskDetailView(View):
             self.frames.sync([])
             self.query_one("#task-actions", Static).update("")
             return
-        facts.update(describe_task(shown, snapshot, gone))
+        short_id = observation.task_rows.short_id(shown.id)
+        facts.update(describe_task(shown, snapshot, gone, short_id))
         first_sync = self.frames.row_count == 0
         self.frames.sync(
             frame_rows(

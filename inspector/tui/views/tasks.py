@@ -21,13 +21,13 @@ from inspector.tui.widgets.filter_bar import FilterBar
 from inspector.tui.widgets.live_table import Cell, Column, LiveTable
 
 TASK_COLUMNS = (
-    Column("id", "ID", 7, align="right", min_width=100),
+    Column("id", "ID", 5, align="right"),
     Column("name", "Name", 16),
     Column("state", "State", 9),
     Column("age", "Age", 7, align="right"),
     Column("wait", "Waits for", 22, flex=True),
-    Column("where", "Where", 24),
-    Column("request", "Request", 20, min_width=110),
+    Column("where", "Where", 24, grow=2),
+    Column("request", "Request", 20, min_width=110, grow=1),
 )
 GROUP_COLUMNS = (
     Column("count", "Tasks", 7, align="right"),

@@ -21,12 +21,12 @@ THREAD_COLUMNS = (
     Column("name", "Thread", 20),
     Column("pool", "Pool", 6),
     Column("busy", "Busy", 5),
-    Column("request", "Request", 22),
-    Column("where", "Where", 22, flex=True, min_width=100),
+    Column("request", "Request", 22, grow=1),
+    Column("where", "Where", 22, flex=True, min_width=100, grow=2),
 )
 BORROWER_COLUMNS = (
     Column("task", "Task", 12),
-    Column("request", "Request", 20, flex=True),
+    Column("request", "Request", 20, flex=True, grow=1),
     Column("held", "Held", 7, align="right"),
 )
 

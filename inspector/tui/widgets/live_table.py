@@ -36,7 +36,8 @@ __all__ = ["Cell", "Column", "LiveTable", "Row", "SyncStats", "Tone"]
 
 @dataclass(frozen=True)
 class Column:
-    """One column: a fixed width, or `flex` to take what the fixed columns leave."""
+    """One column: `width` cells at least; wider, up to its longest text, when the table has
+    room (columns with the higher `grow` first); `flex` takes what is left after that."""
 
     key: str
     label: str
@@ -45,6 +46,9 @@ class Column:
     align: Literal["left", "right"] = "left"
     min_width: int = 0
     """Hide the column while the table is narrower than this (80-column terminals)."""
+    grow: int = 0
+    """Which columns widen to their text first when there is room for some only: the ones
+    that lead to the line to fix (locations: 2, requests: 1)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,8 @@ class LiveTable(ScrollView, can_focus=True):
         self._given: tuple[list[str], Mapping[str, Row]] = ([], {})
         """The rows of the last sync before filtering: a new filter re-reads them."""
         self._search: dict[str, tuple[Row, str]] = {}
+        self._natural: list[int] = [0] * len(self._columns)
+        """The widest text seen in each column: what it needs for nothing to be cut."""
 
     # --- data ------------------------------------------------------------------------------
 
@@ -203,8 +209,25 @@ class LiveTable(ScrollView, can_focus=True):
 
     def set_columns(self, columns: Sequence[Column]) -> None:
         self._columns = tuple(columns)
+        self._natural = [0] * len(self._columns)
+        for row in self._rows.values():
+            self._measure(row)
         self._strips.clear()
         self.refresh()
+
+    def _measure(self, row: Row) -> bool:
+        """Widen the columns `row` needs wider; True if one changed."""
+        natural = self._natural
+        changed = False
+        for index, cell in enumerate(row[: len(natural)]):
+            text = cell if isinstance(cell, str) else cell[0]
+            length = len(text)
+            if length > natural[index] or (length * 2 > natural[index] and not text.isascii()):
+                length = cell_len(printable(text))
+                if length > natural[index]:
+                    natural[index] = length
+                    changed = True
+        return changed
 
     def sync(self, rows: Iterable[tuple[str, Row]]) -> SyncStats:
         """Show exactly `rows`, in this order, touching only what changed."""
@@ -228,16 +251,21 @@ class LiveTable(ScrollView, can_focus=True):
         cursor_screen_y = self.cursor_row - round(self.scroll_y)
         new_rows: dict[str, Row] = {}
         added = updated = 0
+        widened = False
         for key in order:
             cells = rows[key]
             previous = old_rows.get(key)
             if previous is None:
                 added += 1
+                widened = self._measure(cells) or widened
             elif previous is not cells and previous != cells:
                 updated += 1
+                widened = self._measure(cells) or widened
             else:
                 cells = previous  # keep the cached strip valid
             new_rows[key] = cells
+        if widened:
+            self._strips.clear()
         order = list(order)
         removed = len(old_rows) - (len(order) - added)
         reordered = order != self._order
@@ -248,7 +276,7 @@ class LiveTable(ScrollView, can_focus=True):
         if added or removed or reordered:
             self.virtual_size = Size(self._content_width(), len(order) + 1)
         self._restore_cursor(cursor_key, cursor_screen_y)
-        if added or updated or removed or reordered:
+        if added or updated or removed or reordered or widened:
             self.refresh()
         return SyncStats(added, updated, max(removed, 0), reordered)
 
@@ -369,13 +397,28 @@ class LiveTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.width)
 
     def _layout(self, width: int) -> list[tuple[int, Column, int]]:
-        """(cell index, column, width) of each visible column at this table width."""
+        """(cell index, column, width) of each visible column at this table width.
+
+        Each column gets its `width`; spare room widens the columns whose text is longer, up to
+        their longest text, the highest `grow` first; the `flex` column takes the rest (and
+        shrinks, to 8, when there is none), so the table fills its width.
+        """
         visible = [(i, c) for i, c in enumerate(self._columns) if width >= c.min_width]
         widths = [column.width for _, column in visible]
-        used = sum(widths) + len(widths) + 1
+        spare = width - (sum(widths) + len(widths) + 1)
+        by_priority = sorted(range(len(visible)), key=lambda p: -visible[p][1].grow)
+        for position in by_priority:
+            if spare <= 0:
+                break
+            index, column = visible[position]
+            natural = self._natural[index] if index < len(self._natural) else 0
+            wanted = min(spare, natural - widths[position])
+            if wanted > 0:
+                widths[position] += wanted
+                spare -= wanted
         for position, (_, column) in enumerate(visible):
-            if column.flex:  # grows into spare room, shrinks (to 8) when there is none
-                widths[position] = max(min(8, column.width), column.width + width - used)
+            if column.flex:
+                widths[position] = max(min(8, column.width), widths[position] + spare)
                 break
         return [(index, column, w) for (index, column), w in zip(visible, widths, strict=False)]
 
