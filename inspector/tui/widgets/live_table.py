@@ -33,6 +33,9 @@ from inspector.tui.widgets.cells import TONES, Cell, Row, Tone
 
 __all__ = ["Cell", "Column", "LiveTable", "Row", "SyncStats", "Tone"]
 
+FLEX_FLOOR = 14
+"""The flex column lends room to the columns that `grow` down to this width, no further."""
+
 
 @dataclass(frozen=True)
 class Column:
@@ -399,28 +402,35 @@ class LiveTable(ScrollView, can_focus=True):
     def _layout(self, width: int) -> list[tuple[int, Column, int]]:
         """(cell index, column, width) of each visible column at this table width.
 
-        Each column gets its `width`; spare room widens the columns whose text is longer, up to
-        their longest text, the highest `grow` first; the `flex` column takes the rest (and
-        shrinks, to 8, when there is none), so the table fills its width.
+        Each column gets its `width`, less if all its text is shorter. Then the columns whose
+        text is longer widen to it, the highest `grow` first: those with a `grow` may take room
+        from the `flex` column (down to `FLEX_FLOOR`), the others only what is spare. The flex
+        column takes what is left (shrinking to 8 when nothing is), so the table fills its width.
         """
         visible = [(i, c) for i, c in enumerate(self._columns) if width >= c.min_width]
-        widths = [column.width for _, column in visible]
+        natural = [self._natural[i] if i < len(self._natural) else 0 for i, _ in visible]
+        # A column whose every text is shorter than its width gives the rest to the others.
+        widths = [
+            max(cell_len(column.label), min(column.width, need))
+            if need and not column.flex
+            else column.width
+            for (_, column), need in zip(visible, natural, strict=True)
+        ]
+        flex = next((p for p, (_, column) in enumerate(visible) if column.flex), None)
         spare = width - (sum(widths) + len(widths) + 1)
+        lendable = max(0, widths[flex] - FLEX_FLOOR) if flex is not None else 0
         by_priority = sorted(range(len(visible)), key=lambda p: -visible[p][1].grow)
         for position in by_priority:
-            if spare <= 0:
-                break
-            index, column = visible[position]
-            natural = self._natural[index] if index < len(self._natural) else 0
-            wanted = min(spare, natural - widths[position])
+            if position == flex:
+                continue
+            room = spare + (lendable if visible[position][1].grow else 0)
+            wanted = min(room, natural[position] - widths[position])
             if wanted > 0:
                 widths[position] += wanted
                 spare -= wanted
-        for position, (_, column) in enumerate(visible):
-            if column.flex:
-                widths[position] = max(min(8, column.width), widths[position] + spare)
-                break
-        return [(index, column, w) for (index, column), w in zip(visible, widths, strict=False)]
+        if flex is not None:
+            widths[flex] = max(min(8, visible[flex][1].width), widths[flex] + spare)
+        return [(index, column, w) for (index, column), w in zip(visible, widths, strict=True)]
 
     def _column_at(self, x: int) -> str | None:
         position = 1
