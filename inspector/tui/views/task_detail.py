@@ -133,7 +133,7 @@ def frame_rows(
         if isinstance(line, CutMark):
             rows.append((CUT_KEY, ("", "", (left_out_note(cut), "warning"), "")))
         elif isinstance(line, Folded):
-            rows.append((line.key, ("", (line.label(), "muted"), "", "")))
+            rows.append((line.key, ((line.label(), "muted"),)))
         else:
             frame = line.frame
             where = formatting.location(frame)
@@ -254,10 +254,8 @@ class TaskDetailView(View):
             cancel = f"cancel unavailable: {refusal}"
         else:
             cancel = "[b]x[/b] cancel this task"
-        return (
-            f"{cancel} · [b]c[/b] copy the line · [b]e[/b] edit it · [b]r[/b] its request"
-            f" · [b]f[/b] {'fold library frames' if self.all_frames else 'all frames'}"
-        )
+        frames = "fold library frames" if self.all_frames else "all frames"
+        return f"{cancel} · [b]c[/b] copy · [b]e[/b] edit · [b]r[/b] request · [b]f[/b] {frames}"
 
     def selected_task_id(self) -> int | None:
         if self.task_id is None or self.observation is None:

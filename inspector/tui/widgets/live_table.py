@@ -77,7 +77,8 @@ class TableMessage(Message):
 
 
 class LiveTable(ScrollView, can_focus=True):
-    """A table of keyed rows, updated in place by `sync`.
+    """A table of keyed rows, updated in place by `sync`. A row of a single cell is a note
+    ("… 17 library frames"): drawn across the columns from the second on, measured by none.
 
     | Class | Description |
     | :- | :- |
@@ -219,9 +220,12 @@ class LiveTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _measure(self, row: Row) -> bool:
-        """Widen the columns `row` needs wider; True if one changed."""
+        """Widen the columns `row` needs wider; True if one changed. (A note row spans the
+        columns: it widens none.)"""
         natural = self._natural
         changed = False
+        if len(row) == 1 and len(natural) > 1:
+            return False
         for index, cell in enumerate(row[: len(natural)]):
             text = cell if isinstance(cell, str) else cell[0]
             length = len(text)
@@ -478,6 +482,8 @@ class LiveTable(ScrollView, can_focus=True):
         overlay: Style | None = None,
         header_line: bool = False,
     ) -> Strip:
+        if len(cells) == 1 and len(self._columns) > 1 and not header_line:
+            return self._render_note(cells[0], width, style, overlay)
         segments: list[Segment] = [Segment(" ", style + overlay if overlay else style)]
         for index, column, column_width in self._layout(width):
             cell = cells[index] if index < len(cells) else ""
@@ -493,6 +499,22 @@ class LiveTable(ScrollView, can_focus=True):
         if used < width:
             segments.append(Segment(" " * (width - used), style + overlay if overlay else style))
         return Strip(segments).crop(0, width)
+
+    def _render_note(self, cell: Cell, width: int, style: Style, overlay: Style | None) -> Strip:
+        """A row of one cell: a note across the row from the second column on."""
+        text, tone = (cell, None) if isinstance(cell, str) else cell
+        layout = self._layout(width)
+        indent = 1 + (layout[0][2] + 1 if len(layout) > 1 else 0)
+        note_style = style + self.get_component_rich_style(f"live-table--{tone}") if tone else style
+        if overlay is not None:
+            style, note_style = style + overlay, note_style + overlay
+        return Strip(
+            [
+                Segment(" " * indent, style),
+                Segment(_fit(text, max(1, width - indent - 1), "left"), note_style),
+                Segment(" ", style),
+            ]
+        ).crop(0, width)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
