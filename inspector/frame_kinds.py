@@ -36,6 +36,7 @@ __all__ = [
     "classify",
     "is_application",
     "is_inspector",
+    "library_path",
     "module_name",
 ]
 
@@ -119,6 +120,19 @@ _MODULE_ROOT: Final = re.compile(
 
 
 @lru_cache(maxsize=16_384)
+def library_path(filename: str) -> str | None:
+    """A library or stdlib file's path below its root, with forward slashes
+    ("starlette/routing.py", "asyncio/tasks.py"), else None: what short locations show."""
+    if classify(filename) not in ("library", "stdlib"):
+        return None
+    roots = list(_MODULE_ROOT.finditer(filename))
+    if not roots:
+        return None
+    relative = filename[roots[-1].end() :].replace("\\", "/").lstrip("/")
+    return relative or None
+
+
+@lru_cache(maxsize=16_384)
 def module_name(filename: str) -> str | None:
     """The dotted module of a library or stdlib file ("urllib3.connectionpool"), else None.
 
@@ -126,14 +140,10 @@ def module_name(filename: str) -> str | None:
     """
     if filename.startswith("<frozen ") and filename.endswith(">"):
         return filename[len("<frozen ") : -1] or None
-    kind = classify(filename)
-    if kind not in ("library", "stdlib"):
+    relative = library_path(filename)
+    if relative is None:
         return None
-    roots = list(_MODULE_ROOT.finditer(filename))
-    if not roots:
-        return None
-    relative = filename[roots[-1].end() :]
-    relative = re.sub(r"\.(?:py[cw]?|so|pyd)$", "", relative.replace("\\", "/"))
+    relative = re.sub(r"\.(?:py[cw]?|so|pyd)$", "", relative)
     parts = [part for part in relative.split("/") if part]
     if parts and parts[-1] == "__init__":
         parts.pop()

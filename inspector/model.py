@@ -124,7 +124,10 @@ class TaskInfo:
     """Qualified name of the task's coroutine."""
     stack: tuple[Frame, ...] = ()
     """The await chain, outermost coroutine first. For the running task: the loop thread's
-    real stack (task.get_stack() is wrong for a running task)."""
+    real stack (task.get_stack() is wrong for a running task). A task awaiting a worker thread
+    (`waiting_on.thread_id`) continues with that thread's frames from the application's
+    function on: its innermost frame is the line the thread runs. The inspector's own frames
+    are never included."""
     waiting_on: WaitInfo | None = None
     age: float | None = None
     """Seconds since the agent first saw the task (or since creation where known)."""

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import inspector
-from inspector.frame_kinds import FrameKind, classify, is_application, module_name
+from inspector.frame_kinds import FrameKind, classify, is_application, library_path, module_name
 
 INSPECTOR_DIR = os.path.dirname(inspector.__file__)
 
@@ -138,3 +138,17 @@ def test_each_path_shape_is_classified(path: str, expected: FrameKind) -> None:
 )
 def test_module_names_come_from_paths(path: str, module: str | None) -> None:
     assert module_name(path) == module
+
+
+@pytest.mark.parametrize(
+    ("path", "short"),
+    [
+        ("/srv/.venv/lib/python3.11/site-packages/starlette/routing.py", "starlette/routing.py"),
+        ("C:\\Python311\\Lib\\asyncio\\tasks.py", "asyncio/tasks.py"),
+        ("/usr/lib64/python3.11/asyncio/tasks.py", "asyncio/tasks.py"),
+        ("/srv/shop/app.py", None),
+        ("<string>", None),
+    ],
+)
+def test_library_paths_start_below_their_root(path: str, short: str | None) -> None:
+    assert library_path(path) == short

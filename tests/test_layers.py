@@ -25,6 +25,7 @@ SHARED = (
     "inspector.addresses",
     "inspector.frame_kinds",
     "inspector.durations",
+    "inspector.plurals",
 )
 """Stdlib-only modules both sides may use."""
 
@@ -102,7 +103,12 @@ def test_the_ui_never_imports_the_agent() -> None:
     assert violations(("inspector.tui", "inspector.render"), ("inspector.agent",)) == []
 
 
-PURE_SHARED = ("inspector.model", "inspector.frame_kinds", "inspector.durations")
+PURE_SHARED = (
+    "inspector.model",
+    "inspector.frame_kinds",
+    "inspector.durations",
+    "inspector.plurals",
+)
 """The shared modules that are pure functions over data: the diagnosis may use them."""
 
 

@@ -21,6 +21,15 @@ class AppImportError(Exception):
     """The target app could not be imported; the message is one line for a person."""
 
 
+class AppRaisedError(AppImportError):
+    """The app's own code raised while it was imported (or its factory called): the fault is in
+    that code, so the caller shows `error`'s traceback before the one line."""
+
+    def __init__(self, message: str, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
+
+
 def config_to_json(config: AgentConfig) -> str:
     return json.dumps(dataclasses.asdict(config), separators=(",", ":"))
 
@@ -34,7 +43,11 @@ def config_from_json(text: str) -> AgentConfig:
 
 
 def import_target(import_string: str, app_dir: str | None = None, factory: bool = False) -> Any:
-    """Import "module:attribute" the way uvicorn does, with a one-line error for a person."""
+    """Import "module:attribute" the way uvicorn does, with a one-line error for a person.
+
+    A module or attribute that does not exist is an `AppImportError`; an exception raised by
+    the app's own code while importing is an `AppRaisedError` that keeps it.
+    """
     if app_dir is not None:
         path = os.path.abspath(app_dir)
         if path not in sys.path:
@@ -52,13 +65,9 @@ def import_target(import_string: str, app_dir: str | None = None, factory: bool 
         if error.name == module_name or (error.name and module_name.startswith(error.name + ".")):
             where = os.path.abspath(app_dir or ".")
             raise AppImportError(f"cannot import module {module_name!r} (from {where})") from None
-        raise AppImportError(
-            f"importing {module_name!r} failed: {type(error).__name__}: {error}"
-        ) from None
+        raise AppRaisedError(_raised(f"importing {module_name!r}", error), error) from None
     except Exception as error:
-        raise AppImportError(
-            f"importing {module_name!r} failed: {type(error).__name__}: {error}"
-        ) from None
+        raise AppRaisedError(_raised(f"importing {module_name!r}", error), error) from None
     for part in attribute.split("."):
         try:
             target = getattr(target, part)
@@ -68,10 +77,15 @@ def import_target(import_string: str, app_dir: str | None = None, factory: bool 
         try:
             target = target()
         except Exception as error:
-            raise AppImportError(
-                f"the app factory {import_string!r} failed: {type(error).__name__}: {error}"
+            raise AppRaisedError(
+                _raised(f"the app factory {import_string!r}", error), error
             ) from None
     return target
+
+
+def _raised(what: str, error: BaseException) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{what} raised {type(error).__name__}" + (f": {first}" if first else "")
 
 
 _settled = False

@@ -34,6 +34,7 @@ from inspector.agent.metrics import Remembered, short_path, stall_location
 from inspector.agent.otel import OtelAgent, OtelUnavailable
 from inspector.agent.probe import AgentContext, Probe
 from inspector.agent.watchdog import Watchdog
+from inspector.durations import duration
 from inspector.escape import printable
 from inspector.model import ExceptionEvent, ExceptionInfo, Frame, ProcessInfo, Stall
 
@@ -102,7 +103,8 @@ def stall_event(stall: Stall) -> AgentEvent:
         fields["ongoing"] = True
     if stall.task_name:
         fields["task"] = stall.task_name
-    how_long = f"for {stall.duration:.2f} s" + (" so far, and still is" if stall.ongoing else "")
+    still = " so far, and still is" if stall.ongoing else ""
+    how_long = f"for {duration(stall.duration)}{still}"
     return AgentEvent(
         kind="stall",
         severity="error" if stall.duration >= ERROR_STALL else "warning",

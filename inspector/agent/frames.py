@@ -5,22 +5,22 @@ coroutines many times per second, so the conversion is cached per (code object, 
 `Frame` is built once and reused. Source lines come from `linecache`, read lazily once per
 (file, line); nothing here calls `traceback` or `inspect`.
 
-`is_application_frame(file)` answers "is this the user's code?" (not the standard library, not an
-installed package, not the inspector itself, not a generated or frozen module) so that reports
-point at the line a person can fix.
+Whose code a frame is comes from `inspector.frame_kinds`, the classifier every client uses too,
+so the agent's "line to fix" is the one `doctor`, `dump` and the UI name. The inspector's own
+frames (its middleware, probes and wrappers, its CLI under `inspector run APP`) are left out of
+every stack the agent reports (`is_own_code`): they are in every request's chain and are never
+the line to fix.
 """
 
 from __future__ import annotations
 
 import linecache
-import os
-import re
 import sys
-import sysconfig
 import types
 from collections.abc import Iterable, Sequence
 from typing import Final, TypeVar
 
+from inspector.frame_kinds import classify, is_application
 from inspector.model import Frame, StackCut
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
     "frame_of",
     "frames_of",
     "innermost_application_frame",
-    "is_application_frame",
+    "is_own_code",
     "stack_of",
     "thread_stack",
 ]
@@ -73,7 +73,22 @@ _pinned_codes: dict[int, types.CodeType] = {}
 # (id(Frame), ...) -> that stack: tasks parked at the same place share one tuple, which the wire
 # encoder then writes once. Each entry keeps its Frames alive, so the ids in its key stay theirs.
 _stack_cache: dict[tuple[int, ...], tuple[Frame, ...]] = {}
-_application_cache: dict[str, bool] = {}
+
+
+_own_codes: dict[int, tuple[types.CodeType, bool]] = {}
+"""id(code) -> (code, whether it is the inspector's): the code is kept so its id stays its own."""
+
+
+def is_own_code(code: types.CodeType) -> bool:
+    """True for the inspector's own code, which reported stacks leave out. Cached per code."""
+    known = _own_codes.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
+    own = classify(code.co_filename) == "inspector"
+    if len(_own_codes) >= _CACHE_LIMIT:
+        _own_codes.clear()
+    _own_codes[id(code)] = (code, own)
+    return own
 
 
 def _function_name(code: types.CodeType) -> str:
@@ -114,14 +129,14 @@ def frames_of(
 ) -> tuple[Frame, ...]:
     """`frame_of` for many frames at once (the hot path of a snapshot of many tasks).
 
-    Frames whose code object's `id()` is in `hide` are left out. Equal stacks come back as the
-    same tuple.
+    Frames whose code object's `id()` is in `hide` are left out, and so are the inspector's own.
+    Equal stacks come back as the same tuple.
     """
     cached = _frame_cache.get
     out: list[Frame] = []
     for frame in frames:
         code = frame.f_code
-        if hide and id(code) in hide:
+        if (hide and id(code) in hide) or is_own_code(code):
             continue
         line = frame.f_lineno
         found = cached((id(code), line))
@@ -145,12 +160,14 @@ def stack_of(
     """The stack ending at `frame` (the innermost), outermost first.
 
     Walks `f_back` from `frame`; stops after `stop_at` (included) when given, so a caller can cut
-    the plumbing above a known frame. Keeps the innermost `limit` frames.
+    the plumbing above a known frame. Keeps the innermost `limit` frames; the inspector's own
+    are left out.
     """
     collected: list[Frame] = []
     current = frame
     while current is not None and len(collected) < limit:
-        collected.append(frame_of(current))
+        if not is_own_code(current.f_code):
+            collected.append(frame_of(current))
         if current is stop_at:
             break
         current = current.f_back
@@ -163,72 +180,10 @@ def thread_stack(thread_id: int, limit: int = MAX_DEPTH) -> tuple[Frame, ...]:
     return stack_of(sys._current_frames().get(thread_id), limit)
 
 
-def _stdlib_prefixes() -> tuple[str, ...]:
-    prefixes: set[str] = set()
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib"):
-        path = paths.get(key)
-        if path:
-            prefixes.add(os.path.normcase(os.path.abspath(path)))
-            prefixes.add(os.path.normcase(os.path.realpath(path)))
-    stdlib_dir = os.path.dirname(os.__file__)
-    prefixes.add(os.path.normcase(os.path.abspath(stdlib_dir)))
-    prefixes.add(os.path.normcase(os.path.realpath(stdlib_dir)))
-    return tuple(sorted(p.rstrip(os.sep) + os.sep for p in prefixes))
-
-
-_INSPECTOR_DIR: Final = os.path.normcase(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
-_INSPECTOR_PREFIXES: Final = tuple(
-    {
-        _INSPECTOR_DIR + os.sep,
-        os.path.normcase(os.path.realpath(_INSPECTOR_DIR)) + os.sep,
-    }
-)
-_STDLIB_PREFIXES: Final = _stdlib_prefixes()
-# The standard library of any CPython install on a POSIX layout (".../lib/python3.12/x.py"), for
-# files reported by another interpreter than this one.
-_STDLIB_PATTERN: Final = re.compile(r"[/\\]lib[/\\]python\d+\.\d+t?[/\\]", re.IGNORECASE)
-_PACKAGE_DIRS: Final = ("site-packages", "dist-packages")
-
-
-def _classify(file: str) -> bool:
-    if not file or file.startswith("<"):
-        # "<frozen importlib._bootstrap>", "<string>" (dataclasses, exec), "<attrs generated ...>"
-        return False
-    normalized = os.path.normcase(os.path.abspath(file))
-    parts = re.split(r"[/\\]", normalized)
-    if any(part in _PACKAGE_DIRS for part in parts):
-        return False
-    if normalized.startswith(_INSPECTOR_PREFIXES):
-        return False
-    if normalized.startswith(_STDLIB_PREFIXES):
-        return False
-    if _STDLIB_PATTERN.search(file):
-        return False
-    return True
-
-
-def is_application_frame(file: str) -> bool:
-    """True when `file` is the application's own code, the place a person would fix.
-
-    False for the standard library, anything under site-packages or dist-packages, the inspector
-    itself, and pseudo-files such as `<frozen ...>` or `<string>`. Cached per file name.
-    """
-    known = _application_cache.get(file)
-    if known is None:
-        known = _classify(file)
-        if len(_application_cache) >= _CACHE_LIMIT:
-            _application_cache.clear()
-        _application_cache[file] = known
-    return known
-
-
 def innermost_application_frame(frames: Iterable[Frame]) -> Frame | None:
     """The last application frame of a stack given outermost first, or None."""
     found: Frame | None = None
     for frame in frames:
-        if is_application_frame(frame.file):
+        if is_application(frame.file):
             found = frame
     return found

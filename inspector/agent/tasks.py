@@ -36,11 +36,19 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from inspector.agent.deadlines import task_deadlines
-from inspector.agent.frames import MAX_DEPTH, cut_frames, frame_at, frames_of
+from inspector.agent.frames import (
+    MAX_DEPTH,
+    cut_frames,
+    frame_at,
+    frames_of,
+    is_own_code,
+    stack_of,
+)
 from inspector.agent.locks import WRAPPER_CODES, LockTracker
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.agent.waits import WaitContext, describe_wait
 from inspector.codec import assemble
+from inspector.frame_kinds import is_application
 from inspector.model import Frame, StackCut, TaskInfo, TaskState, WaitInfo
 
 _UNKNOWN: Final = object()
@@ -184,11 +192,16 @@ def _running_frames(coro: object, top: types.FrameType | None) -> list[types.Fra
 def reported_stack(
     frames: list[types.FrameType], limit: int
 ) -> tuple[tuple[Frame, ...], StackCut | None]:
-    """The `Frame`s reported for an await chain: the lock wrappers' frames hidden, at most
+    """The `Frame`s reported for an await chain: the lock wrappers' and the inspector's own
+    frames hidden, at most
     `limit` of them (outermost and innermost kept, see `frames.cut_frames`), and the cut."""
     if len(frames) <= limit:
         return frames_of(frames, HIDDEN_CODE_IDS), None
-    visible = [frame for frame in frames if id(frame.f_code) not in HIDDEN_CODE_IDS]
+    visible = [
+        frame
+        for frame in frames
+        if id(frame.f_code) not in HIDDEN_CODE_IDS and not is_own_code(frame.f_code)
+    ]
     kept, cut = cut_frames(visible, limit)
     return frames_of(kept), cut
 
@@ -450,6 +463,21 @@ class _Run:
         self.parked: _ParkedMemo = {}
         self._renewed: dict[int, WaitInfo | None] = {}
         """id(a wait reported last time) -> what the first of its tasks waits on now."""
+        self._thread_tops: dict[int, types.FrameType] | None = None
+        """Every thread's innermost frame, read once per collect when a task waits on one."""
+
+    def _worker_frames(self, thread_id: int) -> tuple[Frame, ...]:
+        """What a worker thread runs for a task that awaits it (`to_thread.run_sync`,
+        `run_in_executor`): its frames from the application's function on, so the task's
+        stack ends at the line the thread is on rather than in anyio's or asyncio's plumbing.
+        Empty when the thread runs no application code."""
+        if self._thread_tops is None:
+            self._thread_tops = sys._current_frames()
+        stack = stack_of(self._thread_tops.get(thread_id), self.max_depth)
+        for index, frame in enumerate(stack):
+            if is_application(frame.file):
+                return stack[index:]
+        return ()
 
     def describe(self, task: asyncio.Task[Any], age: float) -> TaskInfo:
         """Everything known about `task`; a failure is recorded and what is known reported."""
@@ -470,6 +498,8 @@ class _Run:
                     stack, cut = self._running_stack(coro)
             elif state == "pending":
                 stack, cut, waiting, request_id = self._parked(task, coro)
+                if waiting is not None and waiting.thread_id is not None and self.with_stacks:
+                    stack = stack + self._worker_frames(waiting.thread_id)
             elif state == "failed":
                 error = getattr(task, "_exception", None)
                 exception = repr(error)
@@ -565,7 +595,7 @@ def _traceback_stack(error: BaseException, limit: int) -> tuple[tuple[Frame, ...
     tb = error.__traceback__
     while tb is not None and len(codes) < _TRACEBACK_WALK:
         code = tb.tb_frame.f_code
-        if id(code) not in HIDDEN_CODE_IDS:
+        if id(code) not in HIDDEN_CODE_IDS and not is_own_code(code):
             codes.append((code, tb.tb_lineno))
         tb = tb.tb_next
     kept, cut = cut_frames(codes, limit)

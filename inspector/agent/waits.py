@@ -21,9 +21,11 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from inspector.agent.frames import is_application_frame
+from inspector.agent.frames import is_own_code
 from inspector.agent.locks import LockTracker, asyncio_class, original_method
+from inspector.frame_kinds import is_application
 from inspector.model import WaitInfo
+from inspector.plurals import plural
 
 REFINE_DEPTH: Final = 4
 """How many frames above the innermost one may refine a description."""
@@ -78,13 +80,42 @@ def task_label(task: object) -> str:
 
 
 def _callable_name(func: object) -> str:
-    inner = getattr(func, "func", None)  # functools.partial, as to_thread builds it
-    if inner is not None and getattr(inner, "__qualname__", None) == "Context.run":
-        args = getattr(func, "args", ())
-        inner = args[0] if args else inner
-    target = inner if inner is not None else func
+    target = _user_callable(func)
     name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
     return str(name) if name else type(target).__name__
+
+
+def _user_callable(func: object) -> object:
+    """The function a worker thread runs for the app: through `functools.partial`,
+    `Context.run`, the inspector's own wrapper (the threadpool probe passes the app's function
+    as its last argument) and a framework's (FastAPI hands the endpoint over as `function=`)."""
+    for _ in range(4):
+        inner = getattr(func, "func", None)  # functools.partial, as to_thread builds it
+        if inner is None:
+            return func
+        args = getattr(func, "args", ())
+        if getattr(inner, "__qualname__", None) == "Context.run":
+            func = args[0] if args else inner
+            continue
+        if _callable_code_is(inner, is_own_code):
+            func = args[-1] if args else inner
+            continue
+        if not _callable_code_is(inner, _is_application_code):
+            keywords = getattr(func, "keywords", None) or {}
+            handed = (*args, *keywords.values())
+            return next((a for a in handed if _callable_code_is(a, _is_application_code)), inner)
+        return inner
+    return func
+
+
+def _callable_code_is(func: object, test: Callable[[types.CodeType], bool]) -> bool:
+    """`test` of the code object behind a function or bound method; False without one."""
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    return isinstance(code, types.CodeType) and test(code)
+
+
+def _is_application_code(code: types.CodeType) -> bool:
+    return is_application(code.co_filename)
 
 
 def _locals(frame: types.FrameType) -> Mapping[str, Any]:
@@ -175,7 +206,7 @@ def _asyncio_semaphore(
 
 
 def _caller_suffix(caller: types.FrameType | None) -> str:
-    if caller is None or is_application_frame(caller.f_code.co_filename):
+    if caller is None or is_application(caller.f_code.co_filename):
         return ""
     code = caller.f_code
     return f" (in {getattr(code, 'co_qualname', None) or code.co_name})"
@@ -243,7 +274,10 @@ def _queue_get(
         size = queue.qsize()
         return WaitInfo(
             kind="queue-get",
-            description=f"{type(queue).__name__}.get(): {size} items, {getters} getters waiting",
+            description=(
+                f"{type(queue).__name__}.get(): {plural(size, 'item')}, "
+                f"{plural(getters, 'getter')} waiting"
+            ),
             object_id=id(queue),
             waiters=getters,
         )
@@ -263,7 +297,7 @@ def _queue_put(
         return WaitInfo(
             kind="queue-put",
             description=f"{type(queue).__name__}.put(): full ({queue.qsize()}/{queue.maxsize}"
-            f" items), {putters} putters waiting",
+            f" items), {plural(putters, 'putter')} waiting",
             object_id=id(queue),
             waiters=putters,
         )

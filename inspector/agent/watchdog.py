@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from inspector.agent.frames import frame_at
+from inspector.agent.frames import frame_at, is_own_code
 from inspector.agent.probe import AgentContext, CollectOptions
 from inspector.model import Frame, LoopStats, StackSample, Stall
 
@@ -132,7 +132,9 @@ def still_stack(frame: types.FrameType | None, limit: int) -> tuple[Frame, ...]:
     points: list[tuple[types.CodeType, int | None]] = []
     current = frame
     while current is not None and len(points) < limit:
-        points.append((current.f_code, current.f_lineno))
+        code = current.f_code
+        if not is_own_code(code):
+            points.append((code, current.f_lineno))
         current = current.f_back
     points.reverse()
     return tuple(frame_at(code, line) for code, line in points)

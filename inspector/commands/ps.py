@@ -122,10 +122,6 @@ def _megabytes(value: int | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    from inspector.render.durations import two_units
+    from inspector.durations import duration
 
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    return two_units(seconds)
+    return "-" if seconds is None else duration(float(int(seconds)))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inspector.errors import InspectorError
+from inspector.escape import printable
 
 
 def uvicorn_params(arguments: Sequence[str]) -> dict[str, Any]:
@@ -112,13 +113,21 @@ def _check_app(app: str, app_dir: str, *, imports_here: bool) -> None:
     reloader's child import it themselves; then only the module's presence is checked, so that
     import-time side effects do not run in a process that never serves.
     """
-    from inspector.agent.bootstrap import AppImportError, import_target
+    from inspector.agent.bootstrap import AppImportError, AppRaisedError, import_target
 
     if imports_here:
         try:
             import_target(app, app_dir=app_dir, factory=False)
+        except AppRaisedError as error:
+            from inspector.commands.app_errors import app_traceback
+
+            sys.stderr.write(app_traceback(error.error))
+            raise InspectorError(
+                f"cannot load the app: {printable(str(error))}; the traceback above ends at "
+                "the line to fix"
+            ) from None
         except AppImportError as error:
-            raise InspectorError(f"cannot load the app: {error}") from None
+            raise InspectorError(f"cannot load the app: {printable(str(error))}") from None
         return
     import importlib.util
 

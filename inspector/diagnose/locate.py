@@ -2,59 +2,28 @@
 
 A finding is only useful if it names the line a person has to change: the innermost frame of
 *their* code, not of asyncio, uvicorn or a library. Stacks come from another process (possibly
-another interpreter), so library frames are recognised by their paths, not by importing anything.
+another interpreter), so library frames are recognised by their paths (`inspector.frame_kinds`,
+the classifier every side shares), not by importing anything.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sysconfig
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from inspector.frame_kinds import is_application, module_name
 from inspector.model import Frame
 
 # --- application frames ----------------------------------------------------------------------
 
-_THIRD_PARTY = re.compile(r"[/\\](site|dist)-packages[/\\]")
-_STDLIB = re.compile(r"[/\\]lib(64)?[/\\]python\d+(\.\d+)?t?[/\\]|[/\\]Lib[/\\]")
-_SCRIPT = re.compile(r"[/\\](bin|Scripts)[/\\][^/\\]+$")
-"""Console-script launchers (`.venv/bin/uvicorn`): the outermost frame of every server."""
-_INSPECTOR_PARTS = re.compile(
-    r"[/\\]inspector[/\\](agent|client|diagnose|tui|render|commands|protocol\.py|model\.py|"
-    r"cli\.py|registration\.py|__main__\.py)"
-)
-
-
-def _own_package_dir() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _local_stdlib_dirs() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    dirs = {paths.get("stdlib"), paths.get("platstdlib")}
-    return tuple(os.path.join(d, "") for d in dirs if d)
-
-
-_OWN_DIR: Final = os.path.join(_own_package_dir(), "")
-_LOCAL_STDLIB: Final = _local_stdlib_dirs()
-
 
 def is_application_frame(frame: Frame) -> bool:
     """True for the user's own code: not the standard library, not an installed package, not us."""
-    path = frame.file
-    if not path or path.startswith("<"):  # <frozen ...>, <string>
-        return False
-    if _THIRD_PARTY.search(path) or _SCRIPT.search(path):
-        return False
-    if path.startswith(_OWN_DIR) or _INSPECTOR_PARTS.search(path):
-        return False
-    if path.startswith(_LOCAL_STDLIB) or _STDLIB.search(path):
-        return False
-    return True
+    return is_application(frame.file)
 
 
 def innermost_application_frame(frames: Sequence[Frame]) -> Frame | None:
@@ -91,25 +60,40 @@ def application_frames(frames: Sequence[Frame]) -> list[Frame]:
 
 def module_of(frame: Frame) -> str | None:
     """The dotted module name of a library frame ("urllib3.connectionpool"), else None."""
-    path = frame.file.replace("\\", "/")
-    for marker in ("/site-packages/", "/dist-packages/"):
-        if marker in path:
-            return _dotted(path.rsplit(marker, 1)[1])
-    match = re.search(r"/lib(?:64)?/python\d+(?:\.\d+)?t?/|/Lib/", path)
-    if match:
-        return _dotted(path[match.end() :])
-    for prefix in _LOCAL_STDLIB:
-        if frame.file.startswith(prefix):
-            return _dotted(frame.file[len(prefix) :].replace("\\", "/"))
-    return None
+    return module_name(frame.file)
 
 
-def _dotted(relative: str) -> str:
-    relative = re.sub(r"\.py[cw]?$", "", relative)
-    parts = [part for part in relative.split("/") if part]
-    if parts and parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+@dataclass(frozen=True)
+class LibraryCall:
+    """Where a stack without application code was held: the library it was in, the call that
+    entered that library, and the frame that made the call (another library's, or None when the
+    sampled frames go no further out)."""
+
+    inner: Frame
+    """The innermost frame: where the thread was (`StreamHandler.emit`)."""
+    entry: Frame
+    """The outermost frame of that library: the call made into it (`Logger.info`)."""
+    caller: Frame | None
+    """The frame that called `entry` (uvicorn's `RequestResponseCycle.send`)."""
+
+
+def library_call(frames: Sequence[Frame]) -> LibraryCall | None:
+    """The library call a stack ends in, and who called it; None when it ends in app code."""
+    if not frames:
+        return None
+    package = _package(frames[-1])
+    if package is None:
+        return None
+    start = len(frames) - 1
+    while start > 0 and _package(frames[start - 1]) == package:
+        start -= 1
+    return LibraryCall(frames[-1], frames[start], frames[start - 1] if start > 0 else None)
+
+
+def _package(frame: Frame) -> str | None:
+    """The top-level package of a library or stdlib frame ("logging", "uvicorn")."""
+    module = module_of(frame)
+    return module.split(".")[0] if module else None
 
 
 def loop_work_frames(frames: Sequence[Frame]) -> tuple[Frame, ...]:
@@ -200,6 +184,7 @@ _IO_MODULES: Final = (
     ("zipfile", "file I/O (zipfile)"),
     ("tempfile", "file I/O (tempfile)"),
     ("logging.handlers", "logging handler I/O"),
+    ("logging", "logging (a handler writing a record)"),
 )
 _THREAD_WAIT_MODULES: Final = (
     ("concurrent.futures", "Future.result() (waits for another thread)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inspector.model import Snapshot
+from inspector.plurals import plural
 
 
 def request_detail_note(snapshot: Snapshot) -> str | None:
@@ -16,7 +17,8 @@ def request_detail_note(snapshot: Snapshot) -> str | None:
         if every > 1
         else "every request is recorded in full again"
     )
+    were = "was" if undetailed == 1 else "were"
     return (
         f"Busy server: {now} (--request-detail-rate); the history and the route latency are "
-        f"a sample, and {undetailed:,} requests so far were only listed while in flight"
+        f"a sample, and {plural(undetailed, 'request')} so far {were} only listed while in flight"
     )

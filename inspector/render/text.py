@@ -23,7 +23,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from inspector.durations import duration
 from inspector.escape import printable
+from inspector.frame_kinds import is_application, library_path
 from inspector.model import (
     BackgroundJob,
     ExceptionEvent,
@@ -38,15 +40,13 @@ from inspector.model import (
     ThreadInfo,
     WaitInfo,
 )
-from inspector.render.durations import two_units
+from inspector.plurals import plural
 from inspector.render.requests import request_detail_note
 
 MAX_SAMPLES_SHOWN: Final = 3
 """Distinct stacks shown per stall; a stall sampled 20 times usually shows one or two."""
 MAX_FOLDED_NAMES: Final = 5
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
-_LIBRARY_MARKERS: Final = ("/site-packages/", "/dist-packages/")
-_STDLIB_MARKER = re.compile(r"/lib/python\d+\.\d+/")
 
 _SOURCES: Final = {
     "agent": "inspector agent",
@@ -164,7 +164,7 @@ class _View:
         if h.collect_seconds:
             parts.append(f"collected in {_duration(h.collect_seconds)}")
         if h.dropped_events:
-            parts.append(self.style.warn(f"{h.dropped_events} events dropped"))
+            parts.append(self.style.warn(f"{plural(h.dropped_events, 'event')} dropped"))
         if h.paced_seconds:
             parts.append(
                 f"answers held back {_duration(h.paced_seconds)} in total"
@@ -202,7 +202,7 @@ class _View:
                 span = loop.lag_series[-1][0] - loop.lag_series[0][0]
                 self.add(
                     f"  lag over the last {_duration(span)}: max {_duration(max(lags))}, "
-                    f"mean {_duration(sum(lags) / len(lags))} ({len(lags)} samples)"
+                    f"mean {_duration(sum(lags) / len(lags))} ({plural(len(lags), 'sample')})"
                 )
         if self.s.stalls:
             self.blank()
@@ -230,7 +230,8 @@ class _View:
         for shown, sample in enumerate(heaviest):
             if shown == MAX_SAMPLES_SHOWN:
                 rest = sum(other.count for other in heaviest[shown:])
-                more = f"{len(heaviest) - shown} more stacks, {_share(rest, total)} of the samples"
+                stacks = plural(len(heaviest) - shown, "more stack", "more stacks")
+                more = f"{stacks}, {_share(rest, total)} of the samples"
                 self.add(self.style.dim(f"      ({more})"))
                 break
             note = f"first seen at +{_duration(sample.offset)}"
@@ -309,7 +310,7 @@ class _View:
         if request.client:
             parts.append(f"client {printable(request.client)}")
         if request.bytes_sent:
-            parts.append(f"{request.bytes_sent:,} bytes sent")
+            parts.append(f"{plural(request.bytes_sent, 'byte')} sent")
         line = "  " + "  ".join(parts)
         if request.disconnected:
             gone = "client gone"
@@ -572,7 +573,7 @@ class _View:
             if index == at:
                 self.add(pad + self.style.warn(left_out_note(cut)))
             where = f"{printable(frame.function)} ({self.path(frame.file)}:{frame.line})"
-            library = _is_library(frame.file)
+            library = not is_application(frame.file)
             self.add(pad + (self.style.dim(where) if library else self.style.app(where)))
             if frame.code:
                 self.add(pad + "    " + printable(frame.code))
@@ -731,17 +732,7 @@ def _share(part: int, whole: int) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    if seconds < 0:
-        return "0 s" if seconds > -0.001 else "?"
-    if seconds < 0.001:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1:
-        return f"{seconds * 1000:.{1 if seconds < 0.01 else 0}f} ms"
-    if seconds < 60:
-        return f"{seconds:.2f} s"
-    return two_units(seconds, separator=" ", days_from_hours=48)
+    return duration(seconds)
 
 
 def _ago(seconds: float) -> str:
@@ -769,25 +760,11 @@ def _datetime(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", local).strip() if local else "?"
 
 
-def _is_library(path: str) -> bool:
-    normalized = path.replace("\\", "/")
-    return (
-        any(marker in normalized for marker in _LIBRARY_MARKERS)
-        or bool(_STDLIB_MARKER.search(normalized))
-        or normalized.startswith("<")
-    )
-
-
 def _short_path(path: str, cwd: str | None) -> str:
     """site-packages and stdlib paths from the package on; app paths relative to the cwd."""
-    normalized = path.replace("\\", "/")
-    for marker in _LIBRARY_MARKERS:
-        at = normalized.rfind(marker)
-        if at >= 0:
-            return normalized[at + len(marker) :]
-    match = _STDLIB_MARKER.search(normalized)
-    if match is not None:
-        return normalized[match.end() :]
+    below_root = library_path(path)
+    if below_root is not None:
+        return below_root
     if cwd:
         prefix = cwd.rstrip("/\\") + os.sep
         if path.startswith(prefix):

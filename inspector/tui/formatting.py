@@ -6,9 +6,10 @@ import os
 import re
 from typing import Final
 
-from inspector.frame_kinds import classify
+from inspector import durations
+from inspector.diagnose import locate
+from inspector.frame_kinds import FrameKind, classify
 from inspector.model import Frame, RequestInfo, TaskInfo, WaitInfo
-from inspector.render.durations import two_units
 
 _CALL: Final = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 
@@ -26,29 +27,13 @@ def set_project_root(cwd: str | None) -> None:
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds as a person reads them: 850 ms, 2.3 s, 4m05s, 2h13m, 3d04h."""
-    if seconds is None:
-        return "—"
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    return two_units(seconds)
+    """Seconds as `doctor` and `dump` word them: 850 ms, 2.3 s, 2 min 5 s, 2 h 13 min."""
+    return durations.duration(seconds, unknown="—")
 
 
 def age(seconds: float | None) -> str:
     """A coarse age for table cells: changes at most once a second, so live rows repaint less."""
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return "<1s"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    return duration(seconds)
+    return durations.age(seconds, unknown="—")
 
 
 def size(num_bytes: float | None) -> str:
@@ -70,26 +55,30 @@ def count(value: int) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
+def frame_kind(frame: Frame) -> FrameKind:
+    """Whose code `frame` is, as the agent, `doctor` and `dump` see it."""
+    return classify(frame.file)
+
+
 def is_application_frame(frame: Frame) -> bool:
-    """The user's own code: not the standard library, an installed package or the inspector
-    (`inspector.frame_kinds`, as the agent, doctor and dump decide)."""
+    """Not the standard library, not an installed package, not the inspector itself."""
     return classify(frame.file) == "app"
 
 
 def innermost_application_frame(frames: tuple[Frame, ...]) -> Frame | None:
-    """The line to fix: the deepest frame that belongs to the application."""
-    for frame in reversed(frames):
-        if is_application_frame(frame):
-            return frame
-    return None
+    """The line to fix: the one `doctor` names (the deepest application frame that does more
+    than hand over to its base class)."""
+    return locate.innermost_application_frame(frames)
 
 
 def short_path(path: str, keep: int = 2) -> str:
     """The path under the project root, else its last `keep` parts ("app/main.py")."""
-    if _project_root is not None and path.startswith(_project_root):
-        relative = path[len(_project_root) :]
-        if classify(path) == "app":
-            return relative
+    if (
+        _project_root is not None
+        and path.startswith(_project_root)
+        and classify(path) not in ("library", "stdlib")
+    ):
+        return path[len(_project_root) :]
     parts = path.replace("\\", "/").split("/")
     return "/".join(part for part in parts[-keep:] if part) or path
 

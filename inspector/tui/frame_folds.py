@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from inspector.diagnose.locate import innermost_application_frame
 from inspector.frame_kinds import FrameKind, classify
 from inspector.model import Frame
 
@@ -67,10 +68,11 @@ CUT = CutMark()
 
 
 def innermost_app_index(frames: tuple[Frame, ...]) -> int | None:
-    for index in range(len(frames) - 1, -1, -1):
-        if classify(frames[index].file) == "app":
-            return index
-    return None
+    """Where the line to fix is: the frame `doctor` names (`locate`)."""
+    target = innermost_application_frame(frames)
+    if target is None:
+        return None
+    return next(i for i in range(len(frames) - 1, -1, -1) if frames[i] is target)
 
 
 def fold_frames(

@@ -3,57 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import sysconfig
 import threading
 import types
 
-import pytest
-
-import inspector
 from inspector.agent import frames
 from inspector.agent.frames import (
     frame_at,
     frame_of,
     frames_of,
     innermost_application_frame,
-    is_application_frame,
     stack_of,
     thread_stack,
 )
 from inspector.model import Frame
 from tests.agent.test_tasks import line_of
-
-STDLIB = sysconfig.get_paths()["stdlib"]
-INSPECTOR_DIR = os.path.dirname(inspector.__file__)
-
-
-@pytest.mark.parametrize(
-    ("file", "expected"),
-    [
-        pytest.param("/srv/app/main.py", True, id="an app module"),
-        pytest.param(__file__, True, id="this test file"),
-        pytest.param("app.py", True, id="a relative path"),
-        pytest.param(asyncio.__file__, False, id="the stdlib of this interpreter"),
-        pytest.param(os.path.join(STDLIB, "json", "decoder.py"), False, id="stdlib package"),
-        pytest.param("/usr/lib/python3.12/asyncio/tasks.py", False, id="another Python's stdlib"),
-        pytest.param(
-            "/venv/lib/python3.11/site-packages/starlette/routing.py", False, id="site-packages"
-        ),
-        pytest.param(
-            "/usr/lib/python3/dist-packages/anyio/to_thread.py", False, id="dist-packages"
-        ),
-        pytest.param(
-            os.path.join(INSPECTOR_DIR, "agent", "tasks.py"), False, id="the inspector itself"
-        ),
-        pytest.param("<frozen importlib._bootstrap>", False, id="frozen module"),
-        pytest.param("<string>", False, id="generated code"),
-        pytest.param("", False, id="no file"),
-    ],
-)
-def test_is_application_frame(file: str, expected: bool) -> None:
-    assert is_application_frame(file) is expected
 
 
 def here() -> types.FrameType:

@@ -40,7 +40,7 @@ def test_a_long_lived_worker_that_died_is_said_so() -> None:
     assert finding.location == consume
     assert "Task consumer died" in finding.title
     assert "long-lived worker" in finding.detail
-    assert "after running for at least 60 min 0 s" in finding.detail
+    assert "after running for at least 1 h" in finding.detail
     assert "server keeps running without it" in finding.detail
 
 

@@ -188,3 +188,46 @@ def test_a_stall_is_located_where_it_spent_most_of_its_time() -> None:
     profiled = dataclasses.replace(profiled, samples=(first, dataclasses.replace(second, count=30)))
     [finding] = findings(snapshot(stalls=(profiled,)), "loop-blocked")
     assert finding.location is not None and finding.location.line == 20
+
+
+ACCESS_LOG = (
+    lib(
+        "uvicorn/protocols/http/httptools_impl.py",
+        493,
+        "RequestResponseCycle.send",
+        "self.access_logger.info(...)",
+    ),
+    std("logging/__init__.py", 1489, "Logger.info", "self._log(INFO, msg, args, **kwargs)"),
+    std("logging/__init__.py", 1634, "Logger._log", "self.handle(record)"),
+    std("logging/__init__.py", 1028, "Handler.handle", "self.emit(record)"),
+    std(
+        "logging/__init__.py",
+        1113,
+        "StreamHandler.emit",
+        "stream.write(msg + self.terminator)",
+    ),
+)
+
+
+def test_a_stall_in_a_library_says_which_call_blocked_and_what_called_it() -> None:
+    stack = LOOP_RUNNER + ACCESS_LOG
+    snap = snapshot(stalls=(stall(1, 1.2, stack, request_label="GET /recommendations"),))
+    [finding] = findings(snap, "loop-blocked")
+    assert finding.location is None
+    assert finding.title == (
+        "Event loop blocked 1.2 s by logging (a handler writing a record) in GET /recommendations"
+    )
+    assert (
+        "No application code was on the sampled stack: the loop thread was blocked in logging "
+        "(a handler writing a record) at logging/__init__.py:1113 in StreamHandler.emit, "
+        "entered through Logger.info, called from uvicorn/protocols/http/httptools_impl.py:493 "
+        "in RequestResponseCycle.send."
+    ) in finding.detail
+    assert ACCESS_LOG[0] in finding.related
+
+
+def test_a_library_stall_whose_samples_reach_no_caller_says_so() -> None:
+    stack = LOOP_RUNNER + ACCESS_LOG[1:]
+    snap = snapshot(stalls=(stall(1, 1.2, stack, request_label="GET /recommendations"),))
+    [finding] = findings(snap, "loop-blocked")
+    assert "entered through Logger.info; the samples show nothing further out." in finding.detail

@@ -53,7 +53,7 @@ def test_identical_hanging_requests_are_one_finding_with_a_count() -> None:
     [finding] = findings(snap, "hanging-request")
     assert finding.count == 100
     assert "100 requests to GET /wait" in finding.title
-    assert "longest 109 s" in finding.title
+    assert "longest 1 min 49 s" in finding.title
     assert len(finding.task_ids) == 100
 
 

@@ -15,8 +15,10 @@ import pytest
 
 from inspector.model import Snapshot, Stall
 from inspector.protocol import Hello
+from tests.e2e.test_doctor_e2e import marked_line
 from tests.helpers.server import (
     HOST,
+    REPO_ROOT,
     RunningServer,
     free_port,
     free_port_run,
@@ -227,6 +229,38 @@ def test_app_that_cannot_be_imported_is_one_line_and_exit_2() -> None:
     assert code == 2
     assert "cannot load the app" in output and "core_no_such_module" in output
     assert len(output.strip().splitlines()) == 1
+
+
+def test_an_app_whose_import_raises_shows_its_traceback_then_one_line() -> None:
+    code, output = _run_cli(
+        "tests.apps.import_raises_app:app",
+        *("--port", str(free_port()), "--inspect-port", str(free_port())),
+    )
+    lines = output.strip().splitlines()
+    app_file = str(REPO_ROOT / "tests" / "apps" / "import_raises_app.py")
+    raising = marked_line("import_raises_app.py", "RAISES-LINE")
+    assert code == 2
+    assert lines[0] == "Traceback (most recent call last):"
+    assert f'File "{app_file}", line {raising}, in load_settings' in output
+    assert "ValueError: invalid literal for int() with base 10: 'four'" in output
+    assert "/inspector/" not in output and "importlib" not in output
+    assert lines[-1].startswith("inspector: cannot load the app: importing ")
+    assert lines[-1].endswith(
+        "raised ValueError: invalid literal for int() with base 10: 'four'; the traceback "
+        "above ends at the line to fix"
+    )
+
+
+def test_an_app_attribute_that_does_not_exist_is_one_line_and_exit_2() -> None:
+    code, output = _run_cli(
+        "tests.apps.core_app:no_such_app",
+        *("--port", str(free_port()), "--inspect-port", str(free_port())),
+    )
+    assert code == 2
+    assert output.strip() == (
+        "inspector: cannot load the app: module 'tests.apps.core_app' has no attribute "
+        "'no_such_app'"
+    )
 
 
 @pytest.mark.parametrize("share", ["0", "1.5", "lots"])

@@ -20,7 +20,7 @@ SERVER = (
     lib("uvicorn/protocols/http/httptools_impl.py", 409, "run_asgi", "result = await app("),
     lib("uvicorn/middleware/proxy_headers.py", 60, "__call__", "return await self.app(scope, r…"),
     lib("inspector/agent/instrumented.py", 71, "__call__", "await self._app(scope, receive, send)"),
-    lib("fastapi/applications.py", 1134, "__call__", "await super().__call__(scope, receive, send)"),
+    lib("fastapi/applications.py", 1134, "__call__", "await super().__call__(scope, receive, …"),
     lib("starlette/applications.py", 113, "__call__", "await self.middleware_stack(scope, …"),
     lib("starlette/middleware/errors.py", 165, "__call__", "await self.app(scope, receive, _send)"),
     lib("inspector/agent/probes/requests.py", 212, "middleware", "await app(scope, receive, send)"),

@@ -20,7 +20,7 @@ def test_the_heaviest_stack_comes_first_and_locates_the_stall() -> None:
     assert frame is not None and frame.line == 20
     text = stall_content(profiled).plain
     assert text.index("94 % of the stall") < text.index("6 % of the stall")
-    assert "(30 of 32 samples, first at 0.12 s)" in text
+    assert "(30 of 32 samples, first at 120 ms)" in text
 
 
 def test_an_older_agents_repeated_samples_add_up() -> None:

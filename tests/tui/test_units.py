@@ -30,12 +30,12 @@ STD = Frame("/usr/lib/python3.11/json/encoder.py", 200, "encode", "chunks = ..."
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
-        pytest.param(0.0004, "0 ms", id="sub-millisecond"),
+        pytest.param(0.0004, "0.4 ms", id="sub-millisecond"),
         pytest.param(0.85, "850 ms", id="milliseconds"),
         pytest.param(2.31, "2.3 s", id="seconds with a decimal"),
         pytest.param(42, "42 s", id="whole seconds"),
-        pytest.param(245, "4m05s", id="minutes"),
-        pytest.param(7825, "2h10m", id="hours"),
+        pytest.param(245, "4 min 5 s", id="minutes"),
+        pytest.param(7825, "2 h 10 min", id="hours"),
         pytest.param(None, "—", id="unknown"),
     ],
 )
@@ -177,4 +177,4 @@ def test_task_rows_mark_long_waiting_requests() -> None:
     task = TaskInfo(id=1, name="t", state="pending", coro="c", age=9.0, request_id=4)
     snapshot = dataclasses.replace(load("healthy"), tasks=(task,))
     row = build_task_rows(snapshot, stuck_after=5.0).rows["1"]
-    assert row[3] == ("9s", "warning")
+    assert row[3] == ("9 s", "warning")

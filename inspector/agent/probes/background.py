@@ -30,21 +30,20 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from inspector.agent.frames import frame_of, is_application_frame
+from inspector.agent.frames import frame_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_job, current_task
 from inspector.agent.probes.exceptions import ExceptionLog, application_location, exception_info
 from inspector.agent.probes.records import JobRecord, RequestRecord
 from inspector.agent.probes.tracker import RequestTracker, request_now
+from inspector.frame_kinds import classify
 from inspector.model import BackgroundJob, BackgroundState, Frame
 
 _MAX_JOBS_PER_REQUEST: Final = 100
 _MAX_RAN_NAMES: Final = 20
 _MAX_CALL_SITE_DEPTH: Final = 40
 _TASK_TABLE_PRUNE: Final = 256
-_FRAMEWORK_DIRS: Final = tuple(
-    os.sep + name + os.sep for name in ("starlette", "fastapi", "inspector")
-)
+_FRAMEWORK_DIRS: Final = tuple(os.sep + name + os.sep for name in ("starlette", "fastapi"))
 _CALL_IN_ARGUMENT: Final = (
     r"\b(?P<method>add_task|BackgroundTask)\(\s*(?P<await>await\s+)?(?P<func>[\w.]+)"
     r"\((?P<args>.*)\)\s*\)"
@@ -164,9 +163,10 @@ def _code_kind(code: types.CodeType) -> int:
     if known is not None and known[0] is code:
         return known[1]
     filename = code.co_filename
-    if is_application_frame(filename):
+    kind_of_file = classify(filename)
+    if kind_of_file == "app":
         kind = _APPLICATION
-    elif any(part in filename for part in _FRAMEWORK_DIRS):
+    elif kind_of_file == "inspector" or any(part in filename for part in _FRAMEWORK_DIRS):
         kind = _FRAMEWORK
     else:
         kind = _OTHER

@@ -38,11 +38,12 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from inspector.agent.frames import frame_at, is_application_frame, stack_of
+from inspector.agent.frames import frame_at, innermost_application_frame, is_own_code, stack_of
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
 from inspector.agent.probes.records import RequestRecord
 from inspector.agent.probes.tracker import RequestTracker, request_now
+from inspector.frame_kinds import is_application
 from inspector.model import ExceptionEvent, ExceptionInfo, ExceptionKind, Frame
 
 if TYPE_CHECKING:
@@ -93,10 +94,13 @@ def _leaf_text(exc: Any) -> str:
 
 
 def traceback_frames(tb: TracebackType | None, limit: int = MAX_TRACEBACK) -> tuple[Frame, ...]:
-    """The frames of a traceback, outermost first, keeping the innermost `limit`."""
+    """The frames of a traceback, outermost first, keeping the innermost `limit` (the
+    inspector's own left out)."""
     frames: list[Frame] = []
     while tb is not None:
-        frames.append(frame_at(tb.tb_frame.f_code, tb.tb_lineno))
+        code = tb.tb_frame.f_code
+        if not is_own_code(code):
+            frames.append(frame_at(code, tb.tb_lineno))
         tb = tb.tb_next
     return tuple(frames[-limit:])
 
@@ -110,7 +114,7 @@ def application_location(exc: BaseException) -> Frame | None:
         tb = current.__traceback__
         while tb is not None:
             code = tb.tb_frame.f_code
-            if is_application_frame(code.co_filename):
+            if is_application(code.co_filename):
                 found = (code, tb.tb_lineno)
             tb = tb.tb_next
         if found is not None:
@@ -118,13 +122,6 @@ def application_location(exc: BaseException) -> Frame | None:
         leaves = getattr(current, "exceptions", None)
         current = leaves[0] if isinstance(leaves, tuple) and leaves else None
         seen += 1
-    return None
-
-
-def innermost_application(frames: tuple[Frame, ...]) -> Frame | None:
-    for frame in reversed(frames):
-        if is_application_frame(frame.file):
-            return frame
     return None
 
 
@@ -559,11 +556,13 @@ class ExceptionsProbe:
         coro = task.get_coro()
         try:
             chain, _ = await_chain(coro)
-            stack = tuple(frame_at(f.f_code, f.f_lineno) for f in chain[-_MAX_DEPTH:])
+            stack = tuple(
+                frame_at(f.f_code, f.f_lineno) for f in chain if not is_own_code(f.f_code)
+            )[-_MAX_DEPTH:]
             name = task.get_name()
         except Exception:  # the task is half torn down: report what can be read
             stack, name = (), None
-        location = innermost_application(stack)
+        location = innermost_application_frame(stack)
         code = getattr(coro, "cr_code", None)
         if location is None and isinstance(code, types.CodeType):
             # The collector usually closes the coroutine before the task's finalizer reports
@@ -650,7 +649,7 @@ class ExceptionsProbe:
             # sys.set_coroutine_origin_tracking_depth() is on (asyncio debug mode): the creating
             # line itself, innermost first.
             for filename, lineno, function in origin:
-                if is_application_frame(filename):
+                if is_application(filename):
                     location = Frame(file=filename, line=lineno, function=function)
                     break
         if location is None and self._background is not None:
@@ -662,7 +661,7 @@ class ExceptionsProbe:
         if location is None:
             # Where the last reference went away: for the usual forgotten `await` (a call whose
             # result is dropped at once) that is the calling line itself.
-            location = innermost_application(stack)
+            location = innermost_application_frame(stack)
         info = ExceptionInfo(
             type="RuntimeWarning",
             message=f"coroutine '{name}' was never awaited",

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from types import MethodType
 from typing import Any, Final, NamedTuple, Protocol
 
+from inspector.agent.probes.disconnects import LEFT_AT
 from inspector.model import (
     BackgroundJob,
     BackgroundState,
@@ -215,10 +216,11 @@ class RequestRecord:
             self.phase = "background"
         return self._send(message)  # type: ignore[no-any-return]
 
-    def mark_disconnected(self) -> None:
+    def mark_disconnected(self, at: float | None = None) -> None:
+        """The client left: at `at` (wall clock) when the server noted it, else now."""
         if not self.disconnected:
             self.disconnected = True
-            self.disconnected_at = time.time()
+            self.disconnected_at = at if isinstance(at, float) else time.time()
 
     def client_gone(self) -> bool:
         """True when the client left before the response completed.
@@ -231,7 +233,7 @@ class RequestRecord:
             return False
         cycle = self.cycle
         if cycle is not None and getattr(cycle, "disconnected", False) is True:
-            self.mark_disconnected()
+            self.mark_disconnected(getattr(cycle, LEFT_AT, None))
             return True
         return False
 

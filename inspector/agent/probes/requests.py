@@ -15,6 +15,7 @@ from typing import Any
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions, TaskLink
 from inspector.agent.probes import tracker as tracking
 from inspector.agent.probes.current import current_task_on
+from inspector.agent.probes.disconnects import DisconnectTimes
 from inspector.agent.probes.records import JobRecord
 from inspector.agent.probes.tasklinks import RequestTaskTable
 from inspector.agent.probes.tracker import RequestTracker, request_now
@@ -64,6 +65,7 @@ class RequestsProbe:
         self._linker = RequestLinker(tracker, tasks)
         self._context: AgentContext | None = None
         self._lookup_patch: _EndpointErrorHook | None = None
+        self._disconnects: DisconnectTimes | None = None
 
     def install(self, context: AgentContext) -> None:
         self._context = context
@@ -78,6 +80,8 @@ class RequestsProbe:
                 context.record_error(f"requests: task factory: {error!r}")
         context.linkers.append(self._linker)
         self._lookup_patch = _EndpointErrorHook.install()
+        self._disconnects = DisconnectTimes(context.record_error)
+        self._disconnects.install()
         tracking.activate(self.tracker)
 
     def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
@@ -89,6 +93,9 @@ class RequestsProbe:
             if self._lookup_patch is not None:
                 self._lookup_patch.close()
                 self._lookup_patch = None
+            if self._disconnects is not None:
+                self._disconnects.close()
+                self._disconnects = None
             if self._tasks is not None:
                 self._tasks.close()
             context = self._context

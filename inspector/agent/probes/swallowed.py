@@ -27,11 +27,12 @@ import types
 from collections.abc import Mapping
 from typing import Any, Final
 
-from inspector.agent.frames import frame_at, is_application_frame
+from inspector.agent.frames import frame_at
 from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions
 from inspector.agent.probes.current import current_request
 from inspector.agent.probes.exceptions import ExceptionLog, exception_info
 from inspector.agent.probes.tracker import request_now
+from inspector.frame_kinds import is_application
 from inspector.model import ExceptionInfo, Frame
 
 TOOL_NAME: Final = "uvicorn-inspector"
@@ -264,7 +265,7 @@ class SwallowedExceptionsProbe:
         if known is not None and known[0] is code:
             application = known[1]
         else:
-            application = is_application_frame(code.co_filename)
+            application = is_application(code.co_filename)
             if len(self._application_code) >= _CACHE_LIMIT:
                 self._application_code.clear()
             self._application_code[id(code)] = (code, application)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from inspector import plurals
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import describe
+from inspector.durations import duration
 from inspector.model import Frame, RequestInfo, Snapshot, StackSample, Stall, TaskInfo
 
 
@@ -25,19 +27,11 @@ Rule = Callable[[Snapshot, Settings], Iterable[Finding]]
 
 
 def seconds(value: float) -> str:
-    """A duration for people: "0.25 s", "2.0 s", "42 s", "3 min 20 s"."""
-    if value < 1:
-        return f"{value:.2f} s"
-    if value < 10:
-        return f"{value:.1f} s"
-    if value < 120:
-        return f"{value:.0f} s"
-    minutes, rest = divmod(int(round(value)), 60)
-    return f"{minutes} min {rest} s"
+    """A duration for people, worded as `dump` and the UI word it: "4 ms", "2.3 s", "2 min 5 s"."""
+    return duration(value)
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
-    return f"{count} {word if count == 1 else (many or word + 's')}"
+plural = plurals.plural
 
 
 def request_label(request: RequestInfo, *, by_route: bool = True) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from inspector.diagnose.findings import Finding
 from inspector.diagnose.locate import innermost_application_frame
-from inspector.diagnose.rules.base import Settings, plural, quoted_code, where
+from inspector.diagnose.rules.base import Settings, plural, quoted_code, seconds, where
 from inspector.diagnose.wait_graph import LIVE_STATES
 from inspector.model import Snapshot, TaskInfo
 
@@ -61,8 +61,8 @@ def _finding(snapshot: Snapshot, tasks: list[TaskInfo], ages: list[float]) -> Fi
         detail=(
             f"{plural(len(tasks), 'live task')} run {coro}(), started by "
             f"{plural(len(requests), 'request')} that have all finished; the oldest is "
-            f"{ages[-1]:.0f} s old, the newest {ages[0]:.0f} s. Nothing ends them, so their "
-            f"number grows with traffic.{doing}"
+            f"{seconds(ages[-1])} old, the newest {seconds(ages[0])}. Nothing ends them, so "
+            f"their number grows with traffic.{doing}"
         ),
         hint=HINT,
         location=location,

@@ -12,6 +12,7 @@ from inspector.diagnose.locate import (
     classify_samples,
     innermost_application_frame,
     is_application_frame,
+    library_call,
     loop_work_frames,
     module_of,
     most_common_frame,
@@ -28,6 +29,7 @@ from inspector.diagnose.rules.base import (
     where,
 )
 from inspector.diagnose.rules.sync_async import self_deadlock_at
+from inspector.frame_kinds import library_path
 from inspector.model import Frame, Snapshot, Stall
 
 HINTS = {
@@ -202,10 +204,7 @@ def _finding(items: Sequence[_Observed], snapshot: Snapshot, settings: Settings)
             "loop, the process simply did not run."
         )
     elif first.stack:
-        sentences.append(
-            f"No application code was on the sampled stack; the loop thread was in "
-            f"{where(first.stack[-1], snapshot)}, {by}."
-        )
+        sentences.append(_without_application_code(first.stack, doing(kind, by)))
     else:
         sentences.append("No stack was sampled during the stall.")
     if kind != "idle":
@@ -220,7 +219,9 @@ def _finding(items: Sequence[_Observed], snapshot: Snapshot, settings: Settings)
     library: Frame | None = blocking.frame if blocking is not None else None
     if library is not None and is_application_frame(library):
         library = None
-    related = distinct_frames([library, *application_frames(first.stack)[1:4]], location)
+    call = library_call(first.stack) if location is None else None
+    caller = call.caller if call is not None else None
+    related = distinct_frames([library, caller, *application_frames(first.stack)[1:4]], location)
     severity: Severity = "critical" if ongoing or longest >= settings.critical_stall else "warning"
     serialization = blocking is not None and blocking.what.startswith("serialization")
     if kind == "idle":
@@ -248,3 +249,29 @@ def _finding(items: Sequence[_Observed], snapshot: Snapshot, settings: Settings)
         request=request,
         count=count,
     )
+
+
+def _without_application_code(stack: Sequence[Frame], doing: str) -> str:
+    """Which library call held the loop and what called it, as far as the samples reach:
+    "… blocked in logging at logging/__init__.py:1113 in StreamHandler.emit, entered through
+    Logger.info, called from uvicorn/protocols/http/httptools_impl.py:493 in
+    RequestResponseCycle.send"."""
+    call = library_call(stack)
+    if call is None:
+        return f"No application code was on the sampled stack; the loop thread was {doing}."
+    sentence = (
+        f"No application code was on the sampled stack: the loop thread was {doing} at "
+        f"{_library_where(call.inner)}"
+    )
+    if call.entry != call.inner:
+        sentence += f", entered through {call.entry.function}"
+    if call.caller is not None:
+        sentence += f", called from {_library_where(call.caller)}"
+    else:
+        sentence += "; the samples show nothing further out"
+    return sentence + "."
+
+
+def _library_where(frame: Frame) -> str:
+    """ "logging/__init__.py:1113 in StreamHandler.emit": a library path from its package."""
+    return f"{library_path(frame.file) or frame.file}:{frame.line} in {frame.function}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -9,6 +11,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from inspector.model import ExceptionEvent, Frame
+from inspector.plurals import plural
 from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
@@ -76,6 +79,12 @@ def event_content(event: ExceptionEvent, *, show_all: bool = False) -> Content:
     return Content("\n").join(lines)
 
 
+def exceptions_title(events: Sequence[ExceptionEvent]) -> str:
+    """ "3 exceptions nobody saw (2 distinct), newest first"."""
+    total = sum(event.count for event in events)
+    return f"{plural(total, 'exception')} nobody saw ({len(events)} distinct), newest first"
+
+
 class ExceptionsView(View):
     """Newest first; kept after the target's own bounded history forgets them."""
 
@@ -105,10 +114,7 @@ class ExceptionsView(View):
         now = observation.snapshot.taken_at
         events = sorted(observation.events.exceptions, key=lambda e: -e.at)
         self.table.sync((event_key(e), event_row(e, now)) for e in events)
-        total = sum(e.count for e in events)
-        self.query_one("#exceptions-title", Static).update(
-            f"{total} exceptions nobody saw ({len(events)} distinct), newest first"
-        )
+        self.query_one("#exceptions-title", Static).update(exceptions_title(events))
         self._show_detail()
 
     @on(LiveTable.Highlighted, "#exceptions-table")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -10,7 +12,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from inspector.model import Frame, StackSample, Stall
+from inspector.model import Frame, LoopStats, StackSample, Stall
+from inspector.plurals import plural
 from inspector.render.text import stall_profile
 from inspector.tui import formatting
 from inspector.tui.content import markup
@@ -87,12 +90,19 @@ def stall_content(stall: Stall, *, show_all: bool = False) -> Content:
         share = f"{round(100 * count / total)} %" if total else "?"
         lines.append(
             Content.from_markup(
-                f"[b]{share} of the stall[/b] [dim]({count} of {total} samples, first at "
-                f"{first:.2f} s)[/dim]"
+                f"[b]{share} of the stall[/b] [dim]({count} of {plural(total, 'sample')}, first at "
+                f"{formatting.duration(first)})[/dim]"
             )
         )
         lines.append(stack_content(frames, show_all=show_all))
     return Content("\n").join(lines)
+
+
+def stalls_title(stalls: Sequence[Stall], loop: LoopStats | None) -> str:
+    """ "2 stalls, 3.1 s blocked in all · threshold 100 ms"."""
+    threshold = f" · threshold {formatting.duration(loop.stall_threshold)}" if loop else ""
+    total = sum(stall.duration for stall in stalls)
+    return f"{plural(len(stalls), 'stall')}, {formatting.duration(total)} blocked in all{threshold}"
 
 
 class StallTimeline(Widget):
@@ -165,12 +175,7 @@ class StallsView(View):
         timeline = self.query_one(StallTimeline)
         timeline.stalls = tuple(stalls)
         timeline.now = now
-        loop = snapshot.loop
-        threshold = f" · threshold {formatting.duration(loop.stall_threshold)}" if loop else ""
-        total = sum(stall.duration for stall in stalls)
-        self.query_one("#stalls-title", Static).update(
-            f"{len(stalls)} stalls, {formatting.duration(total)} blocked in all{threshold}"
-        )
+        self.query_one("#stalls-title", Static).update(stalls_title(stalls, snapshot.loop))
         self._show_detail()
 
     @on(LiveTable.Highlighted, "#stalls-table")

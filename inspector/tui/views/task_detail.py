@@ -88,7 +88,7 @@ def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool, short_id: str 
                     f"in [@click=open_thread({wait.thread_id})]thread {wait.thread_id}[/]"
                 )
             )
-        if wait.waiters is not None:
+        if wait.waiters is not None and "waiting" not in (wait.description or ""):
             parts.append(Content(f"{wait.waiters} waiting"))
         if wait.remaining is not None:
             parts.append(Content(f"{formatting.duration(wait.remaining)} left"))

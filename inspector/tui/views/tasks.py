@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 
 from inspector.escape import printable
 from inspector.model import Frame
+from inspector.plurals import plural
 from inspector.tui import formatting
 from inspector.tui.filtering import filter_words, matches
 from inspector.tui.messages import OpenTask
@@ -98,9 +99,10 @@ class TasksView(View):
     def _update_summary(self, total: int, matched: int, shown: int) -> None:
         query = self.query_state
         arrow = "↑" if query.reverse else "↓"
-        parts = [f"{matched:,} of {total:,} tasks" if query.text else f"{total:,} tasks"]
+        tasks = plural(total, "task")
+        parts = [f"{matched:,} of {tasks}" if query.text else tasks]
         if query.grouped:
-            parts.append(f"{shown:,} coroutines")
+            parts.append(plural(shown, "coroutine"))
         parts.append(f"sort {query.sort} {arrow}")
         bar = self.filter_bar
         if bar is not None:

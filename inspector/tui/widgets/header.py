@@ -18,6 +18,7 @@ from textual.reactive import var
 from textual.widgets import Sparkline, Static
 
 from inspector.model import ProcessInfo
+from inspector.plurals import plural
 from inspector.tui import formatting
 from inspector.tui.connection import ConnectionState
 from inspector.tui.content import markup, plain
@@ -135,7 +136,7 @@ class TargetHeader(Vertical):
             f"uvicorn {process.uvicorn or '?'}",
             f"loop {loop}",
             f"up {uptime}",
-            f"{len(snapshot.tasks):,} tasks",
+            plural(len(snapshot.tasks), "task"),
             address,
         ]
         self.query_one("#target-info", Static).update(plain(" · ".join(parts)))
