@@ -3,10 +3,14 @@ fix is marked and the cursor starts on it; `f` shows every frame, enter opens on
 
 from __future__ import annotations
 
-from inspector.model import Frame
+import dataclasses
+
+from inspector.model import Frame, StackSample, Stall
 from inspector.tui import formatting
 from inspector.tui.frame_folds import CUT, Folded, Shown, fold_frames
+from inspector.tui.views.stalls import stall_content
 from inspector.tui.views.task_detail import TaskDetailView
+from inspector.tui.widgets.detail_pane import DetailPane, marked_line
 from inspector.tui.widgets.stack_text import stack_content
 from tests.tui.conftest import build_app, until_applied, wait_for
 
@@ -91,3 +95,28 @@ async def test_f_shows_every_frame_and_enter_opens_a_run(blocked) -> None:
         await pilot.press("home", "enter")  # the folded run
         await wait_for(pilot, lambda: frames.row_count == 7)
         assert frames.cursor_key == "0"
+
+
+async def test_the_detail_pane_scrolls_to_the_line_to_fix(blocked) -> None:
+    recursion = tuple(
+        Frame("/srv/shop/tree.py", 30, "walk", "await walk(node.left)") for _ in range(20)
+    )
+    leaf = Frame("/srv/shop/tree.py", 28, "walk", "total += expensive(node)")
+    stall = Stall(
+        id=9,
+        started_at=blocked.taken_at - 3.0,
+        duration=2.6,
+        ongoing=False,
+        samples=(StackSample(offset=0.1, frames=(LIB, *recursion, leaf, STD), count=5),),
+    )
+    app = build_app([dataclasses.replace(blocked, stalls=(stall,))])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until_applied(pilot)
+        await pilot.press("7")
+        pane = app.query_one("#stalls-view DetailPane", DetailPane)
+        await wait_for(pilot, lambda: "tree.py:28" in str(app.query_one("#stall-detail").render()))
+        await wait_for(pilot, lambda: pane.scroll_y > 0)
+        content = stall_content(stall)
+        line = marked_line(content, pane.scrollable_content_region.width)
+        assert line is not None
+        assert pane.scroll_y <= line < pane.scroll_y + pane.scrollable_content_region.height

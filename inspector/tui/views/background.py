@@ -6,7 +6,6 @@ from typing import cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
@@ -15,6 +14,7 @@ from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 from inspector.tui.widgets.stack_text import exception_content
 
@@ -105,8 +105,7 @@ class BackgroundView(View):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="background-title", classes="section-title")
         yield LiveTable(COLUMNS, id="background-table", empty_text="No background job seen yet.")
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="background-detail")
+        yield DetailPane("background-detail")
 
     @property
     def table(self) -> LiveTable:
@@ -142,11 +141,14 @@ class BackgroundView(View):
     @on(LiveTable.Highlighted, "#background-table")
     def _show_detail(self) -> None:
         job = self._jobs().get(self.table.cursor_key or "")
-        detail = self.query_one("#background-detail", Static)
+        detail = self.query_one(DetailPane)
         if job is None or self.observation is None:
-            detail.update("")
+            detail.show("")
             return
-        detail.update(job_content(job, self.observation.snapshot, show_all=self.all_frames))
+        detail.show(
+            job_content(job, self.observation.snapshot, show_all=self.all_frames),
+            (self.table.cursor_key, self.all_frames),
+        )
 
     def refresh_frames(self) -> None:
         if self.is_mounted:

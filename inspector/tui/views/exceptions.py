@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
@@ -16,6 +15,7 @@ from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 from inspector.tui.widgets.stack_text import exception_content
 
@@ -95,8 +95,7 @@ class ExceptionsView(View):
     def compose_body(self) -> ComposeResult:
         yield Static("", id="exceptions-title", classes="section-title")
         yield LiveTable(COLUMNS, id="exceptions-table", empty_text="No unseen exception so far.")
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="exception-detail")
+        yield DetailPane("exception-detail")
 
     @property
     def table(self) -> LiveTable:
@@ -120,8 +119,10 @@ class ExceptionsView(View):
     @on(LiveTable.Highlighted, "#exceptions-table")
     def _show_detail(self) -> None:
         event = self._events().get(self.table.cursor_key or "")
-        detail = self.query_one("#exception-detail", Static)
-        detail.update(event_content(event, show_all=self.all_frames) if event is not None else "")
+        self.query_one(DetailPane).show(
+            event_content(event, show_all=self.all_frames) if event is not None else "",
+            (self.table.cursor_key, self.all_frames),
+        )
 
     def refresh_frames(self) -> None:
         if self.is_mounted:

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -19,6 +18,7 @@ from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 from inspector.tui.widgets.stack_text import stack_content
 
@@ -151,8 +151,7 @@ class StallsView(View):
         yield LiveTable(
             COLUMNS, id="stalls-table", empty_text="The loop has not stalled since attaching."
         )
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="stall-detail")
+        yield DetailPane("stall-detail")
 
     @property
     def table(self) -> LiveTable:
@@ -181,8 +180,10 @@ class StallsView(View):
     @on(LiveTable.Highlighted, "#stalls-table")
     def _show_detail(self) -> None:
         stall = self._stalls().get(self.table.cursor_key or "")
-        detail = self.query_one("#stall-detail", Static)
-        detail.update(stall_content(stall, show_all=self.all_frames) if stall is not None else "")
+        self.query_one(DetailPane).show(
+            stall_content(stall, show_all=self.all_frames) if stall is not None else "",
+            (self.table.cursor_key, self.all_frames),
+        )
 
     def refresh_frames(self) -> None:
         if self.is_mounted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Static
 
@@ -14,6 +14,7 @@ from inspector.tui.content import markup
 from inspector.tui.messages import OpenTask
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 from inspector.tui.widgets.stack_text import stack_content
 
@@ -79,8 +80,7 @@ class ThreadsView(View):
             with Vertical(id="threads-right"):
                 yield Static("Holding a threadpool token", classes="section-title")
                 yield LiveTable(BORROWER_COLUMNS, id="borrowers-table", empty_text="Nobody.")
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="thread-stack")
+        yield DetailPane("thread-stack")
 
     @property
     def table(self) -> LiveTable:
@@ -135,15 +135,15 @@ class ThreadsView(View):
     @on(LiveTable.Highlighted, "#threads-table")
     def _show_stack(self) -> None:
         thread = self._thread()
-        target = self.query_one("#thread-stack", Static)
+        target = self.query_one(DetailPane)
         if thread is None:
-            target.update("")
+            target.show("")
             return
         head = markup(
             f"[b]$name[/b] [dim]({thread.id}, $pool)[/dim]", name=thread.name, pool=thread.pool
         )
         stack = stack_content(thread.stack, show_all=self.all_frames)
-        target.update(Content("\n").join([head, stack]))
+        target.show(Content("\n").join([head, stack]), (thread.id, self.all_frames))
 
     @on(LiveTable.Selected, "#borrowers-table")
     def open_borrower(self, event: LiveTable.Selected) -> None:
