@@ -566,7 +566,8 @@ class InspectorApp(App[int]):
             self.notify("No source line under the cursor here.", severity="warning")
             return
         try:
-            argv = open_command(frame.file, frame.line, os.environ)
+            cwd = self.observation.snapshot.process.cwd if self.observation else None
+            argv = open_command(frame.file, frame.line, os.environ, cwd=cwd)
         except EditorError as error:
             self.notify(printable(str(error)), severity="warning", markup=False)
             return

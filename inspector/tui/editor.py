@@ -95,11 +95,18 @@ def editor_command(
     return [*argv, file]
 
 
-def open_command(file: str, line: int, environ: Mapping[str, str]) -> list[str]:
-    """The argv for `e` on `file:line`, or EditorError with the one line to tell the user."""
+def open_command(
+    file: str, line: int, environ: Mapping[str, str], *, cwd: str | None = None
+) -> list[str]:
+    """The argv for `e` on `file:line`, or EditorError with the one line to tell the user.
+
+    A relative `file` is the target's: it is read from the target's working directory `cwd`.
+    """
     editor = configured_editor(environ)
     if editor is None:
         raise EditorError("Set $VISUAL or $EDITOR to open source lines in your editor.")
+    if cwd and not os.path.isabs(file):
+        file = os.path.join(cwd, file)
     if not os.path.isfile(file):
         raise EditorError(f"{file} is not on this machine (the target runs elsewhere?).")
     return editor_command(editor, file, line)

@@ -69,6 +69,8 @@ def test_what_cannot_be_opened_is_said_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(EditorError, match="cannot read the editor setting"):
         open_command(str(here), 1, {"EDITOR": "vim 'unclosed"})
     assert open_command(str(here), 0, {"EDITOR": "vim"}) == ["vim", "+1", str(here)]
+    relative = open_command("app.py", 3, {"EDITOR": "nano"}, cwd=str(tmp_path))
+    assert relative == ["nano", "+3", str(here)]  # the target's working directory
 
 
 def recording_editor(directory: Path) -> tuple[Path, Path]:
