@@ -11,8 +11,10 @@ from inspector.tui.frame_folds import CUT, Folded, Shown, fold_frames
 from inspector.tui.views.stalls import stall_content
 from inspector.tui.views.task_detail import TaskDetailView
 from inspector.tui.widgets.detail_pane import DetailPane, marked_line
+from inspector.tui.widgets.live_table import LiveTable
 from inspector.tui.widgets.stack_text import stack_content
 from tests.tui.conftest import build_app, until_applied, wait_for
+from tests.tui.deep_stacks import deep
 
 SIZE = (120, 36)
 SITE = "/srv/shop/.venv/lib/python3.11/site-packages"
@@ -116,7 +118,27 @@ async def test_the_detail_pane_scrolls_to_the_line_to_fix(blocked) -> None:
         pane = app.query_one("#stalls-view DetailPane", DetailPane)
         await wait_for(pilot, lambda: "tree.py:28" in str(app.query_one("#stall-detail").render()))
         await wait_for(pilot, lambda: pane.scroll_y > 0)
-        content = stall_content(stall)
+        content = stall_content(stall).content()
         line = marked_line(content, pane.scrollable_content_region.width)
         assert line is not None
         assert pane.scroll_y <= line < pane.scroll_y + pane.scrollable_content_region.height
+
+
+async def test_a_cursor_in_the_traceback_picks_the_line_to_copy_or_edit(blocked) -> None:
+    app = build_app([deep(blocked)])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until_applied(pilot)
+        await pilot.press("8")
+        errors = app.query_one("#exceptions-table", LiveTable)
+        await wait_for(pilot, lambda: errors.row_count == 1)
+        pane = app.query_one("#exceptions-view DetailPane", DetailPane)
+        await wait_for(pilot, lambda: pane.current_frame is not None)
+        assert pane.current_frame.location == "/srv/shop/payments.py:77"  # the line to fix
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: pane.has_focus)
+        await pilot.press("up")
+        assert pane.current_frame.location == "/srv/shop/webhooks.py:31"
+        await pilot.press("c")
+        assert app.clipboard == "/srv/shop/webhooks.py:31"
+        await pilot.press("down", "down", "down")  # stops at the last frame
+        assert pane.current_frame.location == "/srv/shop/payments.py:77"

@@ -18,7 +18,7 @@ KEYS: Final = (
     ),
     ("9", "Workers: every worker of a --workers N server side by side (attach --pid PARENT)"),
     ("w / W", "show the next / previous worker (also enter on a row of Workers)"),
-    ("tab / shift+tab", "move focus; click a tab or a row with the mouse"),
+    ("tab / shift+tab", "move focus: into a stack or traceback below a list, ↑ ↓ pick a frame"),
     ("↑ ↓ PgUp PgDn Home End", "move in a list"),
     ("enter", "open: a finding's evidence, a task's detail, a request's task, a folded run"),
     ("/", "filter the list as you type, in every view (#12: task #12); esc clears"),

@@ -6,7 +6,6 @@ from typing import cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.content import Content
 from textual.widgets import Static
 
 from inspector.model import BackgroundJob, Frame, Snapshot
@@ -16,7 +15,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import exception_content
+from inspector.tui.widgets.stack_text import DetailText
 
 STATE_TONES = {
     "failed": "error",
@@ -64,11 +63,11 @@ def job_row(job: BackgroundJob, snapshot: Snapshot) -> Row:
     )
 
 
-def job_content(job: BackgroundJob, snapshot: Snapshot, *, show_all: bool = False) -> Content:
+def job_content(job: BackgroundJob, snapshot: Snapshot, *, show_all: bool = False) -> DetailText:
     tone = {"error": "$text-error", "warning": "$text-warning", "success": "$text-success"}.get(
         STATE_TONES.get(job.state, ""), "$foreground"
     )
-    lines = [
+    text = DetailText().add(
         markup(
             f"[b]$function[/b] [{tone}]$state[/] · $request"
             + (" · ran in $dispatch" if job.dispatch else ""),
@@ -77,9 +76,9 @@ def job_content(job: BackgroundJob, snapshot: Snapshot, *, show_all: bool = Fals
             request=request_text(job, snapshot),
             dispatch=job.dispatch or "",
         )
-    ]
+    )
     if job.call_site is not None:
-        lines.append(
+        text.add(
             markup(
                 "[b]Added at[/b] $where" + ("  [dim]$code[/dim]" if job.call_site.code else ""),
                 where=formatting.location(job.call_site),
@@ -87,12 +86,12 @@ def job_content(job: BackgroundJob, snapshot: Snapshot, *, show_all: bool = Fals
             )
         )
     if job.reason:
-        lines.append(markup("[b]Why[/b] $reason", reason=job.reason))
+        text.add(markup("[b]Why[/b] $reason", reason=job.reason))
     if job.flagged:
-        lines.append(markup("[$text-warning]⚠ $flagged[/]", flagged=job.flagged))
+        text.add(markup("[$text-warning]⚠ $flagged[/]", flagged=job.flagged))
     if job.error is not None:
-        lines.append(exception_content(job.error, show_all=show_all))
-    return Content("\n").join(lines)
+        text.add_exception(job.error, show_all=show_all)
+    return text
 
 
 class BackgroundView(View):
@@ -158,6 +157,9 @@ class BackgroundView(View):
         job = self._jobs().get(self.table.cursor_key or "")
         if job is None:
             return None
+        chosen = self.query_one(DetailPane).current_frame
+        if chosen is not None:
+            return chosen
         if job.error is not None:
             frame = formatting.innermost_application_frame(job.error.traceback)
             if frame is not None:

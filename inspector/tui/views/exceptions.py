@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
-from textual.content import Content
 from textual.widgets import Static
 
 from inspector.model import ExceptionEvent, Frame
@@ -17,7 +16,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import exception_content
+from inspector.tui.widgets.stack_text import DetailText
 
 KIND_TEXT = {
     "task-exception-unretrieved": "task failed, never awaited",
@@ -53,8 +52,8 @@ def event_row(event: ExceptionEvent, now: float) -> Row:
     )
 
 
-def event_content(event: ExceptionEvent, *, show_all: bool = False) -> Content:
-    lines = [
+def event_content(event: ExceptionEvent, *, show_all: bool = False) -> DetailText:
+    text = DetailText().add(
         markup(
             "[b]$kind[/b]"
             + (" · $request" if event.request_label else "")
@@ -64,9 +63,9 @@ def event_content(event: ExceptionEvent, *, show_all: bool = False) -> Content:
             request=event.request_label or "",
             task=event.task_name or "",
         )
-    ]
+    )
     if event.location is not None:
-        lines.append(
+        text.add(
             markup(
                 "[b]At[/b] $where in $function"
                 + ("  [dim]$code[/dim]" if event.location.code else ""),
@@ -75,8 +74,7 @@ def event_content(event: ExceptionEvent, *, show_all: bool = False) -> Content:
                 code=event.location.code or "",
             )
         )
-    lines.append(exception_content(event.error, show_all=show_all))
-    return Content("\n").join(lines)
+    return text.add_exception(event.error, show_all=show_all)
 
 
 def exceptions_title(events: Sequence[ExceptionEvent]) -> str:
@@ -129,5 +127,9 @@ class ExceptionsView(View):
             self._show_detail()
 
     def current_location(self) -> Frame | None:
+        """The frame under the detail's cursor (the line to fix at first), else where the
+        exception was seen."""
         event = self._events().get(self.table.cursor_key or "")
-        return event.location if event is not None else None
+        if event is None:
+            return None
+        return self.query_one(DetailPane).current_frame or event.location

@@ -20,7 +20,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import stack_content
+from inspector.tui.widgets.stack_text import DetailText
 
 BAR_WIDTH = 20
 COLUMNS = (
@@ -64,9 +64,9 @@ def profile(samples: tuple[StackSample, ...]) -> list[tuple[float, int, tuple[Fr
     return [(sample.offset, sample.count, sample.frames) for sample in stall_profile(samples)]
 
 
-def stall_content(stall: Stall, *, show_all: bool = False) -> Content:
+def stall_content(stall: Stall, *, show_all: bool = False) -> DetailText:
     state = "[b $text-error]blocked now[/]" if stall.ongoing else "ended"
-    lines = [
+    text = DetailText().add(
         markup(
             f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
             + (" · serving $request" if stall.request_label else "")
@@ -76,9 +76,9 @@ def stall_content(stall: Stall, *, show_all: bool = False) -> Content:
             background=stall.background_label or "",
             task=stall.task_name or "",
         )
-    ]
+    )
     if not stall.samples:
-        lines.append(
+        text.add(
             Content.from_markup(
                 "[dim]No stack was sampled "
                 "(the stall was shorter than the sampling interval).[/dim]"
@@ -88,14 +88,14 @@ def stall_content(stall: Stall, *, show_all: bool = False) -> Content:
     total = sum(count for _, count, _ in places)
     for first, count, frames in places:
         share = f"{round(100 * count / total)} %" if total else "?"
-        lines.append(
+        text.add(
             Content.from_markup(
                 f"[b]{share} of the stall[/b] [dim]({count} of {plural(total, 'sample')}, first at "
                 f"{formatting.duration(first)})[/dim]"
             )
         )
-        lines.append(stack_content(frames, show_all=show_all))
-    return Content("\n").join(lines)
+        text.add_stack(frames, show_all=show_all)
+    return text
 
 
 def stalls_title(stalls: Sequence[Stall], loop: LoopStats | None) -> str:
@@ -191,4 +191,6 @@ class StallsView(View):
 
     def current_location(self) -> Frame | None:
         stall = self._stalls().get(self.table.cursor_key or "")
-        return stall_location(stall)[0] if stall is not None else None
+        if stall is None:
+            return None
+        return self.query_one(DetailPane).current_frame or stall_location(stall)[0]

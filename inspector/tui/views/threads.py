@@ -16,7 +16,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import stack_content
+from inspector.tui.widgets.stack_text import DetailText
 
 THREAD_COLUMNS = (
     Column("name", "Thread", 20),
@@ -142,8 +142,8 @@ class ThreadsView(View):
         head = markup(
             f"[b]$name[/b] [dim]({thread.id}, $pool)[/dim]", name=thread.name, pool=thread.pool
         )
-        stack = stack_content(thread.stack, show_all=self.all_frames)
-        target.show(Content("\n").join([head, stack]), (thread.id, self.all_frames))
+        text = DetailText().add(head).add_stack(thread.stack, show_all=self.all_frames)
+        target.show(text, (thread.id, self.all_frames))
 
     @on(LiveTable.Selected, "#borrowers-table")
     def open_borrower(self, event: LiveTable.Selected) -> None:
@@ -158,4 +158,6 @@ class ThreadsView(View):
         thread = self._thread()
         if thread is None:
             return None
-        return formatting.innermost_application_frame(thread.stack)
+        return self.query_one(DetailPane).current_frame or (
+            formatting.innermost_application_frame(thread.stack)
+        )

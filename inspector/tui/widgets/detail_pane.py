@@ -1,18 +1,31 @@
 """Provides DetailPane: the pane under a list that shows the highlighted item's stack or
-traceback, scrolled so the line to fix is in view.
+traceback, with a cursor on its frames that starts on the line to fix.
 
 Folding library frames makes most stacks fit; a stall sampled at several places, or a short
-terminal, can still put the marked line (▶, see `stack_text`) below the pane's bottom edge.
+terminal, can still put the marked line (▶, see `stack_text`) below the pane's bottom edge, so
+the pane opens scrolled to it. With focus (tab, or a click), ↑ ↓ move the cursor from frame to
+frame, and `e` and `c` act on the frame under it.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from inspector.model import Frame
+from inspector.tui.widgets.stack_text import DetailText
+
 MARK = "▶"
+CURSOR_STYLE = "reverse"
+"""The frame under the cursor while the pane has focus."""
+RESTING_STYLE = "underline"
+"""The frame under the cursor while the list above has focus: what `e` would open."""
 
 
 def marked_line(content: Content, width: int) -> int | None:
@@ -23,29 +36,88 @@ def marked_line(content: Content, width: int) -> int | None:
     return None
 
 
-class DetailPane(VerticalScroll):
-    """A scrolling Static (`detail_id` is the Static's id) that keeps the ▶ line in view."""
+class DetailPane(VerticalScroll, can_focus=True):
+    """A scrolling Static (`detail_id` is the Static's id) with a cursor over the frames."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "move_frame(-1)", "Previous frame", show=False),
+        Binding("down,j", "move_frame(1)", "Next frame", show=False),
+    ]
 
     def __init__(self, detail_id: str) -> None:
         super().__init__(classes="detail")
         self.detail_id = detail_id
         self._shown: object = None
+        self.text = DetailText()
+        self.cursor: int | None = None
+        """Index in `text.frames` of the frame under the cursor."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id=self.detail_id)
 
-    def show(self, content: Content | str, key: object = None) -> None:
-        """Show `content`, the detail of item `key`. A new item (or a new way of showing it)
-        starts scrolled to its line to fix; the same item, updated, keeps the reader's place."""
-        self.query_one(Static).update(content)
-        if key == self._shown:
-            return
-        self._shown = key
-        self.scroll_home(animate=False, immediate=True)
-        if isinstance(content, Content) and MARK in content.plain:
-            self.call_after_refresh(self._reveal, content)
+    @property
+    def current_frame(self) -> Frame | None:
+        """The frame under the cursor (at first the line to fix), None when there is none."""
+        if self.cursor is None or not 0 <= self.cursor < len(self.text.frames):
+            return None
+        return self.text.frames[self.cursor]
 
-    def _reveal(self, content: Content) -> None:
-        line = marked_line(content, self.scrollable_content_region.width)
-        if line is not None and line >= self.scrollable_content_region.height - 1:
+    def show(self, text: DetailText | str, key: object = None) -> None:
+        """Show `text`, the detail of item `key`. A new item (or a new way of showing it)
+        starts with the cursor and the view on its line to fix; the same item, updated, keeps
+        the reader's place."""
+        self.text = text if isinstance(text, DetailText) else DetailText().add(Content(text))
+        if key != self._shown:
+            self._shown = key
+            self.cursor = self.text.target
+            self.scroll_home(animate=False, immediate=True)
+            if self.cursor is not None:
+                self.call_after_refresh(self._reveal)
+        elif self.cursor is not None and self.cursor >= len(self.text.frames):
+            self.cursor = self.text.target
+        self._draw()
+
+    def _draw(self) -> None:
+        style = CURSOR_STYLE if self.has_focus else RESTING_STYLE
+        self.query_one(Static).update(self.text.content(self.cursor, style))
+
+    def _cursor_line(self) -> int | None:
+        """The screen line where the cursor's frame starts, at the pane's width."""
+        if self.cursor is None:
+            return None
+        width = max(1, self.scrollable_content_region.width)
+        y = 0
+        for line, entry in self.text.lines:
+            if entry == self.cursor:
+                return y
+            y += max(1, len(line.wrap(width)))
+        return None
+
+    def _reveal(self) -> None:
+        """Scroll so the cursor's frame is in view, with a line of context above it."""
+        line = self._cursor_line()
+        if line is None:
+            return
+        height = self.scrollable_content_region.height
+        top = round(self.scroll_y)
+        if line < top or line >= top + height - 1:
             self.scroll_to(y=max(0, line - 2), animate=False, immediate=True)
+
+    def action_move_frame(self, step: int) -> None:
+        frames = len(self.text.frames)
+        if not frames:
+            (self.scroll_up if step < 0 else self.scroll_down)(animate=False)
+            return
+        start = self.cursor if self.cursor is not None else (-1 if step > 0 else frames)
+        self.cursor = max(0, min(frames - 1, start + step))
+        self._draw()
+        self._reveal()
+
+    def on_focus(self) -> None:
+        self._draw()
+
+    def on_blur(self) -> None:
+        self._draw()
+
+    async def _on_click(self, event: events.Click) -> None:
+        self.focus()

@@ -1,6 +1,9 @@
-"""Provides a stack or traceback as Content: application lines bright, library runs folded."""
+"""Provides stacks and tracebacks as text: application lines bright, library runs folded, and
+which line shows which frame (`DetailText`), for the detail panes' frame cursor."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from textual.content import Content
 
@@ -11,27 +14,78 @@ from inspector.tui.content import Multiline, markup
 from inspector.tui.frame_folds import CutMark, Folded, Shown, fold_frames
 
 NEWLINE = Content("\n")
+NO_FRAMES = Content.from_markup("  [dim](no frames)[/dim]")
+
+
+@dataclass
+class DetailText:
+    """A detail pane's text, line by line, with the frame each line shows: the pane moves a
+    cursor over those frames, and `e` and `c` act on the one under it."""
+
+    lines: list[tuple[Content, int | None]] = field(default_factory=list)
+    """Each line (or block of lines) and the index in `frames` of the frame it shows."""
+    frames: list[Frame] = field(default_factory=list)
+    target: int | None = None
+    """The first line to fix (▶): where the cursor starts."""
+
+    def add(self, *contents: Content) -> DetailText:
+        """Lines that show no frame."""
+        self.lines.extend((content, None) for content in contents)
+        return self
+
+    def add_stack(
+        self, frames: tuple[Frame, ...], *, show_all: bool = False, cut: StackCut | None = None
+    ) -> DetailText:
+        """One line per frame plus its code, the line to fix marked ▶; unless `show_all`, each
+        run of library frames folds into one dim line (`frame_folds`).
+
+        `cut` (a task's `stack_cut`) puts "… 436 frames left out …" where the agent left frames
+        out of a stack too deep to report whole; a library run is never folded across it.
+        """
+        at = cut_position(cut, len(frames))
+        lines = fold_frames(frames, show_all=show_all, cut_at=at)
+        if not lines:
+            return self.add(NO_FRAMES)
+        for line in lines:
+            if isinstance(line, CutMark):
+                self.add(markup("  [$text-warning]$note[/]", note=left_out_note(cut)))
+            elif isinstance(line, Folded):
+                self.add(markup("  [dim]$label[/dim]", label=line.label()))
+            else:
+                entry = len(self.frames)
+                self.frames.append(line.frame)
+                if line.innermost_app and self.target is None:
+                    self.target = entry
+                self.lines.extend((content, entry) for content in _frame_lines(line))
+        return self
+
+    def add_exception(self, error: ExceptionInfo, *, show_all: bool = False) -> DetailText:
+        """The traceback as Python prints it, most recent call last, then the exception."""
+        head = markup(
+            "[b $text-error]$type[/]: $message", type=error.type, message=Multiline(error.message)
+        )
+        if not error.traceback:
+            return self.add(head, Content.from_markup("  [dim](no traceback)[/dim]"))
+        self.add(Content("Traceback (most recent call last):"))
+        return self.add_stack(error.traceback, show_all=show_all).add(head)
+
+    def content(self, cursor: int | None = None, style: str = "reverse") -> Content:
+        """The text, the lines of frame `cursor` in `style`."""
+        return NEWLINE.join(
+            line.stylize(style) if cursor is not None and entry == cursor else line
+            for line, entry in self.lines
+        )
+
+    @property
+    def plain(self) -> str:
+        return self.content().plain
 
 
 def stack_content(
     frames: tuple[Frame, ...], *, show_all: bool = False, cut: StackCut | None = None
 ) -> Content:
-    """One line per frame plus its code, the line to fix marked ▶; unless `show_all`, each run
-    of library frames folds into one dim line (`frame_folds`).
-
-    `cut` (a task's `stack_cut`) puts "… 436 frames left out …" where the agent left frames
-    out of a stack too deep to report whole; a library run is never folded across it.
-    """
-    lines: list[Content] = []
-    at = cut_position(cut, len(frames))
-    for line in fold_frames(frames, show_all=show_all, cut_at=at):
-        if isinstance(line, CutMark):
-            lines.append(markup("  [$text-warning]$note[/]", note=left_out_note(cut)))
-        elif isinstance(line, Folded):
-            lines.append(markup("  [dim]$label[/dim]", label=line.label()))
-        else:
-            lines.extend(_frame_lines(line))
-    return NEWLINE.join(lines) if lines else Content.from_markup("  [dim](no frames)[/dim]")
+    """A stack as `DetailText.add_stack` draws it, for text with no cursor."""
+    return DetailText().add_stack(frames, show_all=show_all, cut=cut).content()
 
 
 def _frame_lines(line: Shown) -> list[Content]:
@@ -50,18 +104,3 @@ def _frame_lines(line: Shown) -> list[Content]:
         )
         lines.append(markup(template, code=frame.code))
     return lines
-
-
-def exception_content(error: ExceptionInfo, *, show_all: bool = False) -> Content:
-    head = markup(
-        "[b $text-error]$type[/]: $message", type=error.type, message=Multiline(error.message)
-    )
-    if not error.traceback:
-        return NEWLINE.join([head, Content.from_markup("  [dim](no traceback)[/dim]")])
-    return NEWLINE.join(
-        [
-            Content("Traceback (most recent call last):"),
-            stack_content(error.traceback, show_all=show_all),
-            head,
-        ]
-    )
