@@ -67,7 +67,7 @@ project's (Python's own directories are spelled `Lib` and `DLLs`)."""
 _INSPECTOR_SHAPE: Final = re.compile(
     rf"{_SEP}inspector{_SEP}(?:agent|client|diagnose|render|tui|commands){_SEP}"
     rf"|{_SEP}inspector{_SEP}(?:__init__|__main__|cli|model|codec|protocol|escape|addresses|"
-    rf"registration|collector|errors|frame_kinds|durations)\.py$"
+    rf"registration|collector|errors|frame_kinds|durations|plurals)\.py$"
 )
 _INSPECTOR_DIR: Final = os.path.dirname(os.path.abspath(__file__))
 _OWN_PREFIXES: Final = tuple(

@@ -94,12 +94,27 @@ def full_location(frame: Frame) -> str:
     return f"{frame.file}:{frame.line}"
 
 
+def stall_place(frames: tuple[Frame, ...]) -> tuple[Frame | None, str | None]:
+    """Where a stall sample held the loop, as `doctor` says it: the line to fix and what it
+    called, once the frames that merely run the loop (`asyncio.run`, the launcher, a `main.py`
+    calling `uvicorn.run`) are cut off."""
+    work = locate.loop_work_frames(frames)
+    return innermost_application_frame(work), blocking_call(work)
+
+
 def blocking_call(frames: tuple[Frame, ...]) -> str | None:
     """What the application frame was calling: the library function below it, or the call
-    written on its line ("time.sleep" from `time.sleep(3)`, which has no Python frame)."""
+    written on its line ("time.sleep" from `time.sleep(3)`, which has no Python frame). Without
+    an application frame: the library call the stack ends in and what called it
+    ("StreamHandler.emit, called from RequestResponseCycle.send")."""
     app_frame = innermost_application_frame(frames)
     if app_frame is None:
-        return frames[-1].function if frames else None
+        call = locate.library_call(frames)
+        if call is None:
+            return frames[-1].function if frames else None
+        if call.caller is None:
+            return call.inner.function
+        return f"{call.inner.function}, called from {call.caller.function}"
     below = frames[frames.index(app_frame) + 1 :]
     if below:
         callee = below[-1]

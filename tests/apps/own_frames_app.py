@@ -1,7 +1,8 @@
 """An app whose requests wait in the places the inspector's own code wraps: an async endpoint
 (under the request middleware), a sync endpoint (in a worker thread, through the threadpool
-probe), and a task that dies with nobody looking. Its snapshots must show none of the
-inspector's frames, and the sync endpoint's task must end at the line its thread runs."""
+probe), a task that dies with nobody looking, and an endpoint whose exception uvicorn logs.
+Its snapshots and its log must show none of the inspector's frames, and the sync endpoint's
+task must end at the line its thread runs."""
 
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ async def fail() -> dict[str, bool]:
     await asyncio.sleep(0.05)
     del task  # nobody retrieves its exception
     return {"ok": True}
+
+
+@app.get("/crash")
+async def crash() -> dict[str, bool]:
+    raise ValueError("inventory out of sync")  # CRASH-LINE
 
 
 @app.get("/release")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +138,18 @@ def test_snapshots_carry_no_inspector_frame_and_a_worker_task_ends_at_the_users_
 
     raised = [e["error"]["traceback"] for e in document["exceptions"] if e["error"]["traceback"]]
     assert raised and raised[0][-1]["line"] == marked_line(APP, "RAISE-LINE")
+
+
+def test_the_servers_logged_traceback_names_the_app_not_the_inspector(tmp_path: Path) -> None:
+    with inspector_run(f"tests.apps.{APP[:-3]}:app", tmp_path) as server:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            server.get("/crash")
+        assert failed.value.code == 500
+        deadline = time.monotonic() + 10
+        while "inventory out of sync" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        output = server.output()
+    logged = output[output.index("Exception in ASGI application") :]
+    assert f'{APP}", line {marked_line(APP, "CRASH-LINE")}, in crash' in logged
+    assert "ValueError: inventory out of sync" in logged
+    assert "/inspector/" not in logged.split("ValueError: inventory out of sync")[0]

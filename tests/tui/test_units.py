@@ -51,10 +51,27 @@ def test_durations_read_like_a_person_writes_them(seconds, text) -> None:
             (LIB, APP, STD), "encoder.encode", id="the library function below the app frame"
         ),
         pytest.param((LIB,), "app", id="no application frame"),
+        pytest.param(
+            (LIB, STD),
+            "encode, called from app",
+            id="no application frame: the library call and what called it",
+        ),
     ],
 )
 def test_blocking_call(frames, call) -> None:
     assert formatting.blocking_call(frames) == call
+
+
+def test_a_stall_is_placed_where_doctor_places_it() -> None:
+    main = Frame("/srv/shop/main.py", 20, "<module>", "uvicorn.run(app)")
+    runner = (
+        main,
+        Frame("/usr/lib/python3.11/asyncio/runners.py", 118, "Runner.run"),
+        Frame("/usr/lib/python3.11/asyncio/base_events.py", 1922, "BaseEventLoop._run_once"),
+        Frame("/usr/lib/python3.11/asyncio/events.py", 80, "Handle._run"),
+    )
+    assert formatting.stall_place((*runner, LIB, STD)) == (None, "encode, called from app")
+    assert formatting.stall_place((*runner, LIB, APP)) == (APP, "time.sleep")
 
 
 def test_the_line_to_fix_is_the_innermost_application_frame() -> None:

@@ -16,6 +16,7 @@ from inspector.agent.probe import AgentConfig, AgentContext, CollectOptions, Tas
 from inspector.agent.probes import tracker as tracking
 from inspector.agent.probes.current import current_task_on
 from inspector.agent.probes.disconnects import DisconnectTimes
+from inspector.agent.probes.logged_tracebacks import LoggedTracebacks
 from inspector.agent.probes.records import JobRecord
 from inspector.agent.probes.tasklinks import RequestTaskTable
 from inspector.agent.probes.tracker import RequestTracker, request_now
@@ -66,6 +67,7 @@ class RequestsProbe:
         self._context: AgentContext | None = None
         self._lookup_patch: _EndpointErrorHook | None = None
         self._disconnects: DisconnectTimes | None = None
+        self._logged = LoggedTracebacks()
 
     def install(self, context: AgentContext) -> None:
         self._context = context
@@ -82,6 +84,7 @@ class RequestsProbe:
         self._lookup_patch = _EndpointErrorHook.install()
         self._disconnects = DisconnectTimes(context.record_error)
         self._disconnects.install()
+        self._logged.install()
         tracking.activate(self.tracker)
 
     def collect(self, context: AgentContext, options: CollectOptions) -> Mapping[str, Any]:
@@ -96,6 +99,7 @@ class RequestsProbe:
             if self._disconnects is not None:
                 self._disconnects.close()
                 self._disconnects = None
+            self._logged.close()
             if self._tasks is not None:
                 self._tasks.close()
             context = self._context

@@ -40,7 +40,7 @@ def stall_location(stall: Stall) -> tuple[Frame | None, str | None]:
     if not places:
         return None, None
     frames = places[0][2]
-    return formatting.innermost_application_frame(frames), formatting.blocking_call(frames)
+    return formatting.stall_place(frames)
 
 
 def stall_row(stall: Stall, now: float, longest: float) -> Row:

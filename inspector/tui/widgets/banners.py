@@ -23,8 +23,7 @@ def stall_sentence(snapshot: Snapshot, extra: float = 0.0) -> str | None:
     text = f"Loop blocked {formatting.duration(stall.duration + extra)}"
     if stall.samples:
         frames = stall.samples[-1].frames
-        frame = formatting.innermost_application_frame(frames)
-        call = formatting.blocking_call(frames)
+        frame, call = formatting.stall_place(frames)
         if frame is not None:
             text += f" at {relative_location(frame.file, frame.line, snapshot.process.cwd)}"
         if call:
