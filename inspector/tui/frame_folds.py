@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from inspector.diagnose.locate import innermost_application_frame
+from inspector.diagnose.locate import innermost_application_frame, loop_work_frames
 from inspector.frame_kinds import FrameKind, classify
 from inspector.model import Frame
 
@@ -68,11 +68,14 @@ CUT = CutMark()
 
 
 def innermost_app_index(frames: tuple[Frame, ...]) -> int | None:
-    """Where the line to fix is: the frame `doctor` names (`locate`)."""
-    target = innermost_application_frame(frames)
+    """Where the line to fix is: the frame `doctor` names (`locate`), never one of the frames
+    that merely run the loop (a `main.py` calling `uvicorn.run`)."""
+    work = loop_work_frames(frames)
+    target = innermost_application_frame(work)
     if target is None:
         return None
-    return next(i for i in range(len(frames) - 1, -1, -1) if frames[i] is target)
+    skipped = len(frames) - len(work)
+    return skipped + next(i for i in range(len(work) - 1, -1, -1) if work[i] is target)
 
 
 def fold_frames(

@@ -49,6 +49,15 @@ def test_runs_of_library_frames_fold_and_the_innermost_frame_stays() -> None:
     ]
 
 
+def test_the_frames_that_run_the_loop_are_never_the_line_to_fix() -> None:
+    main = Frame("/srv/shop/main.py", 9, "<module>", "uvicorn.run(app)")
+    run = Frame("/usr/lib64/python3.11/asyncio/runners.py", 118, "Runner.run", "return …")
+    dispatch = Frame("/usr/lib64/python3.11/asyncio/events.py", 84, "Handle._run", "self._co…")
+    lines = fold_frames((main, LIB, run, LIB, dispatch, LIB, STD))
+    assert not any(isinstance(line, Shown) and line.innermost_app for line in lines)
+    assert shape(fold_frames((main, run, dispatch, LIB, APP, STD)))[-2] == "▶4"
+
+
 def test_showing_all_frames_still_hides_the_inspector() -> None:
     frames = (LIB, OWN, OWN, APP, STD)
     assert shape(fold_frames(frames, show_all=True)) == [
