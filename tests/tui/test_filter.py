@@ -83,3 +83,16 @@ async def test_findings_filter_hides_the_others(blocked) -> None:
         shown = next(item for item in view.items if item.display)
         await wait_for(pilot, lambda: shown.has_focus)
         assert shown.finding.kind == "deadlock"
+
+
+async def test_a_requests_task_is_found_by_its_short_id(blocked) -> None:
+    app = build_app([blocked])
+    async with app.run_test(size=SIZE) as pilot:
+        await until_applied(pilot)
+        short = app.observation.task_rows.short_id(1057)
+        await pilot.press("4")
+        in_flight = app.query_one("#in-flight", LiveTable)
+        await wait_for(pilot, lambda: in_flight.row_count == len(blocked.requests))
+        assert in_flight.get_row("11")[3] == f"{short} Task-1057"
+        await pilot.press("slash", *short)
+        await wait_for(pilot, lambda: in_flight.keys == ["11"])

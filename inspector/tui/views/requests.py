@@ -57,7 +57,7 @@ def in_flight_row(request: RequestInfo, stuck_after: float, task_names: dict[int
             f"{request.method} {request.path}",
             phase,
             age_cell,
-            task_names.get(request.task_id, f"#{request.task_id}")
+            task_names.get(request.task_id, f"id {request.task_id}")
             if request.task_id is not None
             else "—",
             ", ".join(str(t) for t in request.thread_ids) or "—",
@@ -140,7 +140,12 @@ class RequestsView(View):
     def update_view(self, observation: Observation) -> None:
         snapshot = observation.snapshot
         stuck_after = self.stuck_after
-        names = {task.id: task.name for task in snapshot.tasks if task.request_id is not None}
+        short_id = observation.task_rows.short_id
+        names = {
+            task.id: f"{short_id(task.id)} {task.name}"
+            for task in snapshot.tasks
+            if task.request_id is not None
+        }
         self.in_flight.sync(
             (str(r.id), in_flight_row(r, stuck_after, names))
             for r in sorted(snapshot.requests, key=lambda r: r.started_at)

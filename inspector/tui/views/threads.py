@@ -113,7 +113,9 @@ class ThreadsView(View):
                 (
                     str(borrower.task_id),
                     (
-                        task.name if task else f"#{borrower.task_id}",
+                        f"{observation.task_rows.short_id(task.id)} {task.name}"
+                        if task
+                        else f"id {borrower.task_id}",
                         formatting.request_label(request),
                         formatting.age(held),
                     ),
