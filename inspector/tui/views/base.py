@@ -108,7 +108,7 @@ class View(Vertical):
         """Views that show stacks redraw them folded or whole (`all_frames`)."""
 
     def current_location(self) -> Frame | None:
-        """The source line under the cursor, for `c` (copy location)."""
+        """The source line under the cursor, for `c` (copy) and `e` (open in the editor)."""
         return None
 
     def selected_task_id(self) -> int | None:
