@@ -121,6 +121,7 @@ class WorkersView(View):
             )
             for position, status in enumerate(statuses, start=1)
         )
+        self.update_filter_summary()
 
     @on(LiveTable.Selected, "#workers-table")
     def switch(self, event: LiveTable.Selected) -> None:
