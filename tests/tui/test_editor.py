@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from inspector.model import Frame
+from inspector.model import ExceptionInfo, Frame
 from inspector.tui.editor import EditorError, configured_editor, editor_command, open_command
 from inspector.tui.views.task_detail import TaskDetailView
+from inspector.tui.widgets.detail_pane import DetailPane
 from tests.tui.conftest import build_app, until_applied, wait_for
+from tests.tui.deep_stacks import TRACEBACK, deep
 
 SIZE = (120, 36)
 
@@ -124,3 +126,33 @@ async def test_e_says_why_when_there_is_no_editor(blocked, monkeypatch) -> None:
         await pilot.press("e")
         await wait_for(pilot, lambda: app._notifications)
         assert "Set $VISUAL or $EDITOR" in list(app._notifications)[-1].message
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the recording editor is a #! script")
+async def test_e_in_a_traceback_opens_the_frame_under_its_cursor(
+    blocked, tmp_path: Path, monkeypatch
+) -> None:
+    script, record = recording_editor(tmp_path)
+    for name in ("webhooks.py", "payments.py"):
+        (tmp_path / name).write_text("\n" * 100)
+    traceback = (
+        *TRACEBACK[:-2],
+        Frame(str(tmp_path / "webhooks.py"), 31, "payment_webhook", "await apply_payment(e)"),
+        Frame(str(tmp_path / "payments.py"), 77, "apply_payment", "order = orders[key]"),
+    )
+    event = dataclasses.replace(
+        deep(blocked).exceptions[0],
+        error=ExceptionInfo(type="KeyError", message="'ord_4411'", traceback=traceback),
+        location=traceback[-1],
+    )
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", str(script))
+    app = build_app([dataclasses.replace(blocked, exceptions=(event,))])
+    async with app.run_test(size=SIZE) as pilot:
+        await until_applied(pilot)
+        await pilot.press("8")
+        pane = app.query_one("#exceptions-view DetailPane", DetailPane)
+        await wait_for(pilot, lambda: pane.current_frame is not None)
+        await pilot.press("tab", "up", "e")
+        await wait_for(pilot, record.exists)
+        assert json.loads(record.read_text()) == ["+31", str(tmp_path / "webhooks.py")]
