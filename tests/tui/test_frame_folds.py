@@ -151,3 +151,18 @@ async def test_a_cursor_in_the_traceback_picks_the_line_to_copy_or_edit(blocked)
         assert app.clipboard == "/srv/shop/webhooks.py:31"
         await pilot.press("down", "down", "down")  # stops at the last frame
         assert pane.current_frame.location == "/srv/shop/payments.py:77"
+
+
+async def test_a_click_on_a_frame_puts_the_cursor_on_it(blocked) -> None:
+    app = build_app([deep(blocked)])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until_applied(pilot)
+        await pilot.press("8")
+        pane = app.query_one("#exceptions-view DetailPane", DetailPane)
+        await wait_for(pilot, lambda: pane.current_frame is not None)
+        lines = pane.text.content().plain.splitlines()
+        webhook = next(i for i, line in enumerate(lines) if "webhooks.py:31" in line)
+        border = pane.region.height - pane.scrollable_content_region.height
+        await pilot.click(pane, offset=(6, border + webhook))
+        await wait_for(pilot, lambda: pane.has_focus)
+        assert pane.current_frame.location == "/srv/shop/webhooks.py:31"

@@ -81,17 +81,22 @@ class DetailPane(VerticalScroll, can_focus=True):
         style = CURSOR_STYLE if self.has_focus else RESTING_STYLE
         self.query_one(Static).update(self.text.content(self.cursor, style))
 
-    def _cursor_line(self) -> int | None:
-        """The screen line where the cursor's frame starts, at the pane's width."""
-        if self.cursor is None:
-            return None
+    def _line_spans(self) -> list[tuple[int, int, int | None]]:
+        """(first screen line, line after, frame entry) of each line, at the pane's width."""
         width = max(1, self.scrollable_content_region.width)
+        spans = []
         y = 0
         for line, entry in self.text.lines:
-            if entry == self.cursor:
-                return y
-            y += max(1, len(line.wrap(width)))
-        return None
+            height = max(1, len(line.wrap(width)))
+            spans.append((y, y + height, entry))
+            y += height
+        return spans
+
+    def _cursor_line(self) -> int | None:
+        """The screen line where the cursor's frame starts."""
+        if self.cursor is None:
+            return None
+        return next((top for top, _, entry in self._line_spans() if entry == self.cursor), None)
 
     def _reveal(self) -> None:
         """Scroll so the cursor's frame is in view, with a line of context above it."""
@@ -120,4 +125,11 @@ class DetailPane(VerticalScroll, can_focus=True):
         self._draw()
 
     async def _on_click(self, event: events.Click) -> None:
+        """Focus the pane; a click on a frame puts the cursor on it."""
         self.focus()
+        # From the screen position: the click may come up from the text inside.
+        y = event.screen_y - self.content_region.y + round(self.scroll_y)
+        entry = next((e for top, end, e in self._line_spans() if top <= y < end), None)
+        if entry is not None:
+            self.cursor = entry
+            self._draw()
