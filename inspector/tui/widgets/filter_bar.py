@@ -26,7 +26,7 @@ class FilterBar(Horizontal):
     FilterBar > FilterInput {
         width: 1fr; height: 1; border: none; padding: 0 1; background: $boost;
     }
-    FilterBar > FilterInput:focus { background: $primary 20%; }
+    FilterBar > FilterInput:focus { border: none; background: $primary 20%; }
     FilterBar > .filter-summary { width: auto; padding: 0 1; color: $text-muted; }
     """
 
