@@ -166,3 +166,20 @@ async def test_a_click_on_a_frame_puts_the_cursor_on_it(blocked) -> None:
         await pilot.click(pane, offset=(6, border + webhook))
         await wait_for(pilot, lambda: pane.has_focus)
         assert pane.current_frame.location == "/srv/shop/webhooks.py:31"
+
+
+async def test_enter_on_a_folded_run_in_a_traceback_opens_it(blocked) -> None:
+    app = build_app([deep(blocked)])
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until_applied(pilot)
+        await pilot.press("8")
+        pane = app.query_one("#exceptions-view DetailPane", DetailPane)
+        await wait_for(pilot, lambda: pane.current_frame is not None)
+        folded = len(pane.text.lines)
+        await pilot.press("tab", "up", "up")  # past webhooks.py:31, onto "… 13 library frames"
+        assert pane.current_frame is None
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(pane.text.lines) > folded)
+        assert "library frames" not in pane.text.plain
+        assert "1 inspector frame hidden" in pane.text.plain  # opened, still never shown
+        assert pane.current_frame.function == "__call__"  # the run's first frame

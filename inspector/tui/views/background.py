@@ -15,7 +15,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import DetailText
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 STATE_TONES = {
     "failed": "error",
@@ -63,11 +63,17 @@ def job_row(job: BackgroundJob, snapshot: Snapshot) -> Row:
     )
 
 
-def job_content(job: BackgroundJob, snapshot: Snapshot, *, show_all: bool = False) -> DetailText:
+def job_content(
+    job: BackgroundJob,
+    snapshot: Snapshot,
+    *,
+    show_all: bool = False,
+    expanded: frozenset[FoldId] = frozenset(),
+) -> DetailText:
     tone = {"error": "$text-error", "warning": "$text-warning", "success": "$text-success"}.get(
         STATE_TONES.get(job.state, ""), "$foreground"
     )
-    text = DetailText().add(
+    text = DetailText(expanded).add(
         markup(
             f"[b]$function[/b] [{tone}]$state[/] · $request"
             + (" · ran in $dispatch" if job.dispatch else ""),
@@ -144,9 +150,11 @@ class BackgroundView(View):
         if job is None or self.observation is None:
             detail.show("")
             return
+        show_all = self.all_frames
+        snapshot = self.observation.snapshot
         detail.show(
-            job_content(job, self.observation.snapshot, show_all=self.all_frames),
-            (self.table.cursor_key, self.all_frames),
+            lambda opened: job_content(job, snapshot, show_all=show_all, expanded=opened),
+            (self.table.cursor_key, show_all),
         )
 
     def refresh_frames(self) -> None:

@@ -16,7 +16,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import DetailText
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 KIND_TEXT = {
     "task-exception-unretrieved": "task failed, never awaited",
@@ -52,8 +52,10 @@ def event_row(event: ExceptionEvent, now: float) -> Row:
     )
 
 
-def event_content(event: ExceptionEvent, *, show_all: bool = False) -> DetailText:
-    text = DetailText().add(
+def event_content(
+    event: ExceptionEvent, *, show_all: bool = False, expanded: frozenset[FoldId] = frozenset()
+) -> DetailText:
+    text = DetailText(expanded).add(
         markup(
             "[b]$kind[/b]"
             + (" · $request" if event.request_label else "")
@@ -117,9 +119,12 @@ class ExceptionsView(View):
     @on(LiveTable.Highlighted, "#exceptions-table")
     def _show_detail(self) -> None:
         event = self._events().get(self.table.cursor_key or "")
+        show_all = self.all_frames
         self.query_one(DetailPane).show(
-            event_content(event, show_all=self.all_frames) if event is not None else "",
-            (self.table.cursor_key, self.all_frames),
+            (lambda opened: event_content(event, show_all=show_all, expanded=opened))
+            if event is not None
+            else "",
+            (self.table.cursor_key, show_all),
         )
 
     def refresh_frames(self) -> None:

@@ -20,7 +20,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import DetailText
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 BAR_WIDTH = 20
 COLUMNS = (
@@ -64,9 +64,11 @@ def profile(samples: tuple[StackSample, ...]) -> list[tuple[float, int, tuple[Fr
     return [(sample.offset, sample.count, sample.frames) for sample in stall_profile(samples)]
 
 
-def stall_content(stall: Stall, *, show_all: bool = False) -> DetailText:
+def stall_content(
+    stall: Stall, *, show_all: bool = False, expanded: frozenset[FoldId] = frozenset()
+) -> DetailText:
     state = "[b $text-error]blocked now[/]" if stall.ongoing else "ended"
-    text = DetailText().add(
+    text = DetailText(expanded).add(
         markup(
             f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
             + (" · serving $request" if stall.request_label else "")
@@ -180,9 +182,12 @@ class StallsView(View):
     @on(LiveTable.Highlighted, "#stalls-table")
     def _show_detail(self) -> None:
         stall = self._stalls().get(self.table.cursor_key or "")
+        show_all = self.all_frames
         self.query_one(DetailPane).show(
-            stall_content(stall, show_all=self.all_frames) if stall is not None else "",
-            (self.table.cursor_key, self.all_frames),
+            (lambda opened: stall_content(stall, show_all=show_all, expanded=opened))
+            if stall is not None
+            else "",
+            (self.table.cursor_key, show_all),
         )
 
     def refresh_frames(self) -> None:

@@ -16,7 +16,7 @@ from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
 from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import DetailText
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 THREAD_COLUMNS = (
     Column("name", "Thread", 20),
@@ -144,8 +144,12 @@ class ThreadsView(View):
         head = markup(
             f"[b]$name[/b] [dim]({thread.id}, $pool)[/dim]", name=thread.name, pool=thread.pool
         )
-        text = DetailText().add(head).add_stack(thread.stack, show_all=self.all_frames)
-        target.show(text, (thread.id, self.all_frames))
+        show_all = self.all_frames
+
+        def draw(expanded: frozenset[FoldId]) -> DetailText:
+            return DetailText(expanded).add(head).add_stack(thread.stack, show_all=show_all)
+
+        target.show(draw, (thread.id, show_all))
 
     @on(LiveTable.Selected, "#borrowers-table")
     def open_borrower(self, event: LiveTable.Selected) -> None:

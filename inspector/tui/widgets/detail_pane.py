@@ -9,7 +9,8 @@ frame, and `e` and `c` act on the frame under it.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeAlias
 
 from textual import events
 from textual.app import ComposeResult
@@ -19,13 +20,16 @@ from textual.content import Content
 from textual.widgets import Static
 
 from inspector.model import Frame
-from inspector.tui.widgets.stack_text import DetailText
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 MARK = "▶"
 CURSOR_STYLE = "reverse"
 """The frame under the cursor while the pane has focus."""
 RESTING_STYLE = "underline"
 """The frame under the cursor while the list above has focus: what `e` would open."""
+
+Builder: TypeAlias = Callable[[frozenset[FoldId]], DetailText]
+"""Draws a detail with these folded runs open."""
 
 
 def marked_line(content: Content, width: int) -> int | None:
@@ -42,15 +46,19 @@ class DetailPane(VerticalScroll, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "move_frame(-1)", "Previous frame", show=False),
         Binding("down,j", "move_frame(1)", "Next frame", show=False),
+        Binding("enter", "open_fold", "Open", show=False),
     ]
 
     def __init__(self, detail_id: str) -> None:
         super().__init__(classes="detail")
         self.detail_id = detail_id
         self._shown: object = None
+        self._builder: Builder | None = None
+        self.expanded: frozenset[FoldId] = frozenset()
+        """The folded runs opened with enter; closed again for another item."""
         self.text = DetailText()
         self.cursor: int | None = None
-        """Index in `text.frames` of the frame under the cursor."""
+        """Index in `text.stops` of the frame or folded run under the cursor."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id=self.detail_id)
@@ -58,22 +66,26 @@ class DetailPane(VerticalScroll, can_focus=True):
     @property
     def current_frame(self) -> Frame | None:
         """The frame under the cursor (at first the line to fix), None when there is none."""
-        if self.cursor is None or not 0 <= self.cursor < len(self.text.frames):
+        if self.cursor is None or not 0 <= self.cursor < len(self.text.stops):
             return None
-        return self.text.frames[self.cursor]
+        stop = self.text.stops[self.cursor]
+        return stop if isinstance(stop, Frame) else None
 
-    def show(self, text: DetailText | str, key: object = None) -> None:
-        """Show `text`, the detail of item `key`. A new item (or a new way of showing it)
-        starts with the cursor and the view on its line to fix; the same item, updated, keeps
-        the reader's place."""
-        self.text = text if isinstance(text, DetailText) else DetailText().add(Content(text))
+    def show(self, source: Builder | str, key: object = None) -> None:
+        """Show the detail of item `key`, drawn by `source` (or plain text). A new item (or a
+        new way of showing it) starts with every run folded and the cursor and the view on its
+        line to fix; the same item, updated, keeps the reader's place and open runs."""
+        if key != self._shown:
+            self.expanded = frozenset()
+        self._builder = source if callable(source) else None
+        self.text = source(self.expanded) if callable(source) else DetailText().add(Content(source))
         if key != self._shown:
             self._shown = key
             self.cursor = self.text.target
             self.scroll_home(animate=False, immediate=True)
             if self.cursor is not None:
                 self.call_after_refresh(self._reveal)
-        elif self.cursor is not None and self.cursor >= len(self.text.frames):
+        elif self.cursor is not None and self.cursor >= len(self.text.stops):
             self.cursor = self.text.target
         self._draw()
 
@@ -108,8 +120,19 @@ class DetailPane(VerticalScroll, can_focus=True):
         if line < top or line >= top + height - 1:
             self.scroll_to(y=max(0, line - 2), animate=False, immediate=True)
 
+    def action_open_fold(self) -> None:
+        """enter on a folded run: show its frames (until another item, or `f`)."""
+        if self.cursor is None or self._builder is None:
+            return
+        stop = self.text.stops[self.cursor]
+        if isinstance(stop, Frame):
+            return
+        self.expanded = self.expanded ^ {stop}
+        self.text = self._builder(self.expanded)
+        self._draw()
+
     def action_move_frame(self, step: int) -> None:
-        frames = len(self.text.frames)
+        frames = len(self.text.stops)
         if not frames:
             (self.scroll_up if step < 0 else self.scroll_down)(animate=False)
             return

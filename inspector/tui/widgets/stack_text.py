@@ -17,16 +17,25 @@ NEWLINE = Content("\n")
 NO_FRAMES = Content.from_markup("  [dim](no frames)[/dim]")
 
 
+FoldId = tuple[int, int]
+"""A folded run in a DetailText: (which of its stacks, the run's first frame)."""
+
+
 @dataclass
 class DetailText:
-    """A detail pane's text, line by line, with the frame each line shows: the pane moves a
-    cursor over those frames, and `e` and `c` act on the one under it."""
+    """A detail pane's text, line by line, with what each line shows: the pane moves a cursor
+    over those stops (frames and folded runs); `e` and `c` act on the frame under it, `enter`
+    opens the run under it (`expanded`)."""
 
+    expanded: frozenset[FoldId] = frozenset()
+    """The folded runs shown open."""
     lines: list[tuple[Content, int | None]] = field(default_factory=list)
-    """Each line (or block of lines) and the index in `frames` of the frame it shows."""
-    frames: list[Frame] = field(default_factory=list)
+    """Each line (or block of lines) and the index in `stops` of what it shows."""
+    stops: list[Frame | FoldId] = field(default_factory=list)
     target: int | None = None
     """The first line to fix (▶): where the cursor starts."""
+    stacks: int = 0
+    """How many stacks were added: each numbers its folded runs apart."""
 
     def add(self, *contents: Content) -> DetailText:
         """Lines that show no frame."""
@@ -42,18 +51,26 @@ class DetailText:
         `cut` (a task's `stack_cut`) puts "… 436 frames left out …" where the agent left frames
         out of a stack too deep to report whole; a library run is never folded across it.
         """
+        stack = self.stacks
+        self.stacks += 1
+        opened = {start for number, start in self.expanded if number == stack}
         at = cut_position(cut, len(frames))
-        lines = fold_frames(frames, show_all=show_all, cut_at=at)
+        lines = fold_frames(frames, show_all=show_all, expanded=opened, cut_at=at)
         if not lines:
             return self.add(NO_FRAMES)
         for line in lines:
             if isinstance(line, CutMark):
                 self.add(markup("  [$text-warning]$note[/]", note=left_out_note(cut)))
             elif isinstance(line, Folded):
-                self.add(markup("  [dim]$label[/dim]", label=line.label()))
+                label = markup("  [dim]$label[/dim]", label=line.label())
+                if line.library:  # a run only of the inspector's frames has nothing to open
+                    self.lines.append((label, len(self.stops)))
+                    self.stops.append((stack, line.start))
+                else:
+                    self.add(label)
             else:
-                entry = len(self.frames)
-                self.frames.append(line.frame)
+                entry = len(self.stops)
+                self.stops.append(line.frame)
                 if line.innermost_app and self.target is None:
                     self.target = entry
                 self.lines.extend((content, entry) for content in _frame_lines(line))
@@ -70,7 +87,7 @@ class DetailText:
         return self.add_stack(error.traceback, show_all=show_all).add(head)
 
     def content(self, cursor: int | None = None, style: str = "reverse") -> Content:
-        """The text, the lines of frame `cursor` in `style`."""
+        """The text, the lines of stop `cursor` in `style`."""
         return NEWLINE.join(
             line.stylize(style) if cursor is not None and entry == cursor else line
             for line, entry in self.lines
