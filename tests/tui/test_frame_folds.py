@@ -106,6 +106,8 @@ async def test_f_shows_every_frame_and_enter_opens_a_run(blocked) -> None:
         await pilot.press("home", "enter")  # the folded run
         await wait_for(pilot, lambda: frames.row_count == 7)
         assert frames.cursor_key == "0"
+        await pilot.press("f", "f")  # every frame, then folded again: that run too
+        await wait_for(pilot, lambda: frames.row_count == 3)
 
 
 async def test_the_detail_pane_scrolls_to_the_line_to_fix(blocked) -> None:

@@ -236,6 +236,10 @@ class TaskDetailView(View):
             self.frames.move_to_key(str(index if index is not None else len(shown.stack) - 1))
         self.query_one("#task-actions", Static).update(self._actions_hint(gone))
 
+    def watch_all_frames(self) -> None:
+        self.expanded.clear()  # f folds every run again, the ones opened with enter too
+        self.refresh_frames()
+
     def refresh_frames(self) -> None:
         """`f` folded or unfolded the library frames: keep the cursor on its frame."""
         if self.is_mounted and self.observation is not None and not self.stale:
