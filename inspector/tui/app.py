@@ -13,6 +13,8 @@ palette's commands are in `palette.py`.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -22,7 +24,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import var
-from textual.widgets import Footer, TabPane
+from textual.widgets import TabPane
 
 from inspector.client.source import Source
 from inspector.model import Frame, Snapshot
@@ -30,8 +32,10 @@ from inspector.protocol import Hello, Result
 from inspector.tui import formatting
 from inspector.tui.connection import ConnectionState, age_of_data, why_not_cancel
 from inspector.tui.content import printable
+from inspector.tui.editor import EditorError, open_command
 from inspector.tui.messages import (
     CopyLocation,
+    OpenInEditor,
     SnapshotReceived,
     SourceConnected,
     SourceDisconnected,
@@ -65,6 +69,7 @@ from inspector.tui.views.view_tabs import ViewTabs
 from inspector.tui.views.workers import WorkersView
 from inspector.tui.vitals import Vitals, VitalsFactory, VitalsHistory, local_vitals
 from inspector.tui.widgets.banners import ConnectionBanner, StallBanner
+from inspector.tui.widgets.footer import InspectorFooter
 from inspector.tui.widgets.header import TargetHeader
 from inspector.tui.workers import FleetPoller, Worker, WorkerGroup
 
@@ -97,6 +102,8 @@ class InspectorApp(App[int]):
         Binding("minus", "faster", "Faster", show=False),
         Binding("s", "save", "Save"),
         Binding("c", "copy_location", "Copy file:line"),
+        Binding("e", "open_in_editor", "Editor", show=False),
+        Binding("f", "toggle_frames", "All frames", show=False),
         Binding("x", "cancel_task", "Cancel task", show=False),
         Binding("escape", "previous_view", "Back", show=False),
         Binding("q", "quit", "Quit"),
@@ -131,6 +138,9 @@ class InspectorApp(App[int]):
     """Why a task cannot be cancelled now; None when it can."""
     worker_label: var[str | None] = var(None, init=False)
     """ "worker 2/4 (pid 4242)" in a worker group, None otherwise."""
+    all_frames: var[bool] = var(False, init=False)
+    """Stacks and tracebacks show every frame (f), not only the application's with each run
+    of library frames folded into one line."""
 
     def __init__(
         self,
@@ -200,19 +210,22 @@ class InspectorApp(App[int]):
             for number, tab in enumerate(self.tabs, start=1):
                 with TabPane(f"{number} {tab.title}", id=tab.id):
                     yield views[tab.id]
-        yield Footer()
+        yield InspectorFooter()
 
     def _make_views(self) -> dict[str, View]:
         """Each view with what it needs handed down: settings as arguments, state bound."""
+        app = InspectorApp
         views: dict[str, View] = {
             "findings": FindingsView(id="findings-view"),
             "tasks": TasksView(id="tasks-view"),
-            "task": TaskDetailView(id="task-view").data_bind(InspectorApp.cancel_unavailable),
+            "task": TaskDetailView(id="task-view").data_bind(
+                app.cancel_unavailable, app.all_frames
+            ),
             "requests": RequestsView(stuck_after=self.stuck_after, id="requests-view"),
-            "background": BackgroundView(id="background-view"),
-            "threads": ThreadsView(id="threads-view"),
-            "stalls": StallsView(id="stalls-view"),
-            "exceptions": ExceptionsView(id="exceptions-view"),
+            "background": BackgroundView(id="background-view").data_bind(app.all_frames),
+            "threads": ThreadsView(id="threads-view").data_bind(app.all_frames),
+            "stalls": StallsView(id="stalls-view").data_bind(app.all_frames),
+            "exceptions": ExceptionsView(id="exceptions-view").data_bind(app.all_frames),
         }
         if self.roster is not None:
             views["workers"] = WorkersView(id="workers-view").data_bind(InspectorApp.roster)
@@ -532,6 +545,54 @@ class InspectorApp(App[int]):
         text = printable(formatting.full_location(frame))
         self.copy_to_clipboard(text)
         self.notify(f"Copied {text}", markup=False)
+
+    def action_toggle_frames(self) -> None:
+        self.all_frames = not self.all_frames
+        if self.all_frames:
+            self.notify("Showing every frame. f folds library frames again.")
+        else:
+            self.notify("Library frames folded: your code stands out. f shows them all.")
+
+    def action_open_in_editor(self) -> None:
+        self._edit(self.active_view.current_location())
+
+    @on(OpenInEditor)
+    def open_in_editor(self, message: OpenInEditor) -> None:
+        self._edit(message.frame)
+
+    def _edit(self, frame: Frame | None) -> None:
+        """Hand the terminal to $VISUAL / $EDITOR at the frame's line, and take it back after."""
+        if frame is None:
+            self.notify("No source line under the cursor here.", severity="warning")
+            return
+        try:
+            cwd = self.observation.snapshot.process.cwd if self.observation else None
+            argv = open_command(frame.file, frame.line, os.environ, cwd=cwd)
+        except EditorError as error:
+            self.notify(printable(str(error)), severity="warning", markup=False)
+            return
+        if self._driver is not None and self._driver.is_web:
+            self.notify("A browser session cannot hand its terminal to an editor.")
+            return
+        try:
+            if self._driver is not None and self._driver.can_suspend:
+                with self.suspend():
+                    status = subprocess.run(argv, check=False).returncode
+            else:  # headless: no terminal to hand over
+                status = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL).returncode
+        except OSError as error:
+            self.notify(
+                printable(f"Could not run {argv[0]}: {error.strerror or error}"),
+                severity="error",
+                markup=False,
+            )
+            return
+        if status != 0:
+            self.notify(
+                printable(f"{argv[0]} exited with status {status}."),
+                severity="warning",
+                markup=False,
+            )
 
     def action_cancel_task(self) -> None:
         task_id = self.active_view.selected_task_id()

@@ -1,5 +1,6 @@
 """Provides the app-wide messages: what the pollers and the vitals sampler post to the app, and
-what the views ask of it (open a task, a request or a thread; copy a location; switch worker).
+what the views ask of it (open a task, a request or a thread; copy a location or open it in the
+editor; switch worker).
 
 Views never call the app: they post these, and the app, which owns the tabs and the clipboard,
 decides.
@@ -96,6 +97,15 @@ class OpenThread(Message):
 
 class CopyLocation(Message):
     """A view asks to copy a source line (file:line) to the clipboard."""
+
+    def __init__(self, frame: Frame | None) -> None:
+        super().__init__()
+        self.frame = frame
+        """None when there is no line under the cursor (the app says so)."""
+
+
+class OpenInEditor(Message):
+    """A view asks to open a source line in the user's editor."""
 
     def __init__(self, frame: Frame | None) -> None:
         super().__init__()

@@ -46,6 +46,16 @@ def commands(app: InspectorApp) -> Iterator[Command]:
     )
     yield Command("Copy location", "Copy the highlighted file:line (c)", app.action_copy_location)
     yield Command(
+        "Open in editor",
+        "Open the highlighted file:line in $VISUAL / $EDITOR (e)",
+        app.action_open_in_editor,
+    )
+    yield Command(
+        "Fold library frames" if app.all_frames else "Show every frame",
+        "Stacks and tracebacks: only your code, or every frame (f)",
+        app.action_toggle_frames,
+    )
+    yield Command(
         "Cancel task", "Cancel the selected task, after a confirmation (x)", app.action_cancel_task
     )
     roster = app.roster

@@ -132,7 +132,14 @@ def observe(
         events=history.add(snapshot),
         received_at=received_at,
         fetch_seconds=fetch_seconds,
-        task_rows=build_task_rows(snapshot, stuck_after, previous.task_rows if previous else None),
+        task_rows=build_task_rows(
+            snapshot,
+            stuck_after,
+            # Another process (a restarted or switched worker) numbers its tasks afresh.
+            previous.task_rows
+            if previous is not None and previous.snapshot.process.pid == snapshot.process.pid
+            else None,
+        ),
     )
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
-from inspector.escape import printable
 from inspector.model import RequestInfo, Snapshot, TaskInfo
 from inspector.tui import formatting
+from inspector.tui.filtering import searchable
 from inspector.tui.widgets.cells import Row
 
 SortKey = Literal["age", "state", "name"]
@@ -41,6 +41,33 @@ class TaskQuery:
 
 
 @dataclass(frozen=True)
+class ShortIds:
+    """Short task ids a person can read and type: #1, #2… in the order tasks were first seen
+    (the oldest first), kept for a task's life and never given to another. A task's own id is
+    its object's address, 140025873421312: unreadable, and alike at a glance."""
+
+    numbers: Mapping[int, int]
+    next_number: int
+
+    def follow(self, tasks: Iterable[TaskInfo]) -> ShortIds:
+        """The numbers for `tasks`: the known keep theirs, the new are numbered oldest first,
+        the gone are dropped."""
+        numbers: dict[int, int] = {}
+        new: list[TaskInfo] = []
+        for task in tasks:
+            number = self.numbers.get(task.id)
+            if number is None:
+                new.append(task)
+            else:
+                numbers[task.id] = number
+        next_number = self.next_number
+        for task in sorted(new, key=lambda t: (-(t.age or 0.0), t.id)):
+            numbers[task.id] = next_number
+            next_number += 1
+        return ShortIds(numbers, next_number)
+
+
+@dataclass(frozen=True)
 class TaskRows:
     """Each task's row, the lower-case text the filter searches, and the row keys in each sort
     order, all keyed by the task id as text (the table's row key)."""
@@ -49,9 +76,17 @@ class TaskRows:
     search: Mapping[str, str] = field(default_factory=dict)
     tasks: Mapping[int, TaskInfo] = field(default_factory=dict)
     orders: Mapping[SortKey, list[str]] = field(default_factory=dict)
+    short_ids: ShortIds = field(default_factory=lambda: ShortIds({}, 1))
+
+    def short_id(self, task_id: int) -> str:
+        """ "#12"; empty for a task not in the snapshot (gone: its number went with it)."""
+        number = self.short_ids.numbers.get(task_id)
+        return f"#{number}" if number is not None else ""
 
 
-def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) -> Row:
+def task_row(
+    task: TaskInfo, request: RequestInfo | None, stuck_after: float, short_id: str = ""
+) -> Row:
     stuck = (
         task.state == "pending" and task.request_id is not None and (task.age or 0) >= stuck_after
     )
@@ -59,7 +94,7 @@ def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) ->
     return cast(
         Row,
         (
-            str(task.id),
+            short_id or str(task.id),
             task.name,
             (task.state, state_tone) if state_tone else task.state,
             (formatting.age(task.age), "warning") if stuck else formatting.age(task.age),
@@ -72,8 +107,7 @@ def task_row(task: TaskInfo, request: RequestInfo | None, stuck_after: float) ->
 
 def search_text(row: Row, task: TaskInfo) -> str:
     """What the filter matches: the text as the table shows it (escaped), and the coroutine."""
-    cells = [printable(cell if isinstance(cell, str) else cell[0]) for cell in row]
-    return " ".join((*cells, printable(task.coro))).lower()
+    return searchable(row, task.coro, str(task.id))
 
 
 def build_task_rows(
@@ -84,6 +118,9 @@ def build_task_rows(
     old_tasks = previous.tasks if previous is not None else {}
     old_rows = previous.rows if previous is not None else {}
     old_search = previous.search if previous is not None else {}
+    short_ids = (previous.short_ids if previous is not None else ShortIds({}, 1)).follow(
+        snapshot.tasks
+    )
     rows: dict[str, Row] = {}
     search: dict[str, str] = {}
     tasks: dict[int, TaskInfo] = {}
@@ -91,24 +128,22 @@ def build_task_rows(
         key = str(task.id)
         request = requests.get(task.request_id) if task.request_id is not None else None
         before = old_tasks.get(task.id)
+        short_id = f"#{short_ids.numbers[task.id]}"
         if (
             before is not None
             and before == task
             and old_rows[key][6] == formatting.request_label(request)
+            and old_rows[key][0] == short_id
         ):
             rows[key] = old_rows[key]
             search[key] = old_search[key]
         else:
-            row = task_row(task, request, stuck_after)
+            row = task_row(task, request, stuck_after, short_id)
             rows[key] = row
             search[key] = search_text(row, task)
         tasks[task.id] = task
     orders = {sort: [str(t.id) for t in sort_tasks(snapshot.tasks, sort, False)] for sort in SORTS}
-    return TaskRows(rows=rows, search=search, tasks=tasks, orders=orders)
-
-
-def matches(haystack: str, words: list[str]) -> bool:
-    return all(word in haystack for word in words)
+    return TaskRows(rows=rows, search=search, tasks=tasks, orders=orders, short_ids=short_ids)
 
 
 def sort_tasks(tasks: Iterable[TaskInfo], sort: SortKey, reverse: bool) -> list[TaskInfo]:

@@ -42,6 +42,8 @@ async def test_the_same_commands_as_before_in_the_same_order(healthy) -> None:
         "Pause / resume",
         "Save snapshot",
         "Copy location",
+        "Open in editor",
+        "Show every frame",
         "Cancel task",
         "Poll faster",
         "Poll slower",

@@ -94,3 +94,20 @@ def test_narrow_80_by_24(snap_compare, view: str) -> None:
         await settle(pilot)
 
     assert snap_compare(blocked_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_requests_filtered_at_80_by_24(snap_compare) -> None:
+    """`/` in Requests: the filter line, what it matched, the keys typed into it."""
+
+    async def run_before(pilot) -> None:
+        await until_applied(pilot)
+        with_vitals(pilot.app)
+        await pilot.press("4")
+        in_flight = pilot.app.query_one("#in-flight")
+        await wait_for(pilot, lambda: in_flight.row_count > 0)
+        await pilot.press("slash", *"orders")
+        await wait_for(pilot, lambda: in_flight.row_count == 2)
+        pilot.app.query_one("#requests-view FilterInput").cursor_blink = False
+        await settle(pilot)
+
+    assert snap_compare(blocked_app(), terminal_size=(80, 24), run_before=run_before)

@@ -34,6 +34,9 @@ async def test_links_in_a_tasks_facts_open_its_request_and_its_thread(blocked) -
         app.action_open_task(1061)
         facts = app.query_one("#task-facts", LinkedText)
         await wait_for(pilot, lambda: "Serving" in str(facts.render()))
+        # The tab switch to Task finishes first: a late one would switch back from Requests.
+        await wait_for(pilot, lambda: app.views.active == "task")
+        await pilot.pause()
         await facts.run_action("open_request(100)")  # what clicking "Serving …" runs
         await wait_for(pilot, lambda: app.views.active == "requests")
         await facts.run_action("open_thread(140100)")

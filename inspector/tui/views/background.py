@@ -6,8 +6,6 @@ from typing import cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.widgets import Static
 
 from inspector.model import BackgroundJob, Frame, Snapshot
@@ -15,8 +13,9 @@ from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import exception_content
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 STATE_TONES = {
     "failed": "error",
@@ -28,12 +27,12 @@ STATE_TONES = {
     "done": "success",
 }
 COLUMNS = (
-    Column("request", "Request", 20),
+    Column("request", "Request", 20, grow=1),
     Column("function", "Function", 18, flex=True),
     Column("state", "State", 8),
     Column("queued", "Queued", 7, align="right"),
     Column("took", "Took", 7, align="right"),
-    Column("site", "Added at", 18, min_width=110),
+    Column("site", "Added at", 18, min_width=110, grow=2),
 )
 
 
@@ -64,11 +63,17 @@ def job_row(job: BackgroundJob, snapshot: Snapshot) -> Row:
     )
 
 
-def job_content(job: BackgroundJob, snapshot: Snapshot) -> Content:
+def job_content(
+    job: BackgroundJob,
+    snapshot: Snapshot,
+    *,
+    show_all: bool = False,
+    expanded: frozenset[FoldId] = frozenset(),
+) -> DetailText:
     tone = {"error": "$text-error", "warning": "$text-warning", "success": "$text-success"}.get(
         STATE_TONES.get(job.state, ""), "$foreground"
     )
-    lines = [
+    text = DetailText(expanded).add(
         markup(
             f"[b]$function[/b] [{tone}]$state[/] · $request"
             + (" · ran in $dispatch" if job.dispatch else ""),
@@ -77,9 +82,9 @@ def job_content(job: BackgroundJob, snapshot: Snapshot) -> Content:
             request=request_text(job, snapshot),
             dispatch=job.dispatch or "",
         )
-    ]
+    )
     if job.call_site is not None:
-        lines.append(
+        text.add(
             markup(
                 "[b]Added at[/b] $where" + ("  [dim]$code[/dim]" if job.call_site.code else ""),
                 where=formatting.location(job.call_site),
@@ -87,12 +92,12 @@ def job_content(job: BackgroundJob, snapshot: Snapshot) -> Content:
             )
         )
     if job.reason:
-        lines.append(markup("[b]Why[/b] $reason", reason=job.reason))
+        text.add(markup("[b]Why[/b] $reason", reason=job.reason))
     if job.flagged:
-        lines.append(markup("[$text-warning]⚠ $flagged[/]", flagged=job.flagged))
+        text.add(markup("[$text-warning]⚠ $flagged[/]", flagged=job.flagged))
     if job.error is not None:
-        lines.append(exception_content(job.error))
-    return Content("\n").join(lines)
+        text.add_exception(job.error, show_all=show_all)
+    return text
 
 
 class BackgroundView(View):
@@ -100,12 +105,12 @@ class BackgroundView(View):
 
     requires = ("background",)
     missing_text = "Background jobs"
+    filter_placeholder = "request, function, state, file"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="background-title", classes="section-title")
         yield LiveTable(COLUMNS, id="background-table", empty_text="No background job seen yet.")
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="background-detail")
+        yield DetailPane("background-detail")
 
     @property
     def table(self) -> LiveTable:
@@ -141,16 +146,28 @@ class BackgroundView(View):
     @on(LiveTable.Highlighted, "#background-table")
     def _show_detail(self) -> None:
         job = self._jobs().get(self.table.cursor_key or "")
-        detail = self.query_one("#background-detail", Static)
+        detail = self.query_one(DetailPane)
         if job is None or self.observation is None:
-            detail.update("")
+            detail.show("")
             return
-        detail.update(job_content(job, self.observation.snapshot))
+        show_all = self.all_frames
+        snapshot = self.observation.snapshot
+        detail.show(
+            lambda opened: job_content(job, snapshot, show_all=show_all, expanded=opened),
+            (self.table.cursor_key, show_all),
+        )
+
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_detail()
 
     def current_location(self) -> Frame | None:
         job = self._jobs().get(self.table.cursor_key or "")
         if job is None:
             return None
+        chosen = self.query_one(DetailPane).current_frame
+        if chosen is not None:
+            return chosen
         if job.error is not None:
             frame = formatting.innermost_application_frame(job.error.traceback)
             if frame is not None:

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.content import Content
 from textual.widgets import Static
 
 from inspector.model import ExceptionEvent, Frame
@@ -16,8 +14,9 @@ from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import exception_content
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 KIND_TEXT = {
     "task-exception-unretrieved": "task failed, never awaited",
@@ -31,8 +30,8 @@ COLUMNS = (
     Column("when", "When", 7, align="right"),
     Column("kind", "Kind", 22, min_width=100),
     Column("error", "Exception", 28, flex=True),
-    Column("where", "Where", 18),
-    Column("context", "In", 18, min_width=90),
+    Column("where", "Where", 18, grow=2),
+    Column("context", "In", 18, min_width=90, grow=1),
     Column("count", "×", 3, align="right"),
 )
 
@@ -53,8 +52,10 @@ def event_row(event: ExceptionEvent, now: float) -> Row:
     )
 
 
-def event_content(event: ExceptionEvent) -> Content:
-    lines = [
+def event_content(
+    event: ExceptionEvent, *, show_all: bool = False, expanded: frozenset[FoldId] = frozenset()
+) -> DetailText:
+    text = DetailText(expanded).add(
         markup(
             "[b]$kind[/b]"
             + (" · $request" if event.request_label else "")
@@ -64,9 +65,9 @@ def event_content(event: ExceptionEvent) -> Content:
             request=event.request_label or "",
             task=event.task_name or "",
         )
-    ]
+    )
     if event.location is not None:
-        lines.append(
+        text.add(
             markup(
                 "[b]At[/b] $where in $function"
                 + ("  [dim]$code[/dim]" if event.location.code else ""),
@@ -75,8 +76,7 @@ def event_content(event: ExceptionEvent) -> Content:
                 code=event.location.code or "",
             )
         )
-    lines.append(exception_content(event.error))
-    return Content("\n").join(lines)
+    return text.add_exception(event.error, show_all=show_all)
 
 
 def exceptions_title(events: Sequence[ExceptionEvent]) -> str:
@@ -90,12 +90,12 @@ class ExceptionsView(View):
 
     requires = ("exceptions",)
     missing_text = "Unseen exceptions"
+    filter_placeholder = "kind, exception, message, file, request, task"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="exceptions-title", classes="section-title")
         yield LiveTable(COLUMNS, id="exceptions-table", empty_text="No unseen exception so far.")
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="exception-detail")
+        yield DetailPane("exception-detail")
 
     @property
     def table(self) -> LiveTable:
@@ -119,9 +119,22 @@ class ExceptionsView(View):
     @on(LiveTable.Highlighted, "#exceptions-table")
     def _show_detail(self) -> None:
         event = self._events().get(self.table.cursor_key or "")
-        detail = self.query_one("#exception-detail", Static)
-        detail.update(event_content(event) if event is not None else "")
+        show_all = self.all_frames
+        self.query_one(DetailPane).show(
+            (lambda opened: event_content(event, show_all=show_all, expanded=opened))
+            if event is not None
+            else "",
+            (self.table.cursor_key, show_all),
+        )
+
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_detail()
 
     def current_location(self) -> Frame | None:
+        """The frame under the detail's cursor (the line to fix at first), else where the
+        exception was seen."""
         event = self._events().get(self.table.cursor_key or "")
-        return event.location if event is not None else None
+        if event is None:
+            return None
+        return self.query_one(DetailPane).current_frame or event.location

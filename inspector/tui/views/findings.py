@@ -17,6 +17,7 @@ from inspector.diagnose.findings import Finding
 from inspector.model import Frame, Snapshot
 from inspector.tui import formatting
 from inspector.tui.content import markup
+from inspector.tui.filtering import filter_words, matches, searchable
 from inspector.tui.messages import OpenRequest, OpenTask
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
@@ -123,7 +124,9 @@ def evidence_content(finding: Finding, snapshot: Snapshot | None) -> Content:
     if links:
         lines.append(Content("   ").join(links))
     lines.append(
-        Content.from_markup("[dim]t task · r request · c copy location · enter collapse[/dim]")
+        Content.from_markup(
+            "[dim]t task · r request · c copy location · e edit · enter collapse[/dim]"
+        )
     )
     return Content("\n").join(lines)
 
@@ -185,6 +188,16 @@ class FindingItem(Vertical, can_focus=True):
         self.expanded = not self.expanded
 
 
+def finding_text(finding: Finding) -> str:
+    """What `/` finds a finding by: its words, its place, its request and worker."""
+    where = formatting.location(finding.location) if finding.location else ""
+    return searchable(
+        (finding.title, finding.kind, finding.severity, finding.detail or "", where),
+        finding.request or "",
+        str(finding.worker or ""),
+    )
+
+
 class FindingsView(View):
     """Worst first. Updated in place by finding key, so expansion and focus survive updates."""
 
@@ -195,6 +208,7 @@ class FindingsView(View):
         Binding("t", "open_task", "Task"),
         Binding("r", "open_request", "Request"),
     ]
+    filter_placeholder = "title, kind, file, request"
 
     def compose_body(self) -> ComposeResult:
         yield Static("Waiting for the first snapshot…", id="findings-empty", classes="empty")
@@ -205,7 +219,7 @@ class FindingsView(View):
         return list(self.query_one("#findings-list").query_children(FindingItem))
 
     def focus_main(self) -> None:
-        items = self.items
+        items = [item for item in self.items if item.display]
         if items and not any(item.has_focus for item in items):
             items[0].focus()
 
@@ -230,8 +244,23 @@ class FindingsView(View):
         if [item.key for item in items] == [key for key, _ in keyed]:
             for item, (_key, finding) in zip(items, keyed, strict=False):
                 item.set_finding(finding, snapshot)
-            return
-        self._rebuild(keyed, snapshot, items)
+        else:
+            self._rebuild(keyed, snapshot, items)
+        self.apply_filter(self.filter_text)
+
+    def apply_filter(self, text: str) -> None:
+        """Hide the findings that do not match: they are widgets, not table rows."""
+        words = filter_words(text)
+        for item in self.items:
+            item.display = matches(finding_text(item.finding), words)
+        self.update_filter_summary()
+
+    def update_filter_summary(self) -> None:
+        bar = self.filter_bar
+        if bar is not None:
+            items = self.items
+            shown = sum(1 for item in items if item.display)
+            bar.summary = f"{shown} of {len(items)} findings" if self.filter_text else ""
 
     def _rebuild(
         self, keyed: list[tuple[str, Finding]], snapshot: Snapshot, items: list[FindingItem]
@@ -260,11 +289,11 @@ class FindingsView(View):
         return next((item for item in self.items if item.has_focus), None)
 
     def action_move(self, delta: int) -> None:
-        items = self.items
+        items = [item for item in self.items if item.display]
         if not items:
             return
         current = self._focused()
-        index = items.index(current) + delta if current is not None else 0
+        index = items.index(current) + delta if current in items else 0
         target = items[max(0, min(len(items) - 1, index))]
         target.focus()
         target.scroll_visible()

@@ -20,7 +20,7 @@ from inspector.tui.views.base import View
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 
 IN_FLIGHT_COLUMNS = (
-    Column("request", "Request", 24, flex=True),
+    Column("request", "Request", 24, flex=True, grow=1),
     Column("phase", "Phase", 10),
     Column("age", "Age", 7, align="right"),
     Column("task", "Task", 10),
@@ -28,7 +28,7 @@ IN_FLIGHT_COLUMNS = (
     Column("client", "Client", 18, min_width=120),
 )
 RECENT_COLUMNS = (
-    Column("request", "Request", 20, flex=True),
+    Column("request", "Request", 20, flex=True, grow=1),
     Column("status", "Status", 6, align="right"),
     Column("took", "Took", 7, align="right"),
     Column("error", "Error", 18, min_width=60),
@@ -57,7 +57,7 @@ def in_flight_row(request: RequestInfo, stuck_after: float, task_names: dict[int
             f"{request.method} {request.path}",
             phase,
             age_cell,
-            task_names.get(request.task_id, f"#{request.task_id}")
+            task_names.get(request.task_id, f"id {request.task_id}")
             if request.task_id is not None
             else "—",
             ", ".join(str(t) for t in request.thread_ids) or "—",
@@ -111,6 +111,7 @@ class RequestsView(View):
     ]
     requires = ("requests",)
     missing_text = "Requests"
+    filter_placeholder = "method, path, phase, task, client, status, error"
 
     def __init__(self, *, stuck_after: float = 5.0, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
@@ -139,7 +140,12 @@ class RequestsView(View):
     def update_view(self, observation: Observation) -> None:
         snapshot = observation.snapshot
         stuck_after = self.stuck_after
-        names = {task.id: task.name for task in snapshot.tasks if task.request_id is not None}
+        short_id = observation.task_rows.short_id
+        names = {
+            task.id: f"{short_id(task.id)} {task.name}"
+            for task in snapshot.tasks
+            if task.request_id is not None
+        }
         self.in_flight.sync(
             (str(r.id), in_flight_row(r, stuck_after, names))
             for r in sorted(snapshot.requests, key=lambda r: r.started_at)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -19,17 +18,18 @@ from inspector.tui import formatting
 from inspector.tui.content import markup
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import stack_content
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 BAR_WIDTH = 20
 COLUMNS = (
     Column("when", "When", 8, align="right"),
     Column("duration", "Blocked", 8, align="right"),
     Column("bar", "", BAR_WIDTH, min_width=90),
-    Column("at", "At", 22, flex=True),
+    Column("at", "At", 22, flex=True, grow=2),
     Column("call", "Calling", 16, min_width=110),
-    Column("serving", "Serving", 20),
+    Column("serving", "Serving", 20, grow=1),
 )
 
 
@@ -64,9 +64,11 @@ def profile(samples: tuple[StackSample, ...]) -> list[tuple[float, int, tuple[Fr
     return [(sample.offset, sample.count, sample.frames) for sample in stall_profile(samples)]
 
 
-def stall_content(stall: Stall) -> Content:
+def stall_content(
+    stall: Stall, *, show_all: bool = False, expanded: frozenset[FoldId] = frozenset()
+) -> DetailText:
     state = "[b $text-error]blocked now[/]" if stall.ongoing else "ended"
-    lines = [
+    text = DetailText(expanded).add(
         markup(
             f"[b]Stall {stall.id}[/b] · {formatting.duration(stall.duration)} · {state}"
             + (" · serving $request" if stall.request_label else "")
@@ -76,9 +78,9 @@ def stall_content(stall: Stall) -> Content:
             background=stall.background_label or "",
             task=stall.task_name or "",
         )
-    ]
+    )
     if not stall.samples:
-        lines.append(
+        text.add(
             Content.from_markup(
                 "[dim]No stack was sampled "
                 "(the stall was shorter than the sampling interval).[/dim]"
@@ -88,14 +90,14 @@ def stall_content(stall: Stall) -> Content:
     total = sum(count for _, count, _ in places)
     for first, count, frames in places:
         share = f"{round(100 * count / total)} %" if total else "?"
-        lines.append(
+        text.add(
             Content.from_markup(
                 f"[b]{share} of the stall[/b] [dim]({count} of {plural(total, 'sample')}, first at "
                 f"{formatting.duration(first)})[/dim]"
             )
         )
-        lines.append(stack_content(frames))
-    return Content("\n").join(lines)
+        text.add_stack(frames, show_all=show_all)
+    return text
 
 
 def stalls_title(stalls: Sequence[Stall], loop: LoopStats | None) -> str:
@@ -143,6 +145,7 @@ class StallsView(View):
 
     requires = ("stalls",)
     missing_text = "Loop stalls"
+    filter_placeholder = "file, function, call, request"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="stalls-title", classes="section-title")
@@ -150,8 +153,7 @@ class StallsView(View):
         yield LiveTable(
             COLUMNS, id="stalls-table", empty_text="The loop has not stalled since attaching."
         )
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="stall-detail")
+        yield DetailPane("stall-detail")
 
     @property
     def table(self) -> LiveTable:
@@ -180,9 +182,20 @@ class StallsView(View):
     @on(LiveTable.Highlighted, "#stalls-table")
     def _show_detail(self) -> None:
         stall = self._stalls().get(self.table.cursor_key or "")
-        detail = self.query_one("#stall-detail", Static)
-        detail.update(stall_content(stall) if stall is not None else "")
+        show_all = self.all_frames
+        self.query_one(DetailPane).show(
+            (lambda opened: stall_content(stall, show_all=show_all, expanded=opened))
+            if stall is not None
+            else "",
+            (self.table.cursor_key, show_all),
+        )
+
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_detail()
 
     def current_location(self) -> Frame | None:
         stall = self._stalls().get(self.table.cursor_key or "")
-        return stall_location(stall)[0] if stall is not None else None
+        if stall is None:
+            return None
+        return self.query_one(DetailPane).current_frame or stall_location(stall)[0]

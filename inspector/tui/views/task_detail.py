@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import ClassVar
 
 from textual import on
@@ -16,6 +17,7 @@ from inspector.model import Frame, Snapshot, StackCut, TaskInfo
 from inspector.render.text import cut_position, left_out_note
 from inspector.tui import formatting
 from inspector.tui.content import markup, plain
+from inspector.tui.frame_folds import CutMark, Folded, fold_frames, innermost_app_index
 from inspector.tui.messages import CopyLocation, OpenRequest
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
@@ -23,9 +25,9 @@ from inspector.tui.widgets.links import LinkedText
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 
 FRAME_COLUMNS = (
-    Column("n", "#", 3, align="right"),
-    Column("where", "Where", 30),
-    Column("function", "Function", 20),
+    Column("n", "#", 4, align="right"),
+    Column("where", "Where", 30, grow=2),
+    Column("function", "Function", 20, grow=1),
     Column("code", "Code", 20, flex=True),
 )
 COMMA = Content(", ")
@@ -37,13 +39,15 @@ def task_link(task_id: int, snapshot: Snapshot | None) -> Content:
     return markup(f"[@click=open_task({task_id})]$label[/]", label=label)
 
 
-def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool) -> Content:
+def describe_task(task: TaskInfo, snapshot: Snapshot, gone: bool, short_id: str = "") -> Content:
     """The facts about a task, with links to related tasks and requests."""
     state_tone = {"failed": "$text-error", "running": "$text-accent", "cancelled": "$text-muted"}
     tone = state_tone.get(task.state, "$text-success" if task.state == "done" else "$foreground")
     lines = [
         markup(
-            f"[b]$name[/b]  [dim]#{task.id}[/dim]  [{tone}]$state[/]  "
+            "[b]$name[/b]  "
+            + (f"[b $text-accent]{short_id}[/]  " if short_id else "")
+            + f"[dim]id {task.id}[/dim]  [{tone}]$state[/]  "
             f"age {formatting.duration(task.age)}  [dim]$coro[/dim]",
             name=task.name,
             state=task.state,
@@ -115,27 +119,50 @@ CUT_KEY = "cut"
 """The row that says how many frames the agent left out of a chain too deep to report whole."""
 
 
-def frame_rows(frames: tuple[Frame, ...], cut: StackCut | None = None) -> list[tuple[str, Row]]:
+def frame_rows(
+    frames: tuple[Frame, ...],
+    cut: StackCut | None = None,
+    *,
+    show_all: bool = False,
+    expanded: Collection[int] = (),
+) -> list[tuple[str, Row]]:
+    """The chain's rows: each frame keyed by its index, each folded run by `Folded.key`."""
     rows: list[tuple[str, Row]] = []
     at = cut_position(cut, len(frames))
-    for index, frame in enumerate(frames):
-        if index == at:
+    for line in fold_frames(frames, show_all=show_all, expanded=expanded, cut_at=at):
+        if isinstance(line, CutMark):
             rows.append((CUT_KEY, ("", "", (left_out_note(cut), "warning"), "")))
-        application = formatting.is_application_frame(frame)
-        where = formatting.location(frame)
-        rows.append(
-            (
-                str(index),
-                (
-                    str(index + 1),
-                    (where, "bold") if application else (where, "muted"),
-                    (frame.function, "bold") if application else (frame.function, "muted"),
-                    (frame.code or "", "accent") if application else (frame.code or "", "muted"),
-                ),
-            )
-        )
-    if at is not None and at >= len(frames):
-        rows.append((CUT_KEY, ("", "", (left_out_note(cut), "warning"), "")))
+        elif isinstance(line, Folded):
+            rows.append((line.key, ((line.label(), "muted"),)))
+        else:
+            frame = line.frame
+            where = formatting.location(frame)
+            if line.kind == "app":
+                rows.append(
+                    (
+                        str(line.index),
+                        (
+                            (f"▶{line.index + 1}", "accent")
+                            if line.innermost_app
+                            else str(line.index + 1),
+                            (where, "bold"),
+                            (frame.function, "bold"),
+                            (frame.code or "", "accent"),
+                        ),
+                    )
+                )
+            else:
+                rows.append(
+                    (
+                        str(line.index),
+                        (
+                            str(line.index + 1),
+                            (where, "muted"),
+                            (frame.function, "muted"),
+                            (frame.code or "", "muted"),
+                        ),
+                    )
+                )
     return rows
 
 
@@ -153,6 +180,8 @@ class TaskDetailView(View):
         super().__init__(id=id)
         self.task_id: int | None = None
         self._last_seen: TaskInfo | None = None
+        self.expanded: set[int] = set()
+        """The folded runs opened with enter (by their first frame's index)."""
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="task-facts-scroll"):
@@ -172,6 +201,7 @@ class TaskDetailView(View):
         if task_id != self.task_id:
             self.task_id = task_id
             self._last_seen = None
+            self.expanded.clear()
             self.frames.sync([])
             self.frames.cursor_row = 0
         if self.observation is not None:
@@ -192,15 +222,28 @@ class TaskDetailView(View):
             self.frames.sync([])
             self.query_one("#task-actions", Static).update("")
             return
-        facts.update(describe_task(shown, snapshot, gone))
+        short_id = observation.task_rows.short_id(shown.id)
+        facts.update(describe_task(shown, snapshot, gone, short_id))
         first_sync = self.frames.row_count == 0
-        self.frames.sync(frame_rows(shown.stack, shown.stack_cut))
+        self.frames.sync(
+            frame_rows(
+                shown.stack, shown.stack_cut, show_all=self.all_frames, expanded=self.expanded
+            )
+        )
         if first_sync and shown.stack:
             # Start on the line to fix: the innermost application frame.
-            app_frame = formatting.innermost_application_frame(shown.stack)
-            index = shown.stack.index(app_frame) if app_frame else len(shown.stack) - 1
-            self.frames.move_to_key(str(index))
+            index = innermost_app_index(shown.stack)
+            self.frames.move_to_key(str(index if index is not None else len(shown.stack) - 1))
         self.query_one("#task-actions", Static).update(self._actions_hint(gone))
+
+    def watch_all_frames(self) -> None:
+        self.expanded.clear()  # f folds every run again, the ones opened with enter too
+        self.refresh_frames()
+
+    def refresh_frames(self) -> None:
+        """`f` folded or unfolded the library frames: keep the cursor on its frame."""
+        if self.is_mounted and self.observation is not None and not self.stale:
+            self.update_view(self.observation)
 
     def watch_cancel_unavailable(self) -> None:
         """Say at once when cancelling becomes (un)available: a disconnect brings no snapshot."""
@@ -215,7 +258,8 @@ class TaskDetailView(View):
             cancel = f"cancel unavailable: {refusal}"
         else:
             cancel = "[b]x[/b] cancel this task"
-        return f"{cancel} · [b]c[/b] copy the highlighted line · [b]r[/b] its request"
+        frames = "fold library frames" if self.all_frames else "all frames"
+        return f"{cancel} · [b]c[/b] copy · [b]e[/b] edit · [b]r[/b] request · [b]f[/b] {frames}"
 
     def selected_task_id(self) -> int | None:
         if self.task_id is None or self.observation is None:
@@ -225,7 +269,7 @@ class TaskDetailView(View):
     def current_location(self) -> Frame | None:
         shown = self._last_seen
         key = self.frames.cursor_key
-        if shown is None or key is None or key == CUT_KEY or int(key) >= len(shown.stack):
+        if shown is None or key is None or not key.isdigit() or int(key) >= len(shown.stack):
             return None
         return shown.stack[int(key)]
 
@@ -234,6 +278,14 @@ class TaskDetailView(View):
             self.post_message(OpenRequest(self._last_seen.request_id))
 
     @on(LiveTable.Selected, "#frame-table")
-    def copy_frame(self, event: LiveTable.Selected) -> None:
+    def select_frame(self, event: LiveTable.Selected) -> None:
+        """Enter on a folded run opens it; on a frame, copies its file:line."""
         event.stop()
+        if event.key.startswith("fold:"):
+            start = int(event.key.removeprefix("fold:"))
+            self.expanded.symmetric_difference_update({start})
+            self.refresh_frames()
+            if not self.frames.move_to_key(str(start)):
+                self.frames.move_to_key(event.key)
+            return
         self.post_message(CopyLocation(self.current_location()))

@@ -8,27 +8,27 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
-from textual.widgets import Input, Static
 
 from inspector.escape import printable
 from inspector.model import Frame
 from inspector.plurals import plural
 from inspector.tui import formatting
+from inspector.tui.filtering import filter_words, matches
 from inspector.tui.messages import OpenTask
 from inspector.tui.poller import Observation
-from inspector.tui.task_rows import GROUP_PREFIX, SORTS, SortKey, TaskQuery, group_rows, matches
+from inspector.tui.task_rows import GROUP_PREFIX, SORTS, SortKey, TaskQuery, group_rows
 from inspector.tui.views.base import View
+from inspector.tui.widgets.filter_bar import FilterBar
 from inspector.tui.widgets.live_table import Cell, Column, LiveTable
 
 TASK_COLUMNS = (
-    Column("id", "ID", 7, align="right", min_width=100),
+    Column("id", "ID", 5, align="right"),
     Column("name", "Name", 16),
     Column("state", "State", 9),
     Column("age", "Age", 7, align="right"),
     Column("wait", "Waits for", 22, flex=True),
-    Column("where", "Where", 24),
-    Column("request", "Request", 20, min_width=110),
+    Column("where", "Where", 24, grow=2),
+    Column("request", "Request", 20, min_width=110, grow=1),
 )
 GROUP_COLUMNS = (
     Column("count", "Tasks", 7, align="right"),
@@ -43,25 +43,27 @@ class TasksView(View):
     """Every task of the loop. Rows are diffed by task id on each update."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Filter"),
         Binding("o", "cycle_sort", "Sort"),
         Binding("O", "reverse_sort", "Reverse", show=False),
         Binding("g", "toggle_group", "Group"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
     requires = ("tasks",)
     missing_text = "Tasks"
+    filter_placeholder = "#id, name, coroutine, file, wait, request"
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.query_state = TaskQuery()
 
+    def make_filter_bar(self) -> FilterBar:
+        return FilterBar(
+            f"filter: {self.filter_placeholder}  (/)",
+            always=True,
+            input_id="task-filter",
+            summary_id="task-summary",
+        )
+
     def compose_body(self) -> ComposeResult:
-        with Horizontal(classes="toolbar"):
-            yield Input(
-                placeholder="filter: name, coroutine, file, wait, request  (/)", id="task-filter"
-            )
-            yield Static("", id="task-summary", classes="summary")
         yield LiveTable(TASK_COLUMNS, id="task-table", empty_text="No tasks match.")
 
     @property
@@ -82,7 +84,7 @@ class TasksView(View):
         if query.reverse:
             keys = keys[::-1]
         if query.text:
-            words = query.text.lower().split()
+            words = filter_words(query.text)
             search = prepared.search
             keys = [key for key in keys if matches(search[key], words)]
         if query.grouped:
@@ -102,7 +104,12 @@ class TasksView(View):
         if query.grouped:
             parts.append(plural(shown, "coroutine"))
         parts.append(f"sort {query.sort} {arrow}")
-        self.query_one("#task-summary", Static).update(" · ".join(parts))
+        bar = self.filter_bar
+        if bar is not None:
+            bar.summary = " · ".join(parts)
+
+    def update_filter_summary(self) -> None:
+        """The summary is `update_view`'s, with the sort and grouping in it."""
 
     def _requery(self, **changes: object) -> None:
         previous = self.query_state
@@ -114,22 +121,9 @@ class TasksView(View):
 
     # --- actions -------------------------------------------------------------------------
 
-    @on(Input.Changed, "#task-filter")
-    def filter_tasks(self, event: Input.Changed) -> None:
-        self._requery(text=event.value.strip())
-
-    @on(Input.Submitted, "#task-filter")
-    def leave_filter(self) -> None:
-        self.table.focus()
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#task-filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        filter_input = self.query_one("#task-filter", Input)
-        if filter_input.value:
-            filter_input.value = ""
-        self.table.focus()
+    def apply_filter(self, text: str) -> None:
+        """Tasks filter the rows the poller prepared (with their search text), not the table."""
+        self._requery(text=text)
 
     def action_cycle_sort(self) -> None:
         index = SORTS.index(self.query_state.sort)
@@ -140,10 +134,6 @@ class TasksView(View):
 
     def action_toggle_group(self) -> None:
         self._requery(grouped=not self.query_state.grouped)
-
-    def set_filter(self, text: str) -> None:
-        self.query_one("#task-filter", Input).value = text
-        self._requery(text=text)
 
     @on(LiveTable.HeaderClicked, "#task-table")
     def sort_by_column(self, event: LiveTable.HeaderClicked) -> None:
@@ -164,8 +154,8 @@ class TasksView(View):
         event.stop()
         if event.key.startswith(GROUP_PREFIX):
             coro = printable(event.key[len(GROUP_PREFIX) :])  # as the rows show it
-            self.query_one("#task-filter", Input).value = coro
-            self._requery(grouped=False, text=coro)
+            self._requery(grouped=False)
+            self.set_filter(coro)
             return
         self.post_message(OpenTask(int(event.key)))
 

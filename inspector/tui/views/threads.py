@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Static
 
@@ -14,19 +14,20 @@ from inspector.tui.content import markup
 from inspector.tui.messages import OpenTask
 from inspector.tui.poller import Observation
 from inspector.tui.views.base import View
+from inspector.tui.widgets.detail_pane import DetailPane
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
-from inspector.tui.widgets.stack_text import stack_content
+from inspector.tui.widgets.stack_text import DetailText, FoldId
 
 THREAD_COLUMNS = (
     Column("name", "Thread", 20),
     Column("pool", "Pool", 6),
     Column("busy", "Busy", 5),
-    Column("request", "Request", 22),
-    Column("where", "Where", 22, flex=True, min_width=100),
+    Column("request", "Request", 22, grow=1),
+    Column("where", "Where", 22, flex=True, min_width=100, grow=2),
 )
 BORROWER_COLUMNS = (
     Column("task", "Task", 12),
-    Column("request", "Request", 20, flex=True),
+    Column("request", "Request", 20, flex=True, grow=1),
     Column("held", "Held", 7, align="right"),
 )
 
@@ -66,6 +67,7 @@ class ThreadsView(View):
 
     requires = ("threadpool",)
     missing_text = "Threads and the threadpool"
+    filter_placeholder = "thread, pool, request, file, task"
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="threadpool-gauge")
@@ -78,8 +80,7 @@ class ThreadsView(View):
             with Vertical(id="threads-right"):
                 yield Static("Holding a threadpool token", classes="section-title")
                 yield LiveTable(BORROWER_COLUMNS, id="borrowers-table", empty_text="Nobody.")
-        with VerticalScroll(classes="detail"):
-            yield Static("", id="thread-stack")
+        yield DetailPane("thread-stack")
 
     @property
     def table(self) -> LiveTable:
@@ -112,7 +113,9 @@ class ThreadsView(View):
                 (
                     str(borrower.task_id),
                     (
-                        task.name if task else f"#{borrower.task_id}",
+                        f"{observation.task_rows.short_id(task.id)} {task.name}"
+                        if task
+                        else f"id {borrower.task_id}",
                         formatting.request_label(request),
                         formatting.age(held),
                     ),
@@ -134,22 +137,33 @@ class ThreadsView(View):
     @on(LiveTable.Highlighted, "#threads-table")
     def _show_stack(self) -> None:
         thread = self._thread()
-        target = self.query_one("#thread-stack", Static)
+        target = self.query_one(DetailPane)
         if thread is None:
-            target.update("")
+            target.show("")
             return
         head = markup(
             f"[b]$name[/b] [dim]({thread.id}, $pool)[/dim]", name=thread.name, pool=thread.pool
         )
-        target.update(Content("\n").join([head, stack_content(thread.stack)]))
+        show_all = self.all_frames
+
+        def draw(expanded: frozenset[FoldId]) -> DetailText:
+            return DetailText(expanded).add(head).add_stack(thread.stack, show_all=show_all)
+
+        target.show(draw, (thread.id, show_all))
 
     @on(LiveTable.Selected, "#borrowers-table")
     def open_borrower(self, event: LiveTable.Selected) -> None:
         event.stop()
         self.post_message(OpenTask(int(event.key)))
 
+    def refresh_frames(self) -> None:
+        if self.is_mounted:
+            self._show_stack()
+
     def current_location(self) -> Frame | None:
         thread = self._thread()
         if thread is None:
             return None
-        return formatting.innermost_application_frame(thread.stack)
+        return self.query_one(DetailPane).current_frame or (
+            formatting.innermost_application_frame(thread.stack)
+        )

@@ -83,6 +83,8 @@ def _cpu(value: float | None) -> str:
 class WorkersView(View):
     """Fed by the fleet poller, not by the current worker's observation; enter switches."""
 
+    filter_placeholder = "pid, address, state, findings"
+
     roster: var[WorkerRoster | None] = var(None)
     """The workers, their last statuses and the one shown; bound to the app's state."""
 
@@ -119,6 +121,7 @@ class WorkersView(View):
             )
             for position, status in enumerate(statuses, start=1)
         )
+        self.update_filter_summary()
 
     @on(LiveTable.Selected, "#workers-table")
     def switch(self, event: LiveTable.Selected) -> None:

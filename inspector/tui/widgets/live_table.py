@@ -28,14 +28,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from inspector.escape import printable
+from inspector.tui.filtering import filter_words, matches, searchable
 from inspector.tui.widgets.cells import TONES, Cell, Row, Tone
 
 __all__ = ["Cell", "Column", "LiveTable", "Row", "SyncStats", "Tone"]
 
+FLEX_FLOOR = 14
+"""The flex column lends room to the columns that `grow` down to this width, no further."""
+
 
 @dataclass(frozen=True)
 class Column:
-    """One column: a fixed width, or `flex` to take what the fixed columns leave."""
+    """One column: `width` cells at least; wider, up to its longest text, when the table has
+    room (columns with the higher `grow` first); `flex` takes what is left after that."""
 
     key: str
     label: str
@@ -44,6 +49,9 @@ class Column:
     align: Literal["left", "right"] = "left"
     min_width: int = 0
     """Hide the column while the table is narrower than this (80-column terminals)."""
+    grow: int = 0
+    """Which columns widen to their text first when there is room for some only: the ones
+    that lead to the line to fix (locations: 2, requests: 1)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,8 @@ class TableMessage(Message):
 
 
 class LiveTable(ScrollView, can_focus=True):
-    """A table of keyed rows, updated in place by `sync`.
+    """A table of keyed rows, updated in place by `sync`. A row of a single cell is a note
+    ("… 17 library frames"): drawn across the columns from the second on, measured by none.
 
     | Class | Description |
     | :- | :- |
@@ -158,12 +167,35 @@ class LiveTable(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple[str, int], tuple[Row, Strip]] = LRUCache(2048)
         self._last_key: str | None = None
         self.empty_text = empty_text
+        self._words: list[str] = []
+        self._given: tuple[list[str], Mapping[str, Row]] = ([], {})
+        """The rows of the last sync before filtering: a new filter re-reads them."""
+        self._search: dict[str, tuple[Row, str]] = {}
+        self._natural: list[int] = [0] * len(self._columns)
+        """The widest text seen in each column: what it needs for nothing to be cut."""
 
     # --- data ------------------------------------------------------------------------------
 
     @property
     def row_count(self) -> int:
+        """Rows shown (those the filter lets through)."""
         return len(self._order)
+
+    @property
+    def total_count(self) -> int:
+        """Rows given by the last sync, before the filter."""
+        return len(self._given[0])
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self._words)
+
+    def set_filter(self, text: str) -> None:
+        """Show only the rows whose text has every word of `text` (`/` in a view)."""
+        words = filter_words(text)
+        if words != self._words:
+            self._words = words
+            self.sync_keyed(*self._given)
 
     @property
     def keys(self) -> list[str]:
@@ -181,8 +213,28 @@ class LiveTable(ScrollView, can_focus=True):
 
     def set_columns(self, columns: Sequence[Column]) -> None:
         self._columns = tuple(columns)
+        self._natural = [0] * len(self._columns)
+        for row in self._rows.values():
+            self._measure(row)
         self._strips.clear()
         self.refresh()
+
+    def _measure(self, row: Row) -> bool:
+        """Widen the columns `row` needs wider; True if one changed. (A note row spans the
+        columns: it widens none.)"""
+        natural = self._natural
+        changed = False
+        if len(row) == 1 and len(natural) > 1:
+            return False
+        for index, cell in enumerate(row[: len(natural)]):
+            text = cell if isinstance(cell, str) else cell[0]
+            length = len(text)
+            if length > natural[index] or (length * 2 > natural[index] and not text.isascii()):
+                length = cell_len(printable(text))
+                if length > natural[index]:
+                    natural[index] = length
+                    changed = True
+        return changed
 
     def sync(self, rows: Iterable[tuple[str, Row]]) -> SyncStats:
         """Show exactly `rows`, in this order, touching only what changed."""
@@ -198,21 +250,29 @@ class LiveTable(ScrollView, can_focus=True):
 
         The form for big tables: no (key, row) pair is built per row.
         """
+        self._given = (order, rows)
+        if self._words:
+            order = [key for key in order if matches(self._text_of(key, rows[key]), self._words)]
         old_rows = self._rows
         cursor_key = self.cursor_key
         cursor_screen_y = self.cursor_row - round(self.scroll_y)
         new_rows: dict[str, Row] = {}
         added = updated = 0
+        widened = False
         for key in order:
             cells = rows[key]
             previous = old_rows.get(key)
             if previous is None:
                 added += 1
+                widened = self._measure(cells) or widened
             elif previous is not cells and previous != cells:
                 updated += 1
+                widened = self._measure(cells) or widened
             else:
                 cells = previous  # keep the cached strip valid
             new_rows[key] = cells
+        if widened:
+            self._strips.clear()
         order = list(order)
         removed = len(old_rows) - (len(order) - added)
         reordered = order != self._order
@@ -223,9 +283,20 @@ class LiveTable(ScrollView, can_focus=True):
         if added or removed or reordered:
             self.virtual_size = Size(self._content_width(), len(order) + 1)
         self._restore_cursor(cursor_key, cursor_screen_y)
-        if added or updated or removed or reordered:
+        if added or updated or removed or reordered or widened:
             self.refresh()
         return SyncStats(added, updated, max(removed, 0), reordered)
+
+    def _text_of(self, key: str, row: Row) -> str:
+        """The row's searchable text, kept while the row object stays the same."""
+        cached = self._search.get(key)
+        if cached is not None and cached[0] is row:
+            return cached[1]
+        if len(self._search) > 4 * max(1024, len(self._given[0])):
+            self._search.clear()
+        text = searchable(row)
+        self._search[key] = (row, text)
+        return text
 
     def move_to_key(self, key: str) -> bool:
         """Put the cursor on `key` (scrolling it into view); False if the key is absent."""
@@ -333,15 +404,37 @@ class LiveTable(ScrollView, can_focus=True):
         return max(1, self.scrollable_content_region.width)
 
     def _layout(self, width: int) -> list[tuple[int, Column, int]]:
-        """(cell index, column, width) of each visible column at this table width."""
+        """(cell index, column, width) of each visible column at this table width.
+
+        Each column gets its `width`, less if all its text is shorter. Then the columns whose
+        text is longer widen to it, the highest `grow` first: those with a `grow` may take room
+        from the `flex` column (down to `FLEX_FLOOR`), the others only what is spare. The flex
+        column takes what is left (shrinking to 8 when nothing is), so the table fills its width.
+        """
         visible = [(i, c) for i, c in enumerate(self._columns) if width >= c.min_width]
-        widths = [column.width for _, column in visible]
-        used = sum(widths) + len(widths) + 1
-        for position, (_, column) in enumerate(visible):
-            if column.flex:  # grows into spare room, shrinks (to 8) when there is none
-                widths[position] = max(min(8, column.width), column.width + width - used)
-                break
-        return [(index, column, w) for (index, column), w in zip(visible, widths, strict=False)]
+        natural = [self._natural[i] if i < len(self._natural) else 0 for i, _ in visible]
+        # A column whose every text is shorter than its width gives the rest to the others.
+        widths = [
+            max(cell_len(column.label), min(column.width, need))
+            if need and not column.flex
+            else column.width
+            for (_, column), need in zip(visible, natural, strict=True)
+        ]
+        flex = next((p for p, (_, column) in enumerate(visible) if column.flex), None)
+        spare = width - (sum(widths) + len(widths) + 1)
+        lendable = max(0, widths[flex] - FLEX_FLOOR) if flex is not None else 0
+        by_priority = sorted(range(len(visible)), key=lambda p: -visible[p][1].grow)
+        for position in by_priority:
+            if position == flex:
+                continue
+            room = spare + (lendable if visible[position][1].grow else 0)
+            wanted = min(room, natural[position] - widths[position])
+            if wanted > 0:
+                widths[position] += wanted
+                spare -= wanted
+        if flex is not None:
+            widths[flex] = max(min(8, visible[flex][1].width), widths[flex] + spare)
+        return [(index, column, w) for (index, column), w in zip(visible, widths, strict=True)]
 
     def _column_at(self, x: int) -> str | None:
         position = 1
@@ -360,9 +453,10 @@ class LiveTable(ScrollView, can_focus=True):
             return self._render_cells(cells, width, base + header, header_line=True)
         index = round(self.scroll_y) + y - 1
         if index >= len(self._order):
-            if index == 0 and self.empty_text:
+            empty = "Nothing matches the filter." if self._words and self._given[0] else None
+            if index == 0 and (empty or self.empty_text):
                 muted = self.get_component_rich_style("live-table--muted")
-                text = set_cell_size(f" {self.empty_text}", width)
+                text = set_cell_size(f" {empty or self.empty_text}", width)
                 return Strip([Segment(text, base + muted)], width)
             return Strip.blank(width, base)
         key = self._order[index]
@@ -388,6 +482,8 @@ class LiveTable(ScrollView, can_focus=True):
         overlay: Style | None = None,
         header_line: bool = False,
     ) -> Strip:
+        if len(cells) == 1 and len(self._columns) > 1 and not header_line:
+            return self._render_note(cells[0], width, style, overlay)
         segments: list[Segment] = [Segment(" ", style + overlay if overlay else style)]
         for index, column, column_width in self._layout(width):
             cell = cells[index] if index < len(cells) else ""
@@ -403,6 +499,22 @@ class LiveTable(ScrollView, can_focus=True):
         if used < width:
             segments.append(Segment(" " * (width - used), style + overlay if overlay else style))
         return Strip(segments).crop(0, width)
+
+    def _render_note(self, cell: Cell, width: int, style: Style, overlay: Style | None) -> Strip:
+        """A row of one cell: a note across the row from the second column on."""
+        text, tone = (cell, None) if isinstance(cell, str) else cell
+        layout = self._layout(width)
+        indent = 1 + (layout[0][2] + 1 if len(layout) > 1 else 0)
+        note_style = style + self.get_component_rich_style(f"live-table--{tone}") if tone else style
+        if overlay is not None:
+            style, note_style = style + overlay, note_style + overlay
+        return Strip(
+            [
+                Segment(" " * indent, style),
+                Segment(_fit(text, max(1, width - indent - 1), "left"), note_style),
+                Segment(" ", style),
+            ]
+        ).crop(0, width)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
