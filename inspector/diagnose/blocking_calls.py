@@ -98,6 +98,14 @@ HASHING: Final = Family(
     "`await asyncio.to_thread(...)`; most of these release the GIL while they work.",
 )
 
+LOGGING: Final = Family(
+    "logging (a handler writing a record)",
+    "writing a log record through a logging handler",
+    "A logging handler writes each record on the event loop (a slow terminal, file or network "
+    "handler blocks every request meanwhile). Hand records to a thread: a "
+    "`logging.handlers.QueueHandler` on the loggers and a `QueueListener` that owns the real "
+    "handlers; and log less on hot paths (uvicorn's `--no-access-log`).",
+)
 MODULES: Final[tuple[tuple[str, str | None, Family], ...]] = (
     # (module prefix, function name or None for any, family), most specific first.
     ("socket", "getaddrinfo", DNS),
@@ -135,6 +143,7 @@ MODULES: Final[tuple[tuple[str, str | None, Family], ...]] = (
     ("pydantic", None, SERIALIZATION),
     ("pydantic_core", None, SERIALIZATION),
     ("subprocess", None, SUBPROCESS),
+    ("logging", None, LOGGING),
     ("shutil", None, FILE_IO),
     ("pathlib", None, FILE_IO),
     ("tempfile", None, FILE_IO),
@@ -234,6 +243,10 @@ def _call_of_line(code: str | None) -> Call | None:
     return None
 
 
+def _async_entry(frame: Frame) -> bool:
+    return frame.function.split(".")[0].startswith("Async")
+
+
 def _entry_name(frame: Frame) -> str | None:
     module = module_of(frame)
     if module is None:
@@ -264,6 +277,10 @@ def identify(stack: Sequence[Frame]) -> Call | None:
         family = _family_of_module(frame)
         if family is not None:
             entry = below[0]
-            same = _family_of_module(entry) is family
+            # The async half of a client (httpx.AsyncClient() loading certificates) is not the
+            # blocking call its module is known for: name what blocked.
+            same = _family_of_module(entry) is family and not _async_entry(entry)
+            if family is LOGGING:
+                return Call(family, None)  # "logging.emit" says nothing the noun does not
             return Call(family, _entry_name(entry if same else frame))
     return _call_of_line(stack[-1].code)

@@ -17,7 +17,7 @@ from inspector.diagnose.blocking_calls import (
 from inspector.diagnose.rules.base import Settings
 from inspector.diagnose.rules.loop import loop_blocked
 from tests.diagnose.factories import loop_stack
-from tests.factories import app, snapshot, stall, std
+from tests.factories import app, lib, snapshot, stall, std
 
 
 @pytest.mark.parametrize(
@@ -106,3 +106,14 @@ def test_a_loop_blocked_finding_speaks_of_the_call_and_its_fix() -> None:
     [finding] = loop_blocked(snapshot(stalls=(stall(2, 0.5, frames),)), Settings())
     assert "compression (lzma.compress)" in finding.title
     assert finding.hint == COMPRESSION.hint
+
+
+def test_an_async_clients_own_setup_is_named_by_what_blocked_not_as_a_network_call() -> None:
+    stack = (
+        app(12, "lifespan", "async with httpx.AsyncClient() as client:"),
+        lib("httpx/_client.py", 1400, "AsyncClient.__init__"),
+        lib("httpx/_config.py", 60, "create_ssl_context"),
+        std("ssl.py", 700, "SSLContext.load_verify_locations"),
+    )
+    call = identify(stack)
+    assert call is not None and call.name is not None and "AsyncClient" not in call.name
