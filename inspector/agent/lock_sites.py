@@ -20,6 +20,8 @@ from inspector.model import Frame
 
 TAKES: Final = re.compile(r"^\s*async\s+with\s+[^:]+:|^\s*await\s+[\w.\[\]()'\"]+\.acquire\(\)")
 MAX_FOUND: Final = 4
+_CACHE_LIMIT: Final = 512
+_cache: dict[Frame, tuple[Frame, ...]] = {}
 
 
 def lock_sites(stack: Iterable[Frame]) -> tuple[Frame, ...]:
@@ -38,7 +40,17 @@ def lock_sites(stack: Iterable[Frame]) -> tuple[Frame, ...]:
     return tuple(dict.fromkeys(found))[:MAX_FOUND]
 
 
-def _around(frame: Frame) -> list[Frame]:
+def _around(frame: Frame) -> tuple[Frame, ...]:
+    cached = _cache.get(frame)
+    if cached is None:
+        cached = tuple(_read(frame))
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[frame] = cached
+    return cached
+
+
+def _read(frame: Frame) -> list[Frame]:
     lines = linecache.getlines(frame.file)
     index = frame.line - 1
     if not 0 <= index < len(lines):

@@ -54,6 +54,9 @@ where its time went; each costs the stalled thread at most one GIL hand-over."""
 MAX_SAMPLES: Final = 24
 """Distinct stacks kept per stall; a sample at a stack past these adds to none (a profile of the
 places a stall spent its time in, not a trace)."""
+OWN_LOOP_CHECKS: Final = 20
+"""Samples of one stall that ask whether the loop waits for itself (about its first 0.2 s): a
+wait for the loop is there from the start, and asking reads the frames of other threads."""
 MAX_STACK_DEPTH: Final = 64
 """Innermost frames kept per sample."""
 DETAILED_STALLS: Final = 20
@@ -170,6 +173,8 @@ class _OngoingStall:
     request_label: str | None = None
     background_label: str | None = None
     waits_for_own_loop: bool = False
+    own_loop_checks: int = 0
+    """Samples that asked whether the loop waits for itself (the first few decide)."""
 
     def to_stall(self, duration: float, ongoing: bool) -> Stall:
         return Stall(
@@ -512,7 +517,8 @@ class Watchdog:
         current = self._frame_source()
         frame = current.get(context.loop_thread_id)
         frames = still_stack(frame, MAX_STACK_DEPTH)
-        if not stall.waits_for_own_loop:
+        if not stall.waits_for_own_loop and stall.own_loop_checks < OWN_LOOP_CHECKS:
+            stall.own_loop_checks += 1
             others = (f for ident, f in current.items() if ident != context.loop_thread_id)
             stall.waits_for_own_loop = waits_for_own_loop(frame, context.loop, others)
         del frame, current  # do not keep the threads' frames alive
