@@ -26,7 +26,7 @@ from inspector.diagnose.rules.base import (
     where,
 )
 from inspector.diagnose.wait_graph import LIVE_STATES
-from inspector.model import Frame, Snapshot, Stall, TaskInfo
+from inspector.model import Frame, Snapshot, Stall, TaskInfo, ThreadInfo
 
 HINT = (
     "`run_coroutine_threadsafe` is for other threads. On the loop, `await` the coroutine "
@@ -176,7 +176,7 @@ def worker_cycles(snapshot: Snapshot, settings: Settings) -> Iterable[Finding]:
         )
         if not blocked or not on_the_loop or _waited(snapshot, task) < settings.stuck_after:
             continue
-        yield _worker_finding(snapshot, task, thread.name, worker_line, blocked)
+        yield _worker_finding(snapshot, task, thread, worker_line, blocked)
 
 
 def _waited(snapshot: Snapshot, task: TaskInfo) -> float:
@@ -186,10 +186,25 @@ def _waited(snapshot: Snapshot, task: TaskInfo) -> float:
     return task.age or 0.0
 
 
+def _own_frames(task: TaskInfo, thread: ThreadInfo) -> tuple[Frame, ...]:
+    """The task's own await chain: its stack without the worker thread's frames the agent
+    adds at its end (the line the thread runs)."""
+    in_thread = set(thread.stack)
+    stack = task.stack
+    end = len(stack)
+    while end > 0 and stack[end - 1] in in_thread:
+        end -= 1
+    return stack[:end]
+
+
 def _worker_finding(
-    snapshot: Snapshot, task: TaskInfo, thread: str, worker_line: Frame, blocked: list[TaskInfo]
+    snapshot: Snapshot,
+    task: TaskInfo,
+    thread: ThreadInfo,
+    worker_line: Frame,
+    blocked: list[TaskInfo],
 ) -> Finding:
-    holder_line = innermost_application_frame(task.stack)
+    holder_line = innermost_application_frame(_own_frames(task, thread))
     blocked_lines = [innermost_application_frame(other.stack) for other in blocked]
     related = tuple(
         dict.fromkeys(
@@ -205,7 +220,7 @@ def _worker_finding(
         severity="critical",
         title=f"A worker thread waits on the loop while the loop waits on it{during}",
         detail=(
-            f"{task_label(task)} awaits worker thread {thread!r}{awaits} while holding "
+            f"{task_label(task)} awaits worker thread {thread.name!r}{awaits} while holding "
             "a lock; the worker waits at "
             f"{where(worker_line, snapshot)}{quoted_code(worker_line)} for a coroutine on the "
             f"loop, and {names} wait{'s' if len(blocked) == 1 else ''} for the lock that task "
