@@ -206,3 +206,32 @@ def test_a_limiter_of_the_apps_own_is_read_with_the_requests_holding_it(
         finally:
             probes_app.release.set()
         assert [answer.result(timeout=20) for answer in answers] == [200] * 4
+
+
+def test_a_job_running_time_restarts_with_each_job(live_server: Start) -> None:
+    """Quick jobs one after another on the same thread are each young, however long the queue."""
+    import asyncio
+
+    server = live_server(probes_app.app)
+    serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serial")
+
+    async def submit() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(20):
+            loop.run_in_executor(serial, time.sleep, 0.1)
+
+    assert server.loop is not None
+    try:
+        asyncio.run_coroutine_threadsafe(submit(), server.loop).result(5)
+        ages = []
+        for _ in range(6):
+            tp = server.collect()["threadpool"]
+            ages += [
+                e.longest_job
+                for e in tp.executors
+                if e.name == "serial" and e.longest_job is not None
+            ]
+            time.sleep(0.15)
+        assert ages and max(ages) < 0.2
+    finally:
+        serial.shutdown(wait=True, cancel_futures=True)

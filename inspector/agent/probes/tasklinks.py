@@ -29,7 +29,7 @@ import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from inspector.agent.frames import frame_at
 from inspector.agent.probes import tracker as tracking
@@ -70,6 +70,12 @@ class _TaskRef(weakref.ref):  # type: ignore[type-arg]
         return frame_at(*site) if site is not None else None
 
 
+class _Gone(NamedTuple):
+    request_id: int | None
+    label: str | None
+    site: tuple[types.CodeType, int] | None
+
+
 def _creation_site(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
     """The innermost application frame among the callers: the line that created the task."""
     depth = 0
@@ -94,9 +100,10 @@ class RequestTaskTable:
         self._entries: dict[int, _TaskRef] = {}
         self._workers: dict[int, _TaskRef] = {}
         """Tasks created outside requests that run application code."""
-        self._gone: OrderedDict[int, _TaskRef] = OrderedDict()
-        """id(task) -> the (dead) entry of the last tasks collected: the collector drops a
-        task's weak references before its finalizer reports it "destroyed but pending"."""
+        self._gone: OrderedDict[int, _Gone] = OrderedDict()
+        """id(task) -> the request (id, label) and creating line of the last tasks collected:
+        the collector drops a task's weak references before its finalizer reports it "destroyed
+        but pending". Only those, not the request's record and its connection objects."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous: TaskFactory | None = None
         self._active = False
@@ -172,21 +179,27 @@ class RequestTaskTable:
         for table in (self._entries, self._workers):
             if table.get(key) is ref:
                 del table[key]
-                self._gone[key] = ref
+                request = getattr(ref, "request", None)
+                self._gone[key] = _Gone(
+                    request.id if request is not None else None,
+                    request.label if request is not None else None,
+                    getattr(ref, "site", None),
+                )
                 if len(self._gone) > _GONE_REMEMBERED:
                     self._gone.popitem(last=False)
                 return
 
     def request_of_gone(self, task: asyncio.Future[Any]) -> tuple[int, str] | None:
         """(id, label) of the request a task that is being collected was created under."""
-        ref = self._gone.get(id(task))
-        request = ref.request if ref is not None else None
-        return (request.id, request.label) if request is not None else None
+        gone = self._gone.get(id(task))
+        if gone is None or gone.request_id is None or gone.label is None:
+            return None
+        return gone.request_id, gone.label
 
     def created_at_of_gone(self, task: asyncio.Future[Any]) -> Frame | None:
         """The line that created a task that is being collected, when it was remembered."""
-        ref = self._gone.get(id(task))
-        return ref.created_at if ref is not None else None
+        gone = self._gone.get(id(task))
+        return frame_at(*gone.site) if gone is not None and gone.site is not None else None
 
     def entry(self, task: asyncio.Future[Any]) -> _TaskRef | None:
         """The entry of a live task, created in a request or by application code outside one."""

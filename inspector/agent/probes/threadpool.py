@@ -87,9 +87,9 @@ class ThreadpoolProbe:
         self._limiters: dict[int, weakref.ref[Any]] = {}
         """The app's own limiters passed to run_sync, by id."""
         self._others: tuple[_LimiterReading, ...] = ()
-        self._job_since: dict[int, tuple[int, float]] = {}
-        """Executor thread ident -> (id of the frame running its job, when a collect first saw
-        it): how long a job has run, as far as the agent can tell."""
+        self._job_since: dict[int, tuple[weakref.ref[Any], float]] = {}
+        """Executor thread ident -> (the job it runs, when a collect first saw it run it): how
+        long a job has run, as far as the agent can tell."""
         """id(task) -> wall time a request's task asked for a worker thread."""
         self._module: Any = None
         self._original_run_sync: Any = None
@@ -323,11 +323,11 @@ class ThreadpoolProbe:
             record = self._busy.get(ident)
             busy = record is not None or _is_busy(pool, frame)
             if busy and pool == "executor":
-                job = _job_frame(frame)
+                job = _job_of(frame)
                 if job is not None:
                     seen = previous.get(ident)
-                    since = seen[1] if seen is not None and seen[0] == id(job) else now
-                    jobs[ident] = (id(job), since)
+                    since = seen[1] if seen is not None and seen[0]() is job else now
+                    jobs[ident] = (weakref.ref(job), since)
                     running[ident] = now - since
             result.append(
                 ThreadInfo(
@@ -344,12 +344,19 @@ class ThreadpoolProbe:
         return tuple(result), running
 
 
-def _job_frame(frame: FrameType | None) -> FrameType | None:
-    """The `_WorkItem.run` frame of an executor thread running a job: alive as long as the job."""
+def _job_of(frame: FrameType | None) -> Any:
+    """The job (the `_WorkItem`'s future) an executor thread runs, read from its `run` frame;
+    a weak reference to it tells one job from the next, which the frame's address may not."""
     while frame is not None:
         code = frame.f_code
         if code.co_name == "run" and code.co_filename.endswith(_EXECUTOR_FILE):
-            return frame
+            try:
+                item = frame.f_locals.get("self")
+                future = getattr(item, "future", None)
+                weakref.ref(future)
+            except Exception:  # not the stdlib's work item after all
+                return None
+            return future
         frame = frame.f_back
     return None
 
