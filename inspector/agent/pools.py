@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
+from inspector.agent.locks import asyncio_class
 from inspector.model import WaitInfo
 
 SCAN_TASKS: Final = 2000
@@ -344,7 +345,18 @@ def _home_made(frames: list[types.FrameType], info: WaitInfo) -> WaitInfo | None
     return None
 
 
-_PRIMITIVES: Final = (asyncio.Semaphore, asyncio.Lock, asyncio.Queue, asyncio.Condition)
+def _primitives() -> tuple[type, ...]:
+    """asyncio's own classes, even where the app (or a helper) replaced `asyncio.Semaphore`."""
+    found: list[type] = [asyncio.Queue, asyncio.Condition]
+    for name in ("Semaphore", "Lock"):
+        try:
+            found.append(asyncio_class(name))
+        except LookupError:
+            continue
+    return tuple(found)
+
+
+_PRIMITIVES: Final = _primitives()
 
 
 def _callers(frames: list[types.FrameType], depth: int) -> Iterable[types.FrameType]:

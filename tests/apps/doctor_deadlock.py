@@ -14,7 +14,7 @@ both_hold_one = asyncio.Barrier(2)
 
 @app.get("/a-then-b")
 async def a_then_b() -> dict[str, bool]:
-    async with lock_a:
+    async with lock_a:  # doctor-test: took lock a
         await both_hold_one.wait()
         async with lock_b:  # doctor-test: deadlock line a
             return {"ok": True}
@@ -22,7 +22,7 @@ async def a_then_b() -> dict[str, bool]:
 
 @app.get("/b-then-a")
 async def b_then_a() -> dict[str, bool]:
-    async with lock_b:
+    async with lock_b:  # doctor-test: took lock b
         await both_hold_one.wait()
         async with lock_a:  # doctor-test: deadlock line b
             return {"ok": True}

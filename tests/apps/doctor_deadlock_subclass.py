@@ -62,7 +62,7 @@ slots_held = asyncio.Barrier(2)
 
 @app.get("/a-then-b")
 async def a_then_b() -> dict[str, bool]:
-    async with lock_a:
+    async with lock_a:  # doctor-test: lock taken a
         await locks_held.wait()
         async with lock_b:  # doctor-test: lock line a
             return {"ok": True}
@@ -70,7 +70,7 @@ async def a_then_b() -> dict[str, bool]:
 
 @app.get("/b-then-a")
 async def b_then_a() -> dict[str, bool]:
-    async with lock_b:
+    async with lock_b:  # doctor-test: lock taken b
         await locks_held.wait()
         async with lock_a:  # doctor-test: lock line b
             return {"ok": True}
@@ -78,7 +78,7 @@ async def b_then_a() -> dict[str, bool]:
 
 @app.get("/slots-a-then-b")
 async def slots_a_then_b() -> dict[str, bool]:
-    async with slots_a:
+    async with slots_a:  # doctor-test: semaphore taken a
         await slots_held.wait()
         async with slots_b:  # doctor-test: semaphore line a
             return {"ok": True}
@@ -86,7 +86,7 @@ async def slots_a_then_b() -> dict[str, bool]:
 
 @app.get("/slots-b-then-a")
 async def slots_b_then_a() -> dict[str, bool]:
-    async with slots_b:
+    async with slots_b:  # doctor-test: semaphore taken b
         await slots_held.wait()
         async with slots_a:  # doctor-test: semaphore line b
             return {"ok": True}

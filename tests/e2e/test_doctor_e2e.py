@@ -134,7 +134,10 @@ def test_two_locks_taken_in_opposite_orders_is_a_deadlock(tmp_path: Path) -> Non
     assert status == 1
     assert finding["severity"] == "critical"
     lines = {finding["location"]["line"], *(r["line"] for r in finding["related"])}
-    assert lines == {line_a, line_b}
+    took_a = marked_line("doctor_deadlock.py", "doctor-test: took lock a")
+    took_b = marked_line("doctor_deadlock.py", "doctor-test: took lock b")
+    assert finding["location"]["line"] in (line_a, line_b)
+    assert lines == {line_a, line_b, took_a, took_b}  # where each waits, where each took its lock
     assert finding["location"]["file"].endswith("tests/apps/doctor_deadlock.py")
     assert len(finding["task_ids"]) == 2
     assert "GET /a-then-b" in finding["title"] and "GET /b-then-a" in finding["title"]
