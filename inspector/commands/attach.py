@@ -198,9 +198,16 @@ def _choose_source() -> Source | None:
             "nothing to attach to: no agent answers on 127.0.0.1:20101 and no uvicorn server runs "
             "here; start one with `inspector run app:app`"
         )
-    address = pick_target(candidates)
-    if address is None:
+    choice = pick_target(candidates)
+    if choice is None:
         return None
-    source = open_source(address, None)
+    if choice.inject_pid is not None:
+        from inspector.commands import inject
+
+        pid = choice.inject_pid
+        host, port = inject.start(pid, inject.check_target(pid))
+        source = open_source(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", None)
+    else:
+        source = open_source(choice.address, None)
     _check(source)
     return source

@@ -2,6 +2,7 @@
 
 Registration files come first (processes running the agent), then what psutil finds
 (uvicorn, gunicorn, hypercorn and fastapi processes without an agent, with the way to add one).
+Choosing a server that serves requests without an agent offers to inject one (one question).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.widgets import Footer, Static
 
 from inspector.tui import formatting
 from inspector.tui.content import plain, printable
+from inspector.tui.screens.confirm import ConfirmScreen
 from inspector.tui.widgets.live_table import Column, LiveTable, Row
 
 
@@ -33,6 +35,16 @@ class Candidate:
     """The agent's termui address; None when the process has no agent."""
     hint: str | None = None
     """How to add an agent, for a process that has none."""
+    serves: bool = False
+    """It serves requests itself (not a supervisor): an agent can be injected into it."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the picker returns: an agent to attach to, or a server to inject one into first."""
+
+    address: str | None = None
+    inject_pid: int | None = None
 
 
 def list_candidates() -> list[Candidate]:
@@ -56,6 +68,7 @@ def _from_target(target: Any) -> Candidate:
         rss=getattr(target, "rss", None),
         address=target.agent_address,
         hint=getattr(target, "hint", None),
+        serves=bool(getattr(target, "serves_requests", False)),
     )
 
 
@@ -95,12 +108,15 @@ def candidate_row(candidate: Candidate) -> Row:
     )
 
 
-class PickerApp(App[str]):
-    """Returns the chosen agent's address (or None when the user quits)."""
+class PickerApp(App[Choice]):
+    """Returns the chosen agent, or the server to inject one into (None when the user quits)."""
 
     CSS = """
     #picker-title { padding: 0 1; text-style: bold; }
     #picker-hint { padding: 0 1; color: $text-muted; height: auto; }
+    ConfirmScreen { align: center middle; }
+    #confirm-dialog { width: 70; height: auto; border: thick $warning; padding: 1 2; }
+    #confirm-buttons { height: auto; margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape", "quit", "Quit")]
 
@@ -130,6 +146,8 @@ class PickerApp(App[str]):
             hint.update("")
         elif candidate.address:
             hint.update(plain(f"pid {candidate.pid}: agent on {candidate.address}"))
+        elif candidate.serves:
+            hint.update(plain(f"pid {candidate.pid} has no agent: Enter offers to inject one"))
         else:
             hint.update(
                 plain(
@@ -142,7 +160,18 @@ class PickerApp(App[str]):
     def choose(self, event: LiveTable.Selected) -> None:
         candidate = self.candidates[event.key]
         if candidate.address:
-            self.exit(candidate.address)
+            self.exit(Choice(address=candidate.address))
+        elif candidate.serves:
+            self.push_screen(
+                ConfirmScreen(
+                    f"pid {candidate.pid} has no agent; inject one now?",
+                    "The agent starts inside the running server, without a restart (as "
+                    f"`inspector inject {candidate.pid}`); `inspector inject --detach "
+                    f"{candidate.pid}` removes it.",
+                    yes_label="Inject",
+                ),
+                callback=lambda yes: self.exit(Choice(inject_pid=candidate.pid)) if yes else None,
+            )
         else:
             self.notify(
                 printable(candidate.hint or "This process has no inspector agent."),
@@ -152,6 +181,6 @@ class PickerApp(App[str]):
             )
 
 
-def pick_target(candidates: list[Candidate]) -> str | None:
-    """Run the picker; the chosen address, or None."""
+def pick_target(candidates: list[Candidate]) -> Choice | None:
+    """Run the picker; what was chosen, or None."""
     return PickerApp(candidates).run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inspector.cli import main
+from inspector.tui.picker import Candidate, Choice, PickerApp
 from tests.helpers.server import free_port
 from tests.tui.fakes import DATA
 
@@ -35,7 +36,6 @@ def test_interval_must_be_sensible(capsys) -> None:
 
 
 async def test_picker_returns_the_chosen_agent_and_explains_processes_without_one() -> None:
-    from inspector.tui.picker import Candidate, PickerApp
     from inspector.tui.widgets.live_table import LiveTable
 
     candidates = [
@@ -65,4 +65,25 @@ async def test_picker_returns_the_chosen_agent_and_explains_processes_without_on
         assert app.is_running  # no agent there: it stays, and says how to add one
         assert "inspector run other:app" in str(app.query_one("#picker-hint").render())
         await pilot.press("up", "enter")
-    assert app.return_value == "127.0.0.1:20101"
+    assert app.return_value == Choice(address="127.0.0.1:20101")
+
+
+async def test_a_server_without_an_agent_is_offered_an_injection_once() -> None:
+    from inspector.tui.screens.confirm import ConfirmScreen
+
+    candidates = [Candidate(pid=303, command="uvicorn shop:app", role="single", serves=True)]
+    app = PickerApp(candidates)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "pid 303 has no agent; inject one now?" in str(
+            app.screen.query_one("#confirm-question").render()
+        )
+        await pilot.press("n")  # no: back to the list, nothing injected
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+    assert app.return_value == Choice(inject_pid=303)
