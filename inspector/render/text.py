@@ -623,6 +623,8 @@ class _View:
         title = _CAPABILITY_TITLES.get(capability, capability)
         if not self.s.by_agent:
             reason = "not available without the inspector agent"
+        elif capability in self.s.health.waiting_for_loop:
+            reason = "not tracked yet: the injected agent's probe waits for the blocked loop"
         else:
             reason = (
                 "not tracked by this agent (started with --no-lifecycle, or its probe failed: "

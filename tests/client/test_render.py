@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 from inspector.model import (
+    AgentHealth,
     ExceptionInfo,
     Frame,
     LoopStats,
@@ -178,6 +179,19 @@ def test_plain_aiomonitor_says_what_needs_the_agent() -> None:
     assert "Event loop lag and stalls: not available without the inspector agent" in text
     assert "from plain aiomonitor" in text
     assert "no inspector agent: tasks and stacks only" in text and "agent health" not in text
+
+
+def test_an_injected_agent_waiting_for_a_blocked_loop_says_so_not_no_lifecycle() -> None:
+    snapshot = Snapshot(
+        process=ProcessInfo(pid=1),
+        taken_at=NOW,
+        capabilities=("tasks", "stacks", "stalls"),
+        health=AgentHealth(waiting_for_loop=("requests", "background")),
+    )
+    text = render_snapshot(snapshot)
+    waiting = "not tracked yet: the injected agent's probe waits for the blocked loop"
+    assert f"Requests: {waiting}" in text and f"Background jobs: {waiting}" in text
+    assert "Threadpool: not tracked by this agent (started with --no-lifecycle" in text
 
 
 def test_empty_sections_say_none_briefly() -> None:

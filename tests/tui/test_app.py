@@ -425,6 +425,30 @@ async def test_views_say_what_their_source_does_not_report(
         await wait_for(pilot, lambda: table(app, "#task-table").row_count == len(limited.tasks))
 
 
+async def test_an_agent_injected_into_a_blocked_loop_says_its_probes_wait_for_the_loop(
+    healthy,
+) -> None:
+    waiting = ("requests", "background", "threadpool", "exceptions")
+    limited = dataclasses.replace(
+        healthy,
+        capabilities=("tasks", "stacks", "stalls", "cancel"),
+        health=dataclasses.replace(healthy.health, waiting_for_loop=waiting),
+        requests=(),
+        routes=(),
+        threadpool=None,
+    )
+    app = build_app([limited])
+    async with app.run_test(size=SIZE) as pilot:
+        await until_applied(pilot)
+        findings = app.query_one("#findings-empty")
+        await wait_for(pilot, lambda: "Not checked" in str(findings.render()))
+        assert "waiting for the blocked loop" in str(findings.render())
+        await pilot.press("4")
+        notice = app.query_one("#requests-view .capability-notice")
+        await wait_for(pilot, lambda: "not tracked yet" in str(notice.render()))
+        assert "--no-lifecycle" not in str(notice.render())
+
+
 # --- connection -------------------------------------------------------------------------------
 
 

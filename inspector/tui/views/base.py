@@ -26,6 +26,10 @@ WITHOUT_AGENT = (
     "Start the server with [b]inspector run app:app[/b], or wrap the app with "
     "[b]inspector.agent.instrument(app)[/b], to see them."
 )
+WAITING_FOR_LOOP = (
+    "The agent was injected while the loop was blocked: its probes install as soon as the "
+    "loop runs again."
+)
 LIFECYCLE_OFF = (
     "It was started with [b]--no-lifecycle[/b], or a probe failed to install "
     "([b]inspector dump[/b] lists the agent's own errors)."
@@ -82,7 +86,12 @@ class View(Vertical):
         if missing:
             source = observation.snapshot.source
             what = f"[b]{self.missing_text or 'This view'}[/b]"
-            if observation.snapshot.by_agent:
+            waiting = observation.snapshot.health.waiting_for_loop
+            if observation.snapshot.by_agent and all(c in waiting for c in missing):
+                notice.update(
+                    f"{what}: not tracked yet ({', '.join(missing)}).\n{WAITING_FOR_LOOP}"
+                )
+            elif observation.snapshot.by_agent:
                 notice.update(
                     f"{what}: this server's agent does not track {', '.join(missing)}.\n"
                     f"{LIFECYCLE_OFF}"
