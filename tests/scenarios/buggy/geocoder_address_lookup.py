@@ -16,9 +16,11 @@ from fastapi import FastAPI
 from tests.scenarios.spec import Scenario, get, hold
 
 SCENARIO = Scenario(
+    # A few reverse lookups first, then a burst of forward ones: both calls hold threads, and
+    # the burst queues behind them.
     calls=(
-        hold("/geocode?address=1+Main+St", times=24),
-        hold("/reverse?lat=47.37&lon=8.54", times=24),
+        hold("/reverse?lat=47.37&lon=8.54", times=3),
+        hold("/geocode?address=1+Main+St", times=24, after=0.4),
         get("/health"),
     ),
     loop="uvloop",
