@@ -64,3 +64,25 @@ def test_a_home_made_pool_without_holders_says_it_cannot_tell_who_holds_them() -
     assert "ConnectionPool" in finding.title
     assert "does not record who holds" in finding.detail
     assert "async with pool.connection()" in finding.hint
+
+
+def test_a_request_waiting_on_a_pool_written_in_the_app_hangs_at_the_line_that_asks() -> None:
+    from inspector.diagnose.rules.requests import hanging_requests
+    from tests.factories import request
+
+    asks = app(637, "warehouse_stock", "connection = await warehouse.acquire()")
+    inside = app(619, "WarehousePool.acquire", "return await self._idle.get()")
+    waiting = wait(
+        "pool",
+        "a connection from WarehousePool: 2 of 2 in use, 3 waiting",
+        object_id=POOL,
+        capacity=2,
+        in_use=2,
+        waiters=3,
+    )
+    stuck = task(10, stack=(asks, inside), waiting_on=waiting, request_id=7)
+    held = request(7, path="/warehouse/stock/sku-1", task_id=10, age=9.0)
+    shot = snapshot(tasks=(stuck,), requests=(held,))
+    [finding] = hanging_requests(shot, Settings(stuck_after=1.0))
+    assert finding.location == asks
+    assert "pool-exhausted" in finding.hint

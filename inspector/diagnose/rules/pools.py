@@ -100,12 +100,12 @@ def _library(wait: WaitInfo) -> str:
     return "home-made"
 
 
-def _pool_name(wait: WaitInfo) -> str:
+def pool_name(wait: WaitInfo) -> str:
     text = wait.description.removeprefix("a connection from ")
     return text.split(":")[0]
 
 
-def _asking_frame(task: TaskInfo, pool: str) -> Frame | None:
+def asking_frame(task: TaskInfo, pool: str) -> Frame | None:
     """The application line that asks for a connection: for a pool written in the app, the
     caller of its `acquire`, not the `Queue.get` inside it."""
     for frame in reversed(task.stack):
@@ -132,9 +132,9 @@ def _finding(
     longest: float,
 ) -> Finding:
     library = _library(wait)
-    name = _pool_name(wait)
+    name = pool_name(wait)
     location = next(
-        (f for f in (_asking_frame(t, name) for t in waiters) if f is not None),
+        (f for f in (asking_frame(t, name) for t in waiters) if f is not None),
         None,
     )
     requests = [

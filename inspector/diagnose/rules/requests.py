@@ -19,6 +19,7 @@ from inspector.diagnose.rules.base import (
     stalls_of,
     where,
 )
+from inspector.diagnose.rules.pools import asking_frame, pool_name
 from inspector.diagnose.rules.tasks import never_ending
 from inspector.diagnose.wait_graph import LIVE_STATES, build_wait_graph, find_cycles
 from inspector.model import Frame, RequestInfo, Snapshot, TaskInfo
@@ -71,6 +72,16 @@ WAIT_HINTS = {
         "with a timeout (`async with asyncio.timeout(...)`)."
     ),
 }
+WAIT_HINTS["pool"] = (
+    "It waits for a connection from a pool with none free (see the pool-exhausted finding: who "
+    "holds them). Return connections as soon as they are done, and give the acquire a timeout "
+    "so the request fails fast instead of hanging."
+)
+WAIT_HINTS["stream"] = (
+    "It waits for data from the network: an upstream that does not answer, or a client that "
+    "sends slowly. Give the call a timeout (`httpx.Timeout(...)`, aiohttp's `ClientTimeout`, "
+    "or `async with asyncio.timeout(...)`) so a stuck upstream becomes an error, not a hang."
+)
 WAIT_HINTS["semaphore"] = WAIT_HINTS["lock"]
 WAIT_HINTS["condition"] = WAIT_HINTS["event"]
 WAIT_HINT = (
@@ -190,6 +201,15 @@ def waiting_leaf(snapshot: Snapshot, task: TaskInfo) -> tuple[TaskInfo, tuple[Fr
     return current, tuple(awaiting)
 
 
+def _waiting_line(task: TaskInfo) -> Frame | None:
+    """The line the request waits at: for a pool written in the app, the line that asks it for
+    a connection (not the `Queue.get` inside the pool's own `acquire`)."""
+    wait = task.waiting_on
+    if wait is not None and wait.kind == "pool":
+        return asking_frame(task, pool_name(wait))
+    return innermost_application_frame(task.stack)
+
+
 def _under_a_timeout(snapshot: Snapshot, request: RequestInfo) -> bool:
     """The request's task waits under a timeout that has not fired yet."""
     task = snapshot.task(request.task_id) if request.task_id is not None else None
@@ -222,7 +242,7 @@ def _examine(
         worker = _awaited_worker(snapshot, task, request, age, in_deadlock, awaiting)
         if worker is not None:
             return worker
-    location = innermost_application_frame(task.stack) if task is not None else None
+    location = _waiting_line(task) if task is not None else None
     location = location or (awaiting[-1] if awaiting else None)
     related = distinct_frames(reversed(awaiting), location)
     waiting, hint = _task_wait(task, request)
