@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from inspector.frame_kinds import is_application
+from inspector.agent.frames import found_in_application_frames
 from inspector.model import Frame
 
 CATCHES: Final = re.compile(
@@ -32,17 +32,7 @@ _cache: dict[tuple[str, int, str], tuple[Frame, ...]] = {}
 def cancel_catchers(stack: Iterable[Frame]) -> tuple[Frame, ...]:
     """The lines of the application functions on `stack` that catch `CancelledError`,
     innermost function first."""
-    found: list[Frame] = []
-    for frame in reversed(tuple(stack)):
-        if len(found) >= MAX_FOUND:
-            break
-        if not is_application(frame.file):
-            continue
-        try:
-            found.extend(_in_function(frame))
-        except Exception:  # an unreadable or odd source file: nothing found there
-            continue
-    return tuple(dict.fromkeys(found))[:MAX_FOUND]
+    return found_in_application_frames(stack, _in_function, MAX_FOUND)
 
 
 def _in_function(frame: Frame) -> tuple[Frame, ...]:

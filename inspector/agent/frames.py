@@ -17,7 +17,7 @@ from __future__ import annotations
 import linecache
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
 from inspector.frame_kinds import classify, is_application
@@ -187,3 +187,22 @@ def innermost_application_frame(frames: Iterable[Frame]) -> Frame | None:
         if is_application(frame.file):
             found = frame
     return found
+
+
+def found_in_application_frames(
+    stack: Iterable[Frame], find: Callable[[Frame], tuple[Frame, ...]], limit: int
+) -> tuple[Frame, ...]:
+    """What `find` reads around each application frame of `stack` (its source lines, say),
+    innermost frame first, each line once, at most `limit`; a frame whose source cannot be read
+    adds nothing."""
+    found: list[Frame] = []
+    for frame in reversed(tuple(stack)):
+        if len(found) >= limit:
+            break
+        if not is_application(frame.file):
+            continue
+        try:
+            found.extend(find(frame))
+        except Exception:  # an unreadable or odd source file: nothing found there
+            continue
+    return tuple(dict.fromkeys(found))[:limit]

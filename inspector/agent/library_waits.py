@@ -9,12 +9,12 @@ libraries' functions that read a response; only modules the app has imported are
 
 from __future__ import annotations
 
-import sys
 import types
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Final
 
+from inspector.agent.known_code import KnownCode
 from inspector.model import WaitInfo
 
 DEPTH: Final = 8
@@ -54,37 +54,7 @@ _SPECS: Final[tuple[tuple[str, str, Callable[[types.FrameType], str]], ...]] = (
 )
 
 
-class _Table:
-    """Code objects of the reading functions, looked up as their modules get imported."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[int, Callable[[types.FrameType], str]] = {}
-        self.pinned: list[types.CodeType] = []
-        self.missing = list(_SPECS)
-
-    def fresh(self) -> dict[int, Callable[[types.FrameType], str]]:
-        if self.missing and any(module in sys.modules for module, _, _ in self.missing):
-            for spec in list(self.missing):
-                module, path, words = spec
-                code = _code(module, path)
-                if code is not None:
-                    self.pinned.append(code)
-                    self.by_id[id(code)] = words
-                    self.missing.remove(spec)
-        return self.by_id
-
-
-def _code(module_name: str, path: str) -> types.CodeType | None:
-    obj: object = sys.modules.get(module_name)  # never import: only what the app uses
-    for part in path.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    code = getattr(obj, "__code__", None)
-    return code if isinstance(code, types.CodeType) else None
-
-
-_table = _Table()
+_table: Final = KnownCode(_SPECS)
 
 
 def in_library_terms(frames: list[types.FrameType], info: WaitInfo | None) -> WaitInfo | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from inspector.agent.cancel_catchers import enclosing_definition, indent_of
-from inspector.frame_kinds import is_application
+from inspector.agent.frames import found_in_application_frames
 from inspector.model import Frame
 
 TAKES: Final = re.compile(r"^\s*async\s+with\s+[^:]+:|^\s*await\s+[\w.\[\]()'\"]+\.acquire\(\)")
@@ -27,17 +27,7 @@ _cache: dict[Frame, tuple[Frame, ...]] = {}
 def lock_sites(stack: Iterable[Frame]) -> tuple[Frame, ...]:
     """The `async with` / `acquire()` lines enclosing each application frame's current line,
     innermost first."""
-    found: list[Frame] = []
-    for frame in reversed(tuple(stack)):
-        if len(found) >= MAX_FOUND:
-            break
-        if not is_application(frame.file):
-            continue
-        try:
-            found.extend(_around(frame))
-        except Exception:  # an unreadable or odd source file: nothing found there
-            continue
-    return tuple(dict.fromkeys(found))[:MAX_FOUND]
+    return found_in_application_frames(stack, _around, MAX_FOUND)
 
 
 def _around(frame: Frame) -> tuple[Frame, ...]:

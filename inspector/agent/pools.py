@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final
 
+from inspector.agent.known_code import KnownCode
 from inspector.agent.locks import asyncio_class
 from inspector.model import WaitInfo
 
@@ -77,36 +78,9 @@ GREENLET_DEPTH: Final = 40
 """Frames of a suspended greenlet searched for the pool's `_do_get`."""
 
 
-class _Codes:
-    """Code objects of the libraries' waiting functions, looked up once each is imported."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[int, _Library] = {}
-        self.pinned: list[types.CodeType] = []
-        self.missing = list(LIBRARIES)
-
-    def fresh(self) -> dict[int, _Library]:
-        if self.missing and any(library.module in sys.modules for library in self.missing):
-            for library in list(self.missing):
-                code = _code(library.module, library.waiting_function)
-                if code is not None:
-                    self.pinned.append(code)
-                    self.by_id[id(code)] = library
-                    self.missing.remove(library)
-        return self.by_id
-
-
-def _code(module_name: str, path: str) -> types.CodeType | None:
-    obj: object = sys.modules.get(module_name)  # never import: only what the app uses
-    for part in path.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    code = getattr(obj, "__code__", None)
-    return code if isinstance(code, types.CodeType) else None
-
-
-_codes = _Codes()
+_codes: Final = KnownCode(
+    (library.module, library.waiting_function, library) for library in LIBRARIES
+)
 
 
 @dataclass(frozen=True)
@@ -264,9 +238,7 @@ def _holders(
     pool: Any, library: _Library, loop: asyncio.AbstractEventLoop, chain: Chain
 ) -> list[asyncio.Task[Any]]:
     """Tasks inside a call through `pool` that are not waiting for it: they hold a connection."""
-    waiting_code = next(
-        (code for code in _codes.pinned if _codes.by_id.get(id(code)) is library), None
-    )
+    waiting_code = _codes.code_of.get(id(library))
     holders: list[asyncio.Task[Any]] = []
     for task in _tasks(loop)[:SCAN_TASKS]:
         try:
