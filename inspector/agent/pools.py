@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from inspector.agent.known_code import KnownCode
 from inspector.agent.locks import asyncio_class
+from inspector.frame_kinds import classify
 from inspector.model import WaitInfo
 
 SCAN_TASKS: Final = 2000
@@ -338,7 +339,8 @@ def _callers(frames: list[types.FrameType], depth: int) -> Iterable[types.FrameT
 
 
 def _is_asyncio(filename: str) -> bool:
-    return "asyncio" in filename.replace("\\", "/").split("/")
+    """The standard library's asyncio (not a library's own `asyncio` package: redis.asyncio)."""
+    return classify(filename) == "stdlib" and "asyncio" in filename.replace("\\", "/").split("/")
 
 
 def _capacity(pool: Any) -> int | None:

@@ -184,3 +184,67 @@ def test_an_aiohttp_call_waiting_for_its_response_says_so(inspected: Inspected) 
     assert wait.description.startswith("the response of an HTTP request to 127.0.0.1:")
     assert wait.description.endswith("(aiohttp)")
     app.call(server.close)
+
+
+@pytest.fixture
+def redis_port(tmp_path: Path) -> Iterator[int]:
+    """A real redis-server on a free port (Debian's `redis-server`), stopped afterwards."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    from tests.helpers.processes import stop_process_group
+    from tests.helpers.server import free_port
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no redis-server (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield port
+    finally:
+        stop_process_group(process)
+
+
+def test_redis_blocking_pool_is_a_pool_wait_with_its_capacity(
+    inspected: Inspected, redis_port: int
+) -> None:
+    redis_asyncio = pytest.importorskip("redis.asyncio")
+    app = inspected.app
+    pool = app.call(
+        lambda: redis_asyncio.BlockingConnectionPool(
+            host="127.0.0.1", port=redis_port, max_connections=1, timeout=None
+        )
+    )
+    client = app.call(lambda: redis_asyncio.Redis(connection_pool=pool))
+    release = app.call(asyncio.Event)
+
+    async def hold_a_connection() -> None:
+        connection = await pool.get_connection()
+        await release.wait()
+        await pool.release(connection)
+
+    holder = app.spawn(hold_a_connection(), name="holder")
+    inspected.wait_for(holder, lambda t: t.waiting_on is not None and t.waiting_on.kind == "event")
+    waiter = app.spawn(client.get("basket:7"), name="waiter")
+    wait = pool_wait_of(inspected, waiter)
+    assert (wait.capacity, wait.in_use) == (1, 1)
+    assert wait.description.startswith("a connection from BlockingConnectionPool: 1 of 1")
+    app.call(release.set)
+    inspected.wait_for_absence(waiter)
+    app.run(pool.disconnect())
