@@ -248,3 +248,98 @@ def test_redis_blocking_pool_is_a_pool_wait_with_its_capacity(
     app.call(release.set)
     inspected.wait_for_absence(waiter)
     app.run(pool.disconnect())
+
+
+@pytest.fixture
+def postgres_port() -> Iterator[int]:
+    """A real PostgreSQL (Debian's `postgresql`) on a free port, in a directory of its own,
+    run as the `postgres` user (it refuses root); stopped and removed afterwards."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    from tests.helpers.processes import stop_process_group
+    from tests.helpers.server import free_port
+
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not binaries or shutil.which("runuser") is None or os.geteuid() != 0:
+        pytest.skip("no PostgreSQL to start (apt-get install postgresql, as root)")
+    bindir = binaries[-1]
+    directory = tempfile.mkdtemp(prefix="inspector-pg-")
+    shutil.chown(directory, "postgres")
+    run_as = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*run_as, f"{bindir}/initdb", "-D", f"{directory}/data", "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *run_as,
+            f"{bindir}/postgres",
+            "-D",
+            f"{directory}/data",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            directory,
+            "-c",
+            "fsync=off",
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(
+            [f"{bindir}/pg_isready", "-h", "127.0.0.1", "-p", str(port)],
+            capture_output=True,
+            timeout=10,
+        ).returncode:
+            assert time.monotonic() < deadline, "PostgreSQL did not start"
+            time.sleep(0.1)
+        yield port
+    finally:
+        stop_process_group(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_asyncpg_pool_is_a_pool_wait_with_its_capacity(
+    inspected: Inspected, postgres_port: int
+) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    app = inspected.app
+    dsn = f"postgresql://postgres@127.0.0.1:{postgres_port}/postgres"
+
+    async def connect() -> Any:
+        return await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+
+    pool = app.run(connect())
+    release = app.call(asyncio.Event)
+
+    async def hold_a_connection() -> None:
+        async with pool.acquire() as connection:
+            await connection.fetchval("select 1")
+            await release.wait()
+
+    async def query() -> int:
+        async with pool.acquire() as connection:
+            return int(await connection.fetchval("select 2"))
+
+    holder = app.spawn(hold_a_connection(), name="holder")
+    inspected.wait_for(holder, lambda t: t.waiting_on is not None and t.waiting_on.kind == "event")
+    waiter = app.spawn(query(), name="waiter")
+    wait = pool_wait_of(inspected, waiter)
+    assert (wait.capacity, wait.in_use) == (1, 1)
+    assert wait.description.startswith("a connection from Pool: 1 of 1")
+    app.call(release.set)
+    inspected.wait_for_absence(waiter)
+    app.run(pool.close())
