@@ -6,9 +6,6 @@ thread is shown at the user's function and line, not at the wrapper."""
 from __future__ import annotations
 
 import gc
-import json
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -20,26 +17,13 @@ from typing import Any
 import pytest
 
 from inspector.frame_kinds import classify
+from tests.e2e.test_adversity import dump_json
 from tests.e2e.test_doctor_e2e import marked_line
 from tests.helpers.server import RunningServer, inspector_run
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 APP = "own_frames_app.py"
-
-
-def dump_json(server: RunningServer) -> dict[str, Any]:
-    host, port = server.agent_address()
-    result = subprocess.run(
-        [sys.executable, "-m", "inspector", "dump", f"{host}:{port}", "--format", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["snapshot"]
 
 
 def call_in_background(server: RunningServer, path: str) -> threading.Thread:
@@ -73,7 +57,7 @@ def all_frames(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
 def wait_for(server: RunningServer, found: Any, timeout: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        document = dump_json(server)
+        document = dump_json(server)["snapshot"]
         if found(document):
             return document
         if time.monotonic() > deadline:
