@@ -57,11 +57,16 @@ _SPECS: Final[tuple[tuple[str, str, Callable[[types.FrameType], str]], ...]] = (
 _table: Final = KnownCode(_SPECS)
 
 
+def refresh_known() -> None:
+    """Look up the reading functions of client libraries imported since the last collect."""
+    _table.fresh()
+
+
 def in_library_terms(frames: list[types.FrameType], info: WaitInfo | None) -> WaitInfo | None:
     """`info` with the library's words when the wait is inside a known reading function."""
     if info is None or info.kind not in ("event", "stream", "future", "unknown"):
         return None
-    known = _table.fresh()
+    known = _table.by_id
     if not known:
         return None
     for index in range(len(frames) - 1, max(-1, len(frames) - 1 - DEPTH), -1):

@@ -101,8 +101,10 @@ def pool_wait(
     shared: Callable[[tuple[Any, ...], Callable[[], WaitInfo]], WaitInfo],
     request_of: RequestOf | None = None,
 ) -> WaitInfo | None:
-    """A `kind="pool"` description when the task waits for a pool's connection, else None."""
-    codes = _codes.fresh()
+    """A `kind="pool"` description when the task waits for a pool's connection, else None.
+    The table of the libraries' waiting functions is brought up to date once per collect
+    (`refresh_known`), not for each waiting task."""
+    codes = _codes.by_id
     if codes:
         for index in range(len(frames) - 1, max(-1, len(frames) - 8), -1):
             library = codes.get(id(frames[index].f_code))
@@ -116,6 +118,11 @@ def pool_wait(
     if info is not None and info.kind in ("queue-get", "semaphore", "condition"):
         return _home_made(frames, info)
     return None
+
+
+def refresh_known() -> None:
+    """Look up the waiting functions of pool libraries imported since the last collect."""
+    _codes.fresh()
 
 
 def _self_of(frame: types.FrameType) -> Any:
@@ -292,6 +299,8 @@ def _home_made(frames: list[types.FrameType], info: WaitInfo) -> WaitInfo | None
     """A Queue.get, Semaphore.acquire or Condition.wait called from a method of a class named
     like a pool."""
     for frame in _callers(frames, HOME_MADE_DEPTH):
+        if not _may_be_pool_method(frame.f_code):
+            continue
         owner = _self_of(frame)
         if owner is None or isinstance(owner, _PRIMITIVES):
             continue  # the primitive itself (a Semaphore subclass), not a pool holding one
@@ -330,6 +339,16 @@ def _primitives() -> tuple[type, ...]:
 
 
 _PRIMITIVES: Final = _primitives()
+
+
+def _may_be_pool_method(code: types.CodeType) -> bool:
+    """Whether a frame can be a method of a class named like a pool, from its code alone
+    (3.11+ qualified names say the class), so the frame's locals are read only for those."""
+    qualname = getattr(code, "co_qualname", None)
+    if qualname is None:  # Python 3.10: only the locals can tell
+        return "self" in code.co_varnames
+    owner, _, _ = qualname.rpartition(".")
+    return "pool" in owner.lower()
 
 
 def _callers(frames: list[types.FrameType], depth: int) -> Iterable[types.FrameType]:

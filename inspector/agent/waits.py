@@ -23,8 +23,10 @@ from typing import Any, Final
 
 from inspector.agent.frames import is_own_code
 from inspector.agent.library_waits import in_library_terms
+from inspector.agent.library_waits import refresh_known as refresh_known_clients
 from inspector.agent.locks import LockTracker, asyncio_class, original_method
 from inspector.agent.pools import Chain, RequestOf, pool_wait
+from inspector.agent.pools import refresh_known as refresh_known_pools
 from inspector.frame_kinds import is_application
 from inspector.model import WaitInfo
 from inspector.plurals import plural
@@ -55,6 +57,8 @@ class WaitContext:
         self.request_of = request_of
         """The label of the request a task serves ("GET /images/{id}"), where one is known."""
         self.table = _table.fresh()
+        refresh_known_pools()
+        refresh_known_clients()
         self.caller: types.FrameType | None = None
         """The frame that awaits the innermost one (set per description: a suspended coroutine
         frame has no `f_back`)."""
