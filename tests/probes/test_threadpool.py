@@ -77,14 +77,15 @@ def test_the_default_executor_is_reported_beside_the_limiter(live_server: Start)
     server = live_server(probes_app.app)
 
     async def use_executor() -> None:
-        await asyncio.to_thread(time.sleep, 0.3)
+        await asyncio.to_thread(time.sleep, 1.0)
 
     assert server.loop is not None
     future = asyncio.run_coroutine_threadsafe(use_executor(), server.loop)
-    snapshot = wait_for(
+    snapshot = wait_for(  # until the worker thread has started the job (and not yet ended it)
         lambda: (
             (s := server.collect())["threadpool"] is not None
             and s["threadpool"].executor_threads >= 1
+            and any(t.pool == "executor" and t.busy for t in s["threads"])
             and s
         )
     )
