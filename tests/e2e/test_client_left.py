@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_own_frames import dump_json
+from tests.e2e.test_adversity import dump_json
 from tests.helpers.server import HOST, inspector_run
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,7 @@ def test_the_time_since_a_client_left_counts_from_when_it_left(tmp_path: Path, h
             time.sleep(0.5)  # the request is in flight
         left = time.time()
         time.sleep(LEFT_FOR)
-        document = dump_json(server)  # the first snapshot since the client left
+        document = dump_json(server)["snapshot"]  # the first snapshot since the client left
         server.get("/release")
     [request] = [r for r in document["requests"] if r["path"] == "/hang"]
     assert request["disconnected"] is True
